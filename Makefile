@@ -1,0 +1,96 @@
+# Every target installs what it needs first (stamp files under .stamps/), so a fresh clone needs only
+# python3 (3.11+), npm and make. Node 22 comes from the npm package `node` (jsii and aws-local-stepfunctions need it).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ENV ?= dev
+PYTHON ?= python3
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
+# Synth and tests never talk to AWS: no instance-metadata probing, no CLI notices or telemetry.
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+UV := .venv/bin/uv
+# torch is pinned to the CPU build: taken from a local wheel folder where the machine has one, else from PyTorch's CPU index.
+TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+LAYER_DIR := build/lambda-layer/python
+PYTEST := .venv/bin/python -m pytest
+PYTEST_MODELS := .venv-models/bin/python -m pytest
+
+.PHONY: help install synth test test-unit test-models test-infra test-local deploy diff bench lint lock clean up down stage-weights build
+
+help: ## list the targets
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+.stamps:
+	@mkdir -p .stamps
+
+.stamps/venv: requirements/app.txt | .stamps
+	$(PYTHON) -m venv .venv
+	.venv/bin/python -m pip install -q --disable-pip-version-check uv==0.13.8
+	$(UV) pip sync -q --python .venv/bin/python requirements/app.txt
+	@touch $@
+
+.stamps/venv-models: requirements/models.txt .stamps/venv
+	$(UV) venv -q --allow-existing --python $(PYTHON) .venv-models
+	$(UV) pip sync -q --python .venv-models/bin/python $(TORCH_SOURCE) requirements/models.txt
+	@touch $@
+
+.stamps/node: package-lock.json | .stamps
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The Lambda dependencies layer: arm64 wheels for the Lambda Python runtime, no Docker needed.
+.stamps/lambda-layer: requirements/lambda.txt .stamps/venv
+	rm -rf build/lambda-layer
+	$(UV) pip install -q --target $(LAYER_DIR) --python-platform aarch64-manylinux_2_28 --python-version 3.12 \
+		--only-binary :all: --no-deps --no-compile -r requirements/lambda.txt
+	@touch $@
+
+install: .stamps/venv .stamps/venv-models .stamps/node .stamps/lambda-layer ## install every dependency (idempotent)
+
+build: .stamps/venv .stamps/node .stamps/lambda-layer
+
+synth: build ## synthesize every environment into cdk.out
+	cdk synth --all --quiet
+
+deploy: build ## deploy one environment: make deploy ENV=dev (needs AWS credentials)
+	cdk deploy "$(ENV)/*" --require-approval broadening
+
+diff: build ## show what a deploy would change: make diff ENV=dev
+	cdk diff "$(ENV)/*"
+
+test: install ## the whole offline suite: unit, model packages, infra, local end-to-end
+	$(MAKE) --no-print-directory test-unit test-models test-infra test-local
+
+test-unit: build ## Lambda and CDK-config unit tests
+	$(PYTEST) tests/unit -q
+
+test-models: .stamps/venv-models ## model packages (tiny random-weight models on CPU)
+	$(PYTEST_MODELS) tests/models -q
+
+test-infra: build ## synth assertions, cdk-nag, cfn-lint
+	$(PYTEST) tests/infra -q
+
+test-local: install ## the local end-to-end suite
+	@if [ -d tests/local ] && ls tests/local/test_*.py >/dev/null 2>&1; then $(PYTEST) tests/local -q; else echo "tests/local: no end-to-end tests yet"; fi
+
+bench: install ## run every benchmark under bench/
+	@for f in bench/*.py; do n=$$(basename $$f .py); echo "== bench-$$n"; $(MAKE) --no-print-directory bench-$$n; done
+
+bench-%: install ## run one benchmark: make bench-synth
+	@if grep -q '^# venv: models' bench/$*.py; then .venv-models/bin/python bench/$*.py; else .venv/bin/python bench/$*.py; fi
+
+stage-weights: .stamps/venv-models ## download weights from the Hub and upload them to the artifacts bucket (needs internet and AWS)
+	.venv-models/bin/python -m model_packages.stage_weights --env $(ENV)
+
+lock: .stamps/venv ## re-resolve the pinned requirements after editing requirements/*.in
+	$(UV) pip compile -q --generate-hashes --python-version 3.11 requirements/app.in -o requirements/app.txt
+	$(UV) pip compile -q --generate-hashes --python-version 3.11 $(TORCH_SOURCE) requirements/models.in -o requirements/models.txt
+	$(UV) pip compile -q --generate-hashes --python-version 3.12 --python-platform aarch64-manylinux_2_28 --only-binary :all: requirements/lambda.in -o requirements/lambda.txt
+
+clean: ## remove build outputs (keeps the installed environments)
+	rm -rf cdk.out build .stamps/lambda-layer
