@@ -1,0 +1,82 @@
+"""Every name shared between the CDK code, the Lambda settings models and the tests: logical ids,
+environment variable names, output keys. Change a name here and the tests follow."""
+from __future__ import annotations
+
+APP_NAME = "vlp"
+
+# ---- model roles: config keys under `models:` and the suffix of everything named per model ----
+MODEL_ASR = "asr"
+MODEL_INTENT_KEYWORDS = "intent_keywords"
+MODEL_VLM = "vlm"
+MODEL_LLM = "llm"
+MODEL_GROUNDED_SAM = "grounded_sam"
+MODEL_CLIP_TAGGING = "clip_tagging"
+MODEL_CLIP_INTERROGATOR = "clip_interrogator"
+MODEL_ROLES = (
+    MODEL_ASR,
+    MODEL_INTENT_KEYWORDS,
+    MODEL_VLM,
+    MODEL_LLM,
+    MODEL_GROUNDED_SAM,
+    MODEL_CLIP_TAGGING,
+    MODEL_CLIP_INTERROGATOR,
+)
+# which serving stack runs each role
+TGI_ROLES = (MODEL_VLM, MODEL_LLM)
+DJL_ROLES = (MODEL_INTENT_KEYWORDS, MODEL_GROUNDED_SAM, MODEL_CLIP_TAGGING, MODEL_CLIP_INTERROGATOR)
+WHISPER_ROLES = (MODEL_ASR,)
+
+
+def endpoint_env_var(role: str) -> str:
+    """The Lambda environment variable that carries the endpoint name of a model role."""
+    return f"ENDPOINT_{role.upper()}"
+
+
+# ---- stacks (construct ids inside each environment's Stage) ----
+STORAGE_STACK_ID = "Storage"
+HOSTING_STACK_ID = "Hosting"
+API_STACK_ID = "Api"
+MONITORING_STACK_ID = "Monitoring"
+
+# ---- construct ids ----
+ENCRYPTION_KEY_ID = "DataKey"
+ARTIFACTS_BUCKET_ID = "ArtifactsBucket"
+REQUESTS_BUCKET_ID = "RequestsBucket"
+ACCESS_LOGS_BUCKET_ID = "AccessLogsBucket"
+ALARM_TOPIC_ID = "AlarmTopic"
+DASHBOARD_ID = "Dashboard"
+
+
+def model_construct_id(role: str) -> str:
+    """`clip_tagging` -> `ClipTaggingModel`."""
+    return "".join(part.capitalize() for part in role.split("_")) + "Model"
+
+
+# ---- S3 layout ----
+WEIGHTS_PREFIX = "weights/"  # artifacts bucket: weights/<role>/... (staged by `make stage-weights`)
+EMBEDDINGS_PREFIX = "embeddings/"  # artifacts bucket: precomputed term-table embeddings for the interrogator
+UPLOADS_PREFIX = "uploads/"  # requests bucket: what callers upload through presigned posts
+INPUTS_PREFIX = "inputs/"  # requests bucket: inline inputs written by the validate step, normalised images
+RESULTS_PREFIX = "results/"  # requests bucket: masks and other results
+
+# ---- Lambda environment variables ----
+ENV_REQUESTS_BUCKET = "REQUESTS_BUCKET"
+ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+ENV_JOBS_STATE_MACHINE_ARN = "JOBS_STATE_MACHINE_ARN"
+ENV_MAX_UPLOAD_BYTES = "MAX_UPLOAD_BYTES"
+ENV_PRESIGN_EXPIRY_SECONDS = "PRESIGN_EXPIRY_SECONDS"
+ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+METRICS_NAMESPACE = "VLP"
+
+# ---- stack outputs ----
+OUTPUT_ARTIFACTS_BUCKET = "ArtifactsBucketName"
+OUTPUT_REQUESTS_BUCKET = "RequestsBucketName"
+OUTPUT_ALARM_TOPIC = "AlarmTopicArn"
+OUTPUT_DASHBOARD = "DashboardName"
+OUTPUT_API_URL = "ApiUrl"
+
+
+def output_endpoint_name(role: str) -> str:
+    return "".join(part.capitalize() for part in role.split("_")) + "EndpointName"
