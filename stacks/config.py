@@ -1,0 +1,323 @@
+"""Per-environment configuration: config/<env>.yaml validated by pydantic at synth.
+
+Plain Python (pydantic + PyYAML, no aws_cdk), so the weight-staging command and the docs generator can read
+the same files. A bad file fails with one line: `config/dev.yaml: models.vlm.instance_type: <reason>`.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stacks import constants as c
+from stacks.instances import INSTANCES
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|metal)$")
+TGI_QUANTIZATIONS = ("awq", "bitsandbytes", "bitsandbytes-fp4", "bitsandbytes-nf4", "eetq", "exl2", "fp8", "gptq", "marlin")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be deployed: the message is one line naming the file, the field and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeightsConfig(_Strict):
+    """Where a model's weights come from: a prefix in the artifacts bucket (staged by `make stage-weights`),
+    or a Hugging Face hub id, with the hub token read from Secrets Manager for gated models."""
+
+    s3_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9!_.*'()/-]+/$")
+    hub_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?$")
+    hub_token_secret: str | None = Field(None, pattern=r"^[A-Za-z0-9_/+=.@-]{1,512}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "WeightsConfig":
+        if (self.s3_prefix is None) == (self.hub_id is None):
+            raise ValueError("set exactly one of s3_prefix and hub_id")
+        if self.hub_token_secret and not self.hub_id:
+            raise ValueError("hub_token_secret only applies to hub_id weights")
+        return self
+
+
+class ScalingConfig(_Strict):
+    """Target tracking on the variant (or the inference component when scale_to_zero is on)."""
+
+    metric: Literal["invocations", "concurrency"] = "invocations"
+    target: float = Field(gt=0, le=10_000)
+    scale_in_cooldown_seconds: int = Field(600, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(60, ge=0, le=3600)
+    scale_to_zero: bool = False
+
+
+class TgiConfig(_Strict):
+    """Text Generation Inference launcher settings (env vars of the TGI container)."""
+
+    max_input_tokens: int = Field(2048, ge=1)
+    max_total_tokens: int = Field(4096, ge=2)
+    max_batch_prefill_tokens: int | None = Field(None, ge=1)
+    max_batch_total_tokens: int | None = Field(None, ge=1)
+    quantize: Literal[TGI_QUANTIZATIONS] | None = None  # type: ignore[valid-type]
+    messages_api: bool = False
+
+    @model_validator(mode="after")
+    def _token_limits(self) -> "TgiConfig":
+        if self.max_input_tokens >= self.max_total_tokens:
+            raise ValueError(
+                f"max_input_tokens ({self.max_input_tokens}) must be below max_total_tokens ({self.max_total_tokens})"
+            )
+        if self.max_batch_prefill_tokens is not None and self.max_batch_prefill_tokens < self.max_input_tokens:
+            raise ValueError("max_batch_prefill_tokens must be at least max_input_tokens")
+        if self.max_batch_total_tokens is not None and self.max_batch_total_tokens < self.max_total_tokens:
+            raise ValueError("max_batch_total_tokens must be at least max_total_tokens")
+        return self
+
+
+class ModelConfig(_Strict):
+    enabled: bool = True
+    model_id: str = Field(min_length=1)
+    weights: WeightsConfig | None = None
+    container_version: str = Field(pattern=r"^[0-9][0-9A-Za-z.+-]*$")
+    instance_type: str
+    gpus: int | None = Field(None, ge=0, le=16)
+    min_instances: int = Field(1, ge=0, le=100)
+    max_instances: int = Field(1, ge=1, le=100)
+    scaling: ScalingConfig
+    health_check_timeout_seconds: int = Field(900, ge=60, le=3600)
+    download_timeout_seconds: int = Field(900, ge=60, le=3600)
+    volume_size_gb: int | None = Field(None, ge=1, le=512)
+    tgi: TgiConfig | None = None
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type_form(cls, value: str) -> str:
+        if not INSTANCE_TYPE_PATTERN.match(value):
+            raise ValueError(f"'{value}' is not a SageMaker instance type (expected ml.<family>.<size>, e.g. ml.g5.2xlarge)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelConfig":
+        spec = INSTANCES.get(self.instance_type)
+        if spec is None and self.gpus is None:
+            raise ValueError(f"instance_type {self.instance_type} is not in stacks/instances.py: add it there or set gpus")
+        if spec is not None and self.gpus is not None and self.gpus > spec.gpus:
+            raise ValueError(f"gpus={self.gpus} but {self.instance_type} has {spec.gpus} GPU(s)")
+        if self.min_instances > self.max_instances:
+            raise ValueError(f"min_instances ({self.min_instances}) is above max_instances ({self.max_instances})")
+        if self.scaling.scale_to_zero and self.min_instances != 0:
+            raise ValueError("scaling.scale_to_zero needs min_instances: 0")
+        if self.min_instances == 0 and not self.scaling.scale_to_zero:
+            raise ValueError("min_instances: 0 needs scaling.scale_to_zero: true (a plain variant keeps at least one instance)")
+        if self.enabled and self.weights is None:
+            raise ValueError("an enabled model needs weights (s3_prefix or hub_id)")
+        if self.volume_size_gb is not None and spec is not None and spec.local_nvme:
+            raise ValueError(f"volume_size_gb is not supported on {self.instance_type}: it has local NVMe storage")
+        return self
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs the container uses: the configured count, else all of the instance's."""
+        return self.gpus if self.gpus is not None else INSTANCES[self.instance_type].gpus
+
+    @property
+    def instance(self):
+        return INSTANCES.get(self.instance_type)
+
+
+# What each role runs unless the environment's file says otherwise (the design's model table).
+ROLE_DEFAULTS: dict[str, dict] = {
+    c.MODEL_VLM: {
+        "model_id": "HuggingFaceM4/idefics-9b-instruct",
+        "container_version": "2.4.0",
+        "instance_type": "ml.g5.12xlarge",
+        "scaling": {"metric": "concurrency", "target": 4},
+        "tgi": {"max_input_tokens": 2048, "max_total_tokens": 4096},
+    },
+    c.MODEL_LLM: {
+        "model_id": "meta-llama/Llama-2-7b-chat-hf",
+        "container_version": "2.4.0",
+        "instance_type": "ml.g5.2xlarge",
+        "scaling": {"metric": "concurrency", "target": 4},
+        "tgi": {"max_input_tokens": 3072, "max_total_tokens": 4096},
+    },
+    c.MODEL_ASR: {
+        "model_id": "large-v3",
+        "container_version": "1.0.0",
+        "instance_type": "ml.g5.xlarge",
+        "scaling": {"metric": "invocations", "target": 60},
+    },
+    c.MODEL_INTENT_KEYWORDS: {
+        "model_id": "MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
+        "container_version": "0.33.0",
+        "instance_type": "ml.g5.xlarge",
+        "scaling": {"metric": "invocations", "target": 300},
+    },
+    c.MODEL_GROUNDED_SAM: {
+        "model_id": "IDEA-Research/grounding-dino-base",
+        "container_version": "0.33.0",
+        "instance_type": "ml.g5.2xlarge",
+        "scaling": {"metric": "invocations", "target": 60},
+    },
+    c.MODEL_CLIP_TAGGING: {
+        "model_id": "openai/clip-vit-large-patch14",
+        "container_version": "0.33.0",
+        "instance_type": "ml.g5.2xlarge",
+        "scaling": {"metric": "invocations", "target": 200},
+    },
+    c.MODEL_CLIP_INTERROGATOR: {
+        "model_id": "openai/clip-vit-large-patch14",
+        "container_version": "0.33.0",
+        "instance_type": "ml.g5.2xlarge",
+        "scaling": {"metric": "invocations", "target": 30},
+    },
+}
+
+
+class ModelsConfig(_Strict):
+    asr: ModelConfig
+    intent_keywords: ModelConfig
+    vlm: ModelConfig
+    llm: ModelConfig
+    grounded_sam: ModelConfig
+    clip_tagging: ModelConfig
+    clip_interrogator: ModelConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_role_defaults(cls, data):
+        data = dict(data or {})
+        for role, defaults in ROLE_DEFAULTS.items():
+            given = data.get(role)
+            if given is not None and not isinstance(given, dict):
+                continue  # let pydantic report the type error on the field
+            data[role] = _deep_merge(defaults, given or {})
+        return data
+
+    @model_validator(mode="after")
+    def _tgi_only_on_tgi(self) -> "ModelsConfig":
+        for role in c.MODEL_ROLES:
+            if role not in c.TGI_ROLES and getattr(self, role).tgi is not None:
+                raise ValueError(f"{role}.tgi: TGI settings apply only to {', '.join(c.TGI_ROLES)}")
+        return self
+
+    def items(self):
+        """(role, config) for every role, in the order of constants.MODEL_ROLES."""
+        return [(role, getattr(self, role)) for role in c.MODEL_ROLES]
+
+    def enabled(self):
+        return [(role, model) for role, model in self.items() if model.enabled]
+
+
+class StorageConfig(_Strict):
+    requests_expiry_days: int = Field(7, ge=1, le=3650)
+    noncurrent_versions_expiry_days: int = Field(30, ge=1, le=3650)
+    access_logs_expiry_days: int = Field(90, ge=1, le=3650)
+
+
+class AlarmsConfig(_Strict):
+    email_subscriptions: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(default_factory=list)
+    error_5xx_threshold: int = Field(5, ge=1)
+    latency_p90_ms: int = Field(20_000, ge=1)
+    gpu_utilization_percent: int = Field(90, ge=1, le=800)
+    cpu_utilization_percent: int = Field(90, ge=1, le=10_000)
+    evaluation_minutes: int = Field(5, ge=1, le=60)
+
+
+class ApiConfig(_Strict):
+    auth: Literal["iam", "cognito", "api_key"] = "iam"
+    throttle_rate_limit: float = Field(50, gt=0)
+    throttle_burst_limit: int = Field(100, ge=1)
+    quota_requests_per_day: int | None = Field(None, ge=1)
+    waf: bool = False
+    waf_rate_limit_per_5min: int = Field(1000, ge=10)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=5 * 1024**3)
+    presign_expiry_seconds: int = Field(900, ge=60, le=43_200)
+    sync_timeout_seconds: int = Field(120, ge=10, le=300)
+
+
+class EnvironmentConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")
+    account: str | None = Field(None, pattern=r"^[0-9]{12}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    tags: dict[str, str] = Field(default_factory=dict)
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    models: ModelsConfig
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of the physical names we set (endpoints, buckets): `vlp-dev`."""
+        return f"{c.APP_NAME}-{self.name}"
+
+    def bucket_name(self, purpose: str, account: str) -> str:
+        """Deterministic bucket name, unique per account and region: `vlp-dev-artifacts-<account>-us-east-1`.
+        `account` may be a token (environment-agnostic account)."""
+        return f"{self.prefix}-{purpose}-{self.account or account}-{self.region}"
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _location(loc: tuple) -> str:
+    # pydantic puts the validator of a model at the model's own location: drop internal markers
+    return ".".join(str(part) for part in loc if not str(part).startswith("function-")) or "(top level)"
+
+
+def parse_config(data: object, source: str) -> EnvironmentConfig:
+    """Validate already-parsed YAML; `source` names the file in the error."""
+    try:
+        return EnvironmentConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown field"
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_location(first['loc'])}: {reason}{more}") from None
+
+
+def load_config(path: Path | str) -> EnvironmentConfig:
+    path = Path(path)
+    source = _display(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {str(error).splitlines()[0]}") from None
+    config = parse_config(data, source)
+    if config.name != path.stem:
+        raise ConfigError(f"{source}: name: '{config.name}' must match the file name '{path.stem}'")
+    return config
+
+
+def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+    """Every environment, in file-name order."""
+    files = sorted(config_dir.glob("*.yaml"))
+    if not files:
+        raise ConfigError(f"{_display(config_dir)}: no <env>.yaml files")
+    return [load_config(path) for path in files]
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

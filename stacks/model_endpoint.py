@@ -1,0 +1,227 @@
+"""One SageMaker model served from one endpoint: its execution role, model, endpoint config and endpoint.
+
+Two shapes, chosen by config:
+- a classic production variant (`min_instances >= 1`): the variant's instance count autoscales;
+- `scaling.scale_to_zero`: an inference component on a variant with managed instance scaling, so the endpoint
+  can sit at zero instances; the component's copy count autoscales and SageMaker adds or removes instances.
+
+The L1 resources are used because the alpha L2 (aws-sagemaker-alpha) cannot express uncompressed S3 model data,
+start-up timeouts or inference components (docs/decisions.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.config import ModelConfig
+from stacks.container_images import ModelImage
+from stacks.nag import acknowledge, acknowledge_wildcard_resources
+
+VARIANT_NAME = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Where the container's /opt/ml/model comes from: an uncompressed S3 prefix of weights (TGI, Whisper)
+    or a model.tar.gz asset (DJL packages, whose weights come through option.model_id instead)."""
+
+    weights_prefix: str | None = None
+    package: s3_assets.Asset | None = None
+
+
+class ModelEndpoint(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        model: ModelConfig,
+        image: ModelImage,
+        environment: dict[str, str],
+        model_data: ModelData,
+        artifacts: s3.IBucket,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.endpoint_name = endpoint_name
+        self.config = model
+        self.scale_to_zero = model.scaling.scale_to_zero
+        self.inference_component_name = f"{endpoint_name}-ic" if self.scale_to_zero else None
+
+        self.role = self._build_role(image, model_data, artifacts, key)
+        self.model = self._build_model(image, environment, model_data, artifacts)
+        self.endpoint_config = self._build_endpoint_config(key)
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=endpoint_name, endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
+        )
+        self.inference_component = self._build_inference_component() if self.scale_to_zero else None
+
+    # ---- role ----
+    def _build_role(self, image: ModelImage, model_data: ModelData, artifacts: s3.IBucket, key: kms.IKey) -> iam.Role:
+        stack = cdk.Stack.of(self)
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"SageMaker execution role of endpoint {self.endpoint_name}",
+        )
+        image.grant_pull(role)
+        wildcards = ["*"]  # ecr:GetAuthorizationToken supports no resource-level permission
+        if model_data.weights_prefix:
+            weights = artifacts.arn_for_objects(f"{model_data.weights_prefix}*")
+            wildcards.append(weights)
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[weights]))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[artifacts.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{model_data.weights_prefix}*"]}},
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+                )
+            )
+        if model_data.package:
+            package = model_data.package
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[package.bucket.arn_for_objects(package.s3_object_key)]
+                )
+            )
+        log_group = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints/{self.endpoint_name}"
+        log_streams = f"{log_group}:log-stream:*"
+        wildcards.append(log_streams)
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogGroup"], resources=[log_group]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], resources=[log_streams]
+            )
+        )
+        acknowledge_wildcard_resources(
+            role,
+            wildcards,
+            "Scoped to this endpoint's own weights prefix and log group; log stream names are instance ids known "
+            "only at run time; ecr:GetAuthorizationToken supports no resource-level permission.",
+        )
+        return role
+
+    # ---- model ----
+    def _build_model(
+        self, image: ModelImage, environment: dict[str, str], model_data: ModelData, artifacts: s3.IBucket
+    ) -> sagemaker.CfnModel:
+        container: dict = {"image": image.uri, "environment": environment}
+        if model_data.package:
+            container["model_data_url"] = model_data.package.s3_object_url
+        elif model_data.weights_prefix:
+            container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
+                s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                    s3_uri=artifacts.s3_url_for_object(model_data.weights_prefix),
+                    s3_data_type="S3Prefix",
+                    compression_type="None",
+                )
+            )
+        cfn_model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
+        )
+        # SageMaker checks the role's access when the model is created: the policy must exist first.
+        cfn_model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
+        return cfn_model
+
+    # ---- endpoint config ----
+    def _build_endpoint_config(self, key: kms.IKey) -> sagemaker.CfnEndpointConfig:
+        model = self.config
+        variant: dict = {
+            "variant_name": VARIANT_NAME,
+            "instance_type": model.instance_type,
+            "routing_config": sagemaker.CfnEndpointConfig.RoutingConfigProperty(routing_strategy="LEAST_OUTSTANDING_REQUESTS"),
+        }
+        if self.scale_to_zero:
+            variant["initial_instance_count"] = 1
+            variant["managed_instance_scaling"] = sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                status="ENABLED", min_instance_count=0, max_instance_count=model.max_instances
+            )
+        else:
+            variant["initial_instance_count"] = model.min_instances
+            variant["model_name"] = self.model.attr_model_name
+            variant["container_startup_health_check_timeout_in_seconds"] = model.health_check_timeout_seconds
+            variant["model_data_download_timeout_in_seconds"] = model.download_timeout_seconds
+        if model.volume_size_gb:
+            variant["volume_size_in_gb"] = model.volume_size_gb
+        # Instances with local NVMe (g5, g6) refuse KmsKeyId: their instance storage is hardware-encrypted.
+        local_nvme = model.instance is not None and model.instance.local_nvme
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(**variant)],
+            kms_key_id=None if local_nvme else key.key_arn,
+            execution_role_arn=self.role.role_arn if self.scale_to_zero else None,
+        )
+        if local_nvme:
+            acknowledge(
+                config,
+                "AwsSolutions-SM2",
+                f"{model.instance_type} has local NVMe instance storage, encrypted by the hardware; "
+                "SageMaker rejects a KmsKeyId for such instances.",
+            )
+        return config
+
+    # ---- inference component (scale to zero) ----
+    def _build_inference_component(self) -> sagemaker.CfnInferenceComponent:
+        model = self.config
+        spec = model.instance
+        requirements: dict = {
+            # Leave a quarter of the host's memory to SageMaker's agents.
+            "min_memory_required_in_mb": int(spec.memory_gib * 1024 * 0.75) if spec else 1024,
+        }
+        if model.gpu_count:
+            requirements["number_of_accelerator_devices_required"] = model.gpu_count
+        component = sagemaker.CfnInferenceComponent(
+            self,
+            "InferenceComponent",
+            inference_component_name=self.inference_component_name,
+            endpoint_name=self.endpoint.attr_endpoint_name,
+            variant_name=VARIANT_NAME,
+            specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                model_name=self.model.attr_model_name,
+                compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                    **requirements
+                ),
+                startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                    container_startup_health_check_timeout_in_seconds=model.health_check_timeout_seconds,
+                    model_data_download_timeout_in_seconds=model.download_timeout_seconds,
+                ),
+            ),
+            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(copy_count=1),
+        )
+        return component
+
+    @property
+    def scaling_resource_id(self) -> str:
+        if self.scale_to_zero:
+            return f"inference-component/{self.inference_component_name}"
+        return f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}"
+
+    @property
+    def scalable_dimension(self) -> str:
+        if self.scale_to_zero:
+            return "sagemaker:inference-component:DesiredCopyCount"
+        return "sagemaker:variant:DesiredInstanceCount"
+
+    @property
+    def endpoint_arn(self) -> str:
+        return self.endpoint.ref

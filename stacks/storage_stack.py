@@ -1,0 +1,95 @@
+"""Stateful storage of one environment: the data key, the artifacts and requests buckets, access logs."""
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import constants as c
+from stacks.config import EnvironmentConfig
+from stacks.nag import acknowledge
+from stacks.secure_bucket import SecureBucket
+
+
+class StorageStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+        self.key = kms.Key(
+            self,
+            c.ENCRYPTION_KEY_ID,
+            description=f"{config.prefix}: model artifacts and request data",
+            enable_key_rotation=True,
+            pending_window=cdk.Duration.days(7 if removal == cdk.RemovalPolicy.DESTROY else 30),
+            removal_policy=removal,
+        )
+        self.access_logs = self._build_access_logs(config, removal)
+        self.artifacts = SecureBucket(
+            self,
+            c.ARTIFACTS_BUCKET_ID,
+            bucket_name=config.bucket_name("artifacts", self.account),
+            removal_policy=removal,
+            encryption_key=self.key,
+            access_logs=self.access_logs,
+            access_logs_prefix="artifacts/",
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireOldVersions",
+                    noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_versions_expiry_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+        ).bucket
+        self.requests = SecureBucket(
+            self,
+            c.REQUESTS_BUCKET_ID,
+            bucket_name=config.bucket_name("requests", self.account),
+            removal_policy=removal,
+            encryption_key=self.key,
+            access_logs=self.access_logs,
+            access_logs_prefix="requests/",
+            # Requests are short-lived data, not records: they expire instead of being versioned.
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireRequests",
+                    expiration=cdk.Duration.days(config.storage.requests_expiry_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+            cors=self._cors(config),
+        ).bucket
+        cdk.CfnOutput(self, c.OUTPUT_ARTIFACTS_BUCKET, value=self.artifacts.bucket_name)
+        cdk.CfnOutput(self, c.OUTPUT_REQUESTS_BUCKET, value=self.requests.bucket_name)
+
+    def _build_access_logs(self, config: EnvironmentConfig, removal: cdk.RemovalPolicy) -> s3.IBucket:
+        logs = SecureBucket(
+            self,
+            c.ACCESS_LOGS_BUCKET_ID,
+            bucket_name=config.bucket_name("access-logs", self.account),
+            removal_policy=removal,
+            encryption_key=None,
+            access_logs=None,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="ExpireLogs", expiration=cdk.Duration.days(config.storage.access_logs_expiry_days))
+            ],
+        )
+        acknowledge(
+            logs.bucket, "AwsSolutions-S1", "This is the server access log bucket itself; logging it into itself would loop."
+        )
+        return logs.bucket
+
+    @staticmethod
+    def _cors(config: EnvironmentConfig) -> list[s3.CorsRule] | None:
+        # Browsers upload straight to S3 with the presigned POST from /v1/uploads.
+        if not config.api.cors_origins:
+            return None
+        return [
+            s3.CorsRule(
+                allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.GET],
+                allowed_origins=config.api.cors_origins,
+                allowed_headers=["*"],
+                max_age=3000,
+            )
+        ]
