@@ -11,7 +11,6 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 export AWS_EC2_METADATA_DISABLED := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
-export PYTHONDONTWRITEBYTECODE := 1
 
 UV := .venv/bin/uv
 # torch is pinned to the CPU build: taken from a local wheel folder where the machine has one, else from PyTorch's CPU index.
