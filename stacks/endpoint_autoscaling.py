@@ -6,6 +6,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.model_endpoint import ModelEndpoint
@@ -31,6 +32,7 @@ class EndpointAutoscaling(Construct):
             scalable_dimension=endpoint.scalable_dimension,
             min_capacity=model.min_instances,
             max_capacity=model.max_instances,
+            role=self._service_linked_role(),
         )
         # The variant or component must exist before it can be registered.
         self.target.node.add_dependency(endpoint.inference_component or endpoint.endpoint)
@@ -42,6 +44,18 @@ class EndpointAutoscaling(Construct):
             scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
         )
         self.from_zero = self._build_scale_from_zero(endpoint) if endpoint.scale_to_zero else None
+
+    def _service_linked_role(self) -> iam.IRole:
+        # Application Auto Scaling acts on SageMaker through its service-linked role (created by AWS on first use);
+        # naming it keeps the L2 from creating an empty role of its own.
+        stack = cdk.Stack.of(self)
+        return iam.Role.from_role_arn(
+            self,
+            "ServiceLinkedRole",
+            f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+            mutable=False,
+        )
 
     def _build_scale_from_zero(self, endpoint: ModelEndpoint) -> appscaling.StepScalingPolicy:
         no_capacity = cloudwatch.Metric(

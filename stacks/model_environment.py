@@ -12,6 +12,11 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
 
 
+def _hub_id(model: ModelConfig) -> str:
+    """The hub id a container downloads when weights are not staged in S3."""
+    return model.weights.hub_id if model.weights and model.weights.hub_id else model.model_id
+
+
 def _hub_token(model: ModelConfig) -> dict[str, str]:
     # A CloudFormation dynamic reference: the token never appears in config, template or repository.
     secret = model.weights.hub_token_secret if model.weights else None
@@ -27,7 +32,7 @@ def tgi_environment(model: ModelConfig) -> dict[str, str]:
     # TGI renamed MAX_INPUT_LENGTH to MAX_INPUT_TOKENS in 2.1; older images only know the old name.
     input_key = "MAX_INPUT_TOKENS" if _version_tuple(model.container_version) >= (2, 1) else "MAX_INPUT_LENGTH"
     env = {
-        "HF_MODEL_ID": MODEL_DIR if weights_from_s3 else model.weights.hub_id if model.weights else model.model_id,
+        "HF_MODEL_ID": MODEL_DIR if weights_from_s3 else _hub_id(model),
         "SM_NUM_GPUS": str(model.gpu_count),
         input_key: str(tgi.max_input_tokens),
         "MAX_TOTAL_TOKENS": str(tgi.max_total_tokens),
@@ -46,7 +51,7 @@ def tgi_environment(model: ModelConfig) -> dict[str, str]:
 def djl_environment(model: ModelConfig, *, weights_uri: str | None) -> dict[str, str]:
     """DJL LMI, Python engine: the package comes as ModelDataUrl; weights from S3 (or the hub) via option.model_id."""
     env = {
-        "OPTION_MODEL_ID": weights_uri or (model.weights.hub_id if model.weights else model.model_id),
+        "OPTION_MODEL_ID": weights_uri or _hub_id(model),
         "OPTION_ENGINE": "Python",
         "OPTION_DTYPE": "fp16" if model.gpu_count else "fp32",
         "SERVING_FAIL_FAST": "true",  # a package that cannot load fails the health check instead of serving errors
@@ -57,6 +62,6 @@ def djl_environment(model: ModelConfig, *, weights_uri: str | None) -> dict[str,
 def whisper_environment(model: ModelConfig) -> dict[str, str]:
     """Our Whisper container (docs/whisper-container.md)."""
     weights_from_s3 = model.weights is not None and model.weights.s3_prefix is not None
-    env = {"MODEL_DIR": MODEL_DIR} if weights_from_s3 else {"WHISPER_MODEL": model.weights.hub_id if model.weights else model.model_id}
+    env = {"MODEL_DIR": MODEL_DIR} if weights_from_s3 else {"WHISPER_MODEL": _hub_id(model)}
     env["WHISPER_COMPUTE_TYPE"] = "float16" if model.gpu_count else "int8"
     return {**env, **_hub_token(model), **model.environment}
