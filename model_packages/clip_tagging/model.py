@@ -1,0 +1,240 @@
+"""CLIP zero-shot tagging: an image and candidate labels in, the best labels with probabilities out.
+
+DJL LMI container, Python engine. Contract: docs/model-contracts.md, "clip_tagging". The model (transformers
+CLIPModel + CLIPProcessor, default openai/clip-vit-large-patch14) loads once per worker, on the empty
+initialisation request, from `option.model_id` (a local directory: DJL downloads an S3 model_id first; or a hub id)
+or from the package's own folder. Text embeddings of labels are kept in a bounded LRU cache keyed by the prompt
+text (template filled with the label), so a taxonomy sent again and again is encoded once.
+
+Scores:
+- softmax: softmax over all the request's distinct labels of logit_scale x cosine (CLIP's own zero-shot rule);
+- sigmoid: each label independently, sigmoid(logit_scale x (cosine - sigmoid_center)); `option.sigmoid_center`
+  (default 0.2) is the cosine that scores 0.5: CLIP was not trained with a sigmoid loss, so this bias is a
+  calibration choice, to tune on a taxonomy.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from transformers import CLIPModel, CLIPProcessor
+
+from djl_python import Input, Output
+
+from clip_tagging_cache import LabelEmbeddingCache
+from clip_tagging_djl import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    Properties,
+    RequestError,
+    choice_field,
+    decode_image,
+    display_name,
+    float_field,
+    int_field,
+    limit_aspect,
+    read_json_object,
+    resolve_model_source,
+    select_device_and_dtype,
+    serve,
+)
+
+logger = logging.getLogger(__name__)
+
+MODES = ("softmax", "sigmoid")
+DEFAULT_TEMPLATE = "a photo of {}"
+DEFAULT_TOP_K = 5
+MAX_LABEL_CHARS = 200
+MAX_TEMPLATE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class TaggingRequest:
+    image: object  # PIL.Image, RGB
+    labels: list[str]  # distinct, in the caller's order
+    template: str
+    mode: str
+    top_k: int
+    threshold: float
+
+    def prompts(self) -> list[str]:
+        return [self.template.replace("{}", label) for label in self.labels]
+
+
+@dataclass(frozen=True)
+class TaggingSettings:
+    max_labels: int
+    label_cache_size: int
+    text_batch_size: int
+    max_image_pixels: int
+    sigmoid_center: float
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "TaggingSettings":
+        return cls(
+            max_labels=props.get_int("max_labels", 10_000, low=1),
+            label_cache_size=props.get_int("label_cache_size", 100_000, low=0),
+            text_batch_size=props.get_int("text_batch_size", 256, low=1),
+            max_image_pixels=props.get_int("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, low=1),
+            sigmoid_center=props.get_float("sigmoid_center", 0.2, low=-1.0, high=1.0),
+        )
+
+
+class ClipTaggingService:
+    def __init__(self) -> None:
+        self.initialized = False
+        self.settings: TaggingSettings | None = None
+        self.model: CLIPModel | None = None
+        self.processor: CLIPProcessor | None = None
+        self.cache: LabelEmbeddingCache | None = None
+        self.model_name = ""
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self.logit_scale = 100.0
+        self.context_length = 77
+
+    # ---- start-up ----
+
+    def initialize(self, properties: dict) -> None:
+        started = time.monotonic()
+        props = Properties(properties)
+        self.settings = TaggingSettings.from_properties(props)
+        self.device, self.dtype = select_device_and_dtype(props)
+        model_dir = props.get_str("model_dir")
+        source = resolve_model_source(props.get_str("model_id") or model_dir, [model_dir])
+        self.model_name = display_name(props.get_str("model_name"), source)
+        model = CLIPModel.from_pretrained(source)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.processor = CLIPProcessor.from_pretrained(source)
+        self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
+        self.context_length = int(self.model.config.text_config.max_position_embeddings)
+        dim = int(self.model.config.projection_dim)
+        capacity = self.settings.label_cache_size
+        max_mb = props.get_int("label_cache_max_mb", 0, low=0)
+        row_bytes = dim * torch.empty((), dtype=self.dtype).element_size()
+        if max_mb:
+            capacity = min(capacity, max_mb * 2**20 // row_bytes)
+        self.cache = LabelEmbeddingCache(capacity, dim, device=self.device, dtype=self.dtype)
+        self.initialized = True
+        logger.info(
+            "clip_tagging: %s on %s/%s in %.1fs; label cache %d embeddings (<= %.0f MB), max_labels %d",
+            self.model_name, self.device, str(self.dtype).replace("torch.", ""), time.monotonic() - started,
+            capacity, capacity * row_bytes / 2**20, self.settings.max_labels,
+        )
+
+    # ---- requests ----
+
+    def parse(self, item: Input) -> TaggingRequest:
+        body = read_json_object(item)
+        settings = self.settings
+        labels = body.get("labels")
+        if labels is None:
+            raise RequestError("INVALID_REQUEST", "'labels' is required: a list of candidate labels")
+        if not isinstance(labels, list):
+            raise RequestError("INVALID_REQUEST", "'labels' must be a list of strings")
+        if not labels:
+            raise RequestError("EMPTY_LABELS", "'labels' is empty; send at least one label")
+        if len(labels) > settings.max_labels:
+            raise RequestError(
+                "TOO_MANY_LABELS", f"{len(labels)} labels sent; at most {settings.max_labels} per request", 413)
+        for index, label in enumerate(labels):
+            if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
+                raise RequestError(
+                    "INVALID_LABEL",
+                    f"labels[{index}] must be a non-empty string of at most {MAX_LABEL_CHARS} characters")
+        distinct = list(dict.fromkeys(labels))
+        template = body.get("prompt_template")
+        if template is None:
+            template = DEFAULT_TEMPLATE
+        if not isinstance(template, str) or template.count("{}") != 1 or len(template) > MAX_TEMPLATE_CHARS:
+            raise RequestError(
+                "INVALID_TEMPLATE",
+                f"'prompt_template' must be a string of at most {MAX_TEMPLATE_CHARS} characters containing '{{}}' "
+                "exactly once, e.g. 'a photo of {}'")
+        mode = choice_field(body, "mode", "softmax", MODES, "UNKNOWN_MODE")
+        top_k = int_field(body, "top_k", min(DEFAULT_TOP_K, len(distinct)), 1, settings.max_labels)
+        threshold = float_field(body, "threshold", 0.0, 0.0, 1.0)
+        image = decode_image(body, settings.max_image_pixels)
+        return TaggingRequest(image=limit_aspect(image), labels=distinct, template=template, mode=mode,
+                              top_k=min(top_k, len(distinct)), threshold=threshold)
+
+    @torch.inference_mode()
+    def run(self, requests: list[TaggingRequest]) -> list[dict]:
+        image_features = self.encode_images([r.image for r in requests])
+        prompts = list(dict.fromkeys(p for r in requests for p in r.prompts()))
+        text_features = self.cache.get_many(prompts, self.encode_texts)
+        row_of = {prompt: row for row, prompt in enumerate(prompts)}
+        results = []
+        for request, image_feature in zip(requests, image_features):
+            rows = torch.tensor([row_of[p] for p in request.prompts()], device=self.device)
+            cosine = text_features.index_select(0, rows).float() @ image_feature
+            results.append(self._tags(request, cosine))
+        return results
+
+    def _tags(self, request: TaggingRequest, cosine: torch.Tensor) -> dict:
+        if request.mode == "softmax":
+            scores = torch.softmax(self.logit_scale * cosine, dim=0)
+        else:
+            scores = torch.sigmoid(self.logit_scale * (cosine - self.settings.sigmoid_center))
+        top = torch.topk(scores, request.top_k)
+        tags = [
+            {"label": request.labels[index], "score": score}
+            for score, index in zip(top.values.cpu().tolist(), top.indices.cpu().tolist())
+            if score >= request.threshold
+        ]
+        return {"tags": tags, "mode": request.mode, "model": self.model_name}
+
+    def encode_images(self, images: list) -> torch.Tensor:
+        """L2-normalised image embeddings, float32, (len(images), dim)."""
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        features = _features(self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
+        return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """L2-normalised text embeddings, (len(texts), dim), encoded in chunks of similar length (less padding)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty((len(texts), self.model.config.projection_dim), device=self.device, dtype=self.dtype)
+        step = self.settings.text_batch_size
+        for start in range(0, len(order), step):
+            chunk = order[start:start + step]
+            tokens = self.processor.tokenizer(
+                [texts[i] for i in chunk], padding=True, truncation=True, max_length=self.context_length,
+                return_tensors="pt")
+            features = _features(self.model.get_text_features(
+                input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)))
+            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(
+                features.float(), dim=-1).to(self.dtype)
+        return out
+
+
+def _features(output) -> torch.Tensor:
+    """get_*_features returns a tensor in transformers 4.x and a pooled output object in 5.x."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+_service = ClipTaggingService()
+
+
+def handle(inputs: Input) -> Optional[Output]:
+    """DJL entry point: the first (empty) call loads the model; later calls are requests or dynamic batches."""
+    if not _service.initialized:
+        if inputs.is_empty():
+            _service.initialize(inputs.get_properties())  # a failure here fails the worker's start, visibly
+            return None
+        try:
+            _service.initialize(inputs.get_properties())
+        except Exception:  # noqa: BLE001
+            logger.exception("clip_tagging: initialisation failed")
+            return serve(inputs, Output, _raise_model_failure, lambda parsed: parsed)
+    if inputs.is_empty():
+        return None
+    return serve(inputs, Output, _service.parse, _service.run)
+
+
+def _raise_model_failure(_item):
+    raise RequestError("MODEL_FAILURE", "the model is not loaded; retrying may succeed", 500)
+
+
+__all__ = ["handle", "ClipTaggingService", "LabelEmbeddingCache"]

@@ -1,0 +1,76 @@
+"""Helpers for the clip_tagging tests: the package loader, the properties DJL would pass, a reference scorer that
+uses transformers directly (no package code), and a counter of text-encoder calls."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+PACKAGE_DIR = ROOT / "model_packages" / "clip_tagging"
+MODEL_NAME = "tiny-random-clip"
+
+
+def load_package_module(package: str = "clip_tagging"):
+    """tests/models/conftest.py's loader, imported by path (every conftest module is named `conftest`)."""
+    name = "vlp_tests_models_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "models" / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].load_package_module(package)
+
+
+def properties(model_dir: Path, **extra) -> dict:
+    """What DJL hands the initialisation request: serving.properties options without `option.`, plus model_dir."""
+    props = {"model_dir": str(PACKAGE_DIR), "model_id": str(model_dir), "dtype": "fp16"}
+    props.update({k: str(v) for k, v in extra.items()})
+    return props
+
+
+def serving_properties(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
+    """serving.properties as DJL reads it: options lose their `option.` prefix."""
+    props = {}
+    for line in (package_dir / "serving.properties").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            props[key.strip().removeprefix("option.")] = value.strip()
+    return props
+
+
+class TextEncoderSpy:
+    """Wraps a CLIPModel's get_text_features on one instance: counts calls and the texts (rows) encoded."""
+
+    def __init__(self, model) -> None:
+        self.calls = 0
+        self.rows = 0
+        self._original = model.get_text_features
+        model.get_text_features = self
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        self.rows += int(kwargs["input_ids"].shape[0])
+        return self._original(*args, **kwargs)
+
+    def reset(self) -> None:
+        self.calls = self.rows = 0
+
+
+def reference_cosines(model_dir: Path, image_bytes: bytes, prompts: list[str]):
+    """Cosine similarities of `prompts` to the image, computed with CLIPModel.forward (not the package's code)."""
+    import io
+
+    import torch
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(model_dir).eval()
+    processor = CLIPProcessor.from_pretrained(model_dir)
+    image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    inputs = processor(text=prompts, images=image, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model(**inputs)
+        scale = model.logit_scale.exp()
+    return (out.logits_per_image[0] / scale).tolist(), float(scale)

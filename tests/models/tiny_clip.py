@@ -1,0 +1,231 @@
+"""Tiny random-weight CLIP and BLIP models and their tokenizers, built offline (no Hugging Face Hub).
+
+Model packages load their weights with `from_pretrained(<local directory>)`, as in production; the builders here
+write such directories: `save_tiny_clip(path)` (CLIPModel + CLIPProcessor) and `save_tiny_blip(path)`
+(BlipForConditionalGeneration + BlipProcessor). They are deterministic (seeded) and small enough to build in well
+under a second. `vit_b32_config()` gives the real openai/clip-vit-base-patch32 dimensions, for benchmarks.
+
+Tokenizers are real transformers tokenizer classes over tiny vocabularies:
+- CLIP: byte-level BPE (every byte, alone and word-final, plus whole-word merges for `words`), so any text encodes;
+- BLIP: a WordPiece (BERT) vocabulary of special tokens, letters and `words`, with BLIP's `[DEC]` start token.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+DEFAULT_WORDS = (
+    "a photo of the an in on with and by red blue green black white leather cotton dress shirt jeans boots shoes "
+    "hat bag dog cat beach city night portrait painting art style trending artstation oil digital sketch modern "
+    "vintage bright dark soft sharp detailed"
+).split()
+
+CONTEXT_LENGTH = 77  # CLIP's text context, kept for the tiny models so prompt-length logic behaves as in production
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte-level alphabet: every byte maps to a printable character."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def clip_vocab_and_merges(words: Iterable[str] = DEFAULT_WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE vocabulary in CLIP's format, with merges that make each of `words` a single token."""
+    alphabet = list(_bytes_to_unicode().values())
+    tokens = alphabet + [c + "</w>" for c in alphabet]
+    merges: list[tuple[str, str]] = []
+    seen = set(tokens)
+    for word in dict.fromkeys(w.lower() for w in words):
+        if not word.isalpha() or not word.isascii() or len(word) < 2:
+            continue
+        symbols = list(word[:-1]) + [word[-1] + "</w>"]
+        current = symbols[0]
+        for symbol in symbols[1:]:
+            merged = current + symbol
+            if merged not in seen:
+                merges.append((current, symbol))
+                tokens.append(merged)
+                seen.add(merged)
+            current = merged
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {token: i for i, token in enumerate(tokens)}, merges
+
+
+def clip_tokenizer(words: Iterable[str] = DEFAULT_WORDS, model_max_length: int = CONTEXT_LENGTH):
+    from transformers import CLIPTokenizer
+
+    vocab, merges = clip_vocab_and_merges(words)
+    kwargs = {"vocab": vocab, "merges": merges}
+    try:
+        tokenizer = CLIPTokenizer(**kwargs, model_max_length=model_max_length)
+    except TypeError:  # transformers 4.x: the slow tokenizer wants files
+        raise RuntimeError("tiny_clip needs transformers >= 5 (tokenizers built from in-memory vocabularies)")
+    return tokenizer
+
+
+def tiny_clip_config(
+    *,
+    text_width: int = 32,
+    text_layers: int = 2,
+    vision_width: int = 32,
+    vision_layers: int = 2,
+    heads: int = 2,
+    image_size: int = 32,
+    patch_size: int = 8,
+    projection_dim: int = 32,
+    vocab_size: int | None = None,
+):
+    from transformers import CLIPConfig
+
+    vocab_size = vocab_size or len(clip_vocab_and_merges()[0])
+    text = dict(
+        vocab_size=vocab_size,
+        hidden_size=text_width,
+        intermediate_size=text_width * 4,
+        num_hidden_layers=text_layers,
+        num_attention_heads=heads,
+        max_position_embeddings=CONTEXT_LENGTH,
+        projection_dim=projection_dim,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    vision = dict(
+        hidden_size=vision_width,
+        intermediate_size=vision_width * 4,
+        num_hidden_layers=vision_layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=projection_dim,
+    )
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+
+
+def vit_b32_config(vocab_size: int | None = None):
+    """openai/clip-vit-base-patch32's architecture: text 512 wide x 12 layers, vision 768 x 12, patch 32, image 224."""
+    from transformers import CLIPConfig
+
+    vocab_size = vocab_size or 49408
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=vocab_size, hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
+            max_position_embeddings=CONTEXT_LENGTH, projection_dim=512,
+            bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1,
+        ),
+        vision_config=dict(
+            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+            patch_size=32, projection_dim=512,
+        ),
+        projection_dim=512,
+    )
+    return config
+
+
+def save_tiny_clip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, seed: int = 0, config=None,
+                   **config_kwargs) -> Path:
+    """Write a random-weight CLIPModel + CLIPProcessor into `path` (a model directory, as staged in S3)."""
+    import torch
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    path = Path(path)
+    tokenizer = clip_tokenizer(words)
+    if config is None:
+        config = tiny_clip_config(vocab_size=len(tokenizer), **config_kwargs)
+    image_size = config.vision_config.image_size
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def blip_tokenizer(words: Iterable[str] = DEFAULT_WORDS):
+    from transformers import BertTokenizer
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab_tokens = BERT_SPECIALS + letters + ["##" + c for c in letters] + list("0123456789.,!?-'")
+    vocab_tokens += [w for w in dict.fromkeys(w.lower() for w in words) if w not in vocab_tokens]
+    vocab = {token: i for i, token in enumerate(vocab_tokens)}
+    tokenizer = BertTokenizer(vocab=vocab, model_max_length=512)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    return tokenizer
+
+
+def save_tiny_blip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, seed: int = 0, width: int = 32,
+                   layers: int = 2, heads: int = 2, image_size: int = 32, patch_size: int = 8) -> Path:
+    """Write a random-weight BlipForConditionalGeneration + BlipProcessor into `path`."""
+    import torch
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    path = Path(path)
+    tokenizer = blip_tokenizer(words)
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=width, intermediate_size=width * 4, num_hidden_layers=layers,
+            num_attention_heads=heads, max_position_embeddings=64,
+            bos_token_id=tokenizer.convert_tokens_to_ids("[DEC]"),
+            pad_token_id=tokenizer.pad_token_id, sep_token_id=tokenizer.sep_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=width, intermediate_size=width * 4, num_hidden_layers=layers, num_attention_heads=heads,
+            image_size=image_size, patch_size=patch_size,
+        ),
+        projection_dim=width,
+    )
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(config).eval()
+    image_processor = BlipImageProcessor(size={"height": image_size, "width": image_size})
+    processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+# ---- test images ----
+
+def image_bytes(size: tuple[int, int] = (64, 48), fmt: str = "PNG", seed: int = 0, mode: str = "RGB") -> bytes:
+    """A small noisy image (different seeds give different images) encoded as `fmt`."""
+    from PIL import Image
+
+    rng = random.Random(seed)
+    w, h = size
+    image = Image.new(mode, size)
+    if mode == "RGB":
+        image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(w * h)])
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def image_b64(size: tuple[int, int] = (64, 48), fmt: str = "PNG", seed: int = 0) -> str:
+    return base64.b64encode(image_bytes(size, fmt, seed)).decode("ascii")
+
+
+def huge_png_b64(side: int = 8000) -> str:
+    """A PNG whose header declares side x side pixels but which compresses to a few kilobytes (a bilevel image)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (side, side)).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
