@@ -61,6 +61,7 @@ class WhisperHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._started = time.perf_counter()
+        self._discard_body()  # a GET has no use for a body, but its bytes must not be read as the next request
         path = urlsplit(self.path).path
         if path == "/ping":
             engine = self.server.engine
@@ -237,10 +238,10 @@ class WhisperHandler(BaseHTTPRequestHandler):
             exc = ApiError(code, "BAD_REQUEST" if code == 400 else f"HTTP_{code}", message or "bad request")
         if not hasattr(self, "_started"):
             self._started = time.perf_counter()
-        if self.request_version and self.command:
-            self._send_error(exc)
-        else:  # the request line itself was unreadable: answer it plainly
-            super().send_error(code, message, explain)
+        if not self.command:  # the request line was unreadable: still answer with a status line, not HTTP/0.9
+            self.request_version = "HTTP/1.0"
+            self.command, self.path = "-", "-"
+        self._send_error(exc)
 
     def log_request(self, code="-", size="-") -> None:  # _send_json logs instead
         pass

@@ -1,0 +1,41 @@
+"""Fixtures for the Whisper container tests: a tiny random-weight model and the server running it over HTTP."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "model_packages" / "whisper"))
+
+import whisper_testkit as kit  # noqa: E402
+from tiny_whisper import cached_tiny_whisper  # noqa: E402  (tests/models is on sys.path: ../conftest.py)
+
+MAX_AUDIO_SECONDS = 60
+MAX_AUDIO_BYTES = 2_000_000
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """Built once (~30 s: torch + transformers + conversion), then reused from .local/tiny-models/."""
+    return cached_tiny_whisper()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model, tmp_path_factory):
+    """The container's entrypoint (`python -m whisper_server serve`) on 127.0.0.1, small limits for the tests."""
+    log = tmp_path_factory.mktemp("whisper-server") / "server.log"
+    srv = kit.WhisperServer(
+        tiny_model, log,
+        MODEL_ID="tiny-random-whisper",
+        MAX_AUDIO_SECONDS=str(MAX_AUDIO_SECONDS),
+        MAX_AUDIO_BYTES=str(MAX_AUDIO_BYTES),
+        # One intra-op thread: on a shared 2-core runner, CTranslate2's OpenMP threads spin against other
+        # processes and a request can take 10x longer than with one thread.
+        WHISPER_CPU_THREADS="1",
+        WHISPER_NUM_WORKERS="1",
+    )
+    srv.start()
+    yield srv
+    srv.stop()
