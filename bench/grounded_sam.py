@@ -1,0 +1,160 @@
+"""Benchmark: grounded_sam per-request latency, models loaded once per worker (our DJL handler) vs loaded inside
+every request (what the original Grounded-SAM demo does: from_pretrained in the request path).
+
+Offline, CPU or GPU: random-weight Grounding DINO and SAM with scaled-down but realistic architectures (a Swin
+backbone, a BERT text encoder, a 256-wide deformable transformer; a windowed ViT image encoder with global
+attention blocks), saved to a temporary folder as `make stage-weights` lays them out, and served through
+model_packages/grounded_sam/model.py with the DJL test double. Both modes run the same inference code on the same
+requests; only where the weights are loaded differs. Medians over several requests after a warm-up.
+
+The real models are much larger (grounding-dino-base 233M and sam-vit-huge 641M parameters, 2.9 GB of weights),
+so the gap in production is wider than here: loading grows with the weights, a GPU forward pass much less.
+Last line: grounded_sam_load_once_speedup=<float>.
+"""
+# venv: models
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "models"))
+sys.path.insert(0, str(ROOT / "model_packages" / "grounded_sam"))
+
+import djl_double  # noqa: E402
+
+djl_double.install()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REQUESTS = 5  # timed requests per mode, after one warm-up
+IMAGE_SIZE = (640, 480)
+VOCAB_WORDS = ["dog", "cat", "red", "ball", "car", "person", "tree", "blue", "sky", "next", "to", "the", "a", "of"]
+
+
+def build_models(root: Path) -> dict:
+    """Scaled-down Grounding DINO (Swin backbone, 4-layer BERT, 3+3 deformable layers, 300 queries) and SAM
+    (6-layer ViT at 512 px with windowed + global attention), random weights, saved with their processors."""
+    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
+                              GroundingDinoImageProcessor, GroundingDinoProcessor, SamConfig, SamImageProcessor,
+                              SamModel, SamProcessor, SwinConfig)
+
+    torch.manual_seed(0)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
+    backbone = SwinConfig(image_size=384, patch_size=4, embed_dim=64, depths=[2, 2, 4, 2], num_heads=[2, 4, 8, 16],
+                          window_size=12, out_indices=[2, 3, 4])
+    text = BertConfig(vocab_size=len(vocab), hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                      intermediate_size=1024, max_position_embeddings=256)
+    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=300, encoder_layers=3,
+                                 decoder_layers=3, d_model=256, encoder_ffn_dim=1024, decoder_ffn_dim=1024,
+                                 encoder_attention_heads=8, decoder_attention_heads=8, max_text_len=256)
+    detector = GroundingDinoForObjectDetection(config).eval()
+    detector.save_pretrained(root / "grounding_dino")
+    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 480, "longest_edge": 800}),
+                           tokenizer=tokenizer).save_pretrained(root / "grounding_dino")
+    sam_config = SamConfig(
+        vision_config=dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, output_channels=256,
+                           image_size=512, patch_size=16, mlp_dim=1536, global_attn_indexes=[1, 3, 5],
+                           window_size=8),
+        prompt_encoder_config=dict(hidden_size=256, image_size=512, patch_size=16),
+        mask_decoder_config=dict(hidden_size=256),
+    )
+    sam = SamModel(sam_config).eval()
+    sam.save_pretrained(root / "sam")
+    SamProcessor(SamImageProcessor(size={"longest_edge": 512}, pad_size={"height": 512, "width": 512})).save_pretrained(
+        root / "sam")
+    count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+    size = sum(f.stat().st_size for f in root.rglob("*.safetensors")) / 1e6
+    return {"detector_params_m": count(detector), "sam_params_m": count(sam), "weights_mb": size}
+
+
+def request_body(seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(IMAGE_SIZE[1], IMAGE_SIZE[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return {"image": base64.b64encode(buffer.getvalue()).decode(), "prompts": ["dog", "red ball", "car"],
+            "box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 5, "masks": "rle"}
+
+
+def timed(handle, body: dict) -> float:
+    start = time.perf_counter()
+    response = djl_double.invoke(handle, body)
+    elapsed = time.perf_counter() - start
+    assert response.code == 200, response.body
+    assert response.body["detections"] and "mask" in response.body["detections"][0]
+    return elapsed
+
+
+def main() -> None:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-grounded-sam-") as tmp:
+        root = Path(tmp)
+        sizes = build_models(root)
+        properties = {"model_id": str(root), "detector_model_id": "grounding_dino", "sam_model_id": "sam",
+                      "model_name": "bench-random-grounding-dino", "sam_model_name": "bench-random-sam",
+                      "dtype": "fp16"}
+        bodies = [request_body(seed) for seed in range(REQUESTS + 1)]
+
+        import grounded_sam_core as core
+
+        spec = importlib.util.spec_from_file_location("bench_grounded_sam_model",
+                                                      ROOT / "model_packages" / "grounded_sam" / "model.py")
+        handler = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(handler)
+
+        start = time.perf_counter()
+        djl_double.initialise(handler.handle, properties)
+        init_s = time.perf_counter() - start
+        resident = handler._model
+        device = resident.device
+        # The demo's way: every request builds the processors and models from the saved weights, then predicts.
+        settings = core.Settings.from_properties(properties)
+        load_times: list[float] = []
+
+        def load_per_request(inputs):
+            start = time.perf_counter()
+            handler._model = core.GroundedSam(settings)
+            load_times.append(time.perf_counter() - start)
+            try:
+                return handler.handle(inputs)
+            finally:
+                handler._model = resident
+
+        # Alternate the two modes request by request, so that both see the same load on a shared machine.
+        load_once, per_request = [], []
+        for i, body in enumerate(bodies):
+            once_s, each_s = timed(handler.handle, body), timed(load_per_request, body)
+            if i:  # the first pair is a warm-up
+                load_once.append(once_s)
+                per_request.append(each_s)
+
+    once, each = statistics.median(load_once), statistics.median(per_request)
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, image {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, "
+          f"3 prompts, 5 detections with RLE masks")
+    print(f"models: Grounding DINO {sizes['detector_params_m']:.1f}M params, SAM {sizes['sam_params_m']:.1f}M params, "
+          f"{sizes['weights_mb']:.0f} MB of safetensors (random weights)")
+    print(f"worker initialisation (loads both models once): {init_s:.2f} s")
+    print(f"load once (our handler):      median {once * 1000:.0f} ms over {len(load_once)} requests "
+          f"(min {min(load_once) * 1000:.0f}, max {max(load_once) * 1000:.0f})")
+    print(f"load per request (the demo):  median {each * 1000:.0f} ms over {len(per_request)} requests "
+          f"(min {min(per_request) * 1000:.0f}, max {max(per_request) * 1000:.0f})")
+    print(f"  of which from_pretrained of both models and processors: median "
+          f"{statistics.median(load_times[1:]) * 1000:.0f} ms")
+    print(f"loading cost per request avoided: {(each - once) * 1000:.0f} ms; total bench time "
+          f"{time.perf_counter() - started:.0f} s")
+    print(f"grounded_sam_load_once_speedup={each / once:.2f}")
+
+
+if __name__ == "__main__":
+    main()
