@@ -1,0 +1,160 @@
+"""Starting pipeline executions (POST /v1/analyze, POST /v1/jobs), reading them (GET /v1/jobs/{id}), and
+turning their outcome into HTTP responses. Same execution input for the Express and the Standard machine.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from vlp.api.models import AnalyzeRequest
+from vlp.api.results import attach_urls
+from vlp.errors import CallerError, VlpError, error_from_execution
+from vlp.keys import UUID_RE
+
+# Step Functions limits an execution input to 256 KiB; keep room for what the machine adds.
+MAX_EXECUTION_INPUT_BYTES = 250_000
+
+JOB_STATUS = {
+    "RUNNING": "running",
+    "PENDING_REDRIVE": "queued",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "TIMED_OUT": "failed",
+    "ABORTED": "failed",
+}
+
+
+def execution_input(
+    request: AnalyzeRequest, *, request_id: str, api_request_id: str | None, source: str, now: float | None = None
+) -> str:
+    """The execution input JSON (docs/pipeline.md, "Execution input"); 413 when above the state budget."""
+    document = {
+        "request_id": request_id,
+        "api_request_id": api_request_id,
+        "received_at_ms": int((time.time() if now is None else now) * 1000),
+        "source": source,
+        "request": request.model_dump(mode="json", exclude_none=True),
+    }
+    payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    size = len(payload.encode("utf-8"))
+    if size > MAX_EXECUTION_INPUT_BYTES:
+        raise CallerError(
+            f"The request is {size} bytes once prepared, above the pipeline's {MAX_EXECUTION_INPUT_BYTES}: "
+            "upload the image with POST /v1/uploads and send fewer or shorter labels.",
+            code="REQUEST_TOO_LARGE",
+        )
+    return payload
+
+
+def _start_error(error: Exception) -> VlpError:
+    from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+
+    if isinstance(error, ReadTimeoutError):
+        return VlpError("The pipeline did not answer in time; use POST /v1/jobs.", code="PIPELINE_TIMEOUT")
+    if isinstance(error, ConnectTimeoutError) or not isinstance(error, ClientError):
+        return VlpError("The pipeline could not be reached; retry shortly.", code="PIPELINE_UNAVAILABLE", retry_after=2)
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in ("ThrottlingException", "ExecutionLimitExceeded", "TooManyRequestsException"):
+        return CallerError("Too many requests are running; retry with backoff.", code="THROTTLED", retry_after=2)
+    if code == "InvalidExecutionInput":
+        return CallerError("The request is too large for the pipeline.", code="REQUEST_TOO_LARGE")
+    if status >= 500 or code in ("ServiceUnavailable", "InternalFailure", "InternalServerError"):
+        return VlpError("The pipeline could not be started; retry shortly.", code="PIPELINE_UNAVAILABLE", retry_after=2)
+    # StateMachineDoesNotExist, AccessDenied, InvalidArn...: a deployment problem, logged with its code.
+    return VlpError(f"The pipeline could not be started ({code or 'unknown error'}).", code="INTERNAL_ERROR")
+
+
+def run_sync(sfn: Any, *, state_machine_arn: str, request_id: str, payload: str) -> dict[str, Any]:
+    """StartSyncExecution on the Express machine; returns the API's response fields."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return sfn.start_sync_execution(stateMachineArn=state_machine_arn, name=request_id, input=payload)
+    except (BotoCoreError, ClientError) as error:
+        raise _start_error(error) from None
+
+
+def start_job(sfn: Any, *, state_machine_arn: str, job_id: str, payload: str) -> str:
+    """StartExecution on the Standard machine; the execution name is the job id. Returns the execution ARN."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=job_id, input=payload)
+    except (BotoCoreError, ClientError) as error:
+        raise _start_error(error) from None
+    return response["executionArn"]
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:...:stateMachine:<machine> -> arn:...:execution:<machine>:<name>."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+def describe_job(sfn: Any, *, state_machine_arn: str, job_id: str) -> dict[str, Any]:
+    """DescribeExecution of a job; 404 JOB_NOT_FOUND for an id that is malformed or unknown."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not UUID_RE.match(job_id or ""):
+        raise CallerError("No job with this id.", code="JOB_NOT_FOUND")
+    try:
+        return sfn.describe_execution(executionArn=execution_arn(state_machine_arn, job_id))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
+            raise CallerError("No job with this id.", code="JOB_NOT_FOUND") from None
+        raise _start_error(error) from None
+    except BotoCoreError as error:
+        raise _start_error(error) from None
+
+
+def _output(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "")
+    except ValueError:
+        raise VlpError("The pipeline returned an unreadable result.", code="PIPELINE_FAILED") from None
+    if not isinstance(value, dict):
+        raise VlpError("The pipeline returned an unreadable result.", code="PIPELINE_FAILED")
+    return value
+
+
+def outcome_error(status: str, error: str | None, cause: str | None) -> dict[str, Any]:
+    """The caller-facing error of an execution that did not succeed."""
+    if status == "TIMED_OUT":
+        return error_from_execution("States.Timeout", None)
+    if status == "ABORTED":
+        return {"code": "JOB_ABORTED", "message": "The job was stopped before it finished.", "status": 500}
+    return error_from_execution(error, cause)
+
+
+def sync_result(
+    response: dict[str, Any], *, s3: Any, bucket: str, expires_in: int
+) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None]:
+    """(HTTP status, result or None, error or None) of a StartSyncExecution response."""
+    status = response.get("status")
+    if status == "SUCCEEDED":
+        result = attach_urls(_output(response.get("output")), s3=s3, bucket=bucket, expires_in=expires_in)
+        return 200, result, None
+    error = outcome_error(status or "FAILED", response.get("error"), response.get("cause"))
+    return error["status"], None, error
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else None
+
+
+def job_view(description: dict[str, Any], *, job_id: str, s3: Any, bucket: str, expires_in: int) -> dict[str, Any]:
+    """The GET /v1/jobs/{id} body: status, and the result or the error once the job is done."""
+    raw_status = description.get("status", "RUNNING")
+    view: dict[str, Any] = {
+        "job_id": job_id,
+        "status": JOB_STATUS.get(raw_status, "running"),
+        "created_at": _iso(description.get("startDate")),
+        "completed_at": _iso(description.get("stopDate")),
+    }
+    if raw_status == "SUCCEEDED":
+        view["result"] = attach_urls(_output(description.get("output")), s3=s3, bucket=bucket, expires_in=expires_in)
+    elif view["status"] == "failed":
+        view["error"] = outcome_error(raw_status, description.get("error"), description.get("cause"))
+    return {key: value for key, value in view.items() if value is not None}

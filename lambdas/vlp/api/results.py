@@ -1,0 +1,44 @@
+"""Presigned GET URLs for the result objects of a finished request (masks), added at response time.
+
+The state machine's output carries S3 keys only; URLs are signed when a response is built, so a job fetched
+hours later still gets working links. Only keys under ``results/<request id>/`` are ever signed.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+import time
+from typing import Any
+
+from vlp.keys import RESULTS_PREFIX
+
+
+def _sign(s3: Any, bucket: str, key: str, expires_in: int) -> str:
+    return s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="GET"
+    )
+
+
+def attach_urls(result: dict[str, Any], *, s3: Any, bucket: str, expires_in: int, now: float | None = None) -> dict:
+    """Add ``url`` next to every result ``key`` (in place) and ``urls_expire_at``; returns ``result``."""
+    request_id = result.get("request_id")
+    if not isinstance(request_id, str):
+        return result
+    prefix = f"{RESULTS_PREFIX}{request_id}/"
+    signed = 0
+
+    def sign(holder: Any) -> None:
+        nonlocal signed
+        if isinstance(holder, dict) and isinstance(holder.get("key"), str) and holder["key"].startswith(prefix):
+            holder["url"] = _sign(s3, bucket, holder["key"], expires_in)
+            signed += 1
+
+    for detection in result.get("detections") or []:
+        if isinstance(detection, dict):
+            sign(detection.get("mask"))
+    sign(result.get("masks_rle"))
+    if signed:
+        issued = time.time() if now is None else now
+        result["urls_expire_at"] = datetime.fromtimestamp(issued + expires_in, tz=timezone.utc).isoformat(
+            timespec="seconds"
+        )
+    return result

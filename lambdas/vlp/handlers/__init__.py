@@ -1,0 +1,5 @@
+"""Lambda entry points, one module per function; each exposes ``handler`` (e.g. ``vlp.handlers.analyze.handler``).
+
+A handler module builds its settings (validated environment) and its AWS clients at import, once per
+container, and delegates to the logic in vlp.api / vlp.pipeline.
+"""

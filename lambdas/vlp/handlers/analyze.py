@@ -1,0 +1,31 @@
+"""POST /v1/analyze -> StartSyncExecution on the Express state machine -> the assembled result (docs/api.md)."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.api.executions import execution_input, run_sync, sync_result
+from vlp.api.models import AnalyzeRequest, parse_body
+from vlp.http import execution_error_response, json_response
+from vlp.keys import new_id
+from vlp.runtime import api_handler, logger
+from vlp.settings import AnalyzeSettings, load_settings
+
+SETTINGS: AnalyzeSettings = load_settings(AnalyzeSettings)
+SFN = aws.stepfunctions_client(sync=True)
+S3 = aws.s3_client()  # signs the result URLs (masks)
+MAX_BODY_BYTES = 512 * 1024
+
+
+@api_handler("analyze")
+def handler(event, context):
+    request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
+    request_id = new_id()
+    logger.append_keys(pipeline_request_id=request_id)
+    payload = execution_input(request, request_id=request_id, api_request_id=event.request_id, source="analyze")
+    response = run_sync(SFN, state_machine_arn=SETTINGS.state_machine_arn, request_id=request_id, payload=payload)
+    status, result, error = sync_result(
+        response, s3=S3, bucket=SETTINGS.requests_bucket, expires_in=SETTINGS.presign_expiry_seconds
+    )
+    if error is not None:
+        logger.info("execution did not succeed", extra={"execution_status": response.get("status"), "error": error})
+        return execution_error_response(error, request_id=request_id)
+    return json_response(status, result, request_id=request_id)

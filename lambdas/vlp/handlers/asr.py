@@ -1,0 +1,16 @@
+"""Pipeline step `asr` (docs/pipeline.md): the audio through Whisper (role asr)."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.pipeline import asr
+from vlp.runtime import step_handler
+from vlp.settings import PipelineSettings, load_settings
+
+SETTINGS: PipelineSettings = load_settings(PipelineSettings)
+S3 = aws.s3_client()
+SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
+
+
+@step_handler("asr")
+def handler(event, context):
+    return asr.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)

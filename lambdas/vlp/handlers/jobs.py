@@ -1,0 +1,47 @@
+"""POST /v1/jobs -> StartExecution on the Standard state machine (202 + job id);
+GET /v1/jobs/{id} -> DescribeExecution (status, result or error). docs/api.md."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.api.executions import describe_job, execution_input, job_view, start_job
+from vlp.api.models import AnalyzeRequest, parse_body
+from vlp.errors import CallerError
+from vlp.http import json_response
+from vlp.keys import new_id
+from vlp.runtime import api_handler, logger
+from vlp.settings import JobsSettings, load_settings
+
+SETTINGS: JobsSettings = load_settings(JobsSettings)
+SFN = aws.stepfunctions_client()
+S3 = aws.s3_client()  # signs the result URLs (masks)
+MAX_BODY_BYTES = 512 * 1024
+
+
+def _submit(event):
+    request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
+    job_id = new_id()
+    logger.append_keys(job_id=job_id)
+    payload = execution_input(request, request_id=job_id, api_request_id=event.request_id, source="jobs")
+    start_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, job_id=job_id, payload=payload)
+    location = f"/v1/jobs/{job_id}"
+    body = {"job_id": job_id, "status": "queued", "status_url": location}
+    return json_response(202, body, request_id=event.request_id, headers={"Location": location})
+
+
+def _status(event):
+    job_id = event.path_parameter("id") or event.path_parameter("job_id") or ""
+    logger.append_keys(job_id=job_id)
+    description = describe_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, job_id=job_id)
+    body = job_view(
+        description, job_id=job_id, s3=S3, bucket=SETTINGS.requests_bucket, expires_in=SETTINGS.presign_expiry_seconds
+    )
+    return json_response(200, body, request_id=event.request_id)
+
+
+@api_handler("jobs")
+def handler(event, context):
+    if event.method == "POST":
+        return _submit(event)
+    if event.method == "GET":
+        return _status(event)
+    raise CallerError(f"{event.method or 'This method'} is not allowed here.", code="METHOD_NOT_ALLOWED")

@@ -1,0 +1,16 @@
+"""Pipeline step `prompt` (docs/pipeline.md): a Stable Diffusion prompt (role clip_interrogator)."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.pipeline import vision
+from vlp.runtime import step_handler
+from vlp.settings import PipelineSettings, load_settings
+
+SETTINGS: PipelineSettings = load_settings(PipelineSettings)
+S3 = aws.s3_client()
+SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
+
+
+@step_handler("prompt")
+def handler(event, context):
+    return vision.run_prompt(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)

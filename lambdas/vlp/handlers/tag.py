@@ -1,0 +1,16 @@
+"""Pipeline step `tag` (docs/pipeline.md): CLIP zero-shot tags over the labels (role clip_tagging)."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.pipeline import vision
+from vlp.runtime import step_handler
+from vlp.settings import PipelineSettings, load_settings
+
+SETTINGS: PipelineSettings = load_settings(PipelineSettings)
+S3 = aws.s3_client()
+SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
+
+
+@step_handler("tag")
+def handler(event, context):
+    return vision.run_tag(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)

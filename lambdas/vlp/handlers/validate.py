@@ -1,0 +1,15 @@
+"""Pipeline step `validate` (docs/pipeline.md): execution input -> pipeline context (image normalised into S3, audio checked)."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.pipeline import validate
+from vlp.runtime import step_handler
+from vlp.settings import PipelineSettings, load_settings
+
+SETTINGS: PipelineSettings = load_settings(PipelineSettings)
+S3 = aws.s3_client()
+
+
+@step_handler("validate")
+def handler(event, context):
+    return validate.run(event, s3=S3, settings=SETTINGS)

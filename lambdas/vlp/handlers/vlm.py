@@ -1,0 +1,16 @@
+"""Pipeline step `vlm` (docs/pipeline.md): the answer about the image (role vlm)."""
+from __future__ import annotations
+
+from vlp import aws
+from vlp.pipeline import generate
+from vlp.runtime import step_handler
+from vlp.settings import PipelineSettings, load_settings
+
+SETTINGS: PipelineSettings = load_settings(PipelineSettings)
+S3 = aws.s3_client()
+SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
+
+
+@step_handler("vlm")
+def handler(event, context):
+    return generate.run_vlm(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)

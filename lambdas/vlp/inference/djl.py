@@ -1,0 +1,193 @@
+"""Requests to and responses from the DJL Python-engine packages (docs/model-contracts.md).
+
+Builders return the JSON body; parsers check the shape they rely on and raise ModelFailedError otherwise
+(a model that answers 200 with a body we cannot read is a model failure, not the caller's).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vlp.errors import ModelFailedError, model_error
+from vlp.inference.sagemaker import Endpoint, Invocation, invoke, parse_json
+
+# The intents the pipeline routes on; descriptions are the NLI hypotheses (contract: `intents`).
+INTENTS = {
+    "describe": "describe or answer a question about the image",
+    "segment": "find, locate or outline objects",
+    "tag": "tag or categorize the product",
+    "prompt": "write an image generation prompt",
+}
+
+
+def call(client: Any, endpoint: Endpoint, request: dict[str, Any], *, step: str) -> tuple[Any, Invocation]:
+    body = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    invocation = invoke(client, endpoint, step=step, body=body)
+    return parse_json(invocation, step=step, role=endpoint.role), invocation
+
+
+def _bad(step: str, role: str, what: str) -> ModelFailedError:
+    return model_error(ModelFailedError, step, f"The {role} model returned an unexpected response ({what}).")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---- intent_keywords ----
+
+
+def intent_request(text: str, intents: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"text": text, "tasks": ["intent"], "intents": dict(intents or INTENTS)}
+
+
+def keywords_request(text: str, *, top_n: int = 5, ngram_range: tuple[int, int] = (1, 2)) -> dict[str, Any]:
+    return {"text": text, "tasks": ["keywords"], "top_n": top_n, "keyphrase_ngram_range": list(ngram_range)}
+
+
+def parse_intent(body: Any, *, step: str = "intent", role: str = "intent_keywords") -> dict[str, Any]:
+    intent = body.get("intent") if isinstance(body, dict) else None
+    if not isinstance(intent, dict) or not isinstance(intent.get("label"), str) or not _number(intent.get("score")):
+        raise _bad(step, role, "no intent")
+    scores = intent.get("scores") if isinstance(intent.get("scores"), dict) else {}
+    return {
+        "label": intent["label"],
+        "score": float(intent["score"]),
+        "scores": {str(k): float(v) for k, v in scores.items() if _number(v)},
+    }
+
+
+def parse_keywords(body: Any, *, step: str = "keywords", role: str = "intent_keywords") -> list[dict[str, Any]]:
+    keywords = body.get("keywords") if isinstance(body, dict) else None
+    if not isinstance(keywords, list):
+        raise _bad(step, role, "no keywords")
+    out = []
+    for item in keywords:
+        if not isinstance(item, dict) or not isinstance(item.get("keyword"), str) or not _number(item.get("score")):
+            raise _bad(step, role, "malformed keyword")
+        out.append({"keyword": item["keyword"], "score": float(item["score"])})
+    return out
+
+
+# ---- grounded_sam ----
+
+
+def grounded_sam_request(
+    image_b64: str,
+    prompts: list[str],
+    *,
+    box_threshold: float = 0.35,
+    text_threshold: float = 0.25,
+    max_detections: int = 20,
+    masks: str = "rle",
+) -> dict[str, Any]:
+    return {
+        "image": image_b64,
+        "prompts": list(prompts),
+        "box_threshold": box_threshold,
+        "text_threshold": text_threshold,
+        "masks": masks,
+        "max_detections": max_detections,
+    }
+
+
+def parse_grounded_sam(body: Any, *, step: str = "segment", role: str = "grounded_sam") -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("detections"), list):
+        raise _bad(step, role, "no detections")
+    width, height = body.get("width"), body.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise _bad(step, role, "no image size")
+    detections = []
+    for item in body["detections"]:
+        box = item.get("box") if isinstance(item, dict) else None
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("label"), str)
+            or not _number(item.get("score"))
+            or not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box))
+        ):
+            raise _bad(step, role, "malformed detection")
+        mask = item.get("mask")
+        rle = mask.get("rle") if isinstance(mask, dict) else None
+        if rle is not None and not (
+            isinstance(rle, dict)
+            and isinstance(rle.get("counts"), str)
+            and isinstance(rle.get("size"), list)
+            and len(rle["size"]) == 2
+        ):
+            raise _bad(step, role, "malformed mask")
+        detections.append(
+            {
+                "label": item["label"],
+                "score": float(item["score"]),
+                "box": [float(v) for v in box],
+                "rle": rle,
+                "area": mask.get("area") if isinstance(mask, dict) else None,
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "detections": detections,
+        "model": body.get("model"),
+        "sam_model": body.get("sam_model"),
+    }
+
+
+# ---- clip_tagging ----
+
+
+def clip_tagging_request(
+    image_b64: str,
+    labels: list[str],
+    *,
+    mode: str = "softmax",
+    top_k: int = 5,
+    threshold: float = 0.0,
+    prompt_template: str | None = None,
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "image": image_b64,
+        "labels": list(labels),
+        "mode": mode,
+        "top_k": max(1, min(top_k, len(labels))),
+        "threshold": threshold,
+    }
+    if prompt_template:
+        request["prompt_template"] = prompt_template
+    return request
+
+
+def parse_tags(body: Any, *, step: str = "tag", role: str = "clip_tagging") -> dict[str, Any]:
+    tags = body.get("tags") if isinstance(body, dict) else None
+    if not isinstance(tags, list):
+        raise _bad(step, role, "no tags")
+    out = []
+    for item in tags:
+        if not isinstance(item, dict) or not isinstance(item.get("label"), str) or not _number(item.get("score")):
+            raise _bad(step, role, "malformed tag")
+        out.append({"label": item["label"], "score": float(item["score"])})
+    out.sort(key=lambda tag: tag["score"], reverse=True)
+    return {"tags": out, "mode": body.get("mode"), "model": body.get("model")}
+
+
+# ---- clip_interrogator ----
+
+
+def interrogator_request(image_b64: str, *, mode: str = "fast") -> dict[str, Any]:
+    return {"image": image_b64, "mode": mode}
+
+
+def parse_interrogator(body: Any, *, step: str = "prompt", role: str = "clip_interrogator") -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+        raise _bad(step, role, "no prompt")
+    flavors = body.get("flavors") if isinstance(body.get("flavors"), list) else []
+    caption = body.get("caption") if isinstance(body.get("caption"), str) else None
+    return {
+        "prompt": body["prompt"],
+        "caption": caption,
+        "mode": body.get("mode"),
+        "flavors": [f for f in flavors if isinstance(f, str)][:64],
+        "model": body.get("model"),
+        "caption_model": body.get("caption_model"),
+    }

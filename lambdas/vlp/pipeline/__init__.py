@@ -1,0 +1,1 @@
+"""Logic of the pipeline steps: plain functions ``run(event, *, <clients>, settings) -> dict``."""

@@ -1,0 +1,37 @@
+"""The asr step: the uploaded audio through Whisper; the transcript joins the text of the request."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from vlp.inference import whisper
+from vlp.pipeline import storage
+from vlp.pipeline.context import is_random_model, output, parse_context, require_endpoint, skipped
+from vlp.settings import PipelineSettings
+
+MAX_TRANSCRIPT_CHARS = 20_000  # keeps the state small; intent/keywords read the first 2,000 anyway
+
+
+def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
+    started = time.perf_counter()
+    context = parse_context(event)
+    if context.audio is None:
+        return skipped(started, "no audio")
+    endpoint = require_endpoint(settings, "asr", what="Audio input")
+    audio = storage.read(
+        s3, settings.requests_bucket, context.audio.key, max_bytes=settings.max_audio_bytes, too_large="AUDIO_TOO_LARGE"
+    )
+    transcript, invocation = whisper.transcribe(
+        sagemaker, endpoint, audio, audio_format=context.audio.format, language=context.options.language
+    )
+    text = transcript["text"]
+    return output(
+        started,
+        text=text[:MAX_TRANSCRIPT_CHARS],
+        truncated=len(text) > MAX_TRANSCRIPT_CHARS,
+        language=transcript["language"],
+        duration=transcript["duration"],
+        model=transcript["model"],
+        random_weights=is_random_model(transcript["model"]),
+        model_ms=round(invocation.elapsed_ms, 1),
+    )

@@ -1,0 +1,139 @@
+"""The validate step: execution input -> pipeline context (docs/pipeline.md, "Validate").
+
+1. re-validate the request (an execution may be started by hand) and fail fast on a task whose model this
+   environment does not deploy;
+2. image: read it from S3 (bounded size) or decode the inline base64; decode, verify, bound its pixels, apply
+   the EXIF orientation, flatten to RGB; write an inline image under inputs/<request id>/source.<ext>, the
+   normalised image (long side <= 2048) and the VLM copy (<= 1024) under inputs/<request id>/;
+3. audio: format by magic bytes (wav, mp3, flac, ogg, webm), size and duration bounds.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from vlp.api.models import AnalyzeRequest
+from vlp.errors import CallerError
+from vlp.inference.whisper import CONTENT_TYPES as AUDIO_CONTENT_TYPES
+from vlp.keys import input_key
+from vlp.pipeline import audio as audio_headers
+from vlp.pipeline import storage
+from vlp.pipeline.context import parse_execution_input
+from vlp.settings import PipelineSettings
+
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+_MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+def check_available(request: AnalyzeRequest, settings: PipelineSettings) -> None:
+    """TASK_NOT_AVAILABLE before any model runs, when the request needs a role without an endpoint."""
+    needed: list[tuple[str, str]] = []
+    if request.audio_key:
+        needed.append(("asr", "Audio input"))
+    if request.task == "describe" or (request.task == "auto" and not request.text and not request.audio_key):
+        needed.append(("vlm", "Describing the image"))
+    if request.task == "segment":
+        needed.append(("grounded_sam", "Task 'segment'"))
+        if not request.labels:
+            needed.append(("intent_keywords", "Task 'segment' without labels (keywords from the text)"))
+    if request.task == "tag":
+        needed.append(("clip_tagging", "Task 'tag'"))
+    if request.task == "prompt":
+        needed.append(("clip_interrogator", "Task 'prompt'"))
+    for role, what in needed:
+        if not settings.endpoint(role):
+            raise CallerError(
+                f"{what} needs the {role} model, which this environment does not deploy.", code="TASK_NOT_AVAILABLE"
+            )
+
+
+def _image(s3: Any, request: AnalyzeRequest, request_id: str, settings: PipelineSettings) -> dict[str, Any]:
+    from vlp.pipeline.imaging import normalise
+
+    bucket = settings.requests_bucket
+    if request.image_key:
+        data = storage.read(s3, bucket, request.image_key, max_bytes=settings.max_image_bytes)
+        source_key = request.image_key
+    else:
+        data = base64.b64decode(request.image_base64 or "")
+        source_key = None
+    normalised = normalise(data, max_pixels=settings.max_image_pixels)
+    if source_key is None:
+        source_key = input_key(request_id, f"source.{_EXTENSIONS[normalised.format]}")
+        storage.write(s3, bucket, source_key, data, _MEDIA_TYPES[normalised.format])
+    key = input_key(request_id, "image.jpg")
+    vlm_key = input_key(request_id, "vlm.jpg")
+    storage.write(s3, bucket, key, normalised.jpeg, "image/jpeg")
+    storage.write(s3, bucket, vlm_key, normalised.vlm_jpeg, "image/jpeg")
+    return {
+        "key": key,
+        "vlm_key": vlm_key,
+        "source_key": source_key,
+        "format": normalised.format,
+        "bytes": len(data),
+        "width": normalised.width,
+        "height": normalised.height,
+        "original_width": normalised.original_width,
+        "original_height": normalised.original_height,
+    }
+
+
+def _audio(s3: Any, key: str, settings: PipelineSettings) -> dict[str, Any]:
+    bucket = settings.requests_bucket
+    size = storage.head(s3, bucket, key).get("ContentLength", 0)
+    if size > settings.max_audio_bytes:
+        raise CallerError(
+            f"The audio file is {size} bytes, above the {settings.max_audio_bytes} allowed.", code="AUDIO_TOO_LARGE"
+        )
+    if size == 0:
+        raise CallerError("The audio file is empty.", code="INVALID_AUDIO")
+    head = storage.read(s3, bucket, key, byte_range=f"bytes=0-{audio_headers.HEAD_BYTES - 1}")
+    audio_format = audio_headers.sniff(head)
+    if audio_format is None:
+        raise CallerError(
+            "The audio is not WAV, MP3, FLAC, Ogg or WebM.", code="UNSUPPORTED_AUDIO_FORMAT"
+        )
+    tail = b""
+    if audio_format == "ogg" and size > len(head):
+        start = max(0, size - audio_headers.TAIL_BYTES)
+        tail = storage.read(s3, bucket, key, byte_range=f"bytes={start}-{size - 1}")
+    try:
+        seconds = audio_headers.duration(audio_format, head, size=size, tail=tail)
+    except (audio_headers.AudioHeaderError, ValueError, IndexError) as error:
+        raise CallerError(f"The {audio_format} header is corrupt: {error}", code="INVALID_AUDIO") from None
+    if seconds is not None and seconds > settings.max_audio_seconds:
+        raise CallerError(
+            f"The audio lasts {seconds:.0f} s, above the {settings.max_audio_seconds} s allowed.", code="AUDIO_TOO_LONG"
+        )
+    return {
+        "key": key,
+        "format": audio_format,
+        "content_type": AUDIO_CONTENT_TYPES[audio_format],
+        "bytes": size,
+        "duration": round(seconds, 3) if seconds is not None else None,
+    }
+
+
+def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
+    started = time.perf_counter()
+    execution = parse_execution_input(event)
+    request = execution.request
+    check_available(request, settings)
+    # audio first: its checks are cheap, and a bad audio file should not leave normalised images behind
+    audio = _audio(s3, request.audio_key, settings) if request.audio_key else None
+    image = _image(s3, request, execution.request_id, settings)
+    return {
+        "request_id": execution.request_id,
+        "api_request_id": execution.api_request_id,
+        "received_at_ms": execution.received_at_ms,
+        "source": execution.source,
+        "task": request.task,
+        "text": request.text,
+        "labels": request.labels,
+        "options": request.options.model_dump(mode="json"),
+        "image": image,
+        "audio": audio,
+        "timings_ms": {"validate": round((time.perf_counter() - started) * 1000, 1)},
+        "warnings": [],
+    }

@@ -1,0 +1,167 @@
+"""The segment (Grounding DINO + SAM), tag (CLIP zero-shot) and prompt (CLIP Interrogator) steps.
+
+They send the normalised image (long side <= 2048) as base64. Segment maps the boxes back to pixels of the
+original (upright) image, writes every mask as a PNG of the original size under results/<request id>/, and
+keeps the COCO RLE (in the normalised image's frame, its ``size`` says so) inline while the total stays under
+``RLE_INLINE_BUDGET`` bytes; above it, all RLE goes to one S3 JSON object and the state keeps its key.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from vlp.errors import CallerError, ModelFailedError, model_error
+from vlp.inference import djl
+from vlp.keys import result_key
+from vlp.pipeline import storage
+from vlp.pipeline.context import Context, is_random_model, output, parse_context, require_endpoint
+from vlp.settings import PipelineSettings
+
+RLE_INLINE_BUDGET = 48 * 1024  # bytes of RLE JSON kept in the state (states are limited to 256 KB)
+MAX_PROMPTS = 32
+
+
+def _image_b64(s3: Any, context: Context, settings: PipelineSettings) -> str:
+    data = storage.read(s3, settings.requests_bucket, context.image.key)
+    return base64.b64encode(data).decode("ascii")
+
+
+def segment_prompts(context: Context) -> tuple[list[str], list[str]]:
+    """The phrases to detect: the labels when given, else the keywords of the text. Plus warnings."""
+    warnings: list[str] = []
+    if context.labels:
+        prompts = list(dict.fromkeys(context.labels))
+    else:
+        keywords = context.understood("keywords").get("keywords") or []
+        prompts = list(dict.fromkeys(k["keyword"] for k in keywords if isinstance(k, dict) and k.get("keyword")))
+    if len(prompts) > MAX_PROMPTS:
+        warnings.append(f"Only the first {MAX_PROMPTS} phrases were searched for.")
+        prompts = prompts[:MAX_PROMPTS]
+    if not prompts:
+        raise CallerError(
+            "Nothing to segment: send labels, or a text that names the objects to find.", code="NO_SEGMENT_PROMPTS"
+        )
+    return prompts, warnings
+
+
+def scale_box(box: list[float], *, sx: float, sy: float, width: int, height: int) -> list[float]:
+    """A box in the normalised image -> the same box in pixels of the original image, clipped to it."""
+    x0, y0, x1, y1 = box
+    scaled = [
+        min(max(x0 * sx, 0.0), float(width)),
+        min(max(y0 * sy, 0.0), float(height)),
+        min(max(x1 * sx, 0.0), float(width)),
+        min(max(y1 * sy, 0.0), float(height)),
+    ]
+    return [round(value, 1) for value in scaled]
+
+
+def run_segment(
+    event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings, rle_budget: int = RLE_INLINE_BUDGET
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    context = parse_context(event)
+    target = require_endpoint(settings, "grounded_sam", what="Task 'segment'")
+    prompts, warnings = segment_prompts(context)
+    options = context.options
+    request = djl.grounded_sam_request(
+        _image_b64(s3, context, settings),
+        prompts,
+        box_threshold=options.box_threshold,
+        text_threshold=options.text_threshold,
+        max_detections=options.max_detections,
+        masks="rle",
+    )
+    body, invocation = djl.call(sagemaker, target, request, step="segment")
+    parsed = djl.parse_grounded_sam(body)
+    width, height = context.image.original_width, context.image.original_height
+    sx, sy = width / parsed["width"], height / parsed["height"]
+    bucket = settings.requests_bucket
+    detections: list[dict[str, Any]] = []
+    rle_items: list[dict[str, Any]] = []
+    for index, item in enumerate(parsed["detections"]):
+        detection: dict[str, Any] = {
+            "label": item["label"],
+            "score": round(item["score"], 4),
+            "box": scale_box(item["box"], sx=sx, sy=sy, width=width, height=height),
+        }
+        if item["rle"] is not None:
+            from vlp.pipeline.masks import mask_png  # Pillow only when there is a mask to draw
+
+            try:
+                png, area = mask_png(item["rle"], size=(width, height))
+            except (ValueError, KeyError, TypeError):
+                raise model_error(
+                    ModelFailedError, "segment", "The grounded_sam model returned an invalid mask."
+                ) from None
+            key = result_key(context.request_id, f"mask-{index}.png")
+            storage.write(s3, bucket, key, png, "image/png")
+            detection["mask"] = {"key": key, "area": area, "rle": item["rle"]}
+            rle_items.append({"index": index, "label": item["label"], "rle": item["rle"]})
+        detections.append(detection)
+    masks_rle = None
+    rle_size = sum(len(json.dumps(entry["rle"], separators=(",", ":"))) for entry in rle_items)
+    if rle_size > rle_budget:
+        key = result_key(context.request_id, "masks-rle.json")
+        document = json.dumps({"request_id": context.request_id, "masks": rle_items}, separators=(",", ":"))
+        storage.write(s3, bucket, key, document.encode("utf-8"), "application/json")
+        for detection in detections:
+            if "mask" in detection:
+                detection["mask"].pop("rle", None)
+        masks_rle = {"key": key, "count": len(rle_items), "bytes": len(document)}
+    models = [parsed.get("model"), parsed.get("sam_model")]
+    return output(
+        started,
+        detections=detections,
+        masks_rle=masks_rle,
+        prompts=prompts,
+        warnings=warnings,
+        model=parsed.get("model"),
+        sam_model=parsed.get("sam_model"),
+        random_weights=any(is_random_model(m) for m in models) or body.get("random_weights") is True,
+        model_ms=round(invocation.elapsed_ms, 1),
+    )
+
+
+def run_tag(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
+    started = time.perf_counter()
+    context = parse_context(event)
+    target = require_endpoint(settings, "clip_tagging", what="Task 'tag'")
+    if not context.labels:
+        raise CallerError("Task 'tag' needs labels to score.", code="MISSING_LABELS")
+    options = context.options
+    request = djl.clip_tagging_request(
+        _image_b64(s3, context, settings),
+        context.labels,
+        mode=options.tag_mode,
+        top_k=options.top_k,
+        threshold=options.tag_threshold,
+    )
+    body, invocation = djl.call(sagemaker, target, request, step="tag")
+    parsed = djl.parse_tags(body)
+    return output(
+        started,
+        tags=parsed["tags"],
+        mode=parsed["mode"],
+        model=parsed["model"],
+        random_weights=is_random_model(parsed["model"], flag=body.get("random_weights")),
+        model_ms=round(invocation.elapsed_ms, 1),
+    )
+
+
+def run_prompt(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
+    started = time.perf_counter()
+    context = parse_context(event)
+    target = require_endpoint(settings, "clip_interrogator", what="Task 'prompt'")
+    request = djl.interrogator_request(_image_b64(s3, context, settings), mode=context.options.interrogator_mode)
+    body, invocation = djl.call(sagemaker, target, request, step="prompt")
+    parsed = djl.parse_interrogator(body)
+    models = [parsed.get("model"), parsed.get("caption_model")]
+    return output(
+        started,
+        **parsed,
+        random_weights=any(is_random_model(m) for m in models) or body.get("random_weights") is True,
+        model_ms=round(invocation.elapsed_ms, 1),
+    )

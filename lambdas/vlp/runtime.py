@@ -1,0 +1,123 @@
+"""Powertools wiring shared by every handler: Logger (correlation id), Tracer, Metrics, and the two handler
+decorators that keep the handler modules thin.
+
+- ``api_handler``: API Gateway proxy functions. Correlation id = API Gateway's request id. Every exception
+  becomes an error response through ``vlp.http.error_response`` (the one mapping place).
+- ``step_handler(step)``: pipeline steps invoked by the state machine. Correlation id = the execution's
+  ``request_id``. Domain errors are re-raised unchanged so Step Functions sees their class name as ``Error``.
+
+Metrics (namespace POWERTOOLS_METRICS_NAMESPACE, default "VLP"; dimensions ``service`` and ``Step`` or
+``Route``): ``Latency`` (ms, every invocation), ``ModelLatency`` (ms, the SageMaker call of a model step),
+``CallerErrors`` (count, 4xx), ``Errors`` (count, everything else), ``Retryable`` (count, errors the state
+machine will retry).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from vlp.errors import CallerError, VlpError
+from vlp.http import ApiEvent, error_response, parse_event
+
+logger = Logger(utc=True)
+# Patch botocore only: patch_all() would import and patch every supported library at cold start.
+tracer = Tracer(patch_modules=("botocore",))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "VLP")
+
+
+def record_model_latency(milliseconds: float) -> None:
+    metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=round(milliseconds, 1))
+
+
+def _record_error(exc: BaseException) -> None:
+    if isinstance(exc, CallerError):
+        metrics.add_metric(name="CallerErrors", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    if isinstance(exc, VlpError) and exc.retryable:
+        metrics.add_metric(name="Retryable", unit=MetricUnit.Count, value=1)
+
+
+def api_handler(route: str) -> Callable[[Callable[[ApiEvent, Any], dict]], Callable[[dict, Any], dict]]:
+    """Decorate ``fn(api_event, context) -> proxy response``; ``route`` names the metrics dimension."""
+
+    def decorate(fn: Callable[[ApiEvent, Any], dict]) -> Callable[[dict, Any], dict]:
+        @logger.inject_lambda_context(clear_state=True)
+        @tracer.capture_lambda_handler(capture_response=False)
+        @metrics.log_metrics(raise_on_empty_metrics=False)
+        @functools.wraps(fn)
+        def handler(event: dict, context: Any) -> dict:
+            started = time.perf_counter()
+            metrics.add_dimension(name="Route", value=route)
+            request_id = None
+            try:
+                api_event = parse_event(event)
+                request_id = api_event.request_id
+                logger.set_correlation_id(request_id)
+                tracer.put_annotation(key="api_request_id", value=request_id)
+                response = fn(api_event, context)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an HTTP error, never a raw 502
+                _record_error(exc)
+                if isinstance(exc, CallerError):
+                    logger.info("request rejected", extra={"error": exc.to_dict()})
+                elif isinstance(exc, VlpError):
+                    logger.error("request failed", extra={"error": exc.to_dict()})
+                else:
+                    logger.exception("unexpected error")
+                response = error_response(exc, request_id=request_id)
+            metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=_ms(started))
+            logger.info("response", extra={"status": response.get("statusCode")})
+            return response
+
+        return handler
+
+    return decorate
+
+
+def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[[dict, Any], dict]]:
+    """Decorate a pipeline step ``fn(event, context) -> dict`` (small JSON, S3 references only)."""
+
+    def decorate(fn: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
+        @logger.inject_lambda_context(clear_state=True)
+        @tracer.capture_lambda_handler(capture_response=False)
+        @metrics.log_metrics(raise_on_empty_metrics=False)
+        @functools.wraps(fn)
+        def handler(event: dict, context: Any) -> dict:
+            started = time.perf_counter()
+            request_id = event.get("request_id") if isinstance(event, dict) else None
+            logger.set_correlation_id(request_id)
+            logger.append_keys(step=step)
+            metrics.add_dimension(name="Step", value=step)
+            tracer.put_annotation(key="step", value=step)
+            if isinstance(request_id, str):
+                tracer.put_annotation(key="request_id", value=request_id)
+            try:
+                result = fn(event, context)
+                if isinstance(result, dict) and isinstance(result.get("model_ms"), (int, float)):
+                    record_model_latency(result["model_ms"])
+                return result
+            except Exception as exc:
+                _record_error(exc)
+                if isinstance(exc, CallerError):
+                    logger.info("step rejected the request", extra={"error": exc.to_dict()})
+                elif isinstance(exc, VlpError):
+                    logger.error("step failed", extra={"error": exc.to_dict()})
+                else:
+                    logger.exception("step failed unexpectedly")
+                raise
+            finally:
+                metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=_ms(started))
+
+        return handler
+
+    return decorate
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
