@@ -252,10 +252,11 @@ def resolve_model_source(value: str | None, roots: Sequence[str | os.PathLike | 
 
 
 def display_name(explicit: str | None, source: str) -> str:
-    """The model id reported in responses: option.<x>_name, else the hub id, else the directory name."""
-    if explicit:
-        return explicit
-    return Path(source).name if Path(source).is_dir() else source
+    """The model id reported in responses: a hub id names itself; a local directory (staged weights) is named by
+    option.<x>_name, else by its folder name."""
+    if not Path(source).is_dir():
+        return source
+    return explicit or Path(source).name
 
 
 # ---- the batch driver ----

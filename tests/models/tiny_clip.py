@@ -17,11 +17,11 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-DEFAULT_WORDS = (
+DEFAULT_WORDS = tuple((
     "a photo of the an in on with and by red blue green black white leather cotton dress shirt jeans boots shoes "
     "hat bag dog cat beach city night portrait painting art style trending artstation oil digital sketch modern "
     "vintage bright dark soft sharp detailed"
-).split()
+).split())
 
 CONTEXT_LENGTH = 77  # CLIP's text context, kept for the tiny models so prompt-length logic behaves as in production
 

@@ -12,10 +12,17 @@ import djl_double  # noqa: E402  (tests/models/, put on sys.path by tests/models
 import tiny_clip  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    with helpers.one_torch_thread():
+        yield
+
+
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory) -> Path:
     """A tiny random-weight CLIP saved as `make stage-weights` saves the real one (model + processor)."""
-    return tiny_clip.save_tiny_clip(tmp_path_factory.mktemp("weights") / helpers.MODEL_NAME)
+    with helpers.one_torch_thread():
+        return tiny_clip.save_tiny_clip(tmp_path_factory.mktemp("weights") / helpers.MODEL_NAME)
 
 
 @pytest.fixture
@@ -34,7 +41,8 @@ def make_tagger(clip_dir):
 def tagger(clip_dir):
     """One worker for the whole session, as DJL keeps one (tests that need a clean cache use make_tagger)."""
     module = helpers.load_package_module()
-    assert djl_double.initialise(module.handle, helpers.properties(clip_dir)) is None
+    with helpers.one_torch_thread():
+        assert djl_double.initialise(module.handle, helpers.properties(clip_dir)) is None
     return module
 
 

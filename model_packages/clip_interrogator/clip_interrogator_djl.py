@@ -1,0 +1,327 @@
+"""DJL Python-engine plumbing for a model package: request errors, JSON fields, image decoding, serving.properties
+values, device/dtype, model locations, and the batch driver that turns per-request results into one DJL Output.
+
+The same file ships in every CLIP package under a package-unique name (clip_tagging_djl.py,
+clip_interrogator_djl.py): packages are deployed independently, and DJL puts each package's folder on sys.path, so
+a shared module would need a build step. tests/models/clip_interrogator checks that the copies stay identical.
+
+Wire conventions (docs/model-contracts.md, "Conventions"):
+- success: 200 and the response object;
+- bad input: 4xx and {"error": {"code", "message"}}; in a dynamic batch each request gets its own body, an error
+  body carries its "status", and the batch answers 200;
+- a fault inside the model: 500 MODEL_FAILURE; the worker keeps serving.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    "INVALID_JSON": 400,
+    "INVALID_REQUEST": 400,
+    "INVALID_IMAGE": 400,
+    "IMAGE_TOO_LARGE": 413,
+    "VALUE_OUT_OF_RANGE": 422,
+    "MODEL_FAILURE": 500,
+}
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+class RequestError(Exception):
+    """A request the package refuses (4xx) or could not serve (500)."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or STATUS_BY_CODE.get(code, 400)
+
+    def body(self, batched: bool) -> dict:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if batched:
+            error["status"] = self.status
+        return {"error": error}
+
+
+def model_failure() -> RequestError:
+    return RequestError("MODEL_FAILURE", "the model failed while serving this request; retrying may succeed", 500)
+
+
+# ---- request fields ----
+
+def read_json_object(item) -> dict:
+    """The JSON object in a request's body (`item` is a djl_python Input)."""
+    try:
+        raw = item.get_as_bytes()
+    except Exception:  # noqa: BLE001 - DJL raises KeyError & co. for odd bodies
+        raw = None
+    if not raw:
+        raise RequestError("INVALID_JSON", "the request body is empty; send a JSON object")
+    try:
+        body = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RequestError("INVALID_JSON", f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise RequestError("INVALID_REQUEST", "the request body must be a JSON object")
+    return body
+
+
+def int_field(body: Mapping, name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError("INVALID_REQUEST", f"'{name}' must be an integer")
+    if not low <= value <= high:
+        raise RequestError("VALUE_OUT_OF_RANGE", f"'{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def float_field(body: Mapping, name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError("INVALID_REQUEST", f"'{name}' must be a number")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise RequestError("VALUE_OUT_OF_RANGE", f"'{name}' must be between {low} and {high}, got {value}")
+    return float(value)
+
+
+def choice_field(body: Mapping, name: str, default: str, choices: Sequence[str], code: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise RequestError("INVALID_REQUEST", f"'{name}' must be a string")
+    if value not in choices:
+        raise RequestError(code, f"unknown {name} '{value[:50]}'; expected one of {', '.join(choices)}")
+    return value
+
+
+def decode_image(body: Mapping, max_pixels: int, field: str = "image"):
+    """The RGB PIL image in `body[field]` (base64 of JPEG, PNG or WebP bytes; a data: URI prefix is tolerated).
+
+    The pixel count is checked from the header, before the pixels are decoded (no decompression bombs)."""
+    from PIL import Image, ImageOps
+
+    value = body.get(field)
+    if value is None:
+        raise RequestError("INVALID_REQUEST", f"'{field}' is required: base64 JPEG, PNG or WebP bytes")
+    if not isinstance(value, str):
+        raise RequestError("INVALID_REQUEST", f"'{field}' must be a base64 string")
+    if value.startswith("data:") and "," in value[:100]:
+        value = value.split(",", 1)[1]
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # tolerate line breaks and missing padding, as many encoders produce them
+            data = base64.b64decode("".join(value.split()) + "==", validate=False)
+        except (binascii.Error, ValueError):
+            raise RequestError("INVALID_IMAGE", f"'{field}' is not valid base64") from None
+    if not data:
+        raise RequestError("INVALID_IMAGE", f"'{field}' is empty")
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
+    except Image.DecompressionBombError:
+        raise RequestError("IMAGE_TOO_LARGE", f"the image has more than {max_pixels} pixels") from None
+    except Exception:  # noqa: BLE001 - PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
+        raise RequestError("INVALID_IMAGE", f"'{field}' is not a JPEG, PNG or WebP image") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise RequestError("INVALID_IMAGE", "the image has no pixels")
+    if width * height > max_pixels:
+        raise RequestError(
+            "IMAGE_TOO_LARGE", f"the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted")
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return image.convert("RGB")
+    except Exception:  # noqa: BLE001 - truncated or corrupt pixel data
+        raise RequestError("INVALID_IMAGE", "the image data is truncated or corrupt") from None
+
+
+def limit_aspect(image, max_ratio: float = 2.0):
+    """Centre-crop an image whose sides differ by more than `max_ratio`.
+
+    CLIP preprocessing resizes the short side and keeps the centre square, so this changes nothing it sees, but a
+    10000x10 strip no longer becomes a huge tensor on the way."""
+    width, height = image.size
+    if max(width, height) <= max_ratio * min(width, height):
+        return image
+    if width > height:
+        keep = int(max_ratio * height)
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height))
+    keep = int(max_ratio * width)
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep))
+
+
+# ---- serving.properties ----
+
+@dataclass(frozen=True)
+class Properties:
+    """serving.properties values as DJL passes them (the `option.` prefix removed, every value a string)."""
+
+    values: Mapping[str, Any]
+
+    def get_str(self, name: str, default: str | None = None) -> str | None:
+        value = self.values.get(name)
+        if value is None or str(value).strip() == "":
+            return default
+        return str(value).strip()
+
+    def get_int(self, name: str, default: int, low: int = 0, high: int = 2**62) -> int:
+        raw = self.get_str(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"option.{name} must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"option.{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def get_float(self, name: str, default: float, low: float = -math.inf, high: float = math.inf) -> float:
+        raw = self.get_str(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"option.{name} must be a number, got {raw!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"option.{name} must be between {low} and {high}, got {value}")
+        return value
+
+
+DTYPES = {"fp16": "float16", "float16": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16",
+          "fp32": "float32", "float32": "float32", "auto": "auto"}
+
+
+def select_device_and_dtype(props: Properties):
+    """cuda (DJL's `device_id` when given) if available, else cpu; `dtype` fp16/bf16/fp32/auto, fp32 on cpu."""
+    import torch
+
+    name = (props.get_str("dtype", "fp16") or "fp16").lower()
+    if name not in DTYPES:
+        raise ValueError(f"option.dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+    if torch.cuda.is_available():
+        device_id = props.get_int("device_id", -1, low=-1)
+        device = torch.device(f"cuda:{device_id}" if device_id >= 0 else "cuda")
+        dtype = torch.float16 if name == "auto" else getattr(torch, DTYPES[name])
+    else:
+        device = torch.device("cpu")
+        if DTYPES[name] not in ("float32", "auto"):
+            logger.info("no GPU: running in float32 instead of %s", name)
+        dtype = torch.float32
+    return device, dtype
+
+
+def resolve_model_source(value: str | None, roots: Sequence[str | os.PathLike | None]) -> str:
+    """Where to load a model from: an existing directory (absolute, or relative to one of `roots`, such as the
+    directory DJL resolved `option.model_id` to, or the package's model_dir), else a Hugging Face hub id."""
+    if not value:
+        raise ValueError("no model location given")
+    path = Path(value)
+    if path.is_absolute():
+        if path.is_dir():
+            return str(path)
+        raise FileNotFoundError(f"model directory {value} does not exist")
+    for root in roots:
+        if root and (Path(root) / value).is_dir():
+            return str(Path(root) / value)
+    if value.startswith("s3://"):
+        raise ValueError(f"{value}: S3 locations are resolved by the container for option.model_id only")
+    if path.is_dir():
+        return str(path.resolve())
+    return value  # a hub id: needs network (or the HF cache) at start-up
+
+
+def display_name(explicit: str | None, source: str) -> str:
+    """The model id reported in responses: a hub id names itself; a local directory (staged weights) is named by
+    option.<x>_name, else by its folder name."""
+    if not Path(source).is_dir():
+        return source
+    return explicit or Path(source).name
+
+
+# ---- the batch driver ----
+
+def serve(inputs, output_cls, parse: Callable[[Any], Any], run: Callable[[list], list]):
+    """Answer one DJL request or dynamic batch.
+
+    `parse(item)` validates one request (raising RequestError); `run(parsed)` serves the valid ones together and
+    returns one result (a dict or a RequestError) per request. When `run` fails on a batch it is retried request
+    by request, so one request that breaks the model fails alone."""
+    batched = inputs.is_batch()
+    items = inputs.get_batches() if batched else [inputs]
+    results: list[Any] = [None] * len(items)
+    valid: list[tuple[int, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            valid.append((i, parse(item)))
+        except RequestError as error:
+            results[i] = error
+        except Exception:  # noqa: BLE001 - a bug in validation must not take the worker down
+            logger.exception("request validation failed unexpectedly")
+            results[i] = model_failure()
+    if valid:
+        for i, result in zip([i for i, _ in valid], _run_isolated(run, [p for _, p in valid])):
+            results[i] = result
+    return _to_output(output_cls, results, batched)
+
+
+def _run_isolated(run: Callable[[list], list], parsed: list) -> list:
+    try:
+        results = run(parsed)
+        if len(results) != len(parsed):
+            raise RuntimeError(f"run returned {len(results)} results for {len(parsed)} requests")
+        return results
+    except Exception:  # noqa: BLE001
+        logger.exception("inference failed for a batch of %d", len(parsed))
+        _release_cuda_memory()
+        if len(parsed) == 1:
+            return [model_failure()]
+    return [_run_isolated(run, [p])[0] for p in parsed]
+
+
+def _release_cuda_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _to_output(output_cls, results: list, batched: bool):
+    output = output_cls()
+    if not batched:
+        result = results[0]
+        if isinstance(result, RequestError):
+            output.set_code(result.status)
+            output.set_message(result.code)
+            result = result.body(batched=False)
+        output.add_property("content-type", "application/json")
+        output.add_as_json(result, key="data")
+        return output
+    for i, result in enumerate(results):
+        body = result.body(batched=True) if isinstance(result, RequestError) else result
+        output.add_as_json(body, key="data", batch_index=i)
+        output.add_property(f"batch_{i}_Content-Type", "application/json")
+    return output

@@ -1,0 +1,284 @@
+"""CLIP Interrogator: an image in, a Stable Diffusion prompt out (a BLIP caption plus the term-table entries that
+CLIP ranks closest to the image). Modes fast / classic / best / negative, as clip-interrogator 0.6.0 (MIT) defines
+them; the ranking is reimplemented over transformers CLIP in clip_interrogator_rank.py.
+
+DJL LMI container, Python engine. Contract: docs/model-contracts.md, "clip_interrogator". Layout of the staged
+weights (the directory DJL resolves `option.model_id` to, or this package's folder):
+
+    clip/                          CLIPModel + CLIPProcessor   (option.clip_model_id, default "clip")
+    caption/                       BLIP(-2) captioner + processor (option.caption_model_id, default "caption")
+    term_embeddings.safetensors    the term tables' text embeddings (option.term_embeddings)
+
+clip_model_id / caption_model_id may also be absolute directories or org/name hub ids; a bare name with no such
+sub-folder (nothing staged, model_id a hub id) falls back to model_id as the CLIP model and to
+Salesforce/blip-image-captioning-large as the captioner. The term embeddings are loaded at
+start-up and checked against the shipped tables and the loaded CLIP weights; when missing or stale they are
+computed once (a warning: minutes on a GPU) and cached under `option.term_cache_dir` (default
+/tmp/clip_interrogator) for the worker's next start. Nothing is downloaded from a hub unless a hub id is configured.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration, CLIPModel, CLIPProcessor
+
+from djl_python import Input, Output
+
+from clip_interrogator_djl import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    Properties,
+    RequestError,
+    choice_field,
+    decode_image,
+    display_name,
+    int_field,
+    limit_aspect,
+    read_json_object,
+    resolve_model_source,
+    select_device_and_dtype,
+    serve,
+)
+from clip_interrogator_rank import Interrogator, Prompt, TermTable
+from clip_interrogator_terms import (
+    EMBEDDINGS_FILE,
+    ClipTextEncoder,
+    TermEmbeddingsMismatch,
+    compute_term_embeddings,
+    default_clip_location,
+    load_term_embeddings,
+    load_term_tables,
+    precompute_term_embeddings,
+    save_term_embeddings,
+)
+
+logger = logging.getLogger(__name__)
+
+MODES = ("fast", "classic", "best", "negative")
+MAX_FLAVORS = 64
+DEFAULT_MIN_FLAVORS = 8
+DEFAULT_MAX_FLAVORS = 32
+DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
+
+
+@dataclass(frozen=True)
+class InterrogateRequest:
+    image: object  # PIL.Image, RGB
+    mode: str
+    min_flavors: int
+    max_flavors: int
+
+
+@dataclass(frozen=True)
+class InterrogatorSettings:
+    max_image_pixels: int
+    caption_max_length: int
+    chunk_size: int
+    flavor_intermediate_count: int
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "InterrogatorSettings":
+        return cls(
+            max_image_pixels=props.get_int("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, low=1),
+            caption_max_length=props.get_int("caption_max_length", 32, low=1, high=512),
+            chunk_size=props.get_int("chunk_size", 1024, low=1),
+            flavor_intermediate_count=props.get_int("flavor_intermediate_count", 1024, low=1),
+        )
+
+
+class ClipInterrogatorService:
+    def __init__(self) -> None:
+        self.initialized = False
+        self.settings: InterrogatorSettings | None = None
+        self.clip_model = None
+        self.clip_processor = None
+        self.caption_model = None
+        self.caption_processor = None
+        self.encoder: ClipTextEncoder | None = None
+        self.interrogator: Interrogator | None = None
+        self.model_name = ""
+        self.caption_model_name = ""
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self.term_embeddings_source = ""  # "model_dir", "cache" or "computed": how start-up got them
+
+    # ---- start-up ----
+
+    def initialize(self, properties: dict) -> None:
+        started = time.monotonic()
+        props = Properties(properties)
+        self.settings = InterrogatorSettings.from_properties(props)
+        self.device, self.dtype = select_device_and_dtype(props)
+        model_dir = props.get_str("model_dir")
+        model_id = props.get_str("model_id")
+        root = model_id if model_id and Path(model_id).is_dir() else model_dir
+        roots = [root, model_dir]
+
+        clip_source = _locate(props.get_str("clip_model_id"), roots, default_clip_location(root, model_id))
+        caption_source = _locate(props.get_str("caption_model_id"), roots, DEFAULT_CAPTION_MODEL)
+        self.model_name = display_name(props.get_str("clip_model_name"), clip_source)
+        self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
+
+        self.clip_model = CLIPModel.from_pretrained(clip_source).to(device=self.device, dtype=self.dtype).eval()
+        self.clip_processor = CLIPProcessor.from_pretrained(clip_source)
+        self.caption_model = _load_captioner(caption_source).to(device=self.device, dtype=self.dtype).eval()
+        self.caption_processor = AutoProcessor.from_pretrained(caption_source)
+        self.encoder = ClipTextEncoder(self.clip_model, self.clip_processor.tokenizer,
+                                       batch_size=self.settings.chunk_size)
+
+        tables = load_term_tables(props.get_str("terms_dir"))
+        embeddings = self._term_embeddings(props, tables, roots, clip_source)
+        term_tables = {
+            name: TermTable(name, list(terms), embeddings[name].to(device=self.device, dtype=self.dtype))
+            for name, terms in tables.items()
+        }
+        self.interrogator = Interrogator(
+            term_tables, self.encoder.encode, self.encoder.fits, chunk_size=self.settings.chunk_size,
+            flavor_intermediate_count=self.settings.flavor_intermediate_count)
+        self.initialized = True
+        logger.info(
+            "clip_interrogator: CLIP %s + captioner %s on %s/%s, %d terms (%s) in %.1fs",
+            self.model_name, self.caption_model_name, self.device, str(self.dtype).replace("torch.", ""),
+            sum(len(t) for t in tables.values()), self.term_embeddings_source, time.monotonic() - started)
+
+    def _term_embeddings(self, props: Properties, tables: dict, roots: list, clip_source: str) -> dict:
+        staged = Path(props.get_str("term_embeddings", EMBEDDINGS_FILE))
+        if not staged.is_absolute():
+            staged = next((Path(r) / staged for r in roots if r and (Path(r) / staged).is_file()),
+                          Path(roots[0] or ".") / staged)
+        cache_dir = Path(props.get_str("term_cache_dir", "/tmp/clip_interrogator"))
+        key = hashlib.sha256(clip_source.encode()).hexdigest()[:16]
+        cached = cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.model_name)[-60:]}-{key}.safetensors"
+        for source, path in (("model_dir", staged), ("cache", cached)):
+            try:
+                embeddings = load_term_embeddings(path, tables, self.encoder)
+                self.term_embeddings_source = source
+                logger.info("term embeddings from %s", path)
+                return embeddings
+            except TermEmbeddingsMismatch as reason:
+                if source == "model_dir":
+                    logger.warning("term embeddings not usable: %s", reason)
+        logger.warning(
+            "computing the text embeddings of %d terms at start-up (stage them with precompute_term_embeddings to "
+            "skip this); caching them in %s", sum(len(t) for t in tables.values()), cached)
+        embeddings = compute_term_embeddings(self.encoder, tables)
+        self.term_embeddings_source = "computed"
+        try:
+            save_term_embeddings(cached, embeddings, tables, self.model_name)
+        except OSError as error:
+            logger.warning("could not cache the term embeddings in %s: %s", cached, error)
+        return embeddings
+
+    # ---- requests ----
+
+    def parse(self, item: Input) -> InterrogateRequest:
+        body = read_json_object(item)
+        mode = choice_field(body, "mode", "fast", MODES, "UNKNOWN_MODE")
+        max_flavors = int_field(body, "max_flavors", DEFAULT_MAX_FLAVORS, 1, MAX_FLAVORS)
+        min_flavors = int_field(body, "min_flavors", min(DEFAULT_MIN_FLAVORS, max_flavors), 0, MAX_FLAVORS)
+        if min_flavors > max_flavors:
+            raise RequestError("VALUE_OUT_OF_RANGE",
+                               f"'min_flavors' ({min_flavors}) must not exceed 'max_flavors' ({max_flavors})")
+        image = decode_image(body, self.settings.max_image_pixels)
+        return InterrogateRequest(limit_aspect(image, 4.0), mode, min_flavors, max_flavors)
+
+    @torch.inference_mode()
+    def run(self, requests: list[InterrogateRequest]) -> list[dict]:
+        image_features = self.encode_images([r.image for r in requests])
+        needs_caption = [i for i, r in enumerate(requests) if r.mode != "negative"]
+        captions: dict[int, str] = {}
+        if needs_caption:
+            texts = self.caption([requests[i].image for i in needs_caption])
+            captions = dict(zip(needs_caption, texts))
+        results = []
+        for i, (request, features) in enumerate(zip(requests, image_features)):
+            caption = captions.get(i)
+            prompt = self._interrogate(request, features, caption)
+            results.append({
+                "prompt": prompt.text,
+                "caption": caption,
+                "mode": request.mode,
+                "flavors": prompt.terms,
+                "model": self.model_name,
+                "caption_model": self.caption_model_name,
+            })
+        return results
+
+    def _interrogate(self, request: InterrogateRequest, features: torch.Tensor, caption: str | None) -> Prompt:
+        ci = self.interrogator
+        if request.mode == "fast":
+            return ci.fast(features, caption, request.max_flavors)
+        if request.mode == "classic":
+            return ci.classic(features, caption, request.max_flavors)
+        if request.mode == "best":
+            return ci.best(features, caption, request.min_flavors, request.max_flavors)
+        return ci.negative(features, request.min_flavors, request.max_flavors)
+
+    def encode_images(self, images: list) -> torch.Tensor:
+        """L2-normalised CLIP image embeddings, float32, (len(images), dim)."""
+        pixels = self.clip_processor(images=images, return_tensors="pt")["pixel_values"]
+        output = self.clip_model.get_image_features(pixel_values=pixels.to(self.device, self.dtype))
+        features = output if isinstance(output, torch.Tensor) else output.pooler_output
+        return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    def caption(self, images: list) -> list[str]:
+        pixels = self.caption_processor(images=images, return_tensors="pt")["pixel_values"]
+        tokens = self.caption_model.generate(pixel_values=pixels.to(self.device, self.dtype),
+                                             max_new_tokens=self.settings.caption_max_length)
+        return [text.strip() for text in self.caption_processor.batch_decode(tokens, skip_special_tokens=True)]
+
+
+def _locate(value: str | None, roots: list, fallback: str) -> str:
+    """A configured model location: a directory (absolute or under a root) or an org/name hub id. A bare name that
+    is no sub-folder (serving.properties' "clip" while model_id is a hub id, nothing staged) gives `fallback`."""
+    if not value:
+        return fallback
+    resolved = resolve_model_source(value, roots)
+    if resolved != value or "/" in value:
+        return resolved
+    logger.warning("no %r folder under %s: using %s", value, [str(r) for r in roots if r], fallback)
+    return fallback
+
+
+def _load_captioner(source: str):
+    """BLIP (the default, Salesforce/blip-image-captioning-large) or BLIP-2, chosen from the model's config."""
+    model_type = AutoConfig.from_pretrained(source).model_type
+    if model_type == "blip":
+        return BlipForConditionalGeneration.from_pretrained(source)
+    if model_type == "blip-2":
+        from transformers import Blip2ForConditionalGeneration
+
+        return Blip2ForConditionalGeneration.from_pretrained(source)
+    raise ValueError(f"{source}: caption model type {model_type!r} is not supported (blip, blip-2)")
+
+
+_service = ClipInterrogatorService()
+
+
+def handle(inputs: Input) -> Optional[Output]:
+    """DJL entry point: the first (empty) call loads the models; later calls are requests or dynamic batches."""
+    if not _service.initialized:
+        if inputs.is_empty():
+            _service.initialize(inputs.get_properties())  # a failure here fails the worker's start, visibly
+            return None
+        try:
+            _service.initialize(inputs.get_properties())
+        except Exception:  # noqa: BLE001
+            logger.exception("clip_interrogator: initialisation failed")
+            return serve(inputs, Output, _raise_model_failure, lambda parsed: parsed)
+    if inputs.is_empty():
+        return None
+    return serve(inputs, Output, _service.parse, _service.run)
+
+
+def _raise_model_failure(_item):
+    raise RequestError("MODEL_FAILURE", "the models are not loaded; retrying may succeed", 500)
+
+
+__all__ = ["handle", "ClipInterrogatorService", "precompute_term_embeddings"]
