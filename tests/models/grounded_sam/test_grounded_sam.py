@@ -344,3 +344,13 @@ def test_model_sources_resolve_subfolder_local_dir_or_hub_id(grounded_sam_weight
     assert core.resolve_model_source(None, None, primary=True, default="x/y") == "x/y"
     with pytest.raises(FileNotFoundError):
         core.resolve_model_source(str(tmp_path), "grounding_dino", primary=True, default="x/y")
+
+
+def test_the_shipped_serving_properties_load_the_staged_layout(grounded_sam_weights, small_image):
+    props = helpers.shipped_properties("grounded_sam", model_id=str(grounded_sam_weights))
+    assert props["engine"] == "Python" and props["rolling_batch"] == "disable"
+    module = helpers.load_package_module("grounded_sam")
+    djl_double.initialise(module.handle, props)
+    body = detect(module, small_image, max_detections=1).body
+    assert body["model"] == "IDEA-Research/grounding-dino-base" and body["sam_model"] == "facebook/sam-vit-huge"
+    assert len(body["detections"]) == 1

@@ -291,3 +291,16 @@ def test_model_sources_resolve_subfolder_local_dir_or_hub_id(intent_keywords_wei
                                      default="x/y") == "typeform/distilbert-base-uncased-mnli"
     with pytest.raises(FileNotFoundError):
         core.resolve_model_source(str(tmp_path), "keywords", primary=False, default="x/y")
+
+
+def test_the_shipped_serving_properties_load_the_staged_layout(intent_keywords_weights):
+    props = helpers.shipped_properties("intent_keywords", model_id=str(intent_keywords_weights))
+    assert props["engine"] == "Python" and props["rolling_batch"] == "disable"
+    module = helpers.load_package_module("intent_keywords")
+    djl_double.initialise(module.handle, props)
+    assert module._model.settings.hypothesis_template == "The user wants to {}."
+    body = ask(module).body
+    assert list(body["intent"]["scores"]) == CONFIGURED
+    assert body["model"] == "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
+    assert body["keyword_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert body["keywords"]
