@@ -61,19 +61,22 @@ def decode(data: bytes, *, max_seconds: float) -> np.ndarray:
             if declared is not None and declared > max_seconds + 1.0:
                 raise audio_too_long(f"the audio lasts {declared:.1f} s; the limit is {max_seconds:g} s")
             frames = container.decode(stream)
-            while True:
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    break
-                except av.error.InvalidDataError as exc:  # a damaged frame: skip it, as faster-whisper does
-                    decode_error = exc
-                    continue
-                frame.pts = None
-                for out in resampler.resample(frame):
-                    total += _append(chunks, out)
-                if total > max_samples:
-                    raise audio_too_long(f"the audio lasts more than {max_seconds:g} s (the limit)")
+            try:
+                while True:
+                    try:
+                        frame = next(frames)
+                    except StopIteration:
+                        break
+                    except av.error.InvalidDataError as exc:  # a damaged frame: skip it, as faster-whisper does
+                        decode_error = exc
+                        continue
+                    frame.pts = None
+                    for out in resampler.resample(frame):
+                        total += _append(chunks, out)
+                    if total > max_samples:
+                        raise audio_too_long(f"the audio lasts more than {max_seconds:g} s (the limit)")
+            finally:
+                frames.close()  # finish the decoder generator before its container closes
             for out in resampler.resample(None):
                 total += _append(chunks, out)
     except av.error.FFmpegError as exc:

@@ -59,7 +59,11 @@ def encode(samples: np.ndarray, fmt: str, sample_rate: int = SAMPLE_RATE) -> byt
 
         buffer = io.BytesIO()
         subtype = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS"}[fmt]
-        sf.write(buffer, samples, sample_rate, format=fmt.upper(), subtype=subtype)
+        channels = 1 if samples.ndim == 1 else samples.shape[1]
+        with sf.SoundFile(buffer, "w", sample_rate, channels, subtype, format=fmt.upper()) as out:
+            # In blocks: libsndfile's Vorbis encoder crashes on one very long write (minutes of audio).
+            for start in range(0, len(samples), 10 * sample_rate):
+                out.write(samples[start:start + 10 * sample_rate])
         return buffer.getvalue()
     codec, container_format, rate = {
         "mp3": ("libmp3lame", "mp3", sample_rate),
