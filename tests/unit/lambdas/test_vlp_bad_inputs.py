@@ -1,0 +1,200 @@
+"""Bad-input battery: malformed or hostile requests through the handlers (and, for what only the pipeline can
+see, through the documented state machine). Every case must give a 4xx with {"error": {"code", "message"}},
+never an unhandled exception, a 5xx or a stack trace."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+
+import pytest
+from PIL import Image
+
+from conftest import api_event, put
+from media import image_bytes, png_header_only, wav_bytes
+
+UPLOAD = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png"
+AUDIO = "uploads/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def real_bomb() -> bytes:
+    """A 1-bit PNG of 12000 x 12000 zeros: ~18 KB on disk, 144 Mpx once decoded."""
+    buffer = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wav_claiming(seconds: int) -> bytes:
+    """A WAV header whose byte rate makes a small file last `seconds`."""
+    data = b"\x00" * 8000
+    byte_rate = len(data) // seconds or 1
+    fmt = struct.pack("<HHIIHH", 1, 1, byte_rate, byte_rate, 1, 8)
+    return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + \
+        struct.pack("<I", len(data)) + data
+
+
+OK_IMAGE = b64(image_bytes())
+
+# (case id, request JSON or raw body, expected code); bodies go to POST /v1/analyze
+ANALYZE_CASES = [
+    ("malformed-json", '{"image_key": ', "INVALID_JSON"),
+    ("empty-body", "", "INVALID_JSON"),
+    ("json-array", "[1, 2]", "INVALID_JSON"),
+    ("json-string", '"describe this"', "INVALID_JSON"),
+    ("json-null", "null", "INVALID_JSON"),
+    ("text-wrong-type", {"image_base64": OK_IMAGE, "text": 123}, "INVALID_REQUEST"),
+    ("tokens-as-string", {"image_base64": OK_IMAGE, "options": {"max_new_tokens": "256"}}, "INVALID_REQUEST"),
+    ("detail-as-string", {"image_base64": OK_IMAGE, "options": {"detail": "yes"}}, "INVALID_REQUEST"),
+    ("threshold-out-of-range", {"image_base64": OK_IMAGE, "options": {"box_threshold": 1.5}}, "INVALID_REQUEST"),
+    ("tokens-too-many", {"image_base64": OK_IMAGE, "options": {"max_new_tokens": 100_000}}, "INVALID_REQUEST"),
+    ("language-not-a-code", {"image_base64": OK_IMAGE, "options": {"language": "english"}}, "INVALID_REQUEST"),
+    ("unknown-option", {"image_base64": OK_IMAGE, "options": {"temperature": 2}}, "INVALID_REQUEST"),
+    ("unknown-field", {"image_base64": OK_IMAGE, "lables": ["a"]}, "INVALID_REQUEST"),
+    ("missing-image", {"text": "what is this?"}, "MISSING_IMAGE"),
+    ("two-images", {"image_base64": OK_IMAGE, "image_key": UPLOAD}, "INVALID_REQUEST"),
+    ("unknown-task", {"image_base64": OK_IMAGE, "task": "classify"}, "UNKNOWN_TASK"),
+    ("task-wrong-type", {"image_base64": OK_IMAGE, "task": ["tag"]}, "UNKNOWN_TASK"),
+    ("empty-labels", {"image_base64": OK_IMAGE, "task": "tag", "labels": []}, "EMPTY_LABELS"),
+    ("ten-thousand-labels", {"image_base64": OK_IMAGE, "task": "tag", "labels": [f"l{i}" for i in range(10_000)]},
+     "TOO_MANY_LABELS"),
+    ("blank-label", {"image_base64": OK_IMAGE, "task": "tag", "labels": ["dress", "  "]}, "INVALID_LABEL"),
+    ("long-label", {"image_base64": OK_IMAGE, "task": "tag", "labels": ["x" * 101]}, "INVALID_LABEL"),
+    ("label-not-string", {"image_base64": OK_IMAGE, "task": "tag", "labels": [1, 2]}, "INVALID_REQUEST"),
+    ("tag-without-labels", {"image_base64": OK_IMAGE, "task": "tag"}, "MISSING_LABELS"),
+    ("segment-nothing-to-find", {"image_base64": OK_IMAGE, "task": "segment"}, "MISSING_TEXT"),
+    ("segment-too-many-labels", {"image_base64": OK_IMAGE, "task": "segment", "labels": [f"l{i}" for i in range(33)]},
+     "TOO_MANY_PROMPTS"),
+    ("text-too-long", {"image_base64": OK_IMAGE, "text": "x" * 2001}, "INVALID_REQUEST"),
+    ("key-outside-prefix", {"image_key": "results/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/mask-0.png"},
+     "INVALID_S3_KEY"),
+    ("key-path-traversal", {"image_key": "uploads/../results/secret.png"}, "INVALID_S3_KEY"),
+    ("key-other-bucket", {"image_key": "s3://other-bucket/uploads/x.png"}, "INVALID_S3_KEY"),
+    ("key-not-a-uuid", {"image_key": "uploads/mine/photo.jpg"}, "INVALID_S3_KEY"),
+    ("audio-key-outside-prefix", {"image_base64": OK_IMAGE, "audio_key": "weights/asr/model.bin"}, "INVALID_S3_KEY"),
+    ("base64-invalid", {"image_base64": "not base64 at all!"}, "INVALID_BASE64"),
+    ("base64-empty", {"image_base64": ""}, "INVALID_BASE64"),
+    ("data-uri-not-base64", {"image_base64": "data:image/png,rawbytes"}, "INVALID_BASE64"),
+    ("inline-too-large", {"image_base64": b64(b"\x00" * 200_000)}, "INLINE_IMAGE_TOO_LARGE"),
+    ("request-too-large", {"image_base64": OK_IMAGE, "task": "tag",
+                           "labels": ["x" * 100] * 500, "text": "y" * 2000}, None),  # fits: a control case
+]
+
+# cases only the validate step can see (image and audio content), through the state machine
+PIPELINE_CASES = [
+    ("non-image-bytes", {"image_base64": b64(b"%PDF-1.7 definitely not an image")}, "INVALID_IMAGE"),
+    ("truncated-png", {"image_base64": b64(image_bytes(64, 64)[:90])}, "INVALID_IMAGE"),
+    ("truncated-jpeg", {"image_base64": b64(image_bytes(64, 64, fmt="JPEG")[:400])}, "INVALID_IMAGE"),
+    ("gif", {"image_base64": b64(image_bytes(8, 8, fmt="GIF"))}, "UNSUPPORTED_IMAGE_FORMAT"),
+    ("decompression-bomb", {"image_base64": b64(real_bomb())}, "IMAGE_TOO_MANY_PIXELS"),
+    ("bomb-header", {"image_base64": b64(png_header_only(100_000, 100_000))}, "IMAGE_TOO_MANY_PIXELS"),
+    ("upload-missing", {"image_key": UPLOAD}, "UPLOAD_NOT_FOUND"),
+    ("image-12mb", {"image_key": UPLOAD, "put": (UPLOAD, b"\x89PNG\r\n\x1a\n" + b"\x00" * (12 * 1024 * 1024))},
+     "IMAGE_TOO_LARGE"),
+    ("audio-unsupported", {"image_base64": OK_IMAGE, "audio_key": AUDIO,
+                           "put": (AUDIO, b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 2000)}, "UNSUPPORTED_AUDIO_FORMAT"),
+    ("audio-too-large", {"image_base64": OK_IMAGE, "audio_key": AUDIO,
+                         "put": (AUDIO, wav_bytes(1.0) + b"\x00" * (6 * 1024 * 1024))}, "AUDIO_TOO_LARGE"),
+    ("audio-too-long", {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, wav_claiming(1200))},
+     "AUDIO_TOO_LONG"),
+    ("audio-corrupt-header", {"image_base64": OK_IMAGE, "audio_key": AUDIO,
+                              "put": (AUDIO, b"RIFF\x24\x00\x00\x00WAVEdata\x10\x00\x00\x00" + b"\x00" * 16)},
+     "INVALID_AUDIO"),
+    ("audio-missing", {"image_base64": OK_IMAGE, "audio_key": AUDIO}, "UPLOAD_NOT_FOUND"),
+    ("audio-empty", {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, b"")}, "INVALID_AUDIO"),
+]
+
+
+def assert_error(response: dict, code: str) -> dict:
+    assert 400 <= response["statusCode"] < 500, response
+    body = json.loads(response["body"])
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "Traceback" not in response["body"] and 'File "' not in response["body"]
+    assert response["headers"]["Content-Type"] == "application/json"
+    return body
+
+
+@pytest.mark.parametrize(("body", "code"), [c[1:] for c in ANALYZE_CASES], ids=[c[0] for c in ANALYZE_CASES])
+def test_analyze_rejects_bad_requests_before_starting_anything(pipeline, models, lambda_context, body, code):
+    from vlp.handlers import analyze
+
+    raw = body if isinstance(body, str) else json.dumps(body)
+    response = analyze.handler(api_event(raw=raw), lambda_context)
+    if code is None:
+        assert response["statusCode"] == 200
+        return
+    assert_error(response, code)
+    assert pipeline.inputs == [] and models.calls == []
+
+
+@pytest.mark.parametrize(("body", "code"), [c[1:] for c in PIPELINE_CASES], ids=[c[0] for c in PIPELINE_CASES])
+def test_pipeline_rejects_bad_media(pipeline, models, s3, lambda_context, body, code):
+    from vlp.handlers import analyze
+
+    body = dict(body)
+    if "put" in body:
+        put(s3, *body.pop("put"))
+    response = analyze.handler(api_event(body), lambda_context)
+    assert_error(response, code)
+    assert models.calls == []
+    assert pipeline.runner.visited[-1] == "Failed" and pipeline.runner.retries == {}
+
+
+def test_body_above_the_api_limit(pipeline, lambda_context):
+    from vlp.handlers import analyze
+
+    assert_error(analyze.handler(api_event(raw="x" * (600 * 1024)), lambda_context), "REQUEST_TOO_LARGE")
+
+
+def test_body_flagged_base64_but_not_base64(pipeline, lambda_context):
+    from vlp.handlers import analyze
+
+    assert_error(analyze.handler(api_event(raw="{{{", base64_encoded=True), lambda_context), "INVALID_JSON")
+
+
+UPLOAD_CASES = [
+    ("kind-video", {"kind": "video", "content_type": "video/mp4"}, "INVALID_REQUEST"),
+    ("gif", {"kind": "image", "content_type": "image/gif"}, "UNSUPPORTED_MEDIA_TYPE"),
+    ("audio-type-for-image", {"kind": "image", "content_type": "audio/wav"}, "UNSUPPORTED_MEDIA_TYPE"),
+    ("svg", {"kind": "image", "content_type": "image/svg+xml"}, "UNSUPPORTED_MEDIA_TYPE"),
+    ("aac", {"kind": "audio", "content_type": "audio/aac"}, "UNSUPPORTED_MEDIA_TYPE"),
+    ("missing-type", {"kind": "image"}, "INVALID_REQUEST"),
+    ("extra-field", {"kind": "image", "content_type": "image/png", "key": "uploads/mine.png"}, "INVALID_REQUEST"),
+    ("not-json", "kind=image", "INVALID_JSON"),
+]
+
+
+@pytest.mark.parametrize(("body", "code"), [c[1:] for c in UPLOAD_CASES], ids=[c[0] for c in UPLOAD_CASES])
+def test_uploads_rejects_bad_requests(s3, lambda_context, body, code):
+    from vlp.handlers import uploads
+
+    raw = body if isinstance(body, str) else json.dumps(body)
+    assert_error(uploads.handler(api_event(raw=raw, path="/v1/uploads"), lambda_context), code)
+
+
+@pytest.mark.parametrize("job_id", ["../../etc/passwd", "not-a-uuid", "", "3F1C0F9E-2B7D-4C1A-9D7E-0A1B2C3D4E5F" + "0"])
+def test_jobs_rejects_malformed_ids_as_not_found(pipeline, lambda_context, job_id):
+    from vlp.handlers import jobs
+
+    response = jobs.handler(api_event(method="GET", path_parameters={"id": job_id}), lambda_context)
+    assert_error(response, "JOB_NOT_FOUND")
+
+
+def test_jobs_rejects_other_methods_and_bad_bodies(pipeline, lambda_context):
+    from vlp.handlers import jobs
+
+    assert_error(jobs.handler(api_event(method="DELETE", path_parameters={"id": "x"}), lambda_context),
+                 "METHOD_NOT_ALLOWED")
+    assert_error(jobs.handler(api_event(raw="{", path="/v1/jobs"), lambda_context), "INVALID_JSON")
+    assert_error(jobs.handler(api_event({"task": "tag"}, path="/v1/jobs"), lambda_context), "MISSING_IMAGE")
+    assert pipeline.inputs == []
+
+
+def test_battery_size():
+    assert len(ANALYZE_CASES) + len(PIPELINE_CASES) + len(UPLOAD_CASES) >= 30
