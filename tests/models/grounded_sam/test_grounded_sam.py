@@ -354,3 +354,10 @@ def test_the_shipped_serving_properties_load_the_staged_layout(grounded_sam_weig
     body = detect(module, small_image, max_detections=1).body
     assert body["model"] == "IDEA-Research/grounding-dino-base" and body["sam_model"] == "facebook/sam-vit-huge"
     assert len(body["detections"]) == 1
+
+
+def test_a_batch_item_that_is_not_json_fails_alone(grounded_sam, small_image):
+    good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "masks": "none"}
+    responses = djl_double.invoke_batch(grounded_sam.handle, [good, b"\x00garbage"])
+    assert [r.code for r in responses] == [200, 400]
+    assert responses[1].body["error"]["code"] == "INVALID_JSON"

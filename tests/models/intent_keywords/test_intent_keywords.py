@@ -304,3 +304,10 @@ def test_the_shipped_serving_properties_load_the_staged_layout(intent_keywords_w
     assert body["model"] == "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
     assert body["keyword_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert body["keywords"]
+
+
+def test_a_batch_item_that_is_not_json_fails_alone(intent_keywords):
+    responses = djl_double.invoke_batch(intent_keywords.handle, [b"{oops", {"text": TEXT, "tasks": ["intent"]}])
+    assert [r.code for r in responses] == [400, 200]
+    assert responses[0].body["error"] == {"code": "INVALID_JSON", "message": responses[0].body["error"]["message"],
+                                          "status": 400}
