@@ -123,7 +123,12 @@ class ModelEndpoint(Construct):
     ) -> sagemaker.CfnModel:
         container: dict = {"image": image.uri, "environment": environment}
         if model_data.package:
-            container["model_data_url"] = model_data.package.s3_object_url
+            # ModelDataSource rather than ModelDataUrl: the asset key ends in ".gz", and ModelDataUrl expects ".tar.gz".
+            container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
+                s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                    s3_uri=model_data.package.s3_object_url, s3_data_type="S3Object", compression_type="Gzip"
+                )
+            )
         elif model_data.weights_prefix:
             container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
                 s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(

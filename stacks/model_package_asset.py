@@ -8,8 +8,6 @@ import io
 import tarfile
 from pathlib import Path
 
-import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
@@ -43,14 +41,19 @@ def write_model_tarball(source: Path, target: Path) -> Path:
     return target
 
 
-@jsii.implements(cdk.ILocalBundling)
-class _TarballBundler:
-    def __init__(self, source: Path) -> None:
-        self._source = source
+BUILD_DIR = ROOT / "build" / "model-packages"
 
-    def try_bundle(self, output_dir: str, *, image=None, **_options) -> bool:  # noqa: ARG002 (jsii signature)
-        write_model_tarball(self._source, Path(output_dir) / "model.tar.gz")
-        return True
+
+def build_package(package: str, build_dir: Path = BUILD_DIR) -> Path:
+    """Build model_packages/<package> into build/model-packages/<package>/model.tar.gz (what SageMaker extracts
+    into /opt/ml/model). Pure Python, so synth needs no Docker; the bytes are deterministic, so an unchanged
+    package keeps its asset hash."""
+    source = PACKAGES_DIR / package
+    if not (source / "model.py").is_file():
+        raise FileNotFoundError(f"{source / 'model.py'} is missing: the {package} endpoint serves it")
+    target = build_dir / package / "model.tar.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_model_tarball(source, target)
 
 
 class ModelPackageAsset(Construct):
@@ -58,19 +61,10 @@ class ModelPackageAsset(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, package: str) -> None:
         super().__init__(scope, construct_id)
-        source = PACKAGES_DIR / package
-        if not (source / "model.py").is_file():
-            raise FileNotFoundError(f"{source / 'model.py'} is missing: the {package} endpoint serves it")
-        self.asset = s3_assets.Asset(
-            self,
-            "Package",
-            path=str(source),
-            asset_hash_type=cdk.AssetHashType.SOURCE,
-            exclude=sorted(_SKIPPED) + ["*.pyc"],
-            bundling=cdk.BundlingOptions(
-                # Never pulled: local bundling always succeeds, so synth needs no Docker.
-                image=cdk.DockerImage.from_registry("local-bundling-only"),
-                local=_TarballBundler(source),
-                output_type=cdk.BundlingOutput.SINGLE_FILE,
-            ),
-        )
+        self.asset = s3_assets.Asset(self, "Package", path=str(build_package(package)))
+
+
+if __name__ == "__main__":
+    # `python -m stacks.model_package_asset`: build every DJL package, as synth does.
+    for name in sorted(p.parent.name for p in PACKAGES_DIR.glob("*/serving.properties")):
+        print(build_package(name).relative_to(ROOT))

@@ -53,7 +53,9 @@ def test_dev_vlm_is_quantized_to_fit_one_gpu(assembly):
 def test_djl_packages_are_assets_and_weights_come_from_s3(assembly, role):
     container = _model_of(assembly, "prod", role)["PrimaryContainer"]
     assert "/djl-inference:" in container["Image"]
-    assert str(container["ModelDataUrl"]).endswith(".tar.gz") or "Fn::Sub" in str(container["ModelDataUrl"])
+    source = container["ModelDataSource"]["S3DataSource"]
+    assert (source["S3DataType"], source["CompressionType"]) == ("S3Object", "Gzip")
+    assert str(source["S3Uri"]).startswith("s3://cdk-") and str(source["S3Uri"]).endswith(".gz")
     assert "weights/" + role + "/" in str(container["Environment"]["OPTION_MODEL_ID"])
 
 
@@ -61,7 +63,7 @@ def test_whisper_image_is_a_docker_asset(assembly):
     container = _model_of(assembly, "prod", c.MODEL_ASR)["PrimaryContainer"]
     assert "container-assets" in str(container["Image"])
     assert container["Environment"]["MODEL_DIR"] == "/opt/ml/model"
-    assets = list(assembly.outdir.glob("assembly-prod/asset.*/Dockerfile"))
+    assets = list(assembly.outdir.glob("asset.*/Dockerfile"))
     assert assets, "the Whisper build context must be staged into the assembly"
 
 
