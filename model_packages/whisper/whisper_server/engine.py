@@ -119,6 +119,7 @@ class Engine:
                 beam_size=options.beam_size,
                 vad_filter=options.vad_filter,
                 word_timestamps=options.word_timestamps,
+                temperature=list(self.settings.temperatures),
             )
             segments = list(segments)  # the generator does the decoding
         except ApiError:

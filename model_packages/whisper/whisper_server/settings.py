@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Mapping
 
 
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's (openai-whisper's) fallback schedule
+
+
 class SettingsError(ValueError):
     """An environment variable has a value the container cannot run with."""
 
@@ -27,6 +30,7 @@ class Settings:
     max_queue: int  # transcriptions that may wait for a worker before the container answers 503
     max_audio_bytes: int
     max_audio_seconds: float
+    temperatures: tuple[float, ...]  # decoding temperatures, tried in order while a window fails the quality checks
     request_timeout: float  # seconds a client may take to send a request
     log_level: str
 
@@ -51,6 +55,7 @@ class Settings:
             max_queue=_int(env, "WHISPER_MAX_QUEUE", 32, 0, 100_000),
             max_audio_bytes=_int(env, "MAX_AUDIO_BYTES", 25 * 1024 * 1024, 1, 2**40),
             max_audio_seconds=_float(env, "MAX_AUDIO_SECONDS", 600.0, 0.1, 86_400.0),
+            temperatures=_temperatures(env.get("WHISPER_TEMPERATURES", "")),
             request_timeout=_float(env, "WHISPER_REQUEST_TIMEOUT", 120.0, 1.0, 3600.0),
             log_level=(env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"),
         )
@@ -88,3 +93,17 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
     return value
+
+
+def _temperatures(raw: str) -> tuple[float, ...]:
+    """"0" turns the fallback off (bounded latency, deterministic output); the default is faster-whisper's."""
+    raw = raw.strip()
+    if not raw:
+        return DEFAULT_TEMPERATURES
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"WHISPER_TEMPERATURES must be comma-separated numbers, not {raw!r}") from None
+    if not all(0.0 <= t <= 1.0 for t in values) or list(values) != sorted(set(values)):
+        raise SettingsError(f"WHISPER_TEMPERATURES must be increasing numbers from 0 to 1, not {raw!r}")
+    return values

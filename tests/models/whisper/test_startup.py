@@ -49,9 +49,20 @@ def test_model_without_preprocessor_config_is_refused(tmp_path, tiny_model):
     assert "128 Mel bins" in result.stderr and "preprocessor_config.json" in result.stderr
 
 
-def test_sigterm_stops_the_server_cleanly(tmp_path, tiny_model):
-    server = kit.WhisperServer(tiny_model, tmp_path / "server.log", WHISPER_CPU_THREADS="1").start()
-    assert server.stop() == 0
+def test_default_settings_serve_and_stop_cleanly_on_sigterm(tmp_path, tiny_model):
+    """The image's defaults (all cores, the temperature fallback schedule), then SageMaker's SIGTERM."""
+    import requests
+
+    server = kit.WhisperServer(tiny_model, tmp_path / "server.log").start()
+    try:
+        response = requests.post(server.url + "/invocations", data=kit.encode(kit.speechlike(6.0), "wav"),
+                                 headers={"Content-Type": "audio/wav"}, timeout=60)
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["duration"] == 6.0 and isinstance(result["text"], str)
+        assert all(0 <= s["start"] <= s["end"] <= 6.0 for s in result["segments"])
+    finally:
+        assert server.stop() == 0
     assert "shutting down" in server.log()
 
 

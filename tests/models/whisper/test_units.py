@@ -77,6 +77,9 @@ def test_settings_defaults():
     assert (settings.max_audio_seconds, settings.max_audio_bytes) == (600.0, 25 * 1024 * 1024)
     assert (settings.num_workers, settings.host) == (1, "0.0.0.0")
     assert settings.model_id == "whisper"  # /opt/ml/model says nothing: MODEL_ID names it
+    assert settings.temperatures == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    assert Settings.from_env({"WHISPER_TEMPERATURES": "0"}).temperatures == (0.0,)
+    assert Settings.from_env({"WHISPER_TEMPERATURES": "0, 0.5,1"}).temperatures == (0.0, 0.5, 1.0)
 
 
 def test_settings_from_env():
@@ -92,7 +95,8 @@ def test_settings_from_env():
 
 @pytest.mark.parametrize("env", [{"SAGEMAKER_BIND_TO_PORT": "http"}, {"SAGEMAKER_BIND_TO_PORT": "70000"},
                                  {"WHISPER_DEVICE": "tpu"}, {"MAX_AUDIO_SECONDS": "-1"}, {"MAX_AUDIO_BYTES": "1e9"},
-                                 {"WHISPER_NUM_WORKERS": "0"}])
+                                 {"WHISPER_NUM_WORKERS": "0"}, {"WHISPER_TEMPERATURES": "hot"},
+                                 {"WHISPER_TEMPERATURES": "0.5,0"}, {"WHISPER_TEMPERATURES": "2"}])
 def test_bad_settings(env):
     with pytest.raises(SettingsError):
         Settings.from_env(env)
