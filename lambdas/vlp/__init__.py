@@ -8,3 +8,9 @@ Layout (see docs/pipeline.md):
 
 Keep module-level imports light: every handler's import time is its cold start (bench/cold_start.py).
 """
+
+import os as _os
+
+# We use no pydantic plugins; without this, the first model built scans every installed distribution's entry
+# points for them (tens of milliseconds of cold start).
+_os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

@@ -25,6 +25,9 @@ def session():
     if _SESSION is None:
         import botocore.session
 
+        from vlp.runtime import trace_botocore
+
+        trace_botocore()
         _SESSION = botocore.session.get_session()
     return _SESSION
 

@@ -17,13 +17,13 @@ JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store",
 
 
 class _Http(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     method: str | None = None
     path: str | None = None
 
 
 class _RequestContext(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     requestId: str = Field(min_length=1)
     http: _Http | None = None  # HTTP API (payload 2.0)
 
@@ -31,7 +31,7 @@ class _RequestContext(BaseModel):
 class ApiEvent(BaseModel):
     """The fields of an API Gateway proxy event that the handlers use."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     requestContext: _RequestContext
     httpMethod: str | None = None  # REST API (payload 1.0)
     resource: str | None = None

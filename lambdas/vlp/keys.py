@@ -13,7 +13,6 @@ issues them (a UUID folder and a plain file name): no ``..``, no other prefixes,
 from __future__ import annotations
 
 import re
-import uuid
 
 UPLOADS_PREFIX = "uploads/"
 INPUTS_PREFIX = "inputs/"
@@ -27,6 +26,8 @@ CALLER_KEY_RE = re.compile(CALLER_KEY_PATTERN)
 
 
 def new_id() -> str:
+    import uuid  # only the API functions mint ids
+
     return str(uuid.uuid4())
 
 

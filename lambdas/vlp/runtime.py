@@ -26,9 +26,21 @@ from vlp.errors import CallerError, VlpError
 from vlp.http import ApiEvent, error_response, parse_event
 
 logger = Logger(utc=True)
-# Patch botocore only: patch_all() would import and patch every supported library at cold start.
-tracer = Tracer(patch_modules=("botocore",))
+# No auto-patching: patch_all() would import and patch every supported library at cold start. vlp.aws patches
+# botocore (the only library we call out with) when a function builds its first client.
+tracer = Tracer(auto_patch=False)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "VLP")
+
+
+_PATCHED = False
+
+
+def trace_botocore() -> None:
+    """X-Ray subsegments for every AWS call (idempotent; a no-op when tracing is disabled)."""
+    global _PATCHED
+    if not _PATCHED:
+        tracer.patch(modules=("botocore",))
+        _PATCHED = True
 
 
 def record_model_latency(milliseconds: float) -> None:

@@ -40,7 +40,7 @@ AUDIO_CONTENT_TYPES = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class UploadRequest(_Strict):

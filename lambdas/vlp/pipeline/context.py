@@ -21,7 +21,7 @@ _REQUEST_ID = Field(pattern=rf"^{UUID_PATTERN}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ExecutionInput(_Model):
@@ -55,7 +55,7 @@ class AudioRef(_Model):
 class Context(BaseModel):
     """The state after the validate step. Extra keys are the results earlier states stored (ResultPath)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     request_id: str = _REQUEST_ID
     api_request_id: str | None = None
