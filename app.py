@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import stacks.container_images  # noqa: F401  (first: starts the SageMaker SDK import in the background)
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 

@@ -8,7 +8,9 @@ asset: synth only stages the folder; Docker builds it at deploy time.
 from __future__ import annotations
 
 import functools
+import importlib
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +39,15 @@ class ModelImage:
         self.repository.grant_pull(role)
 
 
+# The SDK takes seconds to import. Import it on a thread from the moment this module loads: the main thread spends
+# most of synth waiting on the jsii (Node) process, so the import overlaps with building the stacks.
+_sdk_import = threading.Thread(target=importlib.import_module, args=("sagemaker.core.image_uris",), daemon=True)
+_sdk_import.start()
+
+
 @functools.cache
 def resolve_dlc_uri(framework: str, region: str, version: str) -> str:
-    # Imported here: the SDK takes seconds to import and only this module needs it.
+    _sdk_import.join()
     from sagemaker.core import image_uris
 
     try:

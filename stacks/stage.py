@@ -23,7 +23,7 @@ class VlpStage(cdk.Stage):
             key=self.storage.key,
             description=f"{config.prefix}: SageMaker model endpoints",
         )
-        self.hosting.add_dependency(self.storage)
+        self.hosting.add_stack_dependency(self.storage)
         self.monitoring = MonitoringStack(
             self,
             c.MONITORING_STACK_ID,
@@ -31,6 +31,6 @@ class VlpStage(cdk.Stage):
             endpoint_names={role: endpoint.endpoint_name for role, endpoint in self.hosting.endpoints.items()},
             description=f"{config.prefix}: alarms and dashboard",
         )
-        self.monitoring.add_dependency(self.hosting)
+        self.monitoring.add_stack_dependency(self.hosting)
         for key, value in {"app": c.APP_NAME, **config.tags}.items():
             cdk.Tags.of(self).add(key, value)
