@@ -179,11 +179,9 @@ class ClipTaggingService:
         else:
             scores = torch.sigmoid(self.logit_scale * (cosine - self.settings.sigmoid_center))
         top = torch.topk(scores, request.top_k)
-        tags = [
-            {"label": request.labels[index], "score": score}
-            for score, index in zip(top.values.cpu().tolist(), top.indices.cpu().tolist())
-            if score >= request.threshold
-        ]
+        scored = zip((round(score, 6) for score in top.values.cpu().tolist()), top.indices.cpu().tolist())
+        tags = [{"label": request.labels[index], "score": score} for score, index in scored
+                if score >= request.threshold]
         return {"tags": tags, "mode": request.mode, "model": self.model_name}
 
     def encode_images(self, images: list) -> torch.Tensor:
