@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "model_packages" / 
 import whisper_testkit as kit  # noqa: E402
 from tiny_whisper import cached_tiny_whisper  # noqa: E402  (tests/models is on sys.path: ../conftest.py)
 
-MAX_AUDIO_SECONDS = 60
-MAX_AUDIO_BYTES = 2_000_000
+MAX_AUDIO_SECONDS = kit.TEST_MAX_AUDIO_SECONDS
+MAX_AUDIO_BYTES = kit.TEST_MAX_AUDIO_BYTES
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import requests
 import whisper_testkit as kit
-from conftest import MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS
+from whisper_testkit import TEST_MAX_AUDIO_BYTES as MAX_AUDIO_BYTES
+from whisper_testkit import TEST_MAX_AUDIO_SECONDS as MAX_AUDIO_SECONDS
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg",
                  "webm": "audio/webm", "opus": "audio/ogg"}

@@ -22,6 +22,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = ROOT / "model_packages" / "whisper"
 SAMPLE_RATE = 16000
+TEST_MAX_AUDIO_SECONDS = 60  # the limits the test server runs with (tests/models/whisper/conftest.py)
+TEST_MAX_AUDIO_BYTES = 2_000_000
 
 _VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (640, 1190, 2390))
 
