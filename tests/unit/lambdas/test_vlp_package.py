@@ -1,0 +1,50 @@
+"""The Lambda code package: only our own code, light imports (cold start), nothing from stacks/ or model libs."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+CODE = ROOT / "lambdas"
+HANDLERS = ("uploads", "analyze", "jobs", "validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag",
+            "prompt", "assemble")
+
+
+def test_package_holds_only_the_vlp_code():
+    top = {path.name for path in CODE.iterdir() if path.name != "__pycache__"}
+    assert top == {"vlp"}
+    assert all(path.suffix == ".py" for path in CODE.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+
+
+def test_no_forbidden_imports():
+    forbidden = {"stacks", "torch", "numpy", "transformers", "boto3", "requests", "aws_cdk"}
+    for path in CODE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_handlers_import_light():
+    """Importing every handler (as Lambda's init does) loads neither Pillow nor boto3 nor Powertools' parser
+    models: Pillow only loads in the functions that decode or draw images, when they do."""
+    code = (
+        "import json, sys\n"
+        + "".join(f"import vlp.handlers.{name}\n" for name in HANDLERS)
+        + "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('PIL', 'boto3', 's3transfer', 'numpy') or m.startswith('aws_lambda_powertools.utilities.parser'))))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(CODE)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
