@@ -1,5 +1,5 @@
-"""Real-time factor of the Whisper container: processing time / audio duration, over HTTP, median of several clips.
 # venv: models
+"""Real-time factor of the Whisper container: processing time / audio duration, over HTTP, median of several clips.
 
 Starts the container entrypoint (`python -m whisper_server serve`) as a subprocess with the tiny random-weight model
 (tests/models/tiny_whisper.py, built once and cached) on CPU with the image's default settings, sends 10-30 s clips
