@@ -93,6 +93,17 @@ def _encode_av(samples: np.ndarray, sample_rate: int, codec: str, container_form
     return buffer.getvalue()
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server if the test process dies without its fixture teardown (a crash, a kill)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class WhisperServer:
     """`python -m whisper_server serve` in a subprocess, on 127.0.0.1 and a port the OS picks."""
 
@@ -116,7 +127,7 @@ class WhisperServer:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "whisper_server", "serve"], cwd=PACKAGE_DIR, env=env,
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         port = None
