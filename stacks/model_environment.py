@@ -64,4 +64,5 @@ def whisper_environment(model: ModelConfig) -> dict[str, str]:
     weights_from_s3 = model.weights is not None and model.weights.s3_prefix is not None
     env = {"MODEL_DIR": MODEL_DIR} if weights_from_s3 else {"WHISPER_MODEL": _hub_id(model)}
     env["WHISPER_COMPUTE_TYPE"] = "float16" if model.gpu_count else "int8"
+    env["MODEL_ID"] = model.model_id  # what responses report as "model"
     return {**env, **_hub_token(model), **model.environment}

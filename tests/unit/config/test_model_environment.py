@@ -48,4 +48,5 @@ def test_djl_environment_points_option_model_id_at_the_weights():
 
 def test_whisper_environment_and_user_overrides_win():
     env = whisper_environment(model("asr", environment={"MAX_AUDIO_SECONDS": "120"}))
-    assert env == {"MODEL_DIR": "/opt/ml/model", "WHISPER_COMPUTE_TYPE": "float16", "MAX_AUDIO_SECONDS": "120"}
+    assert env == {"MODEL_DIR": "/opt/ml/model", "WHISPER_COMPUTE_TYPE": "float16", "MODEL_ID": "large-v3",
+                   "MAX_AUDIO_SECONDS": "120"}
