@@ -82,6 +82,20 @@ class ApiEvent(BaseModel):
         return data
 
 
+def cors_headers(event: ApiEvent | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    """CORS response headers for a browser caller whose Origin is allowed (preflight OPTIONS is answered by
+    API Gateway's CORS configuration; these go on the actual responses of a proxy integration)."""
+    origin = event.header("Origin") if event is not None else None
+    if not origin or not allowed:
+        return {}
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Expose-Headers": "X-Request-Id, Location, Retry-After"}
+    return {}
+
+
 def parse_event(event: Any) -> ApiEvent:
     try:
         return ApiEvent.model_validate(event)

@@ -23,7 +23,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from vlp.errors import CallerError, VlpError
-from vlp.http import ApiEvent, error_response, parse_event
+from vlp.http import ApiEvent, cors_headers, error_response, parse_event
 
 logger = Logger(utc=True)
 # No auto-patching: patch_all() would import and patch every supported library at cold start. vlp.aws patches
@@ -56,8 +56,11 @@ def _record_error(exc: BaseException) -> None:
         metrics.add_metric(name="Retryable", unit=MetricUnit.Count, value=1)
 
 
-def api_handler(route: str) -> Callable[[Callable[[ApiEvent, Any], dict]], Callable[[dict, Any], dict]]:
-    """Decorate ``fn(api_event, context) -> proxy response``; ``route`` names the metrics dimension."""
+def api_handler(
+    route: str, *, cors_origins: tuple[str, ...] = ()
+) -> Callable[[Callable[[ApiEvent, Any], dict]], Callable[[dict, Any], dict]]:
+    """Decorate ``fn(api_event, context) -> proxy response``; ``route`` names the metrics dimension;
+    ``cors_origins`` are the browser origins that get CORS headers."""
 
     def decorate(fn: Callable[[ApiEvent, Any], dict]) -> Callable[[dict, Any], dict]:
         @logger.inject_lambda_context(clear_state=True)
@@ -68,6 +71,7 @@ def api_handler(route: str) -> Callable[[Callable[[ApiEvent, Any], dict]], Calla
             started = time.perf_counter()
             metrics.add_dimension(name="Route", value=route)
             request_id = None
+            api_event = None
             try:
                 api_event = parse_event(event)
                 request_id = api_event.request_id
@@ -83,6 +87,7 @@ def api_handler(route: str) -> Callable[[Callable[[ApiEvent, Any], dict]], Calla
                 else:
                     logger.exception("unexpected error")
                 response = error_response(exc, request_id=request_id)
+            response["headers"].update(cors_headers(api_event, cors_origins))
             metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=_ms(started))
             logger.info("response", extra={"status": response.get("statusCode")})
             return response

@@ -49,17 +49,26 @@ class _Limits(BaseModel):
     max_audio_seconds: int = Field(600, alias="MAX_AUDIO_SECONDS", ge=1, le=3600)
 
 
-class UploadsSettings(_Settings, _Limits):
+class _Api(BaseModel):
+    # Comma-separated origins allowed to call the API from a browser (config `api.cors_origins`); "*" for any.
+    cors_allow_origins: str = Field("", alias="CORS_ALLOW_ORIGINS", max_length=4000)
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip())
+
+
+class UploadsSettings(_Settings, _Limits, _Api):
     max_upload_bytes: int = Field(20 * MiB, alias="MAX_UPLOAD_BYTES", ge=1024, le=5 * 1024 * MiB)
     presign_expiry_seconds: int = Field(900, alias="PRESIGN_EXPIRY_SECONDS", ge=60, le=43_200)
 
 
-class AnalyzeSettings(_Settings):
+class AnalyzeSettings(_Settings, _Api):
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=_STATE_MACHINE_ARN)
     presign_expiry_seconds: int = Field(900, alias="PRESIGN_EXPIRY_SECONDS", ge=60, le=43_200)
 
 
-class JobsSettings(_Settings):
+class JobsSettings(_Settings, _Api):
     jobs_state_machine_arn: str = Field(alias="JOBS_STATE_MACHINE_ARN", pattern=_STATE_MACHINE_ARN)
     presign_expiry_seconds: int = Field(900, alias="PRESIGN_EXPIRY_SECONDS", ge=60, le=43_200)
 

@@ -15,7 +15,7 @@ S3 = aws.s3_client()  # signs the result URLs (masks)
 MAX_BODY_BYTES = 512 * 1024
 
 
-@api_handler("analyze")
+@api_handler("analyze", cors_origins=SETTINGS.cors_origins)
 def handler(event, context):
     request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
     request_id = new_id()

@@ -38,7 +38,7 @@ def _status(event):
     return json_response(200, body, request_id=event.request_id)
 
 
-@api_handler("jobs")
+@api_handler("jobs", cors_origins=SETTINGS.cors_origins)
 def handler(event, context):
     if event.method == "POST":
         return _submit(event)

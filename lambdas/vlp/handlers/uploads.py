@@ -13,7 +13,7 @@ S3 = aws.s3_client()
 MAX_BODY_BYTES = 4096
 
 
-@api_handler("uploads")
+@api_handler("uploads", cors_origins=SETTINGS.cors_origins)
 def handler(event, context):
     request = parse_body(UploadRequest, event.body_bytes(MAX_BODY_BYTES), what="upload request")
     limit = max_bytes_for(
