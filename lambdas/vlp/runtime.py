@@ -17,13 +17,15 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from vlp.errors import CallerError, VlpError
-from vlp.http import ApiEvent, cors_headers, error_response, parse_event
+
+if TYPE_CHECKING:
+    from vlp.http import ApiEvent
 
 logger = Logger(utc=True)
 # No auto-patching: patch_all() would import and patch every supported library at cold start. vlp.aws patches
@@ -61,6 +63,9 @@ def api_handler(
 ) -> Callable[[Callable[[ApiEvent, Any], dict]], Callable[[dict, Any], dict]]:
     """Decorate ``fn(api_event, context) -> proxy response``; ``route`` names the metrics dimension;
     ``cors_origins`` are the browser origins that get CORS headers."""
+
+    # the API event models load only in the API functions, not in the pipeline steps
+    from vlp.http import cors_headers, error_response, parse_event
 
     def decorate(fn: Callable[[ApiEvent, Any], dict]) -> Callable[[dict, Any], dict]:
         @logger.inject_lambda_context(clear_state=True)
