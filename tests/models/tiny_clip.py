@@ -65,12 +65,8 @@ def clip_tokenizer(words: Iterable[str] = DEFAULT_WORDS, model_max_length: int =
     from transformers import CLIPTokenizer
 
     vocab, merges = clip_vocab_and_merges(words)
-    kwargs = {"vocab": vocab, "merges": merges}
-    try:
-        tokenizer = CLIPTokenizer(**kwargs, model_max_length=model_max_length)
-    except TypeError:  # transformers 4.x: the slow tokenizer wants files
-        raise RuntimeError("tiny_clip needs transformers >= 5 (tokenizers built from in-memory vocabularies)")
-    return tokenizer
+    # transformers >= 5: the tokenizers-backed class takes an in-memory vocabulary (4.x's slow one wanted files)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
 def tiny_clip_config(
