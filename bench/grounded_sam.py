@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -35,14 +36,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-REQUESTS = 5  # timed requests per mode, after one warm-up
-IMAGE_SIZE = (640, 480)
+REQUESTS = 8  # timed requests per mode, after one warm-up
+IMAGE_SIZE = (480, 360)
 VOCAB_WORDS = ["dog", "cat", "red", "ball", "car", "person", "tree", "blue", "sky", "next", "to", "the", "a", "of"]
 
 
 def build_models(root: Path) -> dict:
-    """Scaled-down Grounding DINO (Swin backbone, 4-layer BERT, 3+3 deformable layers, 300 queries) and SAM
-    (6-layer ViT at 512 px with windowed + global attention), random weights, saved with their processors."""
+    """Scaled-down Grounding DINO (Swin backbone at 320 px, 6-layer 512-wide BERT, 3+3 deformable layers, 300
+    queries) and SAM (8-layer 512-wide ViT at 384 px, windowed + global attention), random weights, saved with their
+    processors. Inputs are kept small so that, as on a GPU, compute per request is modest next to the weights."""
     from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
                               GroundingDinoImageProcessor, GroundingDinoProcessor, SamConfig, SamImageProcessor,
                               SamModel, SamProcessor, SwinConfig)
@@ -53,25 +55,25 @@ def build_models(root: Path) -> dict:
     tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
     backbone = SwinConfig(image_size=384, patch_size=4, embed_dim=64, depths=[2, 2, 4, 2], num_heads=[2, 4, 8, 16],
                           window_size=12, out_indices=[2, 3, 4])
-    text = BertConfig(vocab_size=len(vocab), hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                      intermediate_size=1024, max_position_embeddings=256)
+    text = BertConfig(vocab_size=len(vocab), hidden_size=512, num_hidden_layers=6, num_attention_heads=8,
+                      intermediate_size=2048, max_position_embeddings=256)
     config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=300, encoder_layers=3,
                                  decoder_layers=3, d_model=256, encoder_ffn_dim=1024, decoder_ffn_dim=1024,
                                  encoder_attention_heads=8, decoder_attention_heads=8, max_text_len=256)
     detector = GroundingDinoForObjectDetection(config).eval()
     detector.save_pretrained(root / "grounding_dino")
-    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 480, "longest_edge": 800}),
+    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 320, "longest_edge": 533}),
                            tokenizer=tokenizer).save_pretrained(root / "grounding_dino")
     sam_config = SamConfig(
-        vision_config=dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, output_channels=256,
-                           image_size=512, patch_size=16, mlp_dim=1536, global_attn_indexes=[1, 3, 5],
+        vision_config=dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, output_channels=256,
+                           image_size=384, patch_size=16, mlp_dim=2048, global_attn_indexes=[1, 3, 5, 7],
                            window_size=8),
-        prompt_encoder_config=dict(hidden_size=256, image_size=512, patch_size=16),
+        prompt_encoder_config=dict(hidden_size=256, image_size=384, patch_size=16),
         mask_decoder_config=dict(hidden_size=256),
     )
     sam = SamModel(sam_config).eval()
     sam.save_pretrained(root / "sam")
-    SamProcessor(SamImageProcessor(size={"longest_edge": 512}, pad_size={"height": 512, "width": 512})).save_pretrained(
+    SamProcessor(SamImageProcessor(size={"longest_edge": 384}, pad_size={"height": 384, "width": 384})).save_pretrained(
         root / "sam")
     count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
     size = sum(f.stat().st_size for f in root.rglob("*.safetensors")) / 1e6
@@ -97,6 +99,9 @@ def timed(handle, body: dict) -> float:
 
 
 def main() -> None:
+    # One intra-op thread by default: on a small shared machine two threads are slower and far noisier (they wait
+    # on each other whenever another process takes a core). BENCH_THREADS=n to change.
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-grounded-sam-") as tmp:
         root = Path(tmp)
