@@ -53,6 +53,7 @@ def djl_environment(model: ModelConfig, *, weights_uri: str | None) -> dict[str,
     env = {
         "OPTION_MODEL_ID": weights_uri or _hub_id(model),
         "OPTION_ENGINE": "Python",
+        "OPTION_MODEL_NAME": model.model_id,  # what responses report as "model" (saved weights no longer carry it)
         "OPTION_DTYPE": "fp16" if model.gpu_count else "fp32",
         "SERVING_FAIL_FAST": "true",  # a package that cannot load fails the health check instead of serving errors
     }

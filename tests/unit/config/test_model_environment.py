@@ -42,6 +42,7 @@ def test_djl_environment_points_option_model_id_at_the_weights():
     env = djl_environment(model("clip_tagging"), weights_uri="s3://bucket/weights/clip_tagging/")
     assert env["OPTION_MODEL_ID"] == "s3://bucket/weights/clip_tagging/"
     assert env["OPTION_DTYPE"] == "fp16"
+    assert env["OPTION_MODEL_NAME"] == "openai/clip-vit-large-patch14"
     cpu = djl_environment(model("intent_keywords", instance_type="ml.m5.xlarge"), weights_uri=None)
     assert cpu["OPTION_DTYPE"] == "fp32" and cpu["OPTION_MODEL_ID"] == "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
 
