@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from botocore.stub import ANY, Stubber
 
-from conftest import BUCKET, JOBS_STATE_MACHINE_ARN, STATE_MACHINE_ARN, api_event, response_json
+from vlp_testkit import BUCKET, JOBS_STATE_MACHINE_ARN, STATE_MACHINE_ARN, api_event, response_json
 from vlp import aws
 from vlp.api.responses import AnalyzeResult, ErrorResponse, JobAccepted, JobStatus, UploadResponse
 from vlp.errors import CallerError, ModelNotReadyError, model_error

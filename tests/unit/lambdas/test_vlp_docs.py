@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, STEP_MODULES, documented_definition
+from vlp_testkit import ROOT, STEP_MODULES, documented_definition
 from vlp import errors
 
 PIPELINE = (ROOT / "docs" / "pipeline.md").read_text()

@@ -6,8 +6,8 @@ import io
 import pytest
 from PIL import Image
 
-from coco_vectors import VECTORS
-from media import (
+from vlp_coco_vectors import VECTORS
+from vlp_media import (
     flac_bytes,
     image_bytes,
     mp3_bytes,

@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from conftest import ROOT
+from vlp_testkit import ROOT
 from vlp.api.models import AnalyzeRequest, UploadRequest
 from vlp.api.responses import AnalyzeResult
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from vlp_testkit import ROOT
 
 CODE = ROOT / "lambdas"
 HANDLERS = ("uploads", "analyze", "jobs", "validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag",

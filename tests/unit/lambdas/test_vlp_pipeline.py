@@ -9,8 +9,8 @@ import json
 import pytest
 from PIL import Image
 
-from conftest import BUCKET, api_event, client_error, model_error, put, response_json
-from media import image_bytes, rle_from_mask, wav_bytes
+from vlp_testkit import BUCKET, api_event, client_error, model_error, put, response_json
+from vlp_media import image_bytes, rle_from_mask, wav_bytes
 from vlp.api.responses import AnalyzeResult, JobStatus
 from vlp.errors import ModelRetryableError
 

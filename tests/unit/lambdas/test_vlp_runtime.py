@@ -6,7 +6,7 @@ import json
 import pytest
 from botocore.stub import Stubber
 
-from conftest import BUCKET, api_event
+from vlp_testkit import BUCKET, api_event
 from vlp import aws
 from vlp.errors import CallerError, DependencyError, VlpError
 from vlp.http import ApiEvent, cors_headers
@@ -164,7 +164,7 @@ def test_s3_outage_during_validate_is_retried_by_the_state_machine(pipeline, s3,
     monkeypatch.setattr(validate, "S3", Flaky())
     import base64
 
-    from media import image_bytes
+    from vlp_media import image_bytes
 
     response = analyze.handler(api_event({"image_base64": base64.b64encode(image_bytes()).decode()}), lambda_context)
     assert response["statusCode"] == 200

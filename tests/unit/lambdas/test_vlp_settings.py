@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from vlp_testkit import ROOT
 from vlp.errors import ConfigurationError
 from vlp.settings import (
     ROLES,
