@@ -13,6 +13,7 @@ from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES_DIR = ROOT / "model_packages"
+SHARED_DIR = PACKAGES_DIR / "shared"  # modules every package gets at its root (e.g. the DJL plumbing)
 _SKIPPED = {"__pycache__", ".pytest_cache", "tests"}
 
 
@@ -25,12 +26,16 @@ def package_files(source: Path) -> list[Path]:
     )
 
 
-def write_model_tarball(source: Path, target: Path) -> Path:
-    """Write `source` as a gzip tar with fixed metadata (mtime 0, root owner, 0644/0755)."""
+def write_model_tarball(source: Path, target: Path, shared: Path | None = SHARED_DIR) -> Path:
+    """Write `source` (plus the shared modules at its root) as a gzip tar with fixed metadata (mtime 0, root owner,
+    0644), so the bytes depend on the contents alone."""
+    members = {str(path.relative_to(source)): path for path in package_files(source)}
+    for path in package_files(shared) if shared and shared.is_dir() else []:
+        members.setdefault(str(path.relative_to(shared)), path)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in package_files(source):
-            info = tarfile.TarInfo(str(path.relative_to(source)))
+        for name, path in sorted(members.items()):
+            info = tarfile.TarInfo(name)
             data = path.read_bytes()
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             info.uid = info.gid = 0

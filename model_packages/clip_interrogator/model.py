@@ -31,7 +31,7 @@ from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration
 
 from djl_python import Input, Output
 
-from clip_interrogator_djl import (
+from vlp_djl_support import (
     DEFAULT_MAX_IMAGE_PIXELS,
     Properties,
     RequestError,

@@ -25,7 +25,7 @@ from transformers import CLIPModel, CLIPProcessor
 from djl_python import Input, Output
 
 from clip_tagging_cache import LabelEmbeddingCache
-from clip_tagging_djl import (
+from vlp_djl_support import (
     DEFAULT_MAX_IMAGE_PIXELS,
     Properties,
     RequestError,

@@ -209,11 +209,6 @@ def test_shipped_tables_and_license():
     assert "MIT License" in license_text and "pharmapsychotic" in license_text
 
 
-def test_djl_plumbing_copies_are_identical():
-    tagging = (helpers.ROOT / "model_packages" / "clip_tagging" / "clip_tagging_djl.py").read_text()
-    assert (helpers.PACKAGE_DIR / "clip_interrogator_djl.py").read_text() == tagging
-
-
 # ------------------------------------------------------------------------------------- modes
 
 

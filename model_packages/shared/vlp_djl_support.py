@@ -1,9 +1,8 @@
 """DJL Python-engine plumbing for a model package: request errors, JSON fields, image decoding, serving.properties
 values, device/dtype, model locations, and the batch driver that turns per-request results into one DJL Output.
 
-The same file ships in every CLIP package under a package-unique name (clip_tagging_djl.py,
-clip_interrogator_djl.py): packages are deployed independently, and DJL puts each package's folder on sys.path, so
-a shared module would need a build step. tests/models/clip_interrogator checks that the copies stay identical.
+One file for the CLIP packages: the package build (stacks/model_package_asset.py) copies model_packages/shared/
+into each model.tar.gz, where DJL puts it on sys.path beside model.py; tests put the folder on sys.path.
 
 Wire conventions (docs/model-contracts.md, "Conventions"):
 - success: 200 and the response object;
