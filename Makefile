@@ -19,7 +19,7 @@ LAYER_DIR := build/lambda-layer/python
 PYTEST := .venv/bin/python -m pytest
 PYTEST_MODELS := .venv-models/bin/python -m pytest
 
-.PHONY: help install synth test test-unit test-models test-infra test-local deploy diff bench lint lock clean up down stage-weights build
+.PHONY: help install synth test test-unit test-models test-infra test-local deploy diff bench lint lock clean up down stage-weights build packages
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench: install ## run every benchmark under bench/
 
 bench-%: install ## run one benchmark: make bench-synth
 	@if grep -q '^# venv: models' bench/$*.py; then .venv-models/bin/python bench/$*.py; else .venv/bin/python bench/$*.py; fi
+
+packages: .stamps/venv ## build each DJL model package into build/model-packages/<name>/model.tar.gz (synth does this too)
+	.venv/bin/python -m stacks.model_package_asset
 
 stage-weights: .stamps/venv-models ## download weights from the Hub and upload them to the artifacts bucket (needs internet and AWS)
 	.venv-models/bin/python -m model_packages.stage_weights --env $(ENV)
