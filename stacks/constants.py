@@ -80,3 +80,58 @@ OUTPUT_API_URL = "ApiUrl"
 
 def output_endpoint_name(role: str) -> str:
     return "".join(part.capitalize() for part in role.split("_")) + "EndpointName"
+
+
+# ---- request path: Lambda functions, state machines, REST API (docs/pipeline.md, docs/api.md) ----
+ENV_CORS_ALLOW_ORIGINS = "CORS_ALLOW_ORIGINS"
+ENV_SAGEMAKER_READ_TIMEOUT_SECONDS = "SAGEMAKER_READ_TIMEOUT_SECONDS"
+ENV_VLM_MESSAGES_API = "VLM_MESSAGES_API"
+ENV_VLM_IMAGE_TRANSPORT = "VLM_IMAGE_TRANSPORT"
+ENV_MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
+ENV_MAX_IMAGE_PIXELS = "MAX_IMAGE_PIXELS"
+ENV_MAX_AUDIO_BYTES = "MAX_AUDIO_BYTES"
+ENV_MAX_AUDIO_SECONDS = "MAX_AUDIO_SECONDS"
+
+
+def inference_component_env_var(role: str) -> str:
+    """The Lambda environment variable that carries the inference component name of a model role (scale to zero)."""
+    return f"INFERENCE_COMPONENT_{role.upper()}"
+
+
+# Lambda functions (docs/pipeline.md "Functions"); the handler of `<name>` is `vlp.handlers.<name>.handler`.
+FUNCTION_UPLOADS = "uploads"
+FUNCTION_ANALYZE = "analyze"
+FUNCTION_JOBS = "jobs"
+API_FUNCTIONS = (FUNCTION_UPLOADS, FUNCTION_ANALYZE, FUNCTION_JOBS)
+STEP_FUNCTIONS = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
+LAMBDA_CODE_DIR = "lambdas"
+LAMBDA_LAYER_DIR = "build/lambda-layer"  # `make build` (Makefile target .stamps/lambda-layer)
+
+
+def function_handler(name: str) -> str:
+    return f"vlp.handlers.{name}.handler"
+
+
+def function_construct_id(name: str) -> str:
+    """`validate` -> `ValidateFunction` (also the `${ValidateFunctionArn}` substitution of docs/pipeline.md)."""
+    return f"{name.capitalize()}Function"
+
+
+# API Gateway: the stage is the first path segment of ApiUrl (openapi/vlp-api.json `servers`).
+API_STAGE_NAME = "v1"
+
+# construct ids inside the Api stack
+LAMBDA_LAYER_ID = "DependenciesLayer"
+PIPELINE_FUNCTIONS_ID = "Functions"
+PIPELINE_ID = "Pipeline"
+EXPRESS_STATE_MACHINE_ID = "ExpressStateMachine"
+STANDARD_STATE_MACHINE_ID = "StandardStateMachine"
+REST_API_ID = "RestApi"
+WEB_ACL_ID = "WebAcl"
+
+OUTPUT_API_ID = "ApiId"
+OUTPUT_STATE_MACHINE_ARN = "StateMachineArn"
+OUTPUT_JOBS_STATE_MACHINE_ARN = "JobsStateMachineArn"
+OUTPUT_API_KEY_ID = "ApiKeyId"
+OUTPUT_USER_POOL_ID = "UserPoolId"
+OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"

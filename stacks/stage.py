@@ -5,9 +5,11 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks import constants as c
+from stacks.api_stack import ApiStack
 from stacks.config import EnvironmentConfig
 from stacks.hosting_stack import HostingStack
 from stacks.monitoring_stack import MonitoringStack
+from stacks.pipeline_functions import ModelTarget
 from stacks.storage_stack import StorageStack
 
 
@@ -24,6 +26,20 @@ class VlpStage(cdk.Stage):
             description=f"{config.prefix}: SageMaker model endpoints",
         )
         self.hosting.add_stack_dependency(self.storage)
+        self.api = ApiStack(
+            self,
+            c.API_STACK_ID,
+            config=config,
+            key=self.storage.key,
+            # Names, not tokens: the request path's IAM resources stay literal ARNs.
+            models={
+                role: ModelTarget(endpoint.endpoint_name, endpoint.inference_component_name)
+                for role, endpoint in self.hosting.endpoints.items()
+            },
+            description=f"{config.prefix}: HTTP API, request pipeline state machines and functions",
+        )
+        self.api.add_stack_dependency(self.storage)
+        self.api.add_stack_dependency(self.hosting)
         self.monitoring = MonitoringStack(
             self,
             c.MONITORING_STACK_ID,
