@@ -1,0 +1,202 @@
+"""The request-path Lambda functions against docs/pipeline.md: runtime, architecture, tracing, memory, timeouts,
+environment (checked with the functions' own settings models), code asset, layer and log groups."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from stacks import constants as c
+from stacks.lambda_layer import MissingBuildError, layer_directory
+from vlp import settings as lambda_settings
+
+ACCOUNT = "123456789012"
+# docs/pipeline.md "Functions": memory (MB) and timeout (s); analyze's is the API integration timeout - 1 s.
+DOCUMENTED = {
+    "uploads": (256, 10),
+    "analyze": (256, None),
+    "jobs": (256, 10),
+    "validate": (2048, 30),
+    "asr": (512, 85),
+    "intent": (256, 30),
+    "keywords": (256, 30),
+    "plan": (256, 75),
+    "vlm": (512, 85),
+    "segment": (1769, 95),
+    "tag": (512, 50),
+    "prompt": (512, 85),
+    "assemble": (256, 10),
+}
+READ_TIMEOUTS = {"intent": 20, "keywords": 20, "tag": 30}  # the others: 65
+READ_BY_POWERTOOLS = {c.ENV_LOG_LEVEL}  # Powertools' Logger reads it itself, not the settings models
+SETTINGS_MODELS = {
+    "uploads": lambda_settings.UploadsSettings,
+    "analyze": lambda_settings.AnalyzeSettings,
+    "jobs": lambda_settings.JobsSettings,
+    **{name: lambda_settings.PipelineSettings for name in c.STEP_FUNCTIONS},
+}
+
+
+def api_stack(env: str) -> str:
+    return f"{env}/{c.API_STACK_ID}"
+
+
+def functions(assembly, env: str) -> dict[str, dict]:
+    """name (uploads, validate, ...) -> properties of its AWS::Lambda::Function."""
+    found = {}
+    for resource in assembly.resources(api_stack(env), "AWS::Lambda::Function").values():
+        properties = resource["Properties"]
+        found[properties["Handler"].split(".")[2]] = properties
+    return found
+
+
+def resolve_value(value):
+    """An environment value with the account pseudo parameter filled in (as CloudFormation would)."""
+    if isinstance(value, str):
+        return value
+    if value == {"Ref": "AWS::AccountId"}:
+        return ACCOUNT
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(resolve_value(part) for part in parts)
+    raise AssertionError(f"unexpected token in a function environment: {value}")
+
+
+def test_one_function_per_documented_row(assembly, configs):
+    for env in configs:
+        assert set(functions(assembly, env)) == set(DOCUMENTED) == set(c.API_FUNCTIONS + c.STEP_FUNCTIONS)
+
+
+def test_runtime_architecture_tracing_memory_timeout(assembly, configs):
+    for env, config in configs.items():
+        for name, properties in functions(assembly, env).items():
+            memory, timeout = DOCUMENTED[name]
+            expected_timeout = timeout if timeout is not None else config.api.sync_timeout_seconds - 1
+            assert properties["Handler"] == f"vlp.handlers.{name}.handler"
+            assert properties["Runtime"] == "python3.12", name
+            assert properties["Architectures"] == ["arm64"], name
+            assert properties["TracingConfig"] == {"Mode": "Active"}, name
+            assert (properties["MemorySize"], properties["Timeout"]) == (memory, expected_timeout), (env, name)
+            assert properties["FunctionName"] == f"{config.prefix}-{name}"
+
+
+def test_model_steps_outlive_their_model_call(assembly, configs):
+    for env in configs:
+        for name, properties in functions(assembly, env).items():
+            variables = properties["Environment"]["Variables"]
+            if c.ENV_SAGEMAKER_READ_TIMEOUT_SECONDS in variables:
+                read = int(variables[c.ENV_SAGEMAKER_READ_TIMEOUT_SECONDS])
+                assert read == READ_TIMEOUTS.get(name, 65), name
+                assert properties["Timeout"] >= read + 10, name
+
+
+def test_environment_is_what_each_settings_model_reads(assembly, configs):
+    """Every variable is one the function's settings model knows, every required one is set, and the real
+    settings model accepts the synthesized environment."""
+    roles = set(c.MODEL_ROLES)
+    for env in configs:
+        for name, properties in functions(assembly, env).items():
+            model = SETTINGS_MODELS[name]
+            variables = {k: resolve_value(v) for k, v in properties["Environment"]["Variables"].items()}
+            aliases = {field.alias for field in model.model_fields.values() if field.alias} | READ_BY_POWERTOOLS
+            required = {field.alias for field in model.model_fields.values() if field.alias and field.is_required()}
+            if issubclass(model, lambda_settings.PipelineSettings):
+                aliases |= {lambda_settings.endpoint_env_var(r) for r in roles}
+                aliases |= {lambda_settings.inference_component_env_var(r) for r in roles}
+            assert set(variables) <= aliases, (env, name, set(variables) - aliases)
+            assert required <= set(variables), (env, name)
+            settings = lambda_settings.load_settings(model, variables)
+            assert settings.requests_bucket == f"vlp-{env}-requests-{ACCOUNT}-us-east-1"
+
+
+def test_constants_name_the_variables_the_lambdas_read():
+    assert lambda_settings.endpoint_env_var("clip_tagging") == c.endpoint_env_var("clip_tagging")
+    assert lambda_settings.inference_component_env_var("vlm") == c.inference_component_env_var("vlm")
+    assert lambda_settings.ROLES == c.MODEL_ROLES
+    pipeline_aliases = {f.alias for f in lambda_settings.PipelineSettings.model_fields.values()}
+    for name in ("SAGEMAKER_READ_TIMEOUT_SECONDS", "VLM_MESSAGES_API", "VLM_IMAGE_TRANSPORT", "MAX_IMAGE_BYTES",
+                 "MAX_IMAGE_PIXELS", "MAX_AUDIO_BYTES", "MAX_AUDIO_SECONDS"):
+        assert getattr(c, f"ENV_{name}") in pipeline_aliases
+    assert c.ENV_CORS_ALLOW_ORIGINS in {f.alias for f in lambda_settings.UploadsSettings.model_fields.values()}
+
+
+def test_steps_share_one_environment_with_every_endpoint(assembly, configs):
+    for env, config in configs.items():
+        found = functions(assembly, env)
+        shared = None
+        for name in c.STEP_FUNCTIONS:
+            variables = dict(found[name]["Environment"]["Variables"])
+            variables.pop(c.ENV_SAGEMAKER_READ_TIMEOUT_SECONDS, None)
+            assert shared is None or variables == shared, name
+            shared = variables
+        for role, model in config.models.items():
+            expected = f"{config.prefix}-{role.replace('_', '-')}" if model.enabled else ""
+            assert shared[c.endpoint_env_var(role)] == expected, (env, role)
+            component = f"{expected}-ic" if model.enabled and model.scaling.scale_to_zero else ""
+            assert shared[c.inference_component_env_var(role)] == component, (env, role)
+
+
+def test_api_functions_get_the_api_settings(assembly, configs):
+    for env, config in configs.items():
+        found = functions(assembly, env)
+        uploads = found["uploads"]["Environment"]["Variables"]
+        assert uploads[c.ENV_MAX_UPLOAD_BYTES] == str(config.api.max_upload_bytes)
+        for name in c.API_FUNCTIONS:
+            variables = found[name]["Environment"]["Variables"]
+            assert variables[c.ENV_PRESIGN_EXPIRY_SECONDS] == str(config.api.presign_expiry_seconds)
+            assert variables[c.ENV_CORS_ALLOW_ORIGINS] == ",".join(config.api.cors_origins)
+        analyze = resolve_value(found["analyze"]["Environment"]["Variables"][c.ENV_STATE_MACHINE_ARN])
+        jobs = resolve_value(found["jobs"]["Environment"]["Variables"][c.ENV_JOBS_STATE_MACHINE_ARN])
+        assert analyze == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{config.prefix}-pipeline"
+        assert jobs == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{config.prefix}-jobs"
+
+
+def test_one_code_asset_and_one_layer_for_all(assembly, configs):
+    for env in configs:
+        found = functions(assembly, env)
+        assert len({str(p["Code"]) for p in found.values()}) == 1
+        layers = assembly.resources(api_stack(env), "AWS::Lambda::LayerVersion")
+        assert len(layers) == 1
+        (layer_id, layer), = layers.items()
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        assert all(p["Layers"] == [{"Ref": layer_id}] for p in found.values())
+
+
+def _asset_dirs(assembly, env: str) -> dict[str, Path]:
+    """display name (`Functions/UploadsFunction/Function/Code`, `DependenciesLayer/Layer/Code`) -> staged directory"""
+    (manifest,) = (assembly.outdir / f"assembly-{env}").glob(f"{env}{c.API_STACK_ID}*.assets.json")
+    files = json.loads(manifest.read_text())["files"].values()
+    return {f["displayName"]: manifest.parent / f["source"]["path"] for f in files if f["source"]["packaging"] == "zip"}
+
+
+def test_code_asset_holds_the_handlers_and_nothing_compiled(assembly):
+    (code,) = [d for name, d in _asset_dirs(assembly, "dev").items() if name.startswith(c.PIPELINE_FUNCTIONS_ID)]
+    assert (code / "vlp" / "handlers" / "validate.py").is_file()
+    assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.pyc"))
+    assert not (code / "stacks").exists() and not list(code.rglob("aws_cdk*"))
+
+
+def test_layer_leaves_the_runtimes_boto_stack_alone(assembly):
+    (layer,) = [d for name, d in _asset_dirs(assembly, "dev").items() if name.startswith(c.LAMBDA_LAYER_ID)]
+    python = layer / "python"
+    assert (python / "pydantic").is_dir() and (python / "aws_lambda_powertools").is_dir() and (python / "PIL").is_dir()
+    for provided in ("botocore", "boto3", "jmespath", "urllib3", "dateutil", "s3transfer"):
+        assert not (python / provided).exists(), provided
+
+
+def test_one_log_group_with_retention_per_function(assembly, configs):
+    for env, config in configs.items():
+        groups = assembly.resources(api_stack(env), "AWS::Logs::LogGroup")
+        names = {g["Properties"].get("LogGroupName") for g in groups.values()}
+        for name, properties in functions(assembly, env).items():
+            assert f"/aws/lambda/{config.prefix}-{name}" in names
+            assert "LogGroup" in properties["LoggingConfig"]
+        assert all(g["Properties"].get("RetentionInDays") for g in groups.values())
+
+
+def test_missing_layer_build_fails_synth_with_a_clear_message(tmp_path):
+    with pytest.raises(MissingBuildError, match=re.escape("run `make build`")):
+        layer_directory(tmp_path)

@@ -1,0 +1,188 @@
+"""Least privilege of the request path, exactly docs/pipeline.md "Permissions": each function's role touches only
+its prefixes of the requests bucket and invokes only its model's endpoint; the state machines only invoke the
+ten step functions."""
+from __future__ import annotations
+
+from stacks import constants as c
+
+ACCOUNT = "123456789012"
+R = "<requests>"
+KEY = "<key>"
+XRAY = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def _get(prefix):
+    return ("s3:GetObject", f"{R}/{prefix}*")
+
+
+def _put(prefix):
+    return ("s3:PutObject", f"{R}/{prefix}*")
+
+
+DECRYPT, GENERATE = ("kms:Decrypt", KEY), ("kms:GenerateDataKey", KEY)
+UP, IN, OUT = c.UPLOADS_PREFIX, c.INPUTS_PREFIX, c.RESULTS_PREFIX
+# docs/pipeline.md "Permissions", row by row (the endpoint of `role` is added per environment).
+DOCUMENTED: dict[str, tuple[set, str | None]] = {
+    "uploads": ({_put(UP), GENERATE}, None),
+    "analyze": ({_get(OUT), DECRYPT, ("states:StartSyncExecution", "<express>")}, None),
+    "jobs": (
+        {_get(OUT), DECRYPT, ("states:StartExecution", "<standard>"), ("states:DescribeExecution", "<standard executions>")},
+        None,
+    ),
+    "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
+    "asr": ({_get(UP), _get(IN), DECRYPT}, c.MODEL_ASR),
+    "intent": (set(), c.MODEL_INTENT_KEYWORDS),
+    "keywords": (set(), c.MODEL_INTENT_KEYWORDS),
+    "plan": (set(), c.MODEL_LLM),
+    "vlm": ({_get(IN), DECRYPT}, c.MODEL_VLM),
+    "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),
+    "tag": ({_get(IN), DECRYPT}, c.MODEL_CLIP_TAGGING),
+    "prompt": ({_get(IN), DECRYPT}, c.MODEL_CLIP_INTERROGATOR),
+    "assemble": (set(), None),
+}
+
+
+def _render(value, env: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value == {"Ref": "AWS::AccountId"}:
+        return ACCOUNT
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_render(part, env) for part in parts)
+    if "Fn::ImportValue" in value and c.ENCRYPTION_KEY_ID in str(value):
+        return KEY
+    if "Fn::GetAtt" in value:
+        return f"<{value['Fn::GetAtt'][0]}>"
+    raise AssertionError(f"unexpected IAM resource {value}")
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _pairs(template: dict, role_id: str, env: str, config) -> tuple[set, list[dict]]:
+    """(action, resource) pairs of every policy attached to the role, with readable resources; and the statements."""
+    bucket = f"arn:aws:s3:::{config.prefix}-requests-{ACCOUNT}-us-east-1"
+    states = f"arn:aws:states:us-east-1:{ACCOUNT}"
+    sagemaker = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:"
+    readable = [
+        (f"{states}:stateMachine:{config.prefix}-pipeline", "<express>"),
+        (f"{states}:stateMachine:{config.prefix}-jobs", "<standard>"),
+        (f"{states}:execution:{config.prefix}-jobs:*", "<standard executions>"),
+        (bucket, R),
+        (sagemaker, ""),
+    ]
+    pairs, statements = set(), []
+    for policy in template["Resources"].values():
+        if policy["Type"] != "AWS::IAM::Policy" or {"Ref": role_id} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            statements.append(statement)
+            for action in _as_list(statement["Action"]):
+                for resource in _as_list(statement["Resource"]):
+                    text = _render(resource, env)
+                    for literal, name in readable:
+                        text = text.replace(literal, name) if text.startswith(literal) else text
+                    pairs.add((action, text))
+    return pairs, statements
+
+
+def _endpoint_pairs(config, role: str | None) -> set:
+    if role is None or not getattr(config.models, role).enabled:
+        return set()
+    name = f"{config.prefix}-{role.replace('_', '-')}"
+    pairs = {("sagemaker:InvokeEndpoint", f"endpoint/{name}")}
+    if getattr(config.models, role).scaling.scale_to_zero:
+        pairs.add(("sagemaker:InvokeEndpoint", f"inference-component/{name}-ic"))
+    return pairs
+
+
+def _function_roles(template: dict) -> dict[str, tuple[str, str]]:
+    """function name -> (role logical id, log group logical id)"""
+    found = {}
+    for function in template["Resources"].values():
+        if function["Type"] == "AWS::Lambda::Function":
+            properties = function["Properties"]
+            log_group = properties["LoggingConfig"]["LogGroup"]["Ref"]
+            found[properties["Handler"].split(".")[2]] = (properties["Role"]["Fn::GetAtt"][0], log_group)
+    return found
+
+
+def test_each_function_role_has_exactly_its_documented_permissions(assembly, configs):
+    for env, config in configs.items():
+        template = assembly.templates[f"{env}/{c.API_STACK_ID}"]
+        for name, (role_id, log_group) in _function_roles(template).items():
+            pairs, _ = _pairs(template, role_id, env, config)
+            documented, model_role = DOCUMENTED[name]
+            own_logs = {("logs:CreateLogStream", f"<{log_group}>"), ("logs:PutLogEvents", f"<{log_group}>")}
+            expected = documented | _endpoint_pairs(config, model_role) | XRAY | own_logs
+            assert pairs == expected, (env, name, pairs ^ expected)
+
+
+def test_function_roles_have_no_managed_or_inline_policies(assembly, configs):
+    for env in configs:
+        template = assembly.templates[f"{env}/{c.API_STACK_ID}"]
+        for name, (role_id, _) in _function_roles(template).items():
+            role = template["Resources"][role_id]["Properties"]
+            assert "ManagedPolicyArns" not in role and "Policies" not in role, name
+            assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+def test_bucket_listing_and_kms_are_scoped(assembly, configs):
+    for env, config in configs.items():
+        template = assembly.templates[f"{env}/{c.API_STACK_ID}"]
+        for name, (role_id, _) in _function_roles(template).items():
+            _, statements = _pairs(template, role_id, env, config)
+            for statement in statements:
+                actions = _as_list(statement["Action"])
+                if "s3:ListBucket" in actions:
+                    assert statement["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*", "inputs/*"]}}, name
+                if any(action.startswith("kms:") for action in actions):
+                    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+
+
+def test_only_tracing_and_log_delivery_use_a_star_resource(assembly, configs):
+    for env, config in configs.items():
+        template = assembly.templates[f"{env}/{c.API_STACK_ID}"]
+        for policy_id, policy in template["Resources"].items():
+            if policy["Type"] != "AWS::IAM::Policy":
+                continue
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if "*" in _as_list(statement["Resource"]):
+                    actions = set(_as_list(statement["Action"]))
+                    assert all(a.startswith("xray:") or a in LOG_DELIVERY for a in actions), (policy_id, actions)
+
+
+def test_state_machines_invoke_only_the_step_functions(assembly, configs):
+    for env, config in configs.items():
+        template = assembly.templates[f"{env}/{c.API_STACK_ID}"]
+        function_ids = {
+            properties["Handler"].split(".")[2]: logical_id
+            for logical_id, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Lambda::Function"
+            for properties in [resource["Properties"]]
+        }
+        step_arns = {f"<{function_ids[name]}>" for name in c.STEP_FUNCTIONS}
+        expected_invoke = {("lambda:InvokeFunction", arn) for arn in step_arns}
+        expected_invoke |= {("lambda:InvokeFunction", f"{arn}:*") for arn in step_arns}
+        machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        assert len(machines) == 2
+        for machine in machines:
+            role_id = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+            pairs, _ = _pairs(template, role_id, env, config)
+            invoke = {p for p in pairs if p[0].startswith("lambda:")}
+            assert invoke == expected_invoke, (env, invoke ^ expected_invoke)
+            others = {action for action, _ in pairs if not action.startswith(("lambda:", "xray:"))}
+            assert others <= LOG_DELIVERY, others

@@ -1,0 +1,126 @@
+"""The synthesized state machines against docs/pipeline.md: the Express definition IS the documented one (the
+block tests/unit/lambdas runs over the real handlers), the Standard one differs only as documented, both pass
+asl-validator, log and trace."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+
+import pytest
+
+from stacks import constants as c
+
+from conftest import ROOT
+
+DOC = ROOT / "docs" / "pipeline.md"
+NODE_BIN = ROOT / "node_modules" / ".bin"
+MODEL_TASKS = ("Transcribe", "Intent", "Keywords", "Plan", "Answer", "Segment", "Tag", "Prompt")
+NOT_READY_RETRIER = {
+    "ErrorEquals": ["ModelNotReadyError"],
+    "IntervalSeconds": 60,
+    "MaxAttempts": 10,
+    "BackoffRate": 1.5,
+    "MaxDelaySeconds": 300,
+    "JitterStrategy": "FULL",
+}
+
+
+def documented_definition() -> dict:
+    block = DOC.read_text().split("<!-- asl:begin -->", 1)[1].split("<!-- asl:end -->", 1)[0]
+    return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+
+
+def machines(assembly, env: str) -> dict[str, dict]:
+    """EXPRESS / STANDARD -> {"properties", "definition"} with `${<Name>FunctionArn}` for the function ARNs."""
+    resources = assembly.templates[f"{env}/{c.API_STACK_ID}"]["Resources"]
+    names = {
+        logical_id: resource["Properties"]["Handler"].split(".")[2]
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+
+    def resolve(value) -> str:
+        if isinstance(value, str):
+            return value
+        if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
+            return "${" + c.function_construct_id(names[value["Fn::GetAtt"][0]]) + "Arn}"
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(resolve(part) for part in parts)
+        raise AssertionError(f"unexpected token in a definition: {value}")
+
+    found = {}
+    for resource in resources.values():
+        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+            properties = resource["Properties"]
+            found[properties["StateMachineType"]] = {
+                "properties": properties,
+                "definition": json.loads(resolve(properties["DefinitionString"])),
+            }
+    return found
+
+
+def _states(definition: dict):
+    for name, state in definition["States"].items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from _states(branch)
+
+
+def test_express_definition_is_the_documented_one(assembly, configs):
+    for env, config in configs.items():
+        expected = documented_definition()
+        expected["TimeoutSeconds"] = config.api.sync_timeout_seconds - 5
+        assert machines(assembly, env)["EXPRESS"]["definition"] == expected, env
+
+
+def test_standard_definition_adds_only_the_timeout_and_the_not_ready_retrier(assembly, configs):
+    for env in configs:
+        expected = copy.deepcopy(documented_definition())
+        expected["TimeoutSeconds"] = 3600
+        for name, state in _states(expected):
+            if name in MODEL_TASKS:
+                state["Retry"].append(NOT_READY_RETRIER)
+        assert machines(assembly, env)["STANDARD"]["definition"] == expected, env
+
+
+def test_express_stops_before_the_api_integration_times_out(assembly, configs):
+    for env, config in configs.items():
+        express = machines(assembly, env)["EXPRESS"]["definition"]
+        analyze = next(
+            r["Properties"]
+            for r in assembly.resources(f"{env}/{c.API_STACK_ID}", "AWS::Lambda::Function").values()
+            if r["Properties"]["Handler"] == c.function_handler(c.FUNCTION_ANALYZE)
+        )
+        assert express["TimeoutSeconds"] < analyze["Timeout"] < config.api.sync_timeout_seconds
+
+
+def test_types_names_logging_and_tracing(assembly, configs):
+    for env, config in configs.items():
+        found = machines(assembly, env)
+        assert set(found) == {"EXPRESS", "STANDARD"}
+        assert found["EXPRESS"]["properties"]["StateMachineName"] == f"{config.prefix}-pipeline"
+        assert found["STANDARD"]["properties"]["StateMachineName"] == f"{config.prefix}-jobs"
+        for machine in found.values():
+            properties = machine["properties"]
+            assert properties["TracingConfiguration"] == {"Enabled": True}
+            logging = properties["LoggingConfiguration"]
+            assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False
+            assert len(logging["Destinations"]) == 1
+
+
+@pytest.mark.skipif(not (NODE_BIN / "asl-validator").exists(), reason="asl-validator not installed (make build)")
+@pytest.mark.parametrize("kind", ["EXPRESS", "STANDARD"])
+def test_synthesized_definitions_pass_asl_validator(assembly, configs, kind, tmp_path):
+    for env in configs:
+        path = tmp_path / f"{env}-{kind}.json"
+        path.write_text(json.dumps(machines(assembly, env)[kind]["definition"]))
+        result = subprocess.run(
+            [str(NODE_BIN / "asl-validator"), "--json-path", str(path)],
+            capture_output=True,
+            text=True,
+            env={"PATH": f"{NODE_BIN}:/usr/bin:/bin"},  # node_modules/.bin/node: Node 22
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
