@@ -74,6 +74,8 @@ def _convert(node, schemas: dict, seen: tuple[str, ...]):
     for key, value in node.items():
         if key in ANNOTATIONS_AFTER_DRAFT_4:
             continue
+        if key == "default" and value is None:
+            continue  # an annotation; CloudFormation templates made through jsii cannot carry a JSON null anyway
         if key in ("default", "enum", "example"):  # values, not schemas
             converted[key] = copy.deepcopy(value)
             continue

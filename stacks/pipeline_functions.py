@@ -104,6 +104,11 @@ def step_environment(config: EnvironmentConfig, models: Mapping[str, ModelTarget
     return environment
 
 
+def function_name(config: EnvironmentConfig, name: str) -> str:
+    """`vlp-dev-api-uploads`, `vlp-dev-step-vlm` (not `vlp-dev-vlm`: that is the VLM's endpoint)."""
+    return f"{config.prefix}-{'api' if name in c.API_FUNCTIONS else 'step'}-{name}"
+
+
 class PipelineFunctions(Construct):
     """`functions[name]` for every name of constants.API_FUNCTIONS and constants.STEP_FUNCTIONS."""
 
@@ -136,7 +141,7 @@ class PipelineFunctions(Construct):
                 self,
                 c.function_construct_id(name),
                 name=name,
-                function_name=f"{config.prefix}-{name}",
+                function_name=function_name(config, name),
                 code=code,
                 layer=layer,
                 memory_mb=spec.memory_mb,

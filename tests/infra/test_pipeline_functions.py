@@ -39,6 +39,11 @@ SETTINGS_MODELS = {
 }
 
 
+def function_name(config, name: str) -> str:
+    """`vlp-dev-api-uploads`, `vlp-dev-step-vlm` (`vlp-dev-vlm` is the VLM's endpoint)."""
+    return f"{config.prefix}-{'api' if name in c.API_FUNCTIONS else 'step'}-{name}"
+
+
 def api_stack(env: str) -> str:
     return f"{env}/{c.API_STACK_ID}"
 
@@ -79,7 +84,7 @@ def test_runtime_architecture_tracing_memory_timeout(assembly, configs):
             assert properties["Architectures"] == ["arm64"], name
             assert properties["TracingConfig"] == {"Mode": "Active"}, name
             assert (properties["MemorySize"], properties["Timeout"]) == (memory, expected_timeout), (env, name)
-            assert properties["FunctionName"] == f"{config.prefix}-{name}"
+            assert properties["FunctionName"] == function_name(config, name)
 
 
 def test_model_steps_outlive_their_model_call(assembly, configs):
@@ -192,7 +197,7 @@ def test_one_log_group_with_retention_per_function(assembly, configs):
         groups = assembly.resources(api_stack(env), "AWS::Logs::LogGroup")
         names = {g["Properties"].get("LogGroupName") for g in groups.values()}
         for name, properties in functions(assembly, env).items():
-            assert f"/aws/lambda/{config.prefix}-{name}" in names
+            assert f"/aws/lambda/{function_name(config, name)}" in names
             assert "LogGroup" in properties["LoggingConfig"]
         assert all(g["Properties"].get("RetentionInDays") for g in groups.values())
 
