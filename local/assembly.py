@@ -1,0 +1,502 @@
+"""What local mode deploys, read from the synthesized cloud assembly (runs in .venv).
+
+`synthesize(env)` runs the CDK app for one environment (`config/<env>.yaml`, no cdk-nag: validation only) into
+`.local/cdk.out/<env>/`, once per change of the CDK sources (app.py, cdk.json, stacks/, config/, openapi/).
+`load_deployment(env, ...)` then reads the `<env>/Api` stack's template:
+
+- the Express and Standard state machines: their `DefinitionString`, with the Fn::Join / Fn::GetAtt tokens of
+  the function ARNs resolved to local ARNs (`arn:aws:lambda:us-east-1:123456789012:function:<FunctionName>`);
+- every Lambda function: handler, timeout, memory and environment variables, tokens resolved the same way
+  (bucket names, state machine ARNs, endpoint names).
+
+Until the cloud assembly has an Api stack, the definition in docs/pipeline.md's `asl:begin` block is used (a unit
+test keeps it equal to the synthesized Express machine; the Standard machine adds the documented
+ModelNotReadyError retrier and a 3600 s timeout), and the functions are described from docs/pipeline.md's tables.
+`Deployment.source` says which one is running.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.common import ACCOUNT, REGION, ROOT
+
+log = logging.getLogger("assembly")
+ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
+API_FUNCTIONS = ("uploads", "analyze", "jobs")
+STEP_FUNCTIONS = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
+MODEL_STEPS = {"asr": "asr", "intent": "intent_keywords", "keywords": "intent_keywords", "plan": "llm", "vlm": "vlm",
+               "segment": "grounded_sam", "tag": "clip_tagging", "prompt": "clip_interrogator"}
+# docs/pipeline.md "Functions": memory, timeout; model steps: SAGEMAKER_READ_TIMEOUT_SECONDS + margin
+DOC_FUNCTIONS = {
+    "uploads": (256, 10, None), "analyze": (256, None, None), "jobs": (256, 10, None), "validate": (2048, 30, None),
+    "asr": (512, 85, 65), "intent": (256, 30, 20), "keywords": (256, 30, 20), "plan": (256, 75, 65),
+    "vlm": (512, 85, 65), "segment": (1769, 95, 65), "tag": (512, 50, 30), "prompt": (512, 85, 65),
+    "assemble": (256, 10, None),
+}
+SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "config", "openapi")
+
+
+@dataclass
+class Deployment:
+    env: str
+    source: str  # "cdk.out:<path>" or "docs/pipeline.md"
+    requests_bucket: str
+    artifacts_bucket: str
+    functions: dict[str, dict] = field(default_factory=dict)  # name -> {handler, arn, timeout, memory, environment}
+    machines: list[dict] = field(default_factory=list)  # {name, arn, type, definition (string), roleArn, source}
+    endpoints: dict[str, dict] = field(default_factory=dict)  # role -> {name, inference_component}
+    sync_timeout_seconds: int = 120
+    auth: str = "iam"
+    cors_origins: list[str] = field(default_factory=list)
+    # the REST API: {"routes": [{method, path, function, timeout_ms, schema, authorization}],
+    #                "preflight": {path: headers}, "gateway_responses": {type: {status, template, headers}},
+    #                "stage": "v1", "throttle": {"rate", "burst"}}
+    api: dict = field(default_factory=dict)
+
+    def function_arn(self, name: str) -> str:
+        return self.functions[name]["arn"]
+
+    def machine(self, kind: str) -> dict:
+        return next(m for m in self.machines if m["type"] == kind)
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def state_machine_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+
+
+# ---- synth ----
+
+
+def _inputs_digest() -> str:
+    digest = hashlib.sha256()
+    for name in SYNTH_INPUTS:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() \
+            else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def synthesize(env: str, state_dir: Path, *, python: str | None = None) -> Path:
+    """`.local/cdk.out/<env>`: the CDK app for this one environment, synthesized when its sources changed."""
+    outdir = state_dir / "cdk.out" / env
+    stamp = outdir / ".inputs"
+    digest = _inputs_digest()
+    if stamp.is_file() and stamp.read_text() == digest:
+        return outdir
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    config_dir = state_dir / "cdk.out" / f".config-{env}"
+    shutil.rmtree(config_dir, ignore_errors=True)
+    config_dir.mkdir(parents=True)
+    shutil.copy(ROOT / "config" / f"{env}.yaml", config_dir / f"{env}.yaml")
+    code = (
+        "import sys; from pathlib import Path; import app; "
+        f"app.build_app(config_dir=Path({str(config_dir)!r}), outdir={str(outdir)!r}, nag=False).synth()"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environ.update(AWS_EC2_METADATA_DISABLED="true", JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1",
+                   PATH=os.pathsep.join([str(ROOT / "node_modules" / ".bin"), environ.get("PATH", "")]))
+    log.info("synthesizing %s into %s (the CDK sources changed)", env, outdir)
+    result = subprocess.run([python or sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"cdk synth of {env} failed:\n{result.stderr[-4000:]}")
+    stamp.write_text(digest)
+    return outdir
+
+
+def stack_templates(outdir: Path) -> dict[str, dict]:
+    """displayName ("dev/Api") -> template, for every stack of the assembly (nested stage assemblies included)."""
+    found: dict[str, dict] = {}
+
+    def walk(directory: Path) -> None:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        for artifact in manifest.get("artifacts", {}).values():
+            kind = artifact.get("type")
+            props = artifact.get("properties", {})
+            if kind == "aws:cloudformation:stack":
+                template = json.loads((directory / props["templateFile"]).read_text())
+                found[artifact.get("displayName") or props["templateFile"]] = template
+            elif kind == "cdk:cloud-assembly":
+                walk(directory / props["directoryName"])
+
+    if (outdir / "manifest.json").is_file():
+        walk(outdir)
+    return found
+
+
+# ---- CloudFormation intrinsics ----
+
+
+class Unresolvable(ValueError):
+    pass
+
+
+class Resolver:
+    """Resolves the intrinsics of one template to the values local mode runs with."""
+
+    NAME_PROPERTIES = {
+        "AWS::Lambda::Function": "FunctionName",
+        "AWS::StepFunctions::StateMachine": "StateMachineName",
+        "AWS::S3::Bucket": "BucketName",
+        "AWS::SageMaker::Endpoint": "EndpointName",
+        "AWS::SageMaker::InferenceComponent": "InferenceComponentName",
+        "AWS::Logs::LogGroup": "LogGroupName",
+        "AWS::SNS::Topic": "TopicName",
+        "AWS::KMS::Key": None,
+        "AWS::IAM::Role": "RoleName",
+    }
+
+    def __init__(self, template: dict, stack_name: str, exports: dict[str, Any]) -> None:
+        self.template = template
+        self.resources = template.get("Resources", {})
+        self.stack_name = stack_name
+        self.exports = exports
+
+    def name_of(self, logical_id: str) -> str:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise Unresolvable(f"no resource {logical_id}")
+        prop = self.NAME_PROPERTIES.get(resource["Type"])
+        value = resource.get("Properties", {}).get(prop) if prop else None
+        if value is None:
+            return f"{self.stack_name.replace('/', '-')}-{logical_id}"[:64]
+        return self.resolve(value)
+
+    def ref(self, name: str) -> Any:
+        pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                  "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.stack_name.replace("/", "-"),
+                  "AWS::NoValue": None}
+        if name in pseudo:
+            return pseudo[name]
+        resource = self.resources.get(name)
+        if resource is None:
+            raise Unresolvable(f"Ref {name}")
+        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+            return state_machine_arn(self.name_of(name))
+        return self.name_of(name)
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise Unresolvable(f"GetAtt {logical_id}.{attribute}")
+        kind = resource["Type"]
+        name = self.name_of(logical_id)
+        if attribute == "Arn":
+            return {
+                "AWS::Lambda::Function": function_arn(name),
+                "AWS::StepFunctions::StateMachine": state_machine_arn(name),
+                "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+                "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+                "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
+                "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{logical_id}",
+            }.get(kind, f"arn:aws:local:{REGION}:{ACCOUNT}:{logical_id}")
+        if attribute in ("Name", "EndpointName", "InferenceComponentName", "StateMachineName", "FunctionName"):
+            return name
+        raise Unresolvable(f"GetAtt {logical_id}.{attribute}")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            if key == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self.resolve(part)) for part in self.resolve(parts))
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                variables = {k: self.resolve(v) for k, v in variables.items()}
+
+                def substitute(match: re.Match) -> str:
+                    name = match.group(1)
+                    if name in variables:
+                        return str(variables[name])
+                    if "." in name:
+                        return str(self.get_att(*name.split(".", 1)))
+                    return str(self.ref(name))
+
+                return re.sub(r"\$\{([^}!][^}]*)\}", substitute, text)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                separator, text = arg
+                return str(self.resolve(text)).split(separator)
+            if key == "Fn::ImportValue":
+                name = self.resolve(arg)
+                if name not in self.exports:
+                    raise Unresolvable(f"ImportValue {name}")
+                return self.exports[name]
+            if key.startswith("Fn::"):
+                raise Unresolvable(key)
+        return {k: self.resolve(v) for k, v in value.items()}
+
+
+def _exports(templates: dict[str, dict]) -> dict[str, Any]:
+    exports: dict[str, Any] = {}
+    for stack_name, template in templates.items():
+        resolver = Resolver(template, stack_name, {})
+        for output in template.get("Outputs", {}).values():
+            export = output.get("Export")
+            if export:
+                try:
+                    exports[resolver.resolve(export["Name"])] = resolver.resolve(output["Value"])
+                except Unresolvable:
+                    pass
+    return exports
+
+
+def _from_template(deployment: Deployment, stack_name: str, templates: dict[str, dict], outdir: Path) -> bool:
+    template = templates[stack_name]
+    resolver = Resolver(template, stack_name, _exports(templates))
+    resources = template.get("Resources", {})
+    functions: dict[str, dict] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        props = resource.get("Properties", {})
+        handler = props.get("Handler", "")
+        if not handler.startswith("vlp.handlers."):
+            continue  # CDK's own helper functions (custom resources)
+        name = resolver.name_of(logical_id)
+        short = handler.split(".")[2]
+        environment = resolver.resolve(props.get("Environment", {}).get("Variables", {}))
+        functions[short] = {"name": name, "handler": handler, "arn": function_arn(name),
+                            "timeout": int(props.get("Timeout", 3)), "memory": int(props.get("MemorySize", 128)),
+                            "environment": {k: "" if v is None else str(v) for k, v in environment.items()}}
+    machines = []
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::StepFunctions::StateMachine":
+            continue
+        props = resource.get("Properties", {})
+        definition = props.get("DefinitionString")
+        if definition is None and "Definition" in props:
+            definition = json.dumps(props["Definition"])
+        definition = resolver.resolve(definition)
+        substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
+        for key, value in substitutions.items():
+            definition = definition.replace("${" + key + "}", str(value))
+        name = resolver.name_of(logical_id)
+        machines.append({"name": name, "arn": state_machine_arn(name),
+                         "type": props.get("StateMachineType", "STANDARD"), "definition": definition,
+                         "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
+                         "source": f"{outdir.relative_to(ROOT) if outdir.is_relative_to(ROOT) else outdir} "
+                                   f"({stack_name}/{logical_id})"})
+    if not functions or not {m["type"] for m in machines} >= {"EXPRESS", "STANDARD"}:
+        return False
+    deployment.functions = {short: functions[short] for short in sorted(functions)}
+    deployment.machines = machines
+    deployment.api = _rest_api(resolver, resources, {spec["arn"]: short for short, spec in functions.items()})
+    return True
+
+
+def _rest_api(resolver: Resolver, resources: dict, functions_by_arn: dict[str, str]) -> dict:
+    """Routes, validation models, CORS preflight and gateway responses of the template's REST API."""
+    paths: dict[str, str] = {}
+
+    def path_of(ref: Any) -> str:
+        if isinstance(ref, dict) and "Fn::GetAtt" in ref:
+            return ""  # the root resource
+        logical_id = ref["Ref"]
+        if logical_id not in paths:
+            props = resources[logical_id]["Properties"]
+            paths[logical_id] = path_of(props["ParentId"]) + "/" + props["PathPart"]
+        return paths[logical_id]
+
+    models = {logical_id: r["Properties"].get("Schema") for logical_id, r in resources.items()
+              if r["Type"] == "AWS::ApiGateway::Model"}
+    api: dict[str, Any] = {"routes": [], "preflight": {}, "gateway_responses": {}, "stage": "v1", "throttle": {}}
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::ApiGateway::Method":
+            path = path_of(props["ResourceId"]) or "/"
+            integration = props.get("Integration", {})
+            if props["HttpMethod"] == "OPTIONS":
+                parameters = (integration.get("IntegrationResponses") or [{}])[0].get("ResponseParameters", {})
+                api["preflight"][path] = {k.rsplit(".", 1)[-1]: str(v).strip("'") for k, v in parameters.items()}
+                continue
+            uri = str(resolver.resolve(integration.get("Uri", "")))
+            arn = uri.split("/functions/", 1)[-1].removesuffix("/invocations")
+            model_ref = (props.get("RequestModels") or {}).get("application/json")
+            api["routes"].append({
+                "method": props["HttpMethod"], "path": path, "function": functions_by_arn.get(arn),
+                "timeout_ms": int(integration.get("TimeoutInMillis", 29000)),
+                "schema": models.get(model_ref["Ref"]) if isinstance(model_ref, dict) else None,
+                "authorization": props.get("AuthorizationType", "NONE"),
+            })
+        elif resource["Type"] == "AWS::ApiGateway::GatewayResponse":
+            headers = {k.rsplit(".", 1)[-1]: str(v).strip("'") for k, v in props.get("ResponseParameters", {}).items()}
+            api["gateway_responses"][props["ResponseType"]] = {
+                "status": int(props["StatusCode"]) if props.get("StatusCode") else None,
+                "template": (props.get("ResponseTemplates") or {}).get("application/json"), "headers": headers}
+        elif resource["Type"] == "AWS::ApiGateway::Stage":
+            api["stage"] = props.get("StageName", "v1")
+            for setting in props.get("MethodSettings", []):
+                if setting.get("HttpMethod") == "*" and "ThrottlingRateLimit" in setting:
+                    api["throttle"] = {"rate": setting["ThrottlingRateLimit"], "burst": setting.get("ThrottlingBurstLimit")}
+    return api
+
+
+# ---- the documented fallback ----
+
+
+def documented_definition() -> dict:
+    text = (ROOT / "docs" / "pipeline.md").read_text()
+    block = text.split("<!-- asl:begin -->", 1)[1].split("<!-- asl:end -->", 1)[0]
+    return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+
+
+NOT_READY_RETRY = {"ErrorEquals": ["ModelNotReadyError"], "IntervalSeconds": 60, "MaxAttempts": 10, "BackoffRate": 1.5,
+                   "MaxDelaySeconds": 300, "JitterStrategy": "FULL"}
+MODEL_TASKS = ("Transcribe", "Intent", "Keywords", "Plan", "Answer", "Segment", "Tag", "Prompt")
+
+
+def _standard(definition: dict) -> dict:
+    standard = copy.deepcopy(definition)
+    standard["TimeoutSeconds"] = 3600
+
+    def walk(states: dict) -> None:
+        for name, state in states.items():
+            if name in MODEL_TASKS:
+                state.setdefault("Retry", []).append(dict(NOT_READY_RETRY))
+            for branch in state.get("Branches", []):
+                walk(branch["States"])
+
+    walk(standard["States"])
+    return standard
+
+
+def _documented(deployment: Deployment, config: Any) -> None:
+    prefix = config.prefix
+    for name in API_FUNCTIONS + STEP_FUNCTIONS:
+        memory, timeout, read_timeout = DOC_FUNCTIONS[name]
+        function_name = f"{prefix}-{name}"
+        deployment.functions[name] = {"name": function_name, "handler": f"vlp.handlers.{name}.handler",
+                                      "arn": function_arn(function_name), "memory": memory,
+                                      "timeout": timeout or config.api.sync_timeout_seconds - 1, "environment": {}}
+        env = deployment.functions[name]["environment"]
+        env.update(REQUESTS_BUCKET=deployment.requests_bucket, POWERTOOLS_SERVICE_NAME="vlp",
+                   POWERTOOLS_METRICS_NAMESPACE="VLP", POWERTOOLS_LOG_LEVEL="INFO")
+        if name in API_FUNCTIONS:
+            env.update(PRESIGN_EXPIRY_SECONDS=str(config.api.presign_expiry_seconds),
+                       CORS_ALLOW_ORIGINS=",".join(config.api.cors_origins))
+        if name == "uploads":
+            env["MAX_UPLOAD_BYTES"] = str(config.api.max_upload_bytes)
+        elif name == "analyze":
+            env["STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-pipeline")
+        elif name == "jobs":
+            env["JOBS_STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-jobs")
+        else:
+            env.update(VLM_MESSAGES_API="true" if getattr(config.models.vlm.tgi, "messages_api", False) else "false",
+                       VLM_IMAGE_TRANSPORT="data_uri")
+            for role in ROLES:
+                endpoint = deployment.endpoints.get(role)
+                env[f"ENDPOINT_{role.upper()}"] = endpoint["name"] if endpoint else ""
+                env[f"INFERENCE_COMPONENT_{role.upper()}"] = (endpoint or {}).get("inference_component") or ""
+            if read_timeout:
+                env["SAGEMAKER_READ_TIMEOUT_SECONDS"] = str(read_timeout)
+    deployment.api = _documented_api(config)
+    definition = documented_definition()
+    definition["TimeoutSeconds"] = config.api.sync_timeout_seconds - 5
+    text = json.dumps(definition)
+    for name in STEP_FUNCTIONS:
+        text = text.replace("${" + name.capitalize() + "FunctionArn}", deployment.function_arn(name))
+    express = json.loads(text)
+    for kind, name, body in (("EXPRESS", f"{prefix}-pipeline", express), ("STANDARD", f"{prefix}-jobs", _standard(express))):
+        deployment.machines.append({"name": name, "arn": state_machine_arn(name), "type": kind,
+                                    "definition": json.dumps(body), "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
+                                    "source": "docs/pipeline.md (asl:begin block)"})
+
+
+DOCUMENTED_GATEWAY_RESPONSES = {  # docs/api.md "Errors": the API's error shape for API Gateway's own responses
+    "BAD_REQUEST_BODY": (400, '"INVALID_REQUEST"', '"$context.error.validationErrorString"'),
+    "REQUEST_TOO_LARGE": (413, '"REQUEST_TOO_LARGE"', "$context.error.messageString"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, '"$context.error.responseType"', '"No such route."'),
+    "THROTTLED": (429, '"THROTTLED"', '"Too many requests: retry with backoff."'),
+    "DEFAULT_4XX": (None, '"$context.error.responseType"', "$context.error.messageString"),
+    "DEFAULT_5XX": (None, '"$context.error.responseType"', "$context.error.messageString"),
+}
+
+
+def _documented_api(config: Any) -> dict:
+    from stacks.openapi_document import draft4_schema, operations  # noqa: PLC0415
+
+    routes = []
+    for operation in operations():
+        function = operation.path.split("/")[2]  # /v1/<function>[/...]
+        routes.append({"method": operation.method, "path": operation.path, "function": function,
+                       "timeout_ms": config.api.sync_timeout_seconds * 1000 if function == "analyze" else 29000,
+                       "schema": draft4_schema(operation.request_schema) if operation.request_schema else None,
+                       "authorization": "AWS_IAM"})
+    responses = {
+        kind: {"status": status, "headers": {"Content-Type": "application/json"},
+               "template": '{"error": {"code": %s, "message": %s, "request_id": "$context.requestId"}}' % (code, message)}
+        for kind, (status, code, message) in DOCUMENTED_GATEWAY_RESPONSES.items()
+    }
+    return {"routes": routes, "preflight": {}, "gateway_responses": responses, "stage": "v1", "throttle": {}}
+
+
+def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
+    """The functions, state machines and endpoints of `env`: from the synthesized Api stack when `outdir` holds
+    one, else as documented."""
+    sys.path.insert(0, str(ROOT))
+    from stacks.config import load_config  # noqa: PLC0415  (the CDK app's own config model and names)
+
+    config = load_config(ROOT / "config" / f"{env}.yaml")
+    deployment = Deployment(
+        env=env, source="docs/pipeline.md",
+        requests_bucket=config.bucket_name("requests", ACCOUNT), artifacts_bucket=config.bucket_name("artifacts", ACCOUNT),
+        sync_timeout_seconds=config.api.sync_timeout_seconds, auth=config.api.auth,
+        cors_origins=list(config.api.cors_origins),
+    )
+    for role in ROLES:
+        model = getattr(config.models, role)
+        if not model.enabled:
+            continue
+        name = f"{config.prefix}-{role.replace('_', '-')}"
+        component = f"{name}-ic" if model.scaling.scale_to_zero else None
+        deployment.endpoints[role] = {"name": name, "inference_component": component}
+    templates = stack_templates(outdir) if outdir is not None else {}
+    api_stack = f"{env}/Api"
+    if api_stack in templates and _from_template(deployment, api_stack, templates, outdir):
+        deployment.source = f"cdk.out ({api_stack})"
+        # the endpoints the synthesized functions name (they win over the config-derived names)
+        step_env = deployment.functions.get("validate", {}).get("environment", {})
+        for role in ROLES:
+            name = step_env.get(f"ENDPOINT_{role.upper()}")
+            if name:
+                component = step_env.get(f"INFERENCE_COMPONENT_{role.upper()}") or None
+                deployment.endpoints[role] = {"name": name, "inference_component": component}
+            elif f"ENDPOINT_{role.upper()}" in step_env:
+                deployment.endpoints.pop(role, None)
+    else:
+        if outdir is not None:
+            log.warning("%s has no %s stack with both state machines yet: running the definition of "
+                        "docs/pipeline.md", outdir, api_stack)
+        _documented(deployment, config)
+    return deployment

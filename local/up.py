@@ -1,0 +1,384 @@
+"""Start and stop local mode: `python -m local.up up|down|status|run` (`make up`, `make down`).
+
+    up      start every service in the background (state and logs under .local/), wait until all answer
+    down    stop everything `up` started
+    status  what is running, where
+    run     like up, in the foreground (Ctrl-C stops it)
+
+Services, each its own process (group), all on 127.0.0.1:
+
+    api        :8080  the HTTP API (local/api.py)
+    s3         :8081  moto S3 + presigned-POST policy checks (local/s3.py)
+    sagemaker  :8082  the SageMaker runtime over the model packages (local/sagemaker_runtime.py, .venv-models)
+    lambda     :8083  the Lambda Invoke API over the 13 functions (local/lambda_service.py)
+    sfn        :8084  the Step Functions API over aws-local-stepfunctions (local/stepfunctions.mjs, Node 22)
+
+`LocalStack` is the same thing as a Python object (tests/local and bench/pipeline.py use it on free ports).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.common import ACCESS_KEY, HOST, REGION, ROOT, SECRET_KEY, free_port, port_in_use, write_json
+
+log = logging.getLogger("local")
+SERVICES = ("s3", "sagemaker", "lambda", "sfn", "api")
+DEFAULT_PORTS = {"api": 8080, "s3": 8081, "sagemaker": 8082, "lambda": 8083, "sfn": 8084}
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+MODELS_PYTHON = ROOT / ".venv-models" / "bin" / "python"
+
+
+class StartError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalStack:
+    env: str = "dev"
+    state_dir: Path = ROOT / ".local"
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    weights: dict[str, str] = field(default_factory=dict)  # role -> a local directory with real weights
+    env_overrides: dict[str, str] = field(default_factory=dict)  # [FUNCTION:]VAR -> value, for every function
+    synth: bool = True
+    throttle: bool = False
+    detached: bool = False  # `up`: the services outlive this process
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    deployment: Any = None
+
+    # ---- paths and URLs ----
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def url(self, service: str) -> str:
+        return f"http://{HOST}:{self.ports[service]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url("api")
+
+    def aws_environment(self) -> dict[str, str]:
+        """What any AWS SDK needs to talk to the local services (the standard variables, dummy credentials)."""
+        return {
+            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_SESSION_TOKEN": "local",
+            "AWS_ENDPOINT_URL_S3": self.url("s3"),
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url("sagemaker"),
+            "AWS_ENDPOINT_URL_SFN": self.url("sfn"),
+            "AWS_ENDPOINT_URL_LAMBDA": self.url("lambda"),
+            # StartSyncExecution's "sync-" host prefix cannot resolve against 127.0.0.1
+            "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+
+    # ---- start ----
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VLP_LOCAL"))}
+        environ.update(env or {})
+        environ["PYTHONPATH"] = str(ROOT)
+        environ["PYTHONUNBUFFERED"] = "1"
+        if not self.detached:
+            environ["VLP_LOCAL_DIE_WITH_PARENT"] = "1"
+        log_file = open(self.log_dir / f"{name}.log", "ab")
+        log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+        log_file.flush()
+        process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        self.processes[name] = process
+        log.info("%-9s pid %d, log %s", name, process.pid, self._rel(self.log_dir / f"{name}.log"))
+        return process
+
+    @staticmethod
+    def _rel(path: Path) -> str:
+        try:
+            return str(path.relative_to(ROOT))
+        except ValueError:
+            return str(path)
+
+    def check_ports(self) -> None:
+        taken = [f"{service} ({port})" for service, port in self.ports.items() if port_in_use(port)]
+        if taken:
+            raise StartError(
+                "port(s) already in use: " + ", ".join(taken) + ". Is local mode already up (`make down`), or is "
+                "another program using them? Choose other ports: make up LOCAL_ARGS='--api-port 9080 ...'"
+            )
+
+    def start(self, timeout: float = 900.0) -> "LocalStack":
+        from local import assembly, stepfunctions
+
+        started = time.monotonic()
+        for service in SERVICES:
+            if not self.ports.get(service):
+                self.ports[service] = free_port()
+        self.check_ports()
+        for required in (VENV_PYTHON, MODELS_PYTHON):
+            if not required.exists():
+                raise StartError(f"{required} is missing: run `make install`")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # endpoints are named by the config: the model servers start while the CDK app synthesizes
+            planned = assembly.load_deployment(self.env)
+            self._spawn("s3", [str(VENV_PYTHON), "-m", "local.s3", "--port", str(self.ports["s3"]),
+                               "--bucket", planned.requests_bucket, "--bucket", planned.artifacts_bucket])
+            models_config = self.run_dir / "models.json"
+            write_json(models_config, {"endpoints": [
+                {"name": e["name"], "role": role, "inference_component": e.get("inference_component"),
+                 "weights": self.weights.get(role)} for role, e in planned.endpoints.items()]})
+            self._spawn("sagemaker", [str(MODELS_PYTHON), "-m", "local.sagemaker_runtime", "--port",
+                                      str(self.ports["sagemaker"]), "--config", str(models_config),
+                                      "--log-dir", str(self.log_dir)])
+            outdir = assembly.synthesize(self.env, self.state_dir, python=str(VENV_PYTHON)) if self.synth else None
+            self.deployment = assembly.load_deployment(self.env, outdir=outdir)
+            deployment = self.deployment
+            log.info("deployment: %s", deployment.source)
+            if deployment.endpoints != planned.endpoints:
+                raise StartError(f"the synthesized endpoints {deployment.endpoints} differ from the config's "
+                                 f"{planned.endpoints}")
+            for spec in deployment.functions.values():
+                for key, value in self.env_overrides.items():
+                    function, _, variable = key.rpartition(":")
+                    if not function or function in (spec["name"], spec["handler"].split(".")[2]):
+                        spec["environment"][variable] = value
+            base_env = self.aws_environment()
+            base_env.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC",
+                             "PYTHONUNBUFFERED": "1", "POWERTOOLS_TRACE_DISABLED": "true",
+                             "AWS_XRAY_SDK_ENABLED": "false"})
+            functions_config = self.run_dir / "functions.json"
+            write_json(functions_config, {"base_environment": base_env, "functions": {
+                spec["name"]: spec for spec in deployment.functions.values()}})
+            self._spawn("lambda", [str(VENV_PYTHON), "-m", "local.lambda_service", "--port", str(self.ports["lambda"]),
+                                   "--functions", str(functions_config), "--log-dir", str(self.log_dir)])
+            sfn_config = stepfunctions.write_config(self.run_dir / "stepfunctions.json", port=self.ports["sfn"],
+                                                    lambda_endpoint=self.url("lambda"), machines=deployment.machines)
+            self._spawn("sfn", stepfunctions.command(sfn_config))
+            deployment_file = self.run_dir / "deployment.json"
+            write_json(deployment_file, asdict(deployment))
+            api_command = [str(VENV_PYTHON), "-m", "local.api", "--port", str(self.ports["api"]), "--deployment",
+                           str(deployment_file), "--lambda-endpoint", self.url("lambda")]
+            self._spawn("api", api_command + (["--throttle"] if self.throttle else []))
+            self.wait_ready(deadline=started + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.write_state()
+        log.info("local mode is up in %.0f s: API %s (auth OFF locally)", time.monotonic() - started, self.api_url)
+        return self
+
+    def _ping(self, service: str) -> bool:
+        path = {"s3": "/", "sagemaker": "/ping", "lambda": "/ping", "sfn": "/ping", "api": "/"}[service]
+        try:
+            with urllib.request.urlopen(self.url(service) + path, timeout=2) as response:
+                return response.status < 500
+        except urllib.error.HTTPError as error:
+            return error.code < 500 if service != "sagemaker" else False
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, deadline: float) -> None:
+        pending = list(SERVICES)
+        while pending:
+            for service in list(pending):
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise StartError(f"{service} exited with {process.returncode}:\n" + self.log_tail(service))
+                if self._ping(service):
+                    log.info("%-9s ready on %s", service, self.url(service))
+                    pending.remove(service)
+            if pending and time.monotonic() > deadline:
+                raise StartError(f"not ready in time: {', '.join(pending)}\n" + "\n".join(self.log_tail(s) for s in pending))
+            if pending:
+                time.sleep(0.2)
+
+    def log_tail(self, service: str, lines: int = 40) -> str:
+        path = self.log_dir / f"{service}.log"
+        if not path.exists():
+            return f"({path} is empty)"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {self._rel(path)} (last {len(text)} lines)\n" + "\n".join(text)
+
+    # ---- state ----
+    def write_state(self) -> None:
+        write_json(self.run_dir / "state.json", {
+            "env": self.env, "ports": self.ports, "pids": {n: p.pid for n, p in self.processes.items()},
+            "api_url": self.api_url, "started_at": time.time(),
+            "source": self.deployment.source if self.deployment else None,
+            "aws_environment": self.aws_environment(),
+        })
+
+    def stop(self) -> None:
+        stop_groups({name: process.pid for name, process in self.processes.items()}, self.processes)
+        self.processes.clear()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def stop_groups(pids: dict[str, int], processes: dict[str, subprocess.Popen] | None = None,
+                timeout: float = 15.0) -> list[str]:
+    """SIGTERM each service's process group (the service, its whisper server / sandboxes), then SIGKILL."""
+    stopped = []
+    for name in reversed(SERVICES):
+        pid = pids.get(name)
+        if pid is None:
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            stopped.append(name)
+        except (ProcessLookupError, PermissionError):
+            continue
+    deadline = time.monotonic() + timeout
+    for name in stopped:
+        pid = pids[name]
+        while time.monotonic() < deadline:
+            process = (processes or {}).get(name)
+            if process is not None:
+                if process.poll() is not None:
+                    break
+            else:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+            time.sleep(0.1)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if processes and name in processes:
+            try:
+                processes[name].wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+    return stopped
+
+
+# ---- CLI ----
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local.up", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("up", "down", "status", "run"))
+    parser.add_argument("--env", default=os.environ.get("ENV", "dev"), help="config/<env>.yaml (default dev)")
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    for service, port in DEFAULT_PORTS.items():
+        parser.add_argument(f"--{service}-port", type=int, default=port, help=f"default {port}")
+    parser.add_argument("--weights", action="append", default=[], metavar="ROLE=DIR",
+                        help="real weights for a role from a local directory (staged layout); repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="[FUNCTION:]VAR=VALUE",
+                        help="override a Lambda environment variable (all functions, or one)")
+    parser.add_argument("--no-synth", action="store_true", help="skip cdk synth: run docs/pipeline.md's definition")
+    parser.add_argument("--throttle", action="store_true", help="enforce the API stage's throttling")
+    return parser.parse_args(argv)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what}: expected KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s local %(message)s", datefmt="%H:%M:%S")
+    args = _parse(argv)
+    state_file = args.state_dir / "run" / "state.json"
+    if args.command in ("down", "status"):
+        if not state_file.exists():
+            print("local mode is not running (no .local/run/state.json)")
+            return 0
+        state = json.loads(state_file.read_text())
+        if args.command == "status":
+            alive = {}
+            for name, pid in state["pids"].items():
+                try:
+                    os.kill(pid, 0)
+                    alive[name] = True
+                except ProcessLookupError:
+                    alive[name] = False
+            for name, port in state["ports"].items():
+                print(f"{name:<10} http://{HOST}:{port}  pid {state['pids'].get(name)}  "
+                      f"{'running' if alive.get(name) else 'STOPPED'}")
+            print(f"deployment: {state.get('source')}")
+            return 0
+        stopped = stop_groups(state["pids"])
+        state_file.unlink()
+        print(f"local mode stopped ({', '.join(stopped) or 'nothing was running'})")
+        return 0
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if any(_alive(pid) for pid in state["pids"].values()):
+            print(f"local mode is already up ({state['api_url']}); `make down` first", file=sys.stderr)
+            return 1
+        state_file.unlink()
+    stack = LocalStack(
+        env=args.env, state_dir=args.state_dir,
+        ports={service: getattr(args, f"{service}_port") for service in DEFAULT_PORTS},
+        weights=_pairs(args.weights, "--weights"), env_overrides=_pairs(args.set, "--set"),
+        synth=not args.no_synth, throttle=args.throttle, detached=args.command == "up",
+    )
+    try:
+        stack.start()
+    except StartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    summary(stack)
+    if args.command == "up":
+        return 0
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        state_file.unlink(missing_ok=True)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def summary(stack: LocalStack) -> None:
+    print(f"""
+VLP local mode ({stack.env}): {stack.deployment.source}
+  API          {stack.api_url}          (POST /v1/uploads, /v1/analyze, /v1/jobs; GET /v1/jobs/{{id}}; auth OFF)
+  S3           {stack.url('s3')}          buckets {stack.deployment.requests_bucket}, {stack.deployment.artifacts_bucket}
+  SageMaker    {stack.url('sagemaker')}          faults/latency: POST {stack.url('sagemaker')}/_admin/faults | /_admin/latency
+  Lambda       {stack.url('lambda')}          {len(stack.deployment.functions)} functions
+  StepFunctions {stack.url('sfn')}         {', '.join(m['name'] + ' (' + m['type'] + ')' for m in stack.deployment.machines)}
+  logs         {stack._rel(stack.log_dir)}/   state {stack._rel(stack.run_dir)}/
+Models: tiny RANDOM-weight models unless --weights (responses say "random_weights": true); VLM/LLM answers are
+placeholders from a TGI stand-in. Stop with `make down`.
+""")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
