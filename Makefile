@@ -74,8 +74,14 @@ test-models: .stamps/venv-models ## model packages (tiny random-weight models on
 test-infra: build ## synth assertions, cdk-nag, cfn-lint
 	$(PYTEST) tests/infra -q
 
-test-local: install ## the local end-to-end suite
-	@if [ -d tests/local ] && ls tests/local/test_*.py >/dev/null 2>&1; then $(PYTEST) tests/local -q; else echo "tests/local: no end-to-end tests yet"; fi
+test-local: install ## the local end-to-end suite (starts its own local stack on free ports)
+	$(PYTEST) tests/local -q
+
+up: install ## local mode: the whole service on 127.0.0.1 (API :8080), offline; LOCAL_ARGS='--api-port 9080 ...'
+	.venv/bin/python -m local.up up --env $(ENV) $(LOCAL_ARGS)
+
+down: ## stop local mode
+	.venv/bin/python -m local.up down
 
 bench: install ## run every benchmark under bench/
 	@for f in bench/*.py; do n=$$(basename $$f .py); echo "== bench-$$n"; $(MAKE) --no-print-directory bench-$$n; done

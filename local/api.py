@@ -125,6 +125,46 @@ class RestApi:
 
 
 API: RestApi | None = None
+_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
+          type(None): "null"}
+
+
+def _describe(error: Any) -> str:
+    """A JSON Schema error in the words of API Gateway's validator (e.g. `object has missing required properties
+    (["kind"])`), with the instance path."""
+    keyword, value, instance = error.validator, error.validator_value, error.instance
+    if keyword == "required":
+        missing = [name for name in value if isinstance(instance, dict) and name not in instance]
+        text = f"object has missing required properties ({json.dumps(missing)})"
+    elif keyword == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(name for name in instance if name not in allowed) if isinstance(instance, dict) else []
+        text = f"object instance has properties which are not allowed by the schema: {json.dumps(extra)}"
+    elif keyword == "type":
+        allowed = value if isinstance(value, list) else [value]
+        text = (f"instance type ({_TYPES.get(type(instance), 'unknown')}) does not match any allowed primitive type "
+                f"(allowed: {json.dumps(allowed)})")
+    elif keyword == "enum":
+        text = f"instance value ({json.dumps(instance)[:100]}) not found in enum (possible values: {json.dumps(value)})"
+    elif keyword in ("maxLength", "minLength"):
+        text = (f"string is too {'long' if keyword == 'maxLength' else 'short'} (length: {len(instance)}, "
+                f"{'maximum' if keyword == 'maxLength' else 'minimum'} allowed: {value})")
+    elif keyword in ("maxItems", "minItems"):
+        text = (f"array is too {'long' if keyword == 'maxItems' else 'short'}: must have at "
+                f"{'most' if keyword == 'maxItems' else 'least'} {value} elements but instance has {len(instance)} "
+                "elements")
+    elif keyword in ("maximum", "minimum"):
+        text = (f"numeric instance is {'greater' if keyword == 'maximum' else 'lower'} than the required "
+                f"{keyword} ({keyword}: {value}, found: {instance})")
+    elif keyword == "pattern":
+        text = f"ECMA 262 regex {json.dumps(value)} does not match input string {json.dumps(str(instance)[:100])}"
+    elif keyword in ("anyOf", "oneOf"):
+        text = f"instance failed to match {'at least' if keyword == 'anyOf' else 'exactly'} one required schema " \
+               f"among {len(value)}"
+    else:
+        text = error.message[:200]
+    where = "/" + "/".join(str(part) for part in error.absolute_path)
+    return f"{text} (at {where})" if error.absolute_path else text
 
 
 def _event(handler: "ApiHandler", route: dict, path: str, parameters: dict, body: bytes, request_id: str,
@@ -243,6 +283,7 @@ class ApiHandler(Handler):
 
     @staticmethod
     def _validate(validator: Any, body: bytes) -> str | None:
+        """None, or API Gateway's validationErrorString (its validator's wording) for an invalid body."""
         try:
             document = json.loads(body.decode("utf-8")) if body else None
         except (UnicodeDecodeError, ValueError):
@@ -250,11 +291,7 @@ class ApiHandler(Handler):
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
         if not errors:
             return None
-        messages = []
-        for error in errors[:5]:
-            where = "/" + "/".join(str(p) for p in error.absolute_path)
-            messages.append(f"{error.message} (at {where})" if error.absolute_path else error.message)
-        return "[" + ", ".join(messages) + "]"
+        return "[" + ", ".join(_describe(error) for error in errors[:5]) + "]"
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle()

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.common import ACCOUNT, REGION, ROOT, Handler, Server, die_with_parent, free_port, serve, setup_logging
+from local.common import ACCOUNT, REGION, ROOT, Handler, Server, die_with_parent, free_port, setup_logging
 
 log = logging.getLogger("sagemaker")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time: 6 MB
@@ -222,8 +222,8 @@ class Endpoint:
     stats: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
+        """`invocations` counts requests as they arrive; the outcome is counted when the answer leaves."""
         self.stats[outcome] = self.stats.get(outcome, 0) + 1
-        self.stats["invocations"] = self.stats.get("invocations", 0) + (outcome != "received")
 
 
 class Runtime:
@@ -413,6 +413,9 @@ class RuntimeHandler(Handler):
         started = time.monotonic()
         body = self.read_body(MAX_PAYLOAD_BYTES)
         endpoint = RUNTIME.endpoints.get(name) if READY.is_set() else None
+        if endpoint is not None:
+            with RUNTIME.lock:
+                endpoint.count("invocations")
         outcome = "ok"
         try:
             if body is None:
@@ -494,31 +497,38 @@ def main() -> None:
     setup_logging("sagemaker")
     die_with_parent()
     started = time.monotonic()
-    # serve first (/ping answers 503 while the models load): a taken port fails at once
+    # serve first (/ping answers 503 while the models load): a taken port fails at once. The models load on the
+    # main thread: the Whisper server dies with the thread that started it (PR_SET_PDEATHSIG is per thread).
     server = Server(("127.0.0.1", args.port), RuntimeHandler)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    log.info("SageMaker runtime listening on http://127.0.0.1:%d (loading the models)", args.port)
+    stop = threading.Event()
 
-    def load_models() -> None:
+    def _stop(*_: object) -> None:
+        stop.set()
+        if not READY.is_set():
+            raise SystemExit(1)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
         try:
             load(json.loads(args.config.read_text()), args.log_dir)
-        except BaseException:
+        except Exception:
             log.exception("loading the models failed")
-            os.kill(os.getpid(), signal.SIGTERM)
-            raise
+            sys.exit(1)
         for name, endpoint in RUNTIME.endpoints.items():
             what = (" (TGI STAND-IN: placeholder text, no model)" if endpoint.role in ("vlm", "llm")
-                else " (RANDOM WEIGHTS: outputs are meaningless)" if endpoint.random_weights else "")
-        log.info("endpoint %s: role %s, model %s%s", name, endpoint.role, endpoint.model, what)
+                    else " (RANDOM WEIGHTS: outputs are meaningless)" if endpoint.random_weights else "")
+            log.info("endpoint %s: role %s, model %s%s", name, endpoint.role, endpoint.model, what)
         log.info("models ready in %.1f s", time.monotonic() - started)
         READY.set()
-
-    threading.Thread(target=load_models, name="load", daemon=True).start()
-    try:
-        serve(server, log, "SageMaker runtime")
+        stop.wait()
+        log.info("SageMaker runtime shutting down")
+        server.shutdown()
     finally:
         if RUNTIME.whisper is not None:
             RUNTIME.whisper.stop()
-        if not READY.is_set():
-            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,38 @@ async function invokeLambda(resource, input) {
   return text ? JSON.parse(text) : null;
 }
 
+// aws-local-stepfunctions 3.0.0 evaluates a type test with `false` (`"IsNull": false`, `"IsPresent": false`, ...)
+// as always false (`IsNull && value === null`), where the States Language means "is not null". The pipeline's
+// HasAudio Choice uses `"IsNull": false`, so the interpreter gets the equivalent `{"Not": {... "IsNull": true}}`.
+// DescribeStateMachine still returns the definition as synthesized; only the copy the interpreter runs changes.
+const TYPE_TESTS = ['IsNull', 'IsPresent', 'IsNumeric', 'IsString', 'IsBoolean', 'IsTimestamp'];
+
+function fixTypeTests(rule) {
+  if (Array.isArray(rule)) return rule.map(fixTypeTests);
+  if (rule === null || typeof rule !== 'object') return rule;
+  const test = TYPE_TESTS.find((name) => rule[name] === false);
+  if (test && 'Variable' in rule) {
+    const { Next, ...rest } = rule;
+    const negated = { Not: { ...rest, [test]: true } };
+    return Next === undefined ? negated : { ...negated, Next };
+  }
+  return Object.fromEntries(Object.entries(rule).map(([key, value]) => [key, fixTypeTests(value)]));
+}
+
+function interpreterDefinition(definition) {
+  const copy = structuredClone(definition);
+  const walk = (machine) => {
+    for (const state of Object.values(machine.States || {})) {
+      if (state.Type === 'Choice') state.Choices = state.Choices.map(fixTypeTests);
+      for (const branch of state.Branches || []) walk(branch);
+      if (state.Iterator) walk(state.Iterator);
+      if (state.ItemProcessor) walk(state.ItemProcessor);
+    }
+  };
+  walk(copy);
+  return copy;
+}
+
 function machineRecord(spec) {
   const definition = JSON.parse(spec.definition);
   const resources = taskResources(definition);
@@ -97,7 +129,7 @@ function machineRecord(spec) {
     ...spec,
     definitionObject: definition,
     handlers,
-    machine: new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } }),
+    machine: new StateMachine(interpreterDefinition(definition), { validationOptions: { checkArn: true, checkPaths: true } }),
     createdAt: Date.now() / 1000,
   };
 }

@@ -47,7 +47,8 @@ class StartError(RuntimeError):
 @dataclass
 class LocalStack:
     env: str = "dev"
-    state_dir: Path = ROOT / ".local"
+    state_dir: Path = ROOT / ".local"  # run/ (pids, configs) and logs/
+    cache_dir: Path = ROOT / ".local"  # cdk.out/<env> (synth cache), shared by every run
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     weights: dict[str, str] = field(default_factory=dict)  # role -> a local directory with real weights
     env_overrides: dict[str, str] = field(default_factory=dict)  # [FUNCTION:]VAR -> value, for every function
@@ -145,7 +146,7 @@ class LocalStack:
             self._spawn("sagemaker", [str(MODELS_PYTHON), "-m", "local.sagemaker_runtime", "--port",
                                       str(self.ports["sagemaker"]), "--config", str(models_config),
                                       "--log-dir", str(self.log_dir)])
-            outdir = assembly.synthesize(self.env, self.state_dir, python=str(VENV_PYTHON)) if self.synth else None
+            outdir = assembly.synthesize(self.env, self.cache_dir, python=str(VENV_PYTHON)) if self.synth else None
             self.deployment = assembly.load_deployment(self.env, outdir=outdir)
             deployment = self.deployment
             log.info("deployment: %s", deployment.source)
