@@ -1,5 +1,6 @@
 """How API callers authenticate (config `api.auth`): `iam` (SigV4, the default), `cognito` (a user pool's JWT in
 Authorization) or `api_key` (x-api-key, keys through the usage plan). Gives the method options every route uses."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -68,7 +69,10 @@ class ApiAuth(Construct):
         )
         acknowledge(pool, "AwsSolutions-COG8", COGNITO_TIER_REASON)
         client = pool.add_client(
-            "ApiClient", auth_flows=cognito.AuthFlow(user_srp=True), generate_secret=False, prevent_user_existence_errors=True
+            "ApiClient",
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            generate_secret=False,
+            prevent_user_existence_errors=True,
         )
         authorizer = apigw.CognitoUserPoolsAuthorizer(
             self, "Authorizer", cognito_user_pools=[pool], identity_source=apigw.IdentitySource.header("Authorization")

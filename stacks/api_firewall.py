@@ -1,5 +1,6 @@
 """A WAFv2 web ACL on the API stage (config `api.waf`): AWS managed rule groups and a per-IP rate limit whose
 block answers 429 with the API's error shape."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The request path of one environment: the dependencies layer, the thirteen functions, the Express and
 Standard state machines, the REST API and (config `api.waf`) its web ACL. docs/pipeline.md is the contract."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -36,16 +37,21 @@ class ApiStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         names = StateMachineNames(
-            express=state_machine_name(config, MachineKind.EXPRESS), standard=state_machine_name(config, MachineKind.STANDARD)
+            express=state_machine_name(config, MachineKind.EXPRESS),
+            standard=state_machine_name(config, MachineKind.STANDARD),
         )
-        layer = DependenciesLayer(self, c.LAMBDA_LAYER_ID, description=f"{config.prefix}: request path dependencies").layer
+        layer = DependenciesLayer(
+            self, c.LAMBDA_LAYER_ID, description=f"{config.prefix}: request path dependencies"
+        ).layer
         self.functions = PipelineFunctions(
             self, c.PIPELINE_FUNCTIONS_ID, config=config, key=key, models=models, layer=layer, state_machines=names
         ).functions
         self.express, self.standard = self._build_state_machines(config)
         self.api = HttpApi(self, c.REST_API_ID, config=config, functions=self.functions)
         self.firewall = (
-            ApiFirewall(self, c.WEB_ACL_ID, config=config, stage_arn=self.api.stage.stage_arn) if config.api.waf else None
+            ApiFirewall(self, c.WEB_ACL_ID, config=config, stage_arn=self.api.stage.stage_arn)
+            if config.api.waf
+            else None
         )
         cdk.CfnOutput(self, c.OUTPUT_API_URL, value=self.api.url)
         cdk.CfnOutput(self, c.OUTPUT_API_ID, value=self.api.rest_api.rest_api_id)

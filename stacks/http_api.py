@@ -1,6 +1,7 @@
 """The public REST API (regional API Gateway): the routes of openapi/vlp-api.json as Lambda proxy integrations,
 auth from config, request validation with the OpenAPI request schemas, stage throttling and an optional usage
 plan, JSON access logs, X-Ray, CORS, and gateway responses in the API's error shape (docs/api.md "Errors")."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ CLOUDWATCH_ROLE_REASON = (
     "API Gateway's account-level CloudWatch Logs role (needed for access and execution logs) uses the AWS managed "
     "AmazonAPIGatewayPushToCloudWatchLogs policy, the one API Gateway documents for it."
 )
-CLOUDWATCH_ROLE_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+CLOUDWATCH_ROLE_POLICY = (
+    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+)
 NO_WAF_REASON = (
     "WAF is off in this environment by config (api.waf: false, e.g. dev); IAM auth, request validation and stage "
     "throttling still apply; prod sets api.waf: true."
@@ -108,9 +111,14 @@ GATEWAY_ERRORS = (
         RESPONSE_TYPE,
         _literal("Missing authentication, or no such route: check the method, the path (/v1/...) and the signature."),
     ),
-    GatewayError(apigw.ResponseType.THROTTLED, "429", _literal("THROTTLED"), _literal("Too many requests: retry with backoff.")),
     GatewayError(
-        apigw.ResponseType.QUOTA_EXCEEDED, "429", _literal("THROTTLED"), _literal("The request quota is used up: retry later.")
+        apigw.ResponseType.THROTTLED, "429", _literal("THROTTLED"), _literal("Too many requests: retry with backoff.")
+    ),
+    GatewayError(
+        apigw.ResponseType.QUOTA_EXCEEDED,
+        "429",
+        _literal("THROTTLED"),
+        _literal("The request quota is used up: retry later."),
     ),
     GatewayError(apigw.ResponseType.DEFAULT_4_XX, None, RESPONSE_TYPE, MESSAGE),
     GatewayError(apigw.ResponseType.DEFAULT_5_XX, None, RESPONSE_TYPE, MESSAGE),
@@ -118,12 +126,17 @@ GATEWAY_ERRORS = (
 
 
 def error_template(error: GatewayError) -> str:
-    return '{"error": {"code": %s, "message": %s, "request_id": "$context.requestId"}}' % (error.code, error.message)
+    return f'{{"error": {{"code": {error.code}, "message": {error.message}, "request_id": "$context.requestId"}}}}'
 
 
 class HttpApi(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, functions: Mapping[str, lambda_.IFunction]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        functions: Mapping[str, lambda_.IFunction],
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -205,7 +218,9 @@ class HttpApi(Construct):
         for name in c.API_FUNCTIONS:
             # analyze waits for the Express machine: above 29 s, a regional REST API needs the
             # "Maximum integration timeout" quota raised (Service Quotas) before the deployment.
-            timeout = cdk.Duration.seconds(self._config.api.sync_timeout_seconds) if name == c.FUNCTION_ANALYZE else None
+            timeout = (
+                cdk.Duration.seconds(self._config.api.sync_timeout_seconds) if name == c.FUNCTION_ANALYZE else None
+            )
             integrations[name] = apigw.LambdaIntegration(functions[name], timeout=timeout, allow_test_invoke=False)
         return integrations
 

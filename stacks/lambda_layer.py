@@ -1,5 +1,6 @@
 """The dependencies layer of every request-path function: the arm64 wheels `make build` installs into
 build/lambda-layer (requirements/lambda.txt). Synth never builds it (no Docker, no network): it only packages it."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """openapi/vlp-api.json read for the CDK code: its routes, and its request schemas as API Gateway models
 (JSON Schema draft 4, the dialect API Gateway validates with). Plain Python, so tests use it without CDK."""
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,15 @@ DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 REF_PREFIX = "#/components/schemas/"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 # Keywords of later drafts (OpenAPI 3.1 is JSON Schema 2020-12) that draft 4 does not know: annotations only.
-ANNOTATIONS_AFTER_DRAFT_4 = ("examples", "readOnly", "writeOnly", "deprecated", "$comment", "contentMediaType", "contentEncoding")
+ANNOTATIONS_AFTER_DRAFT_4 = (
+    "examples",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+    "$comment",
+    "contentMediaType",
+    "contentEncoding",
+)
 
 
 @dataclass(frozen=True)

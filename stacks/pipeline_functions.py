@@ -2,6 +2,7 @@
 the three API functions and the ten pipeline steps, each with exactly the access its row of the permissions table
 gives it. Names of the bucket, the endpoints and the state machines are deterministic, so every IAM resource is a
 literal ARN (no cross-stack tokens) and the wildcard acknowledgements are computed exactly."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -170,8 +171,14 @@ class PipelineFunctions(Construct):
         steps = {**common, **step_environment(self._config, self._models)}
         environments = {
             c.FUNCTION_UPLOADS: {**api_common, c.ENV_MAX_UPLOAD_BYTES: str(api.max_upload_bytes)},
-            c.FUNCTION_ANALYZE: {**api_common, c.ENV_STATE_MACHINE_ARN: self._state_machine_arn(self._state_machines.express)},
-            c.FUNCTION_JOBS: {**api_common, c.ENV_JOBS_STATE_MACHINE_ARN: self._state_machine_arn(self._state_machines.standard)},
+            c.FUNCTION_ANALYZE: {
+                **api_common,
+                c.ENV_STATE_MACHINE_ARN: self._state_machine_arn(self._state_machines.express),
+            },
+            c.FUNCTION_JOBS: {
+                **api_common,
+                c.ENV_JOBS_STATE_MACHINE_ARN: self._state_machine_arn(self._state_machines.standard),
+            },
         }
         for name in c.STEP_FUNCTIONS:
             environments[name] = dict(steps)
@@ -229,7 +236,10 @@ class PipelineFunctions(Construct):
 
     def _sagemaker_arn(self, resource: str, name: str) -> str:
         return self._stack.format_arn(
-            service="sagemaker", resource=resource, resource_name=name.lower(), arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME
+            service="sagemaker",
+            resource=resource,
+            resource_name=name.lower(),
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
         )
 
     def _state_machine_arn(self, name: str) -> str:

@@ -1,6 +1,7 @@
 """The request pipeline as a Step Functions state machine: ONE definition builder for the Express machine
 (POST /v1/analyze) and the Standard machine (jobs). docs/pipeline.md "State machine" is the contract, and its
 `asl:begin` block is what the infra tests compare the synthesized Express definition with."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,30 +32,39 @@ LAMBDA_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-LAMBDA_RETRY = dict(
-    errors=LAMBDA_ERRORS, interval=SECONDS(1), max_attempts=3, backoff_rate=2, jitter_strategy=sfn.JitterType.FULL
-)
-MODEL_RETRY = dict(
-    errors=["ModelRetryableError", "DependencyError"],
-    interval=SECONDS(1),
-    max_attempts=3,
-    backoff_rate=2,
-    max_delay=SECONDS(8),
-    jitter_strategy=sfn.JitterType.FULL,
-)
-TIMEOUT_RETRY = dict(errors=["ModelTimeoutError"], interval=SECONDS(2), max_attempts=1)
-VALIDATE_RETRY = dict(
-    errors=["DependencyError"], interval=SECONDS(1), max_attempts=2, backoff_rate=2, jitter_strategy=sfn.JitterType.FULL
-)
+# Keyword arguments of State.add_retry, in the order docs/pipeline.md lists the retriers.
+LAMBDA_RETRY = {
+    "errors": LAMBDA_ERRORS,
+    "interval": SECONDS(1),
+    "max_attempts": 3,
+    "backoff_rate": 2,
+    "jitter_strategy": sfn.JitterType.FULL,
+}
+MODEL_RETRY = {
+    "errors": ["ModelRetryableError", "DependencyError"],
+    "interval": SECONDS(1),
+    "max_attempts": 3,
+    "backoff_rate": 2,
+    "max_delay": SECONDS(8),
+    "jitter_strategy": sfn.JitterType.FULL,
+}
+TIMEOUT_RETRY = {"errors": ["ModelTimeoutError"], "interval": SECONDS(2), "max_attempts": 1}
+VALIDATE_RETRY = {
+    "errors": ["DependencyError"],
+    "interval": SECONDS(1),
+    "max_attempts": 2,
+    "backoff_rate": 2,
+    "jitter_strategy": sfn.JitterType.FULL,
+}
 # Standard only: an endpoint starting from zero instances (~25 minutes of retries).
-NOT_READY_RETRY = dict(
-    errors=["ModelNotReadyError"],
-    interval=SECONDS(60),
-    max_attempts=10,
-    backoff_rate=1.5,
-    max_delay=SECONDS(300),
-    jitter_strategy=sfn.JitterType.FULL,
-)
+NOT_READY_RETRY = {
+    "errors": ["ModelNotReadyError"],
+    "interval": SECONDS(60),
+    "max_attempts": 10,
+    "backoff_rate": 1.5,
+    "max_delay": SECONDS(300),
+    "jitter_strategy": sfn.JitterType.FULL,
+}
 
 
 class MachineKind(Enum):
@@ -161,7 +171,9 @@ class _Builder:
         return validate.next(has_audio)
 
 
-def pipeline_definition(scope: Construct, *, functions: Mapping[str, lambda_.IFunction], kind: MachineKind) -> sfn.IChainable:
+def pipeline_definition(
+    scope: Construct, *, functions: Mapping[str, lambda_.IFunction], kind: MachineKind
+) -> sfn.IChainable:
     """The documented pipeline; `functions` maps the step names (constants.STEP_FUNCTIONS) to functions."""
     return _Builder(scope, functions, kind).definition()
 
@@ -181,15 +193,23 @@ class PipelineStateMachine(Construct):
         removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
         # /aws/vendedlogs/: Step Functions' log delivery does not grow the account's CloudWatch Logs resource policy.
         self.log_group = logs.LogGroup(
-            self, "Logs", log_group_name=f"/aws/vendedlogs/states/{name}", retention=LOG_RETENTION, removal_policy=removal
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=LOG_RETENTION,
+            removal_policy=removal,
         )
         timeout = express_timeout_seconds(config) if kind is MachineKind.EXPRESS else STANDARD_TIMEOUT_SECONDS
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_name=name,
-            state_machine_type=sfn.StateMachineType.EXPRESS if kind is MachineKind.EXPRESS else sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(pipeline_definition(self, functions=functions, kind=kind)),
+            state_machine_type=sfn.StateMachineType.EXPRESS
+            if kind is MachineKind.EXPRESS
+            else sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(
+                pipeline_definition(self, functions=functions, kind=kind)
+            ),
             comment=COMMENT,
             timeout=cdk.Duration.seconds(timeout),
             tracing_enabled=True,

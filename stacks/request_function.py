@@ -1,5 +1,6 @@
 """One request-path Lambda function: its own role (no managed policies), its own log group with retention,
 active tracing, the shared code asset and the dependencies layer."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -76,5 +77,7 @@ class RequestFunction(Construct):
 
     def allow(self, actions: Sequence[str], resources: Sequence[str], conditions: Mapping | None = None) -> None:
         self.role.add_to_policy(
-            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=dict(conditions) if conditions else None)
+            iam.PolicyStatement(
+                actions=list(actions), resources=list(resources), conditions=dict(conditions) if conditions else None
+            )
         )

@@ -1,16 +1,16 @@
 """The REST API against openapi/vlp-api.json and config: routes, request models, auth, throttling, usage plan,
 access logs, tracing, CORS, integration timeouts, WAF, and gateway responses in the documented error shape."""
+
 from __future__ import annotations
 
 import json
 
 import jsonschema
 import pytest
-
-from stacks import constants as c
+from conftest import ROOT
 from vlp.errors import CODES
 
-from conftest import ROOT
+from stacks import constants as c
 
 OPENAPI = json.loads((ROOT / "openapi" / "vlp-api.json").read_text())
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head"}
@@ -36,7 +36,7 @@ GATEWAY_STATUSES = {
 }
 SAMPLE_CONTEXT = {
     "$context.error.messageString": json.dumps('Invalid "thing" given'),
-    "$context.error.validationErrorString": "[object has missing required properties ([\\\"kind\\\"])]",
+    "$context.error.validationErrorString": '[object has missing required properties ([\\"kind\\"])]',
     "$context.error.responseType": "ACCESS_DENIED",
     "$context.requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
 }
@@ -151,7 +151,7 @@ def test_every_method_validates_and_is_authorized_per_config(assembly, configs):
     for env, config in configs.items():
         template = assembly.templates[api_stack(env)]
         validators = assembly.resources(api_stack(env), "AWS::ApiGateway::RequestValidator")
-        (validator_id, validator), = validators.items()
+        ((validator_id, validator),) = validators.items()
         assert validator["Properties"]["ValidateRequestBody"] and validator["Properties"]["ValidateRequestParameters"]
         for key, method in routes(template).items():
             if key[0] == "OPTIONS":
@@ -235,7 +235,9 @@ def test_usage_plan_quota_per_config(assembly, configs):
             "RateLimit": config.api.throttle_rate_limit,
             "BurstLimit": config.api.throttle_burst_limit,
         }
-        assert plan["ApiStages"][0]["Stage"] == {"Ref": next(iter(assembly.resources(api_stack(env), "AWS::ApiGateway::Stage")))}
+        assert plan["ApiStages"][0]["Stage"] == {
+            "Ref": next(iter(assembly.resources(api_stack(env), "AWS::ApiGateway::Stage")))
+        }
 
 
 def test_waf_per_config(assembly, configs):
@@ -247,7 +249,11 @@ def test_waf_per_config(assembly, configs):
             continue
         (acl,) = [a["Properties"] for a in acls]
         assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
-        groups = {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in acl["Rules"] if "ManagedRuleGroupStatement" in r["Statement"]}
+        groups = {
+            r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+            for r in acl["Rules"]
+            if "ManagedRuleGroupStatement" in r["Statement"]
+        }
         assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= groups
         (rate,) = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
         assert rate["Statement"]["RateBasedStatement"]["Limit"] == config.api.waf_rate_limit_per_5min

@@ -1,6 +1,7 @@
 """The other `api:` settings, synthesized with cdk-nag on (any unacknowledged finding fails the synth) and linted:
 Cognito and API-key auth, several CORS origins, a 29 s analyze timeout, and disabled models (empty endpoint
 variable, no permission)."""
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,11 @@ VARIANTS = {
         (c.MODEL_ASR, c.MODEL_LLM),
     ),
     # dev-like, API keys without a quota, any origin, the 29 s default integration timeout, no VLM
-    "key": ("dev", {"auth": "api_key", "waf": False, "cors_origins": ["*"], "sync_timeout_seconds": 29}, (c.MODEL_VLM,)),
+    "key": (
+        "dev",
+        {"auth": "api_key", "waf": False, "cors_origins": ["*"], "sync_timeout_seconds": 29},
+        (c.MODEL_VLM,),
+    ),
 }
 
 
@@ -38,7 +43,10 @@ def variants(tmp_path_factory) -> dict[str, dict]:
         (config_dir / f"{name}.yaml").write_text(yaml.safe_dump(data))
     app = build_app(config_dir=config_dir, outdir=str(tmp_path_factory.mktemp("cdk.out")), nag=True)
     app.synth()  # raises on any cdk-nag finding
-    return {name: Template.from_stack(app.node.find_child(name).node.find_child(c.API_STACK_ID)).to_json() for name in VARIANTS}
+    return {
+        name: Template.from_stack(app.node.find_child(name).node.find_child(c.API_STACK_ID)).to_json()
+        for name in VARIANTS
+    }
 
 
 def _of_type(template: dict, kind: str) -> list[dict]:
@@ -101,7 +109,9 @@ def test_short_sync_timeout_shrinks_the_express_machine_and_analyze(variants):
     template = variants["key"]
     _, analyze = _functions(template)[c.FUNCTION_ANALYZE]
     assert analyze["Timeout"] == 28
-    (express,) = [m for m in _of_type(template, "AWS::StepFunctions::StateMachine") if m["StateMachineType"] == "EXPRESS"]
+    (express,) = [
+        m for m in _of_type(template, "AWS::StepFunctions::StateMachine") if m["StateMachineType"] == "EXPRESS"
+    ]
     definition = "".join(p for p in express["DefinitionString"]["Fn::Join"][1] if isinstance(p, str))
     assert '"TimeoutSeconds":24' in definition.replace(" ", "")
     timeouts = [m["Integration"].get("TimeoutInMillis") for m in _of_type(template, "AWS::ApiGateway::Method")]
@@ -109,7 +119,8 @@ def test_short_sync_timeout_shrinks_the_express_machine_and_analyze(variants):
 
 
 @pytest.mark.parametrize(
-    ("variant", "function", "role"), [("cog", "asr", c.MODEL_ASR), ("cog", "plan", c.MODEL_LLM), ("key", "vlm", c.MODEL_VLM)]
+    ("variant", "function", "role"),
+    [("cog", "asr", c.MODEL_ASR), ("cog", "plan", c.MODEL_LLM), ("key", "vlm", c.MODEL_VLM)],
 )
 def test_disabled_model_empty_endpoint_and_no_permission(variants, variant, function, role):
     template = variants[variant]

@@ -1,5 +1,6 @@
 """The request-path Lambda functions against docs/pipeline.md: runtime, architecture, tracing, memory, timeouts,
 environment (checked with the functions' own settings models), code asset, layer and log groups."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from vlp import settings as lambda_settings
 
 from stacks import constants as c
 from stacks.lambda_layer import MissingBuildError, layer_directory
-from vlp import settings as lambda_settings
 
 ACCOUNT = "123456789012"
 # docs/pipeline.md "Functions": memory (MB) and timeout (s); analyze's is the API integration timeout - 1 s.
@@ -121,8 +122,15 @@ def test_constants_name_the_variables_the_lambdas_read():
     assert lambda_settings.inference_component_env_var("vlm") == c.inference_component_env_var("vlm")
     assert lambda_settings.ROLES == c.MODEL_ROLES
     pipeline_aliases = {f.alias for f in lambda_settings.PipelineSettings.model_fields.values()}
-    for name in ("SAGEMAKER_READ_TIMEOUT_SECONDS", "VLM_MESSAGES_API", "VLM_IMAGE_TRANSPORT", "MAX_IMAGE_BYTES",
-                 "MAX_IMAGE_PIXELS", "MAX_AUDIO_BYTES", "MAX_AUDIO_SECONDS"):
+    for name in (
+        "SAGEMAKER_READ_TIMEOUT_SECONDS",
+        "VLM_MESSAGES_API",
+        "VLM_IMAGE_TRANSPORT",
+        "MAX_IMAGE_BYTES",
+        "MAX_IMAGE_PIXELS",
+        "MAX_AUDIO_BYTES",
+        "MAX_AUDIO_SECONDS",
+    ):
         assert getattr(c, f"ENV_{name}") in pipeline_aliases
     assert c.ENV_CORS_ALLOW_ORIGINS in {f.alias for f in lambda_settings.UploadsSettings.model_fields.values()}
 
@@ -164,7 +172,7 @@ def test_one_code_asset_and_one_layer_for_all(assembly, configs):
         assert len({str(p["Code"]) for p in found.values()}) == 1
         layers = assembly.resources(api_stack(env), "AWS::Lambda::LayerVersion")
         assert len(layers) == 1
-        (layer_id, layer), = layers.items()
+        ((layer_id, layer),) = layers.items()
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
         assert all(p["Layers"] == [{"Ref": layer_id}] for p in found.values())

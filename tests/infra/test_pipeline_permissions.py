@@ -1,6 +1,7 @@
 """Least privilege of the request path, exactly docs/pipeline.md "Permissions": each function's role touches only
 its prefixes of the requests bucket and invokes only its model's endpoint; the state machines only invoke the
 ten step functions."""
+
 from __future__ import annotations
 
 from stacks import constants as c
@@ -36,7 +37,12 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
     "uploads": ({_put(UP), GENERATE}, None),
     "analyze": ({_get(OUT), DECRYPT, ("states:StartSyncExecution", "<express>")}, None),
     "jobs": (
-        {_get(OUT), DECRYPT, ("states:StartExecution", "<standard>"), ("states:DescribeExecution", "<standard executions>")},
+        {
+            _get(OUT),
+            DECRYPT,
+            ("states:StartExecution", "<standard>"),
+            ("states:DescribeExecution", "<standard executions>"),
+        },
         None,
     ),
     "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
@@ -154,7 +160,7 @@ def test_bucket_listing_and_kms_are_scoped(assembly, configs):
 
 
 def test_only_tracing_and_log_delivery_use_a_star_resource(assembly, configs):
-    for env, config in configs.items():
+    for env in configs:
         template = assembly.templates[f"{env}/{c.API_STACK_ID}"]
         for policy_id, policy in template["Resources"].items():
             if policy["Type"] != "AWS::IAM::Policy":

@@ -1,6 +1,7 @@
 """The synthesized state machines against docs/pipeline.md: the Express definition IS the documented one (the
 block tests/unit/lambdas runs over the real handlers), the Standard one differs only as documented, both pass
 asl-validator, log and trace."""
+
 from __future__ import annotations
 
 import copy
@@ -8,10 +9,9 @@ import json
 import subprocess
 
 import pytest
+from conftest import ROOT
 
 from stacks import constants as c
-
-from conftest import ROOT
 
 DOC = ROOT / "docs" / "pipeline.md"
 NODE_BIN = ROOT / "node_modules" / ".bin"
@@ -118,6 +118,7 @@ def test_synthesized_definitions_pass_asl_validator(assembly, configs, kind, tmp
         path.write_text(json.dumps(machines(assembly, env)[kind]["definition"]))
         result = subprocess.run(
             [str(NODE_BIN / "asl-validator"), "--json-path", str(path)],
+            check=False,
             capture_output=True,
             text=True,
             env={"PATH": f"{NODE_BIN}:/usr/bin:/bin"},  # node_modules/.bin/node: Node 22
