@@ -64,6 +64,12 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
+    def get_request(self):
+        connection, address = super().get_request()
+        # small request/response exchanges: no Nagle delay waiting for the peer's (delayed) ACK
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
 
 class Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive; every response has a Content-Length."""
@@ -117,9 +123,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # headers and body in one write (one segment for small responses)
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
 
 def serve(server: Server, log: logging.Logger, what: str) -> None:

@@ -1,0 +1,146 @@
+"""Pipeline orchestration overhead, in local mode (the whole service on this machine, local/up.py).
+
+The local SageMaker endpoints answer after fixed injected latencies (ASR 300 ms, intent 100 ms, keywords 100 ms,
+VLM 800 ms, segmentation 500 ms: `answer_after_ms`, so a model's own compute hides inside its latency); an audio +
+image `segment` request goes through the HTTP API, the analyze function, the Express state machine as synthesized
+and the step functions, sequentially, ROUNDS times after a warm-up. It prints:
+
+(a) the end-to-end p50/p95 against the critical path ASR + max(intent, keywords, VLM) + segmentation (1,600 ms):
+    the orchestration overhead, target <= 15 % at p50;
+(b) the speedup against running the same calls one after another: the same step functions invoked in sequence
+    through the Lambda Invoke API (validate, asr, intent, keywords, vlm, segment, assemble: no Parallel state),
+    with the same injected latencies.
+
+Last line: pipeline_overhead_pct=<float> (p50). Options: --rounds N (default 20), --warmup N (default 3).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "local"))
+
+import requests  # noqa: E402
+
+from local.up import LocalStack  # noqa: E402
+from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402
+
+LATENCY_MS = {"asr": 300, "intent": 100, "keywords": 100, "vlm": 800, "segmentation": 500}
+ENDPOINT_LATENCY = {"asr": LATENCY_MS["asr"], "intent_keywords": max(LATENCY_MS["intent"], LATENCY_MS["keywords"]),
+                    "vlm": LATENCY_MS["vlm"], "grounded_sam": LATENCY_MS["segmentation"]}
+CRITICAL_PATH_MS = LATENCY_MS["asr"] + max(LATENCY_MS["intent"], LATENCY_MS["keywords"], LATENCY_MS["vlm"]) \
+    + LATENCY_MS["segmentation"]
+# a `segment` request names its task: the intent step answers without a model call (docs/pipeline.md "Routing")
+SEQUENTIAL_MODEL_MS = sum(v for k, v in LATENCY_MS.items() if k != "intent")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def request_body(image_key: str, audio_key: str) -> dict:
+    # task given: the route is segment whatever the random-weight intent model says; labels: the prompts.
+    return {"image_key": image_key, "audio_key": audio_key, "text": "outline the dog", "task": "segment",
+            "labels": ["dog"], "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}}
+
+
+def pipeline_once(api: Api, body: dict) -> tuple[float, dict]:
+    started = time.perf_counter()
+    response = api.analyze(body)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise SystemExit(f"analyze failed: {response.status_code} {response.text[:500]}")
+    return elapsed, response.json()
+
+
+def sequential_once(lambda_client, functions: dict, body: dict) -> float:
+    """The same steps, one after another, through the Lambda Invoke API (no Parallel state)."""
+
+    def invoke(name: str, payload: dict) -> dict:
+        response = lambda_client.invoke(FunctionName=functions[name]["arn"], Payload=json.dumps(payload).encode())
+        data = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise SystemExit(f"{name} failed: {data}")
+        return data
+
+    started = time.perf_counter()
+    request_id = str(uuid.uuid4())
+    context = invoke("validate", {"request_id": request_id, "api_request_id": request_id, "source": "analyze",
+                                  "received_at_ms": int(time.time() * 1000), "request": body})
+    context["asr"] = invoke("asr", context)
+    understand = {"intent": invoke("intent", context), "keywords": invoke("keywords", context),
+                  "answer": invoke("vlm", context)}
+    context["understand"] = understand
+    context["result"] = invoke("segment", context)
+    invoke("assemble", context)
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="vlp-bench-pipeline-"))
+    stack = LocalStack(state_dir=state, ports={s: 0 for s in ("api", "s3", "sagemaker", "lambda", "sfn")})
+    print("starting local mode (logs in", state / "logs", ")", flush=True)
+    with stack:
+        api = Api.at(stack.api_url)
+        models = Models(stack.url("sagemaker"))
+        image_key = api.upload(image_bytes((640, 480)))
+        audio_key = api.upload(speech_wav(2.0), kind="audio", content_type="audio/wav")
+        for endpoint, milliseconds in ENDPOINT_LATENCY.items():
+            models.latency(endpoint, answer_after_ms=milliseconds)
+        body = request_body(image_key, audio_key)
+
+        import boto3
+
+        env = stack.aws_environment()
+        lambda_client = boto3.client("lambda", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL_LAMBDA"],
+                                     aws_access_key_id="x", aws_secret_access_key="y")
+        functions = stack.deployment.functions
+        for _ in range(args.warmup):
+            pipeline_once(api, body)
+            sequential_once(lambda_client, functions, body)
+        pipeline: list[float] = []
+        sequential: list[float] = []
+        steps: dict[str, list[float]] = {}
+        for _ in range(args.rounds):  # interleaved, so machine load affects both alike
+            elapsed, result = pipeline_once(api, body)
+            pipeline.append(elapsed)
+            for step, value in result["timings_ms"].items():
+                steps.setdefault(step, []).append(value)
+            sequential.append(sequential_once(lambda_client, functions, body))
+        assert result["task"] == "segment" and result["transcript"] is not None, result
+
+    p50, p95 = statistics.median(pipeline), percentile(pipeline, 0.95)
+    s50, s95 = statistics.median(sequential), percentile(sequential, 0.95)
+    overhead50 = (p50 - CRITICAL_PATH_MS) / CRITICAL_PATH_MS * 100
+    overhead95 = (p95 - CRITICAL_PATH_MS) / CRITICAL_PATH_MS * 100
+    print(f"\naudio + image `segment` request, {args.rounds} rounds after {args.warmup} warm-up, {stack.deployment.source}")
+    print("injected model latencies: " + ", ".join(f"{k} {v} ms" for k, v in LATENCY_MS.items())
+          + " (intent: no model call when the task is given)")
+    print(f"critical path ASR + max(intent, keywords, VLM) + segmentation = {CRITICAL_PATH_MS} ms")
+    print(f"end-to-end over HTTP: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+    print("  step timings, median ms: " + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in steps.items()))
+    print(f"(a) orchestration overhead vs the critical path: {overhead50:.1f} % at p50 (target <= 15 %), "
+          f"{overhead95:.1f} % at p95 ({p50 - CRITICAL_PATH_MS:.0f} ms / {p95 - CRITICAL_PATH_MS:.0f} ms)")
+    print(f"(b) the same steps one after another (Lambda invokes, {SEQUENTIAL_MODEL_MS} ms of model latency): "
+          f"p50 {s50:.0f} ms, p95 {s95:.0f} ms -> speedup {s50 / p50:.2f}x at p50 "
+          f"(model latencies alone: {SEQUENTIAL_MODEL_MS} vs {CRITICAL_PATH_MS} ms = "
+          f"{SEQUENTIAL_MODEL_MS / CRITICAL_PATH_MS:.2f}x)")
+    print(f"pipeline_overhead_pct={overhead50:.2f}")
+
+
+if __name__ == "__main__":
+    main()
