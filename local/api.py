@@ -102,7 +102,7 @@ class RestApi:
         return None, {}, other_method
 
     # ---- Lambda ----
-    def invoke(self, function: str, event: dict, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    def invoke(self, function: str, body: bytes, timeout: float) -> tuple[int, dict[str, str], bytes]:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = http.client.HTTPConnection(self.lambda_endpoint.hostname, self.lambda_endpoint.port)
@@ -111,7 +111,6 @@ class RestApi:
         if connection.sock is not None:
             connection.sock.settimeout(timeout)
         arn = self.functions[function]["arn"]
-        body = json.dumps(event).encode()
         try:
             connection.request("POST", f"/2015-03-31/functions/{quote(arn, safe='')}/invocations", body=body,
                                headers={"Content-Type": "application/json"})
@@ -253,8 +252,8 @@ class ApiHandler(Handler):
             problem = self._validate(route["validator"], body)
             if problem is not None:
                 return self._gateway("BAD_REQUEST_BODY", 400, "Invalid request body", request_id, problem)
-        event = _event(self, route, path, parameters, body, request_id, API.stage)
-        if len(json.dumps(event)) > LAMBDA_MAX_PAYLOAD:
+        event = json.dumps(_event(self, route, path, parameters, body, request_id, API.stage)).encode()
+        if len(event) > LAMBDA_MAX_PAYLOAD:
             return self._gateway("REQUEST_TOO_LARGE", 413, "Request Too Long", request_id)
         timeout = route["timeout_ms"] / 1000
         try:

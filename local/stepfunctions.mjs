@@ -55,7 +55,27 @@ function lambdaServiceError(status, code, message) {
   return stateError(name, `${message} (Service: Lambda, Status Code: ${status}, Error Code: ${code})`);
 }
 
-async function invokeLambda(resource, input) {
+async function invokeLambda(resource, input, record) {
+  if (record) {
+    pushEvent(record, 'LambdaFunctionScheduled',
+      { lambdaFunctionScheduledEventDetails: { resource, input: JSON.stringify(input) } });
+    pushEvent(record, 'LambdaFunctionStarted', {});
+  }
+  try {
+    const output = await callLambda(resource, input);
+    if (record) {
+      pushEvent(record, 'LambdaFunctionSucceeded', { lambdaFunctionSucceededEventDetails: { output: JSON.stringify(output) } });
+    }
+    return output;
+  } catch (error) {
+    if (record) {
+      pushEvent(record, 'LambdaFunctionFailed', { lambdaFunctionFailedEventDetails: { error: error.name, cause: error.message } });
+    }
+    throw error;
+  }
+}
+
+async function callLambda(resource, input) {
   const functionName = resource.startsWith('arn:aws:states:::lambda:invoke') ? input.FunctionName : resource;
   const url = `${config.lambdaEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`;
   let response;
@@ -122,45 +142,70 @@ function interpreterDefinition(definition) {
 
 function machineRecord(spec) {
   const definition = JSON.parse(spec.definition);
-  const resources = taskResources(definition);
-  const handlers = Object.fromEntries(Object.entries(resources).map(
-    ([state, resource]) => [state, (input) => invokeLambda(resource, input)]));
   return {
     ...spec,
     definitionObject: definition,
-    handlers,
+    resources: taskResources(definition),
     machine: new StateMachine(interpreterDefinition(definition), { validationOptions: { checkArn: true, checkPaths: true } }),
     createdAt: Date.now() / 1000,
   };
 }
 
 // ---- executions ----
-function eventType(event) {
-  const type = event.type;
-  if (type === 'StateEntered' || type === 'StateExited') {
-    return `${event.state.type}State${type === 'StateEntered' ? 'Entered' : 'Exited'}`;
-  }
-  if (type === 'StateFailed') return event.state.type === 'Task' ? 'LambdaFunctionFailed' : `${event.state.type}StateFailed`;
-  if (type === 'StateRetried') return 'LambdaFunctionRetried';
-  if (type === 'StateCaught') return 'StateCaught';
-  if (type === 'ExecutionTimeout') return 'ExecutionTimedOut';
-  return type;
+// History events in GetExecutionHistory's shape: the interpreter's state events, and the Lambda events each task
+// invocation records (LambdaFunctionScheduled/Started/Succeeded/Failed: a retry shows as one more scheduling).
+// The interpreter's events reach us asynchronously: events are kept with their time and ordered (time, then the
+// order Step Functions writes them in) when the history is read.
+const RANK = [['ExecutionStarted', 0], ['StateEntered', 1], ['LambdaFunctionScheduled', 2], ['LambdaFunctionStarted', 3],
+  ['LambdaFunctionSucceeded', 4], ['LambdaFunctionFailed', 4], ['StateExited', 5], ['StateFailed', 5], ['Execution', 6]];
+
+function pushEvent(record, type, details, timestamp = Date.now()) {
+  const rank = (RANK.find(([suffix]) => type.endsWith(suffix) || type.startsWith(suffix)) || ['', 5])[1];
+  record.events.push({ ts: timestamp, rank, seq: record.events.length, type, details });
 }
 
-function historyEvent(event, id) {
-  const out = { timestamp: event.timestamp / 1000, type: eventType(event), id, previousEventId: id - 1 };
-  if (event.state) out.stateName = event.state.name;
-  if (event.Error !== undefined) out.error = String(event.Error);
-  if (event.Cause !== undefined) out.cause = typeof event.Cause === 'string' ? event.Cause : JSON.stringify(event.Cause);
-  if (event.retry) out.retryAttempt = event.retry.attempt;
-  return out;
+function history(record) {
+  return [...record.events].sort((a, b) => a.ts - b.ts || a.rank - b.rank || a.seq - b.seq)
+    .map((event, index) => ({ timestamp: event.ts / 1000, type: event.type, id: index + 1, previousEventId: index,
+      ...event.details }));
+}
+
+const text = (value) => (typeof value === 'string' ? value : JSON.stringify(value ?? null));
+
+function recordLibraryEvent(record, event) {
+  const kind = event.state?.type;
+  const at = event.timestamp;
+  switch (event.type) {
+    case 'ExecutionStarted':
+      return pushEvent(record, 'ExecutionStarted', { executionStartedEventDetails: { input: text(event.input) } }, at);
+    case 'ExecutionSucceeded':
+      return pushEvent(record, 'ExecutionSucceeded', { executionSucceededEventDetails: { output: text(event.output) } }, at);
+    case 'ExecutionFailed':
+      return pushEvent(record, 'ExecutionFailed',
+        { executionFailedEventDetails: { error: String(event.Error), cause: text(event.Cause) } }, at);
+    case 'ExecutionAborted':
+      return pushEvent(record, 'ExecutionAborted', {}, at);
+    case 'ExecutionTimeout':
+      return pushEvent(record, 'ExecutionTimedOut', {}, at);
+    case 'StateEntered':
+      return pushEvent(record, `${kind}StateEntered`,
+        { stateEnteredEventDetails: { name: event.state.name, input: text(event.state.input) } }, at);
+    case 'StateExited':
+      return pushEvent(record, `${kind}StateExited`,
+        { stateExitedEventDetails: { name: event.state.name, output: text(event.state.output) } }, at);
+    case 'StateFailed':
+      if (kind === 'Parallel') {
+        pushEvent(record, 'ParallelStateFailed', {}, at);
+      }
+      return undefined;
+    default:
+      return undefined; // branch bookkeeping, retries (visible as new LambdaFunctionScheduled events)
+  }
 }
 
 async function collectEvents(record, generator) {
   try {
-    for await (const event of generator) {
-      record.events.push(historyEvent(event, record.events.length + 1));
-    }
+    for await (const event of generator) recordLibraryEvent(record, event);
   } catch { /* the log ends with the execution */ }
 }
 
@@ -176,8 +221,10 @@ function startExecution(machine, name, input) {
     executionArn, stateMachineArn: machine.arn, name, status: 'RUNNING', startDate: Date.now() / 1000, input,
     events: [], type: machine.type,
   };
+  const handlers = Object.fromEntries(Object.entries(machine.resources).map(
+    ([state, resource]) => [state, (stateInput) => invokeLambda(resource, stateInput, record)]));
   const execution = machine.machine.run(JSON.parse(input), {
-    overrides: { taskResourceLocalHandlers: machine.handlers },
+    overrides: { taskResourceLocalHandlers: handlers },
     context: { Execution: { Id: executionArn, Name: name }, StateMachine: { Id: machine.arn, Name: machine.name } },
   });
   record.abort = execution.abort;
@@ -312,8 +359,8 @@ const actions = {
   async GetExecutionHistory(request) {
     const record = executions.get(request.executionArn);
     if (!record) throw new ApiError('ExecutionDoesNotExist', `Execution Does Not Exist: '${request.executionArn}'`);
-    const events = request.reverseOrder ? [...record.events].reverse() : record.events;
-    return { events };
+    const events = history(record);
+    return { events: request.reverseOrder ? events.reverse() : events };
   },
   async DescribeStateMachine(request) {
     const machine = machineFor(request.stateMachineArn);
@@ -367,7 +414,7 @@ server.requestTimeout = 0; // StartSyncExecution holds the request for the whole
 
 for (const spec of config.machines) {
   machines.set(spec.arn, machineRecord(spec));
-  log(`state machine ${spec.name} (${spec.type}) from ${spec.source}: ${Object.keys(machines.get(spec.arn).handlers).length} Lambda tasks`);
+  log(`state machine ${spec.name} (${spec.type}) from ${spec.source}: ${Object.keys(machines.get(spec.arn).resources).length} Lambda tasks`);
 }
 server.listen(config.port, '127.0.0.1', () => log(`Step Functions listening on http://127.0.0.1:${config.port}`));
 server.on('error', (error) => { log(`cannot listen: ${error.message}`); process.exit(1); });
