@@ -95,7 +95,17 @@ def _inputs_digest() -> str:
 
 
 def synthesize(env: str, state_dir: Path, *, python: str | None = None) -> Path:
-    """`.local/cdk.out/<env>`: the CDK app for this one environment, synthesized when its sources changed."""
+    """`.local/cdk.out/<env>`: the CDK app for this one environment, synthesized when its sources changed (one
+    process at a time: concurrent test runs share the cache)."""
+    import fcntl
+
+    (state_dir / "cdk.out").mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "cdk.out" / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _synthesize(env, state_dir, python)
+
+
+def _synthesize(env: str, state_dir: Path, python: str | None) -> Path:
     outdir = state_dir / "cdk.out" / env
     stamp = outdir / ".inputs"
     digest = _inputs_digest()
