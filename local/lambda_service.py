@@ -127,7 +127,7 @@ class LambdaService:
             spec = pool.spec
             sandbox_spec = {
                 "function": name, "handler": spec["handler"], "arn": spec["arn"], "memory": spec.get("memory", 128),
-                "socket": self.socket_name, "task_root": str(ROOT / "lambdas"),
+                "socket": self.socket_name, "task_root": spec.get("task_root") or str(ROOT / "lambdas"),
                 "log_stream": f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
             }
             env = dict(self.base_env)
@@ -139,13 +139,13 @@ class LambdaService:
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.get("memory", 128)),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": sandbox_spec["log_stream"],
-                "LAMBDA_TASK_ROOT": str(ROOT / "lambdas"),
+                "LAMBDA_TASK_ROOT": spec.get("task_root") or str(ROOT / "lambdas"),
                 "_HANDLER": spec["handler"],
             })
             log_file = open(self.log_dir / f"lambda-{name}.log", "ab")
             pool.zygote = subprocess.Popen(
                 [sys.executable, str(SANDBOX_SCRIPT)], env=env, stdin=subprocess.PIPE, stdout=log_file,
-                stderr=subprocess.STDOUT, cwd=str(ROOT / "lambdas"),
+                stderr=subprocess.STDOUT, cwd=spec.get("task_root") or str(ROOT / "lambdas"),
             )
             with pool.cond:
                 for _ in range(prewarm):

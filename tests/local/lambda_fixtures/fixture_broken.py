@@ -1,0 +1,2 @@
+"""A handler module whose import fails (a Lambda init error)."""
+raise RuntimeError("invalid Lambda environment: SOMETHING: missing")
