@@ -3,14 +3,18 @@ Authorization) or `api_key` (x-api-key, keys through the usage plan). Gives the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from stacks import constants as c
 from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_cognito as cognito
 
 IAM_REASON = (
     "Callers authenticate with IAM (SigV4, config api.auth: iam): every method is AWS_IAM-authorized; a Cognito "
@@ -50,6 +54,9 @@ class ApiAuth(Construct):
             acknowledge(api, "AwsSolutions-APIG4", API_KEY_REASON)
 
     def _build_cognito(self, config: EnvironmentConfig) -> dict:
+        # Imported here: the module is large and most environments use IAM auth (synth time).
+        from aws_cdk import aws_cognito as cognito
+
         retain = config.removal_policy == "retain"
         pool = cognito.UserPool(
             self,
