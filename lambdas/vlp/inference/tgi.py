@@ -113,6 +113,16 @@ def parse_generated(body: Any, *, stop: list[str], step: str, role: str) -> str:
     raise model_error(ModelFailedError, step, f"The {role} model returned an unexpected response (no generated text).")
 
 
+def reports_random_weights(invocation: Invocation) -> bool:
+    """Whether the server says its weights are random (a local test stack's TGI stand-in does)."""
+    try:
+        body = json.loads(invocation.body)
+    except ValueError:
+        return False
+    first = body[0] if isinstance(body, list) and body else body
+    return isinstance(first, dict) and first.get("random_weights") is True
+
+
 def generate(
     client: Any, endpoint: Endpoint, request: dict[str, Any], *, step: str, stop: list[str]
 ) -> tuple[str, Invocation]:

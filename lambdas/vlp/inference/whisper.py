@@ -48,4 +48,5 @@ def parse_transcription(body: Any, *, step: str = "asr", role: str = "asr") -> d
         "language_probability": float(probability) if isinstance(probability, (int, float)) else None,
         "duration": float(duration) if isinstance(duration, (int, float)) else None,
         "model": body.get("model") if isinstance(body.get("model"), str) else None,
+        "random_weights": body.get("random_weights") is True,
     }

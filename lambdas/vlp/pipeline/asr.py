@@ -32,6 +32,6 @@ def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> d
         language=transcript["language"],
         duration=transcript["duration"],
         model=transcript["model"],
-        random_weights=is_random_model(transcript["model"]),
+        random_weights=is_random_model(transcript["model"], flag=transcript["random_weights"]),
         model_ms=round(invocation.elapsed_ms, 1),
     )

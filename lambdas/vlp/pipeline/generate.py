@@ -41,7 +41,12 @@ def run_plan(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> dict[
         tgi.llama2_prompt(PLAN_SYSTEM, question), max_new_tokens=PLAN_MAX_NEW_TOKENS, stop=tgi.LLAMA2_STOP
     )
     text, invocation = tgi.generate(sagemaker, target, request, step="plan", stop=tgi.LLAMA2_STOP)
-    return output(started, steps=tgi.parse_plan(text), model_ms=round(invocation.elapsed_ms, 1))
+    return output(
+        started,
+        steps=tgi.parse_plan(text),
+        random_weights=tgi.reports_random_weights(invocation),
+        model_ms=round(invocation.elapsed_ms, 1),
+    )
 
 
 def image_reference(s3: Any, *, bucket: str, key: str, transport: str) -> str:
@@ -95,5 +100,6 @@ def run_vlm(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) 
         plan=plan_info,
         warnings=warnings,
         image_transport=settings.vlm_image_transport,
+        random_weights=tgi.reports_random_weights(invocation),
         model_ms=round(invocation.elapsed_ms, 1),
     )

@@ -312,7 +312,21 @@ def test_whisper_sends_raw_audio_with_custom_attributes(runtime):
     stubber.add_response("invoke_endpoint", {"Body": body(response)}, expected)
     transcript, _ = whisper.transcribe(client, endpoint, b"RIFF", audio_format="wav", language="de")
     assert transcript == {"text": "hallo welt", "language": "de", "language_probability": 0.9, "duration": 1.5,
-                          "model": "large-v3"}
+                          "model": "large-v3", "random_weights": False}
+
+
+def test_random_weight_servers_are_reported_for_tgi_and_whisper():
+    """A local test stack's servers say `random_weights: true`; the steps must carry it to the response."""
+    from vlp.inference import tgi
+    from vlp.inference.sagemaker import Invocation
+
+    flagged = Invocation(body=json.dumps([{"generated_text": "x", "random_weights": True}]).encode(),
+                         content_type="application/json", elapsed_ms=1.0)
+    plain = Invocation(body=json.dumps([{"generated_text": "x"}]).encode(), content_type="application/json",
+                       elapsed_ms=1.0)
+    assert tgi.reports_random_weights(flagged) is True
+    assert tgi.reports_random_weights(plain) is False
+    assert whisper.parse_transcription({"text": "a", "model": "tiny", "random_weights": True})["random_weights"] is True
 
 
 def test_whisper_unsupported_media_is_a_caller_error(runtime):
