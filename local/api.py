@@ -12,7 +12,7 @@ synthesized template (local/assembly.py), so the local API answers with the same
   response: 502; stage throttling (THROTTLED, 429) only with --throttle;
 - authentication is OFF locally (the cloud API uses the method's authorization, e.g. AWS_IAM): the log says so.
 
-The stage prefix is optional: http://127.0.0.1:8080/v1/analyze and http://127.0.0.1:8080/v1/v1/analyze (ApiUrl +
+The stage prefix is optional: http://127.0.0.1:8080/v1/analyze and http://127.0.0.1:8080/live/v1/analyze (ApiUrl +
 route, as in the cloud) are the same route.
 """
 from __future__ import annotations
@@ -231,7 +231,8 @@ class ApiHandler(Handler):
         request_id = str(uuid.uuid4())
         path = urlsplit(self.path).path
         stage_prefix = f"/{API.stage}"
-        if path.startswith(stage_prefix + stage_prefix + "/"):
+        # <ApiUrl>/v1/... (ApiUrl ends with the stage) and /v1/... both reach the routes, which all start with /v1/.
+        if path.startswith(stage_prefix + "/v1/"):
             path = path[len(stage_prefix):]
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD:

@@ -98,7 +98,7 @@ def build() -> dict:
                 "variables": {
                     "api_id": {"default": "abc123", "description": "The ApiUrl stack output has the full URL."},
                     "region": {"default": "us-east-1"},
-                    "stage": {"default": "v1"},
+                    "stage": {"default": "live"},
                 },
             }
         ],

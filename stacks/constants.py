@@ -118,7 +118,7 @@ def function_construct_id(name: str) -> str:
 
 
 # API Gateway: the stage is the first path segment of ApiUrl (openapi/vlp-api.json `servers`).
-API_STAGE_NAME = "v1"
+API_STAGE_NAME = "live"  # URLs are <ApiUrl>/v1/...: the version lives in the path, not the stage
 
 # construct ids inside the Api stack
 LAMBDA_LAYER_ID = "DependenciesLayer"

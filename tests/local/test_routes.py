@@ -210,5 +210,5 @@ def test_cors_preflight_and_headers(api, stack, image_key):
 
 
 def test_stage_prefixed_url_is_the_same_route(api):
-    response = api.post("/v1/v1/uploads", {"kind": "image", "content_type": "image/png"})
+    response = api.post("/live/v1/uploads", {"kind": "image", "content_type": "image/png"})
     assert response.status_code == 201, response.text
