@@ -63,6 +63,8 @@ def test_describe_inline_image(api):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["image"]["width"] == 64 and body["image"]["key"].startswith("inputs/")
+    # the TGI stand-in's placeholder answer is labelled as such
+    assert body["models"]["vlm"]["random_weights"] is True and body["random_weights"] is True
 
 
 def test_audio_and_image(api, image_key, audio_key):
