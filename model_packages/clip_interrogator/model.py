@@ -32,6 +32,7 @@ from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration
 from djl_python import Input, Output
 
 from vlp_djl_support import (
+    handle_with,
     DEFAULT_MAX_IMAGE_PIXELS,
     Properties,
     RequestError,
@@ -43,7 +44,6 @@ from vlp_djl_support import (
     read_json_object,
     resolve_model_source,
     select_device_and_dtype,
-    serve,
 )
 from clip_interrogator_rank import Interrogator, Prompt, TermTable
 from clip_interrogator_terms import (
@@ -262,23 +262,8 @@ _service = ClipInterrogatorService()
 
 
 def handle(inputs: Input) -> Optional[Output]:
-    """DJL entry point: the first (empty) call loads the models; later calls are requests or dynamic batches."""
-    if not _service.initialized:
-        if inputs.is_empty():
-            _service.initialize(inputs.get_properties())  # a failure here fails the worker's start, visibly
-            return None
-        try:
-            _service.initialize(inputs.get_properties())
-        except Exception:  # noqa: BLE001
-            logger.exception("clip_interrogator: initialisation failed")
-            return serve(inputs, Output, _raise_model_failure, lambda parsed: parsed)
-    if inputs.is_empty():
-        return None
-    return serve(inputs, Output, _service.parse, _service.run)
-
-
-def _raise_model_failure(_item):
-    raise RequestError("MODEL_FAILURE", "the models are not loaded; retrying may succeed", 500)
+    """DJL entry point: the first (empty) call loads the model(s); later calls are requests or dynamic batches."""
+    return handle_with(_service, inputs, Output, name="clip_interrogator", what="the models are")
 
 
 __all__ = ["handle", "ClipInterrogatorService", "precompute_term_embeddings"]

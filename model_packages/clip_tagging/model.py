@@ -26,6 +26,7 @@ from djl_python import Input, Output
 
 from clip_tagging_cache import LabelEmbeddingCache
 from vlp_djl_support import (
+    handle_with,
     DEFAULT_MAX_IMAGE_PIXELS,
     Properties,
     RequestError,
@@ -38,7 +39,6 @@ from vlp_djl_support import (
     read_json_object,
     resolve_model_source,
     select_device_and_dtype,
-    serve,
 )
 
 logger = logging.getLogger(__name__)
@@ -216,23 +216,8 @@ _service = ClipTaggingService()
 
 
 def handle(inputs: Input) -> Optional[Output]:
-    """DJL entry point: the first (empty) call loads the model; later calls are requests or dynamic batches."""
-    if not _service.initialized:
-        if inputs.is_empty():
-            _service.initialize(inputs.get_properties())  # a failure here fails the worker's start, visibly
-            return None
-        try:
-            _service.initialize(inputs.get_properties())
-        except Exception:  # noqa: BLE001
-            logger.exception("clip_tagging: initialisation failed")
-            return serve(inputs, Output, _raise_model_failure, lambda parsed: parsed)
-    if inputs.is_empty():
-        return None
-    return serve(inputs, Output, _service.parse, _service.run)
-
-
-def _raise_model_failure(_item):
-    raise RequestError("MODEL_FAILURE", "the model is not loaded; retrying may succeed", 500)
+    """DJL entry point: the first (empty) call loads the model(s); later calls are requests or dynamic batches."""
+    return handle_with(_service, inputs, Output, name="clip_tagging", what="the model is")
 
 
 __all__ = ["handle", "ClipTaggingService", "LabelEmbeddingCache"]

@@ -260,6 +260,28 @@ def display_name(explicit: str | None, source: str) -> str:
 
 # ---- the batch driver ----
 
+def handle_with(service, inputs, output_cls, *, name: str, what: str = "the model"):
+    """A package's DJL `handle`: the first (empty) call initialises `service` (a failure there fails the worker's
+    start, visibly); a request reaching a worker whose initialisation failed gets 500 MODEL_FAILURE; later calls
+    are served by `service.parse` / `service.run`."""
+    if not service.initialized:
+        if inputs.is_empty():
+            service.initialize(inputs.get_properties())
+            return None
+        try:
+            service.initialize(inputs.get_properties())
+        except Exception:  # noqa: BLE001
+            logger.exception("%s: initialisation failed", name)
+
+            def not_loaded(_item):
+                raise RequestError("MODEL_FAILURE", f"{what} not loaded; retrying may succeed", 500)
+
+            return serve(inputs, output_cls, not_loaded, lambda parsed: parsed)
+    if inputs.is_empty():
+        return None
+    return serve(inputs, output_cls, service.parse, service.run)
+
+
 def serve(inputs, output_cls, parse: Callable[[Any], Any], run: Callable[[list], list]):
     """Answer one DJL request or dynamic batch.
 
