@@ -24,7 +24,6 @@ MODEL_ROLES = (
 # which serving stack runs each role
 TGI_ROLES = (MODEL_VLM, MODEL_LLM)
 DJL_ROLES = (MODEL_INTENT_KEYWORDS, MODEL_GROUNDED_SAM, MODEL_CLIP_TAGGING, MODEL_CLIP_INTERROGATOR)
-WHISPER_ROLES = (MODEL_ASR,)
 
 
 def endpoint_env_var(role: str) -> str:
@@ -52,9 +51,7 @@ def model_construct_id(role: str) -> str:
     return "".join(part.capitalize() for part in role.split("_")) + "Model"
 
 
-# ---- S3 layout ----
-WEIGHTS_PREFIX = "weights/"  # artifacts bucket: weights/<role>/... (staged by `make stage-weights`)
-EMBEDDINGS_PREFIX = "embeddings/"  # artifacts bucket: precomputed term-table embeddings for the interrogator
+# ---- S3 layout (the artifacts bucket holds weights/<role>/, named per model in config) ----
 UPLOADS_PREFIX = "uploads/"  # requests bucket: what callers upload through presigned posts
 INPUTS_PREFIX = "inputs/"  # requests bucket: inline inputs written by the validate step, normalised images
 RESULTS_PREFIX = "results/"  # requests bucket: masks and other results

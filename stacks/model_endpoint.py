@@ -226,7 +226,3 @@ class ModelEndpoint(Construct):
         if self.scale_to_zero:
             return "sagemaker:inference-component:DesiredCopyCount"
         return "sagemaker:variant:DesiredInstanceCount"
-
-    @property
-    def endpoint_arn(self) -> str:
-        return self.endpoint.ref
