@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """CDK entry point: one Stage per config/<env>.yaml. Synth makes no AWS calls and needs no Docker."""
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 
-import stacks.container_images  # noqa: F401  (first: starts the SageMaker SDK import in the background)
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
+import stacks.container_images  # noqa: F401  (first: starts the SageMaker SDK import in the background)
 from stacks.config import CONFIG_DIR, ConfigError, load_all
 from stacks.stage import VlpStage
 

@@ -14,6 +14,7 @@ Medians over several requests measured in the same run. The last line is `clip_t
 (recomputed median / cached median); the target is >= 10. Runs in 2-3 minutes on a 2-core machine, with one torch
 thread unless CLIP_TAGGING_BENCH_THREADS says otherwise (0: torch's default).
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,11 +43,31 @@ BUDGET_S = 150  # skip the reference measurement rather than overrun
 # 10x with the neighbours' load; both sides of the ratio run alike. CLIP_TAGGING_BENCH_THREADS=0 keeps torch's default.
 THREADS = int(os.environ.get("CLIP_TAGGING_BENCH_THREADS", "1"))
 
-COLOURS = "red blue navy black white beige green olive pink grey brown yellow".split()
-MATERIALS = "leather cotton denim wool silk linen suede canvas knit velvet".split()
-ITEMS = ("dress boots sneakers jacket coat shirt blouse skirt jeans shorts sandals scarf hat backpack handbag "
-         "belt sweater hoodie cardigan trousers").split()
-STYLES = "summer winter vintage casual formal oversized slim cropped".split()
+COLOURS = ["red", "blue", "navy", "black", "white", "beige", "green", "olive", "pink", "grey", "brown", "yellow"]
+MATERIALS = ["leather", "cotton", "denim", "wool", "silk", "linen", "suede", "canvas", "knit", "velvet"]
+ITEMS = [
+    "dress",
+    "boots",
+    "sneakers",
+    "jacket",
+    "coat",
+    "shirt",
+    "blouse",
+    "skirt",
+    "jeans",
+    "shorts",
+    "sandals",
+    "scarf",
+    "hat",
+    "backpack",
+    "handbag",
+    "belt",
+    "sweater",
+    "hoodie",
+    "cardigan",
+    "trousers",
+]
+STYLES = ["summer", "winter", "vintage", "casual", "formal", "oversized", "slim", "cropped"]
 
 
 def taxonomy(count: int) -> list[str]:
@@ -61,7 +82,7 @@ def build_model(folder: Path) -> Path:
     import torch
     from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    tokenizer = tiny_clip.clip_tokenizer(["a", "photo", "of"] + COLOURS + MATERIALS + ITEMS + STYLES)
+    tokenizer = tiny_clip.clip_tokenizer(["a", "photo", "of", *COLOURS, *MATERIALS, *ITEMS, *STYLES])
     config = tiny_clip.vit_b32_config(vocab_size=49408)
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         setattr(config.text_config, key, getattr(tokenizer, key))  # the tiny vocabulary's special tokens
@@ -69,7 +90,8 @@ def build_model(folder: Path) -> Path:
     model = CLIPModel(config).eval()
     processor = CLIPProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}),
-        tokenizer=tokenizer)
+        tokenizer=tokenizer,
+    )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
@@ -94,8 +116,10 @@ def timed(fn, runs: int) -> list[float]:
 
 
 def describe(name: str, times: list[float]) -> str:
-    return (f"  {name:<44} median {statistics.median(times) * 1000:8.1f} ms over {len(times)} requests "
-            f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
+    return (
+        f"  {name:<44} median {statistics.median(times) * 1000:8.1f} ms over {len(times)} requests "
+        f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})"
+    )
 
 
 def main() -> None:
@@ -117,8 +141,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model(Path(tmp) / "clip-vit-base-patch32-random")
-        props = {"model_id": str(model_dir), "model_dir": str(ROOT / "model_packages" / "clip_tagging"),
-                 "dtype": "fp32", "model_name": "random ViT-B/32-shaped CLIP"}
+        props = {
+            "model_id": str(model_dir),
+            "model_dir": str(ROOT / "model_packages" / "clip_tagging"),
+            "dtype": "fp32",
+            "model_name": "random ViT-B/32-shaped CLIP",
+        }
         package = load_package()
         djl_double.initialise(package.handle, props)
         cache = package._service.cache
@@ -164,8 +192,10 @@ def main() -> None:
             original = timed(original_request, runs)
 
     speedup = statistics.median(recomputed) / statistics.median(warm)
-    print(f"clip_tagging benchmark: ViT-B/32-shaped CLIP, random weights, CPU ({torch.get_num_threads()} threads), "
-          f"{LABELS} labels per request, top_k 10")
+    print(
+        f"clip_tagging benchmark: ViT-B/32-shaped CLIP, random weights, CPU ({torch.get_num_threads()} threads), "
+        f"{LABELS} labels per request, top_k 10"
+    )
     print(f"  model built, saved and loaded by the package in {built:.1f} s")
     print(describe("cached (label embeddings warm)", warm))
     print(describe("recomputed every request (cold cache)", recomputed))

@@ -21,6 +21,7 @@ Targets: every ratio <= 1.5, every package <= 5 MB. The last line is ``cold_star
 
     .venv/bin/python bench/cold_start.py [--runs 7] [--budget 140] [--only intent plan]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,7 +116,11 @@ def timed(code: str, env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of ``code`` in a fresh interpreter."""
     result = subprocess.run(
         [sys.executable, "-B", "-s", "-c", TIMER.format(body=code)],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if result.returncode != 0:
         raise SystemExit(f"benchmark subprocess failed:\n{result.stderr[-2000:]}")
@@ -132,8 +137,12 @@ def baseline_code(clients: tuple[str, ...]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="rounds; medians are reported (default 7)")
-    parser.add_argument("--budget", type=float, default=140, help="stop adding rounds after this many seconds "
-                        "(at least 3 rounds run; default 150)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=140,
+        help="stop adding rounds after this many seconds (at least 3 rounds run; default 150)",
+    )
     parser.add_argument("--only", nargs="*", help="functions to measure (default all)")
     args = parser.parse_args()
     functions = {name: clients for name, clients in FUNCTIONS.items() if not args.only or name in args.only}
@@ -160,10 +169,14 @@ def main() -> int:
                 samples[name].append((handler_wall, handler_cpu, base_wall, base_cpu))
             rounds += 1
 
-    print(f"cold start: {rounds} paired rounds; handler = import the handler module (settings + clients), "
-          "baseline = import boto3 + the same clients; milliseconds, medians")
-    print(f"{'function':<10} {'clients':<33} {'cpu':>6} {'base':>6} {'wall':>6} {'base':>6} {'ratio':>6} "
-          f"{'wall ratio':>10} {'package':>10}")
+    print(
+        f"cold start: {rounds} paired rounds; handler = import the handler module (settings + clients), "
+        "baseline = import boto3 + the same clients; milliseconds, medians"
+    )
+    print(
+        f"{'function':<10} {'clients':<33} {'cpu':>6} {'base':>6} {'wall':>6} {'base':>6} {'ratio':>6} "
+        f"{'wall ratio':>10} {'package':>10}"
+    )
     worst = 0.0
     failures = []
     for name, clients in functions.items():
@@ -176,14 +189,20 @@ def main() -> int:
             failures.append(f"{name}: ratio {cpu_ratio:.2f} > {RATIO_TARGET}")
         if zip_size > SIZE_TARGET:
             failures.append(f"{name}: package {zip_size} bytes > {SIZE_TARGET}")
-        print(f"{name:<10} {','.join(clients) or '-':<33} {medians[1]:6.0f} {medians[3]:6.0f} {medians[0]:6.0f} "
-              f"{medians[2]:6.0f} {cpu_ratio:6.2f} {wall_ratio:10.2f} {zip_size / 1024:7.1f} KB")
-    print("ratio: median over rounds of handler CPU time / baseline CPU time (process CPU time is what a cold "
-          "start costs on a dedicated core, and unlike wall time it does not move with other load on this "
-          "machine); wall ratio for reference")
-    print(f"package: one shared asset (lambdas/ zipped, no bytecode), {zip_size} bytes; targets: ratio <= "
-          f"{RATIO_TARGET}, package <= {SIZE_TARGET // (1024 * 1024)} MB: "
-          f"{'met' if not failures else 'MISSED: ' + '; '.join(failures)}")
+        print(
+            f"{name:<10} {','.join(clients) or '-':<33} {medians[1]:6.0f} {medians[3]:6.0f} {medians[0]:6.0f} "
+            f"{medians[2]:6.0f} {cpu_ratio:6.2f} {wall_ratio:10.2f} {zip_size / 1024:7.1f} KB"
+        )
+    print(
+        "ratio: median over rounds of handler CPU time / baseline CPU time (process CPU time is what a cold "
+        "start costs on a dedicated core, and unlike wall time it does not move with other load on this "
+        "machine); wall ratio for reference"
+    )
+    print(
+        f"package: one shared asset (lambdas/ zipped, no bytecode), {zip_size} bytes; targets: ratio <= "
+        f"{RATIO_TARGET}, package <= {SIZE_TARGET // (1024 * 1024)} MB: "
+        f"{'met' if not failures else 'MISSED: ' + '; '.join(failures)}"
+    )
     print(f"elapsed: {time.perf_counter() - started:.0f} s")
     print(f"cold_start_worst_ratio={worst:.3f}")
     return 0

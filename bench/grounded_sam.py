@@ -11,6 +11,7 @@ The real models are much larger (grounding-dino-base 233M and sam-vit-huge 641M 
 so the gap in production is wider than here: loading grows with the weights, a GPU forward pass much less.
 Last line: grounded_sam_load_once_speedup=<float>.
 """
+
 # venv: models
 from __future__ import annotations
 
@@ -45,36 +46,80 @@ def build_models(root: Path) -> dict:
     """Scaled-down Grounding DINO (Swin backbone at 320 px, 6-layer 512-wide BERT, 3+3 deformable layers, 300
     queries) and SAM (8-layer 512-wide ViT at 384 px, windowed + global attention), random weights, saved with their
     processors. Inputs are kept small so that, as on a GPU, compute per request is modest next to the weights."""
-    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SamConfig, SamImageProcessor,
-                              SamModel, SamProcessor, SwinConfig)
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SamConfig,
+        SamImageProcessor,
+        SamModel,
+        SamProcessor,
+        SwinConfig,
+    )
 
     torch.manual_seed(0)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
-    backbone = SwinConfig(image_size=384, patch_size=4, embed_dim=64, depths=[2, 2, 4, 2], num_heads=[2, 4, 8, 16],
-                          window_size=12, out_indices=[2, 3, 4])
-    text = BertConfig(vocab_size=len(vocab), hidden_size=512, num_hidden_layers=6, num_attention_heads=8,
-                      intermediate_size=2048, max_position_embeddings=256)
-    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=300, encoder_layers=3,
-                                 decoder_layers=3, d_model=256, encoder_ffn_dim=1024, decoder_ffn_dim=1024,
-                                 encoder_attention_heads=8, decoder_attention_heads=8, max_text_len=256)
+    backbone = SwinConfig(
+        image_size=384,
+        patch_size=4,
+        embed_dim=64,
+        depths=[2, 2, 4, 2],
+        num_heads=[2, 4, 8, 16],
+        window_size=12,
+        out_indices=[2, 3, 4],
+    )
+    text = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        intermediate_size=2048,
+        max_position_embeddings=256,
+    )
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        num_queries=300,
+        encoder_layers=3,
+        decoder_layers=3,
+        d_model=256,
+        encoder_ffn_dim=1024,
+        decoder_ffn_dim=1024,
+        encoder_attention_heads=8,
+        decoder_attention_heads=8,
+        max_text_len=256,
+    )
     detector = GroundingDinoForObjectDetection(config).eval()
     detector.save_pretrained(root / "grounding_dino")
-    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 320, "longest_edge": 533}),
-                           tokenizer=tokenizer).save_pretrained(root / "grounding_dino")
+    GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 320, "longest_edge": 533}),
+        tokenizer=tokenizer,
+    ).save_pretrained(root / "grounding_dino")
     sam_config = SamConfig(
-        vision_config=dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, output_channels=256,
-                           image_size=384, patch_size=16, mlp_dim=2048, global_attn_indexes=[1, 3, 5, 7],
-                           window_size=8),
-        prompt_encoder_config=dict(hidden_size=256, image_size=384, patch_size=16),
-        mask_decoder_config=dict(hidden_size=256),
+        vision_config={
+            "hidden_size": 512,
+            "num_hidden_layers": 8,
+            "num_attention_heads": 8,
+            "output_channels": 256,
+            "image_size": 384,
+            "patch_size": 16,
+            "mlp_dim": 2048,
+            "global_attn_indexes": [1, 3, 5, 7],
+            "window_size": 8,
+        },
+        prompt_encoder_config={"hidden_size": 256, "image_size": 384, "patch_size": 16},
+        mask_decoder_config={"hidden_size": 256},
     )
     sam = SamModel(sam_config).eval()
     sam.save_pretrained(root / "sam")
     SamProcessor(SamImageProcessor(size={"longest_edge": 384}, pad_size={"height": 384, "width": 384})).save_pretrained(
-        root / "sam")
+        root / "sam"
+    )
     count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
     size = sum(f.stat().st_size for f in root.rglob("*.safetensors")) / 1e6
     return {"detector_params_m": count(detector), "sam_params_m": count(sam), "weights_mb": size}
@@ -85,8 +130,14 @@ def request_body(seed: int) -> dict:
     pixels = rng.integers(0, 256, size=(IMAGE_SIZE[1], IMAGE_SIZE[0], 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return {"image": base64.b64encode(buffer.getvalue()).decode(), "prompts": ["dog", "red ball", "car"],
-            "box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 5, "masks": "rle"}
+    return {
+        "image": base64.b64encode(buffer.getvalue()).decode(),
+        "prompts": ["dog", "red ball", "car"],
+        "box_threshold": 0.0,
+        "text_threshold": 0.0,
+        "max_detections": 5,
+        "masks": "rle",
+    }
 
 
 def timed(handle, body: dict) -> float:
@@ -106,15 +157,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-grounded-sam-") as tmp:
         root = Path(tmp)
         sizes = build_models(root)
-        properties = {"model_id": str(root), "detector_model_id": "grounding_dino", "sam_model_id": "sam",
-                      "model_name": "bench-random-grounding-dino", "sam_model_name": "bench-random-sam",
-                      "dtype": "fp16"}
+        properties = {
+            "model_id": str(root),
+            "detector_model_id": "grounding_dino",
+            "sam_model_id": "sam",
+            "model_name": "bench-random-grounding-dino",
+            "sam_model_name": "bench-random-sam",
+            "dtype": "fp16",
+        }
         bodies = [request_body(seed) for seed in range(REQUESTS + 1)]
 
         import grounded_sam_core as core
 
-        spec = importlib.util.spec_from_file_location("bench_grounded_sam_model",
-                                                      ROOT / "model_packages" / "grounded_sam" / "model.py")
+        spec = importlib.util.spec_from_file_location(
+            "bench_grounded_sam_model", ROOT / "model_packages" / "grounded_sam" / "model.py"
+        )
         handler = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(handler)
 
@@ -145,21 +202,32 @@ def main() -> None:
                 per_request.append(each_s)
 
     once, each = statistics.median(load_once), statistics.median(per_request)
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, image {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, "
-          f"3 prompts, 5 detections with RLE masks")
-    print(f"models: Grounding DINO {sizes['detector_params_m']:.1f}M params, SAM {sizes['sam_params_m']:.1f}M params, "
-          f"{sizes['weights_mb']:.0f} MB of safetensors (random weights)")
+    print(
+        f"device: {device}, torch threads: {torch.get_num_threads()}, image {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, "
+        f"3 prompts, 5 detections with RLE masks"
+    )
+    print(
+        f"models: Grounding DINO {sizes['detector_params_m']:.1f}M params, SAM {sizes['sam_params_m']:.1f}M params, "
+        f"{sizes['weights_mb']:.0f} MB of safetensors (random weights)"
+    )
     print(f"worker initialisation (loads both models once): {init_s:.2f} s")
-    print(f"load once (our handler):      median {once * 1000:.0f} ms over {len(load_once)} requests "
-          f"(min {min(load_once) * 1000:.0f}, max {max(load_once) * 1000:.0f})")
-    print(f"load per request (the demo):  median {each * 1000:.0f} ms over {len(per_request)} requests "
-          f"(min {min(per_request) * 1000:.0f}, max {max(per_request) * 1000:.0f})")
-    print(f"  of which from_pretrained of both models and processors: median "
-          f"{statistics.median(load_times[1:]) * 1000:.0f} ms")
-    print(f"loading cost per request avoided: {(each - once) * 1000:.0f} ms; total bench time "
-          f"{time.perf_counter() - started:.0f} s")
-    print(f"ratio of the fastest requests (less sensitive to a busy machine): "
-          f"{min(per_request) / min(load_once):.2f}")
+    print(
+        f"load once (our handler):      median {once * 1000:.0f} ms over {len(load_once)} requests "
+        f"(min {min(load_once) * 1000:.0f}, max {max(load_once) * 1000:.0f})"
+    )
+    print(
+        f"load per request (the demo):  median {each * 1000:.0f} ms over {len(per_request)} requests "
+        f"(min {min(per_request) * 1000:.0f}, max {max(per_request) * 1000:.0f})"
+    )
+    print(
+        f"  of which from_pretrained of both models and processors: median "
+        f"{statistics.median(load_times[1:]) * 1000:.0f} ms"
+    )
+    print(
+        f"loading cost per request avoided: {(each - once) * 1000:.0f} ms; total bench time "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    print(f"ratio of the fastest requests (less sensitive to a busy machine): {min(per_request) / min(load_once):.2f}")
     print(f"grounded_sam_load_once_speedup={each / once:.2f}")
 
 

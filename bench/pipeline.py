@@ -13,6 +13,7 @@ and the step functions, sequentially, ROUNDS times after a warm-up. It prints:
 
 Last line: pipeline_overhead_pct=<float> (p50). Options: --rounds N (default 20), --warmup N (default 3).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +29,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
-import requests  # noqa: E402
 
-from local.up import LocalStack  # noqa: E402
 from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402
 
+from local.up import LocalStack  # noqa: E402
+
 LATENCY_MS = {"asr": 300, "intent": 100, "keywords": 100, "vlm": 800, "segmentation": 500}
-ENDPOINT_LATENCY = {"asr": LATENCY_MS["asr"], "intent_keywords": max(LATENCY_MS["intent"], LATENCY_MS["keywords"]),
-                    "vlm": LATENCY_MS["vlm"], "grounded_sam": LATENCY_MS["segmentation"]}
-CRITICAL_PATH_MS = LATENCY_MS["asr"] + max(LATENCY_MS["intent"], LATENCY_MS["keywords"], LATENCY_MS["vlm"]) \
+ENDPOINT_LATENCY = {
+    "asr": LATENCY_MS["asr"],
+    "intent_keywords": max(LATENCY_MS["intent"], LATENCY_MS["keywords"]),
+    "vlm": LATENCY_MS["vlm"],
+    "grounded_sam": LATENCY_MS["segmentation"],
+}
+CRITICAL_PATH_MS = (
+    LATENCY_MS["asr"]
+    + max(LATENCY_MS["intent"], LATENCY_MS["keywords"], LATENCY_MS["vlm"])
     + LATENCY_MS["segmentation"]
+)
 # a `segment` request names its task: the intent step answers without a model call (docs/pipeline.md "Routing")
 SEQUENTIAL_MODEL_MS = sum(v for k, v in LATENCY_MS.items() if k != "intent")
 
@@ -50,8 +58,14 @@ def percentile(values: list[float], q: float) -> float:
 
 def request_body(image_key: str, audio_key: str) -> dict:
     # task given: the route is segment whatever the random-weight intent model says; labels: the prompts.
-    return {"image_key": image_key, "audio_key": audio_key, "text": "outline the dog", "task": "segment",
-            "labels": ["dog"], "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}}
+    return {
+        "image_key": image_key,
+        "audio_key": audio_key,
+        "text": "outline the dog",
+        "task": "segment",
+        "labels": ["dog"],
+        "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2},
+    }
 
 
 def pipeline_once(api: Api, body: dict) -> tuple[float, dict]:
@@ -75,11 +89,22 @@ def sequential_once(lambda_client, functions: dict, body: dict) -> float:
 
     started = time.perf_counter()
     request_id = str(uuid.uuid4())
-    context = invoke("validate", {"request_id": request_id, "api_request_id": request_id, "source": "analyze",
-                                  "received_at_ms": int(time.time() * 1000), "request": body})
+    context = invoke(
+        "validate",
+        {
+            "request_id": request_id,
+            "api_request_id": request_id,
+            "source": "analyze",
+            "received_at_ms": int(time.time() * 1000),
+            "request": body,
+        },
+    )
     context["asr"] = invoke("asr", context)
-    understand = {"intent": invoke("intent", context), "keywords": invoke("keywords", context),
-                  "answer": invoke("vlm", context)}
+    understand = {
+        "intent": invoke("intent", context),
+        "keywords": invoke("keywords", context),
+        "answer": invoke("vlm", context),
+    }
     context["understand"] = understand
     context["result"] = invoke("segment", context)
     invoke("assemble", context)
@@ -92,7 +117,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="vlp-bench-pipeline-"))
-    stack = LocalStack(state_dir=state, ports={s: 0 for s in ("api", "s3", "sagemaker", "lambda", "sfn")})
+    stack = LocalStack(state_dir=state, ports=dict.fromkeys(("api", "s3", "sagemaker", "lambda", "sfn"), 0))
     print("starting local mode (logs in", state / "logs", ")", flush=True)
     with stack:
         api = Api.at(stack.api_url)
@@ -106,8 +131,13 @@ def main() -> None:
         import boto3
 
         env = stack.aws_environment()
-        lambda_client = boto3.client("lambda", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL_LAMBDA"],
-                                     aws_access_key_id="x", aws_secret_access_key="y")
+        lambda_client = boto3.client(
+            "lambda",
+            region_name=env["AWS_REGION"],
+            endpoint_url=env["AWS_ENDPOINT_URL_LAMBDA"],
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+        )
         functions = stack.deployment.functions
         for _ in range(args.warmup):
             pipeline_once(api, body)
@@ -127,18 +157,27 @@ def main() -> None:
     s50, s95 = statistics.median(sequential), percentile(sequential, 0.95)
     overhead50 = (p50 - CRITICAL_PATH_MS) / CRITICAL_PATH_MS * 100
     overhead95 = (p95 - CRITICAL_PATH_MS) / CRITICAL_PATH_MS * 100
-    print(f"\naudio + image `segment` request, {args.rounds} rounds after {args.warmup} warm-up, {stack.deployment.source}")
-    print("injected model latencies: " + ", ".join(f"{k} {v} ms" for k, v in LATENCY_MS.items())
-          + " (intent: no model call when the task is given)")
+    print(
+        f"\naudio + image `segment` request, {args.rounds} rounds after {args.warmup} warm-up, {stack.deployment.source}"
+    )
+    print(
+        "injected model latencies: "
+        + ", ".join(f"{k} {v} ms" for k, v in LATENCY_MS.items())
+        + " (intent: no model call when the task is given)"
+    )
     print(f"critical path ASR + max(intent, keywords, VLM) + segmentation = {CRITICAL_PATH_MS} ms")
     print(f"end-to-end over HTTP: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
     print("  step timings, median ms: " + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in steps.items()))
-    print(f"(a) orchestration overhead vs the critical path: {overhead50:.1f} % at p50 (target <= 15 %), "
-          f"{overhead95:.1f} % at p95 ({p50 - CRITICAL_PATH_MS:.0f} ms / {p95 - CRITICAL_PATH_MS:.0f} ms)")
-    print(f"(b) the same steps one after another (Lambda invokes, {SEQUENTIAL_MODEL_MS} ms of model latency): "
-          f"p50 {s50:.0f} ms, p95 {s95:.0f} ms -> speedup {s50 / p50:.2f}x at p50 "
-          f"(model latencies alone: {SEQUENTIAL_MODEL_MS} vs {CRITICAL_PATH_MS} ms = "
-          f"{SEQUENTIAL_MODEL_MS / CRITICAL_PATH_MS:.2f}x)")
+    print(
+        f"(a) orchestration overhead vs the critical path: {overhead50:.1f} % at p50 (target <= 15 %), "
+        f"{overhead95:.1f} % at p95 ({p50 - CRITICAL_PATH_MS:.0f} ms / {p95 - CRITICAL_PATH_MS:.0f} ms)"
+    )
+    print(
+        f"(b) the same steps one after another (Lambda invokes, {SEQUENTIAL_MODEL_MS} ms of model latency): "
+        f"p50 {s50:.0f} ms, p95 {s95:.0f} ms -> speedup {s50 / p50:.2f}x at p50 "
+        f"(model latencies alone: {SEQUENTIAL_MODEL_MS} vs {CRITICAL_PATH_MS} ms = "
+        f"{SEQUENTIAL_MODEL_MS / CRITICAL_PATH_MS:.2f}x)"
+    )
     print(f"pipeline_overhead_pct={overhead50:.2f}")
 
 

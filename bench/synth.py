@@ -1,5 +1,6 @@
 """Synthesize every environment cold (a fresh `python app.py`, cdk-nag included, as `cdk synth` runs it) and print
 per-stack template sizes and the wall time. Last line: synth_seconds=<float>. Target: under 30 s on 2 cores."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ def main() -> None:
             size = template.stat().st_size
             total += size
             resources = len(json.loads(template.read_text())["Resources"])
-            print(f"{template.parent.name.removeprefix('assembly-') + '/' + template.stem.split('.')[0]:<22} {resources:>9} {size / 1024:>13.1f}")
+            print(
+                f"{template.parent.name.removeprefix('assembly-') + '/' + template.stem.split('.')[0]:<22} {resources:>9} {size / 1024:>13.1f}"
+            )
         print(f"{'total':<22} {'':>9} {total / 1024:>13.1f}")
     print(f"synth_seconds={seconds:.2f}")
 

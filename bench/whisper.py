@@ -8,6 +8,7 @@ from the client. The tiny model makes this a measure of the container's own pipe
 VAD, log-Mel features, a 2+2-layer encoder/decoder), not of large-v3 on a GPU: compare runs of this script with each
 other. Last line: whisper_real_time_factor=<median>. Runs in well under 2 minutes on 2 cores.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -23,8 +24,18 @@ import requests  # noqa: E402
 import whisper_testkit as kit  # noqa: E402
 from tiny_whisper import cached_tiny_whisper  # noqa: E402
 
-CLIPS = [(10.0, "wav"), (15.0, "flac"), (20.0, "mp3"), (25.0, "webm"), (30.0, "wav"), (12.0, "mp3"),
-         (18.0, "flac"), (28.0, "webm"), (22.0, "wav"), (30.0, "mp3")]
+CLIPS = [
+    (10.0, "wav"),
+    (15.0, "flac"),
+    (20.0, "mp3"),
+    (25.0, "webm"),
+    (30.0, "wav"),
+    (12.0, "mp3"),
+    (18.0, "flac"),
+    (28.0, "webm"),
+    (22.0, "wav"),
+    (30.0, "mp3"),
+]
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "webm": "audio/webm"}
 ROUNDS = 2
 
@@ -32,15 +43,20 @@ ROUNDS = 2
 def main() -> None:
     started = time.perf_counter()
     model = cached_tiny_whisper()
-    bodies = [(seconds, fmt, kit.encode(kit.speechlike(seconds, seed=i), fmt)) for i, (seconds, fmt) in enumerate(CLIPS)]
-    with tempfile.TemporaryDirectory() as tmp, kit.WhisperServer(model, Path(tmp) / "server.log",
-                                                                  MODEL_ID="tiny-random-whisper") as server:
+    bodies = [
+        (seconds, fmt, kit.encode(kit.speechlike(seconds, seed=i), fmt)) for i, (seconds, fmt) in enumerate(CLIPS)
+    ]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        kit.WhisperServer(model, Path(tmp) / "server.log", MODEL_ID="tiny-random-whisper") as server,
+    ):
         session = requests.Session()
 
         def send(body: bytes, fmt: str) -> tuple[float, dict]:
             t0 = time.perf_counter()
-            response = session.post(server.url + "/invocations", data=body,
-                                    headers={"Content-Type": CONTENT_TYPES[fmt]}, timeout=120)
+            response = session.post(
+                server.url + "/invocations", data=body, headers={"Content-Type": CONTENT_TYPES[fmt]}, timeout=120
+            )
             elapsed = time.perf_counter() - t0
             if response.status_code != 200:
                 sys.exit(f"request failed: {response.status_code} {response.text}")
@@ -55,13 +71,17 @@ def main() -> None:
                 assert abs(result["duration"] - seconds) < 0.1, result["duration"]
                 ratios.append(elapsed / seconds)
                 if round_ == 0:
-                    print(f"{i:>4} {fmt:>6} {seconds:>8.1f} {elapsed:>7.3f} {elapsed / seconds:>7.4f} "
-                          f"{len(result['segments']):>8}")
+                    print(
+                        f"{i:>4} {fmt:>6} {seconds:>8.1f} {elapsed:>7.3f} {elapsed / seconds:>7.4f} "
+                        f"{len(result['segments']):>8}"
+                    )
         audio_total = ROUNDS * sum(seconds for seconds, _, _ in bodies)
     median = statistics.median(ratios)
     p90 = statistics.quantiles(ratios, n=10)[-1]
-    print(f"requests: {len(ratios)}  audio: {audio_total:.0f} s  RTF median {median:.4f}  p90 {p90:.4f}  "
-          f"(~{1 / median:.0f}x real time)  wall: {time.perf_counter() - started:.1f} s")
+    print(
+        f"requests: {len(ratios)}  audio: {audio_total:.0f} s  RTF median {median:.4f}  p90 {p90:.4f}  "
+        f"(~{1 / median:.0f}x real time)  wall: {time.perf_counter() - started:.1f} s"
+    )
     print("model: tiny random-weight Whisper (d_model 64, 2+2 layers, 128 Mel bins), CPU int8, default options")
     print(f"whisper_real_time_factor={median:.5f}")
 

@@ -15,6 +15,7 @@ synthesized template (local/assembly.py), so the local API answers with the same
 The stage prefix is optional: http://127.0.0.1:8080/v1/analyze and http://127.0.0.1:8080/live/v1/analyze (ApiUrl +
 route, as in the cloud) are the same route.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -60,18 +61,21 @@ class RestApi:
         self._local = threading.local()
 
     # ---- gateway responses ----
-    def gateway_response(self, kind: str, default_status: int, message: str, request_id: str,
-                         validation: str = "") -> tuple[int, dict[str, str], bytes]:
+    def gateway_response(
+        self, kind: str, default_status: int, message: str, request_id: str, validation: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
         fallback = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
         spec = self.gateway_responses.get(kind) or self.gateway_responses.get(fallback)
         if spec is None or not spec.get("template"):
             return default_status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
-        body = (spec["template"]
-                .replace("$context.error.responseType", kind)
-                .replace("$context.error.messageString", json.dumps(message))
-                .replace("$context.error.validationErrorString", json.dumps(validation)[1:-1])
-                .replace("$context.error.message", json.dumps(message)[1:-1])
-                .replace("$context.requestId", request_id))
+        body = (
+            spec["template"]
+            .replace("$context.error.responseType", kind)
+            .replace("$context.error.messageString", json.dumps(message))
+            .replace("$context.error.validationErrorString", json.dumps(validation)[1:-1])
+            .replace("$context.error.message", json.dumps(message)[1:-1])
+            .replace("$context.requestId", request_id)
+        )
         headers = dict(spec.get("headers") or {"Content-Type": "application/json"})
         return spec.get("status") or default_status, headers, body.encode()
 
@@ -112,8 +116,12 @@ class RestApi:
             connection.sock.settimeout(timeout)
         arn = self.functions[function]["arn"]
         try:
-            connection.request("POST", f"/2015-03-31/functions/{quote(arn, safe='')}/invocations", body=body,
-                               headers={"Content-Type": "application/json"})
+            connection.request(
+                "POST",
+                f"/2015-03-31/functions/{quote(arn, safe='')}/invocations",
+                body=body,
+                headers={"Content-Type": "application/json"},
+            )
             response = connection.getresponse()
             data = response.read()
         except Exception:
@@ -124,8 +132,15 @@ class RestApi:
 
 
 API: RestApi | None = None
-_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
-          type(None): "null"}
+_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 def _describe(error: Any) -> str:
@@ -141,33 +156,44 @@ def _describe(error: Any) -> str:
         text = f"object instance has properties which are not allowed by the schema: {json.dumps(extra)}"
     elif keyword == "type":
         allowed = value if isinstance(value, list) else [value]
-        text = (f"instance type ({_TYPES.get(type(instance), 'unknown')}) does not match any allowed primitive type "
-                f"(allowed: {json.dumps(allowed)})")
+        text = (
+            f"instance type ({_TYPES.get(type(instance), 'unknown')}) does not match any allowed primitive type "
+            f"(allowed: {json.dumps(allowed)})"
+        )
     elif keyword == "enum":
         text = f"instance value ({json.dumps(instance)[:100]}) not found in enum (possible values: {json.dumps(value)})"
     elif keyword in ("maxLength", "minLength"):
-        text = (f"string is too {'long' if keyword == 'maxLength' else 'short'} (length: {len(instance)}, "
-                f"{'maximum' if keyword == 'maxLength' else 'minimum'} allowed: {value})")
+        text = (
+            f"string is too {'long' if keyword == 'maxLength' else 'short'} (length: {len(instance)}, "
+            f"{'maximum' if keyword == 'maxLength' else 'minimum'} allowed: {value})"
+        )
     elif keyword in ("maxItems", "minItems"):
-        text = (f"array is too {'long' if keyword == 'maxItems' else 'short'}: must have at "
-                f"{'most' if keyword == 'maxItems' else 'least'} {value} elements but instance has {len(instance)} "
-                "elements")
+        text = (
+            f"array is too {'long' if keyword == 'maxItems' else 'short'}: must have at "
+            f"{'most' if keyword == 'maxItems' else 'least'} {value} elements but instance has {len(instance)} "
+            "elements"
+        )
     elif keyword in ("maximum", "minimum"):
-        text = (f"numeric instance is {'greater' if keyword == 'maximum' else 'lower'} than the required "
-                f"{keyword} ({keyword}: {value}, found: {instance})")
+        text = (
+            f"numeric instance is {'greater' if keyword == 'maximum' else 'lower'} than the required "
+            f"{keyword} ({keyword}: {value}, found: {instance})"
+        )
     elif keyword == "pattern":
         text = f"ECMA 262 regex {json.dumps(value)} does not match input string {json.dumps(str(instance)[:100])}"
     elif keyword in ("anyOf", "oneOf"):
-        text = f"instance failed to match {'at least' if keyword == 'anyOf' else 'exactly'} one required schema " \
-               f"among {len(value)}"
+        text = (
+            f"instance failed to match {'at least' if keyword == 'anyOf' else 'exactly'} one required schema "
+            f"among {len(value)}"
+        )
     else:
         text = error.message[:200]
     where = "/" + "/".join(str(part) for part in error.absolute_path)
     return f"{text} (at {where})" if error.absolute_path else text
 
 
-def _event(handler: "ApiHandler", route: dict, path: str, parameters: dict, body: bytes, request_id: str,
-           stage: str) -> dict:
+def _event(
+    handler: ApiHandler, route: dict, path: str, parameters: dict, body: bytes, request_id: str, stage: str
+) -> dict:
     headers: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in handler.headers.items():
@@ -185,7 +211,7 @@ def _event(handler: "ApiHandler", route: dict, path: str, parameters: dict, body
         except UnicodeDecodeError:
             text_body = base64.b64encode(body).decode("ascii")
             encoded = True
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {
         "resource": route["path"],
         "path": path,
@@ -197,15 +223,33 @@ def _event(handler: "ApiHandler", route: dict, path: str, parameters: dict, body
         "pathParameters": parameters or None,
         "stageVariables": None,
         "requestContext": {
-            "resourceId": "local", "resourcePath": route["path"], "httpMethod": handler.command,
-            "extendedRequestId": request_id, "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"/{stage}{path}", "accountId": ACCOUNT, "protocol": handler.request_version, "stage": stage,
-            "domainPrefix": "local", "requestTimeEpoch": int(now.timestamp() * 1000), "requestId": request_id,
-            "identity": {"sourceIp": handler.client_address[0], "userAgent": handler.headers.get("User-Agent"),
-                         "caller": None, "user": None, "userArn": None, "accountId": None, "accessKey": None,
-                         "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
-                         "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None},
-            "domainName": handler.headers.get("Host", "127.0.0.1"), "apiId": "local",
+            "resourceId": "local",
+            "resourcePath": route["path"],
+            "httpMethod": handler.command,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{stage}{path}",
+            "accountId": ACCOUNT,
+            "protocol": handler.request_version,
+            "stage": stage,
+            "domainPrefix": "local",
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "sourceIp": handler.client_address[0],
+                "userAgent": handler.headers.get("User-Agent"),
+                "caller": None,
+                "user": None,
+                "userArn": None,
+                "accountId": None,
+                "accessKey": None,
+                "cognitoIdentityId": None,
+                "cognitoIdentityPoolId": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+            },
+            "domainName": handler.headers.get("Host", "127.0.0.1"),
+            "apiId": "local",
         },
         "body": text_body,
         "isBase64Encoded": encoded,
@@ -233,7 +277,7 @@ class ApiHandler(Handler):
         stage_prefix = f"/{API.stage}"
         # <ApiUrl>/v1/... (ApiUrl ends with the stage) and /v1/... both reach the routes, which all start with /v1/.
         if path.startswith(stage_prefix + "/v1/"):
-            path = path[len(stage_prefix):]
+            path = path[len(stage_prefix) :]
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD:
             self.read_body(MAX_PAYLOAD)
@@ -293,25 +337,25 @@ class ApiHandler(Handler):
             return None
         return "[" + ", ".join(_describe(error) for error in errors[:5]) + "]"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._handle()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle()
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._handle()
 
-    def do_OPTIONS(self) -> None:  # noqa: N802
+    def do_OPTIONS(self) -> None:
         self._handle()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._handle()
 
 
@@ -329,8 +373,13 @@ def main() -> None:
     API = RestApi(deployment["api"], deployment["functions"], args.lambda_endpoint, throttle=args.throttle)
     server = Server(("127.0.0.1", args.port), ApiHandler)
     for route in API.routes:
-        log.info("route %s %s -> %s (cloud auth %s: OFF locally)", route["method"], route["path"], route["function"],
-                 route["authorization"])
+        log.info(
+            "route %s %s -> %s (cloud auth %s: OFF locally)",
+            route["method"],
+            route["path"],
+            route["function"],
+            route["authorization"],
+        )
     log.info("authentication is OFF in local mode (the cloud API uses api.auth=%s)", deployment.get("auth"))
     if API.throttle:
         log.info("stage throttling enforced: %s", API.throttle)

@@ -14,6 +14,7 @@ test keeps it equal to the synthesized Express machine; the Standard machine add
 ModelNotReadyError retrier and a 3600 s timeout), and the functions are described from docs/pipeline.md's tables.
 `Deployment.source` says which one is running.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,18 +31,36 @@ from pathlib import Path
 from typing import Any
 
 from local.common import ACCOUNT, REGION, ROOT
+import contextlib
 
 log = logging.getLogger("assembly")
 ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
 API_FUNCTIONS = ("uploads", "analyze", "jobs")
 STEP_FUNCTIONS = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
-MODEL_STEPS = {"asr": "asr", "intent": "intent_keywords", "keywords": "intent_keywords", "plan": "llm", "vlm": "vlm",
-               "segment": "grounded_sam", "tag": "clip_tagging", "prompt": "clip_interrogator"}
+MODEL_STEPS = {
+    "asr": "asr",
+    "intent": "intent_keywords",
+    "keywords": "intent_keywords",
+    "plan": "llm",
+    "vlm": "vlm",
+    "segment": "grounded_sam",
+    "tag": "clip_tagging",
+    "prompt": "clip_interrogator",
+}
 # docs/pipeline.md "Functions": memory, timeout; model steps: SAGEMAKER_READ_TIMEOUT_SECONDS + margin
 DOC_FUNCTIONS = {
-    "uploads": (256, 10, None), "analyze": (256, None, None), "jobs": (256, 10, None), "validate": (2048, 30, None),
-    "asr": (512, 85, 65), "intent": (256, 30, 20), "keywords": (256, 30, 20), "plan": (256, 75, 65),
-    "vlm": (512, 85, 65), "segment": (1769, 95, 65), "tag": (512, 50, 30), "prompt": (512, 85, 65),
+    "uploads": (256, 10, None),
+    "analyze": (256, None, None),
+    "jobs": (256, 10, None),
+    "validate": (2048, 30, None),
+    "asr": (512, 85, 65),
+    "intent": (256, 30, 20),
+    "keywords": (256, 30, 20),
+    "plan": (256, 75, 65),
+    "vlm": (512, 85, 65),
+    "segment": (1769, 95, 65),
+    "tag": (512, 50, 30),
+    "prompt": (512, 85, 65),
     "assemble": (256, 10, None),
 }
 SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "config", "openapi")
@@ -86,8 +105,11 @@ def _inputs_digest() -> str:
     digest = hashlib.sha256()
     for name in SYNTH_INPUTS:
         path = ROOT / name
-        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() \
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            if path.is_dir()
             else [path]
+        )
         for file in files:
             digest.update(str(file.relative_to(ROOT)).encode())
             digest.update(file.read_bytes())
@@ -122,11 +144,15 @@ def _synthesize(env: str, state_dir: Path, python: str | None) -> Path:
         f"app.build_app(config_dir=Path({str(config_dir)!r}), outdir={str(outdir)!r}, nag=False).synth()"
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environ.update(AWS_EC2_METADATA_DISABLED="true", JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1",
-                   PATH=os.pathsep.join([str(ROOT / "node_modules" / ".bin"), environ.get("PATH", "")]))
+    environ.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1",
+        PATH=os.pathsep.join([str(ROOT / "node_modules" / ".bin"), environ.get("PATH", "")]),
+    )
     log.info("synthesizing %s into %s (the CDK sources changed)", env, outdir)
-    result = subprocess.run([python or sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [python or sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"cdk synth of {env} failed:\n{result.stderr[-4000:]}")
     stamp.write_text(digest)
@@ -192,9 +218,14 @@ class Resolver:
         return self.resolve(value)
 
     def ref(self, name: str) -> Any:
-        pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                  "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.stack_name.replace("/", "-"),
-                  "AWS::NoValue": None}
+        pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": self.stack_name.replace("/", "-"),
+            "AWS::NoValue": None,
+        }
         if name in pseudo:
             return pseudo[name]
         resource = self.resources.get(name)
@@ -229,7 +260,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -274,10 +305,8 @@ def _exports(templates: dict[str, dict]) -> dict[str, Any]:
         for output in template.get("Outputs", {}).values():
             export = output.get("Export")
             if export:
-                try:
+                with contextlib.suppress(Unresolvable):
                     exports[resolver.resolve(export["Name"])] = resolver.resolve(output["Value"])
-                except Unresolvable:
-                    pass
     return exports
 
 
@@ -296,9 +325,14 @@ def _from_template(deployment: Deployment, stack_name: str, templates: dict[str,
         name = resolver.name_of(logical_id)
         short = handler.split(".")[2]
         environment = resolver.resolve(props.get("Environment", {}).get("Variables", {}))
-        functions[short] = {"name": name, "handler": handler, "arn": function_arn(name),
-                            "timeout": int(props.get("Timeout", 3)), "memory": int(props.get("MemorySize", 128)),
-                            "environment": {k: "" if v is None else str(v) for k, v in environment.items()}}
+        functions[short] = {
+            "name": name,
+            "handler": handler,
+            "arn": function_arn(name),
+            "timeout": int(props.get("Timeout", 3)),
+            "memory": int(props.get("MemorySize", 128)),
+            "environment": {k: "" if v is None else str(v) for k, v in environment.items()},
+        }
     machines = []
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::StepFunctions::StateMachine":
@@ -312,11 +346,17 @@ def _from_template(deployment: Deployment, stack_name: str, templates: dict[str,
         for key, value in substitutions.items():
             definition = definition.replace("${" + key + "}", str(value))
         name = resolver.name_of(logical_id)
-        machines.append({"name": name, "arn": state_machine_arn(name),
-                         "type": props.get("StateMachineType", "STANDARD"), "definition": definition,
-                         "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
-                         "source": f"{outdir.relative_to(ROOT) if outdir.is_relative_to(ROOT) else outdir} "
-                                   f"({stack_name}/{logical_id})"})
+        machines.append(
+            {
+                "name": name,
+                "arn": state_machine_arn(name),
+                "type": props.get("StateMachineType", "STANDARD"),
+                "definition": definition,
+                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
+                "source": f"{outdir.relative_to(ROOT) if outdir.is_relative_to(ROOT) else outdir} "
+                f"({stack_name}/{logical_id})",
+            }
+        )
     if not functions or not {m["type"] for m in machines} >= {"EXPRESS", "STANDARD"}:
         return False
     deployment.functions = {short: functions[short] for short in sorted(functions)}
@@ -338,8 +378,11 @@ def _rest_api(resolver: Resolver, resources: dict, functions_by_arn: dict[str, s
             paths[logical_id] = path_of(props["ParentId"]) + "/" + props["PathPart"]
         return paths[logical_id]
 
-    models = {logical_id: r["Properties"].get("Schema") for logical_id, r in resources.items()
-              if r["Type"] == "AWS::ApiGateway::Model"}
+    models = {
+        logical_id: r["Properties"].get("Schema")
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::ApiGateway::Model"
+    }
     api: dict[str, Any] = {"routes": [], "preflight": {}, "gateway_responses": {}, "stage": "v1", "throttle": {}}
     for resource in resources.values():
         props = resource.get("Properties", {})
@@ -353,22 +396,31 @@ def _rest_api(resolver: Resolver, resources: dict, functions_by_arn: dict[str, s
             uri = str(resolver.resolve(integration.get("Uri", "")))
             arn = uri.split("/functions/", 1)[-1].removesuffix("/invocations")
             model_ref = (props.get("RequestModels") or {}).get("application/json")
-            api["routes"].append({
-                "method": props["HttpMethod"], "path": path, "function": functions_by_arn.get(arn),
-                "timeout_ms": int(integration.get("TimeoutInMillis", 29000)),
-                "schema": models.get(model_ref["Ref"]) if isinstance(model_ref, dict) else None,
-                "authorization": props.get("AuthorizationType", "NONE"),
-            })
+            api["routes"].append(
+                {
+                    "method": props["HttpMethod"],
+                    "path": path,
+                    "function": functions_by_arn.get(arn),
+                    "timeout_ms": int(integration.get("TimeoutInMillis", 29000)),
+                    "schema": models.get(model_ref["Ref"]) if isinstance(model_ref, dict) else None,
+                    "authorization": props.get("AuthorizationType", "NONE"),
+                }
+            )
         elif resource["Type"] == "AWS::ApiGateway::GatewayResponse":
             headers = {k.rsplit(".", 1)[-1]: str(v).strip("'") for k, v in props.get("ResponseParameters", {}).items()}
             api["gateway_responses"][props["ResponseType"]] = {
                 "status": int(props["StatusCode"]) if props.get("StatusCode") else None,
-                "template": (props.get("ResponseTemplates") or {}).get("application/json"), "headers": headers}
+                "template": (props.get("ResponseTemplates") or {}).get("application/json"),
+                "headers": headers,
+            }
         elif resource["Type"] == "AWS::ApiGateway::Stage":
             api["stage"] = props.get("StageName", "v1")
             for setting in props.get("MethodSettings", []):
                 if setting.get("HttpMethod") == "*" and "ThrottlingRateLimit" in setting:
-                    api["throttle"] = {"rate": setting["ThrottlingRateLimit"], "burst": setting.get("ThrottlingBurstLimit")}
+                    api["throttle"] = {
+                        "rate": setting["ThrottlingRateLimit"],
+                        "burst": setting.get("ThrottlingBurstLimit"),
+                    }
     return api
 
 
@@ -381,8 +433,14 @@ def documented_definition() -> dict:
     return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
 
 
-NOT_READY_RETRY = {"ErrorEquals": ["ModelNotReadyError"], "IntervalSeconds": 60, "MaxAttempts": 10, "BackoffRate": 1.5,
-                   "MaxDelaySeconds": 300, "JitterStrategy": "FULL"}
+NOT_READY_RETRY = {
+    "ErrorEquals": ["ModelNotReadyError"],
+    "IntervalSeconds": 60,
+    "MaxAttempts": 10,
+    "BackoffRate": 1.5,
+    "MaxDelaySeconds": 300,
+    "JitterStrategy": "FULL",
+}
 MODEL_TASKS = ("Transcribe", "Intent", "Keywords", "Plan", "Answer", "Segment", "Tag", "Prompt")
 
 
@@ -406,15 +464,26 @@ def _documented(deployment: Deployment, config: Any) -> None:
     for name in API_FUNCTIONS + STEP_FUNCTIONS:
         memory, timeout, read_timeout = DOC_FUNCTIONS[name]
         function_name = f"{prefix}-{name}"
-        deployment.functions[name] = {"name": function_name, "handler": f"vlp.handlers.{name}.handler",
-                                      "arn": function_arn(function_name), "memory": memory,
-                                      "timeout": timeout or config.api.sync_timeout_seconds - 1, "environment": {}}
+        deployment.functions[name] = {
+            "name": function_name,
+            "handler": f"vlp.handlers.{name}.handler",
+            "arn": function_arn(function_name),
+            "memory": memory,
+            "timeout": timeout or config.api.sync_timeout_seconds - 1,
+            "environment": {},
+        }
         env = deployment.functions[name]["environment"]
-        env.update(REQUESTS_BUCKET=deployment.requests_bucket, POWERTOOLS_SERVICE_NAME="vlp",
-                   POWERTOOLS_METRICS_NAMESPACE="VLP", POWERTOOLS_LOG_LEVEL="INFO")
+        env.update(
+            REQUESTS_BUCKET=deployment.requests_bucket,
+            POWERTOOLS_SERVICE_NAME="vlp",
+            POWERTOOLS_METRICS_NAMESPACE="VLP",
+            POWERTOOLS_LOG_LEVEL="INFO",
+        )
         if name in API_FUNCTIONS:
-            env.update(PRESIGN_EXPIRY_SECONDS=str(config.api.presign_expiry_seconds),
-                       CORS_ALLOW_ORIGINS=",".join(config.api.cors_origins))
+            env.update(
+                PRESIGN_EXPIRY_SECONDS=str(config.api.presign_expiry_seconds),
+                CORS_ALLOW_ORIGINS=",".join(config.api.cors_origins),
+            )
         if name == "uploads":
             env["MAX_UPLOAD_BYTES"] = str(config.api.max_upload_bytes)
         elif name == "analyze":
@@ -422,8 +491,10 @@ def _documented(deployment: Deployment, config: Any) -> None:
         elif name == "jobs":
             env["JOBS_STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-jobs")
         else:
-            env.update(VLM_MESSAGES_API="true" if getattr(config.models.vlm.tgi, "messages_api", False) else "false",
-                       VLM_IMAGE_TRANSPORT="data_uri")
+            env.update(
+                VLM_MESSAGES_API="true" if getattr(config.models.vlm.tgi, "messages_api", False) else "false",
+                VLM_IMAGE_TRANSPORT="data_uri",
+            )
             for role in ROLES:
                 endpoint = deployment.endpoints.get(role)
                 env[f"ENDPOINT_{role.upper()}"] = endpoint["name"] if endpoint else ""
@@ -437,10 +508,20 @@ def _documented(deployment: Deployment, config: Any) -> None:
     for name in STEP_FUNCTIONS:
         text = text.replace("${" + name.capitalize() + "FunctionArn}", deployment.function_arn(name))
     express = json.loads(text)
-    for kind, name, body in (("EXPRESS", f"{prefix}-pipeline", express), ("STANDARD", f"{prefix}-jobs", _standard(express))):
-        deployment.machines.append({"name": name, "arn": state_machine_arn(name), "type": kind,
-                                    "definition": json.dumps(body), "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
-                                    "source": "docs/pipeline.md (asl:begin block)"})
+    for kind, name, body in (
+        ("EXPRESS", f"{prefix}-pipeline", express),
+        ("STANDARD", f"{prefix}-jobs", _standard(express)),
+    ):
+        deployment.machines.append(
+            {
+                "name": name,
+                "arn": state_machine_arn(name),
+                "type": kind,
+                "definition": json.dumps(body),
+                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
+                "source": "docs/pipeline.md (asl:begin block)",
+            }
+        )
 
 
 DOCUMENTED_GATEWAY_RESPONSES = {  # docs/api.md "Errors": the API's error shape for API Gateway's own responses
@@ -454,18 +535,29 @@ DOCUMENTED_GATEWAY_RESPONSES = {  # docs/api.md "Errors": the API's error shape 
 
 
 def _documented_api(config: Any) -> dict:
-    from stacks.openapi_document import draft4_schema, operations  # noqa: PLC0415
+    from stacks.openapi_document import draft4_schema, operations
 
     routes = []
     for operation in operations():
         function = operation.path.split("/")[2]  # /v1/<function>[/...]
-        routes.append({"method": operation.method, "path": operation.path, "function": function,
-                       "timeout_ms": config.api.sync_timeout_seconds * 1000 if function == "analyze" else 29000,
-                       "schema": draft4_schema(operation.request_schema) if operation.request_schema else None,
-                       "authorization": "AWS_IAM"})
+        routes.append(
+            {
+                "method": operation.method,
+                "path": operation.path,
+                "function": function,
+                "timeout_ms": config.api.sync_timeout_seconds * 1000 if function == "analyze" else 29000,
+                "schema": draft4_schema(operation.request_schema) if operation.request_schema else None,
+                "authorization": "AWS_IAM",
+            }
+        )
     responses = {
-        kind: {"status": status, "headers": {"Content-Type": "application/json"},
-               "template": '{"error": {"code": %s, "message": %s, "request_id": "$context.requestId"}}' % (code, message)}
+        kind: {
+            "status": status,
+            "headers": {"Content-Type": "application/json"},
+            "template": '{{"error": {{"code": {}, "message": {}, "request_id": "$context.requestId"}}}}'.format(
+                code, message
+            ),
+        }
         for kind, (status, code, message) in DOCUMENTED_GATEWAY_RESPONSES.items()
     }
     return {"routes": routes, "preflight": {}, "gateway_responses": responses, "stage": "v1", "throttle": {}}
@@ -475,13 +567,16 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
     """The functions, state machines and endpoints of `env`: from the synthesized Api stack when `outdir` holds
     one, else as documented."""
     sys.path.insert(0, str(ROOT))
-    from stacks.config import load_config  # noqa: PLC0415  (the CDK app's own config model and names)
+    from stacks.config import load_config
 
     config = load_config(ROOT / "config" / f"{env}.yaml")
     deployment = Deployment(
-        env=env, source="docs/pipeline.md",
-        requests_bucket=config.bucket_name("requests", ACCOUNT), artifacts_bucket=config.bucket_name("artifacts", ACCOUNT),
-        sync_timeout_seconds=config.api.sync_timeout_seconds, auth=config.api.auth,
+        env=env,
+        source="docs/pipeline.md",
+        requests_bucket=config.bucket_name("requests", ACCOUNT),
+        artifacts_bucket=config.bucket_name("artifacts", ACCOUNT),
+        sync_timeout_seconds=config.api.sync_timeout_seconds,
+        auth=config.api.auth,
         cors_origins=list(config.api.cors_origins),
     )
     for role in ROLES:
@@ -506,7 +601,10 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
                 deployment.endpoints.pop(role, None)
     else:
         if outdir is not None:
-            log.warning("%s has no %s stack with both state machines yet: running the definition of "
-                        "docs/pipeline.md", outdir, api_stack)
+            log.warning(
+                "%s has no %s stack with both state machines yet: running the definition of docs/pipeline.md",
+                outdir,
+                api_stack,
+            )
         _documented(deployment, config)
     return deployment

@@ -1,4 +1,5 @@
 """Stdlib-only helpers shared by the local-mode processes (both virtualenvs import this)."""
+
 from __future__ import annotations
 
 import json
@@ -79,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     log = logging.getLogger("http")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # each server logs its own access lines
 
     def read_body(self, limit: int | None = None) -> bytes | None:
@@ -108,8 +109,13 @@ class Handler(BaseHTTPRequestHandler):
                 return None
         return b"".join(chunks)
 
-    def send(self, status: int, body: bytes | str | dict | list = b"", headers: dict[str, str] | None = None,
-             content_type: str | None = None) -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes | str | dict | list = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> None:
         if isinstance(body, (dict, list)):
             body = json.dumps(body, separators=(",", ":")).encode()
             content_type = content_type or "application/json"

@@ -9,6 +9,7 @@ invocations. stdout/stderr go to the function's log, with Lambda's START / END /
 
 Frames on the socket: 4-byte header length, 4-byte payload length, header JSON, payload bytes.
 """
+
 from __future__ import annotations
 
 import gc
@@ -23,6 +24,7 @@ import sys
 import time
 import traceback
 from typing import Any
+import contextlib
 
 _FRAME = struct.Struct("!II")
 
@@ -99,10 +101,8 @@ def sandbox(spec: dict, handler: Any, init_error: dict | None) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()  # the zygote
-    try:
+    with contextlib.suppress(OSError):
         sys.stdin.close()
-    except OSError:
-        pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(spec["socket"])
     send_frame(sock, {"hello": spec["function"], "pid": os.getpid()})
@@ -129,17 +129,27 @@ def sandbox(spec: dict, handler: Any, init_error: dict | None) -> None:
                     data = json.dumps(value, separators=(",", ":")).encode()
                     ok = True
                 except (TypeError, ValueError) as exc:
-                    result = {"errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
-                              "requestId": request_id, "stackTrace": []}
-            except Exception as exc:  # noqa: BLE001 - what the Lambda runtime reports as an unhandled error
+                    result = {
+                        "errorMessage": f"Unable to marshal response: {exc}",
+                        "errorType": "Runtime.MarshalError",
+                        "requestId": request_id,
+                        "stackTrace": [],
+                    }
+            except Exception as exc:
                 result = _error(exc, request_id)
-                print(f"[ERROR] {result['errorType']}: {result['errorMessage']}\nTraceback (most recent call last):\n"
-                      + "".join(result["stackTrace"]), flush=True)
+                print(
+                    f"[ERROR] {result['errorType']}: {result['errorMessage']}\nTraceback (most recent call last):\n"
+                    + "".join(result["stackTrace"]),
+                    flush=True,
+                )
         duration = (time.perf_counter() - started) * 1000
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         print(f"END RequestId: {request_id}", flush=True)
-        print(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} ms\t"
-              f"Memory Size: {spec['memory']} MB\tMax Memory Used: {rss} MB", flush=True)
+        print(
+            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} ms\t"
+            f"Memory Size: {spec['memory']} MB\tMax Memory Used: {rss} MB",
+            flush=True,
+        )
         if ok:
             send_frame(sock, {"ok": True}, data)
         else:
@@ -156,7 +166,7 @@ def main() -> None:
     module_name, _, function = spec["handler"].rpartition(".")
     try:
         handler = getattr(importlib.import_module(module_name), function)
-    except Exception as exc:  # noqa: BLE001 - an init error fails every invocation, as in Lambda
+    except Exception as exc:
         init_error = _error(exc)
         print(f"[ERROR] {init_error['errorType']}: {init_error['errorMessage']}", flush=True)
     print(f"INIT_REPORT Init Duration: {(time.perf_counter() - started) * 1000:.2f} ms", flush=True)

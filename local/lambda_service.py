@@ -13,6 +13,7 @@ Responses follow Lambda: 200 with the function's result, or 200 with `X-Amz-Func
 runtime's error payload (`{"errorMessage", "errorType", "stackTrace", "requestId"}`); 404
 ResourceNotFoundException, 413 RequestTooLargeException (6 MB synchronous payload).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from local.common import ROOT, Handler, Server, die_with_parent, serve, setup_logging
 from local.lambda_sandbox import recv_frame, send_frame
+import contextlib
 
 log = logging.getLogger("lambda")
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -92,10 +93,8 @@ class FunctionPool:
             self.cond.notify()
 
     def discard(self, sandbox: Sandbox) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(sandbox.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         sandbox.sock.close()
         with self.cond:
             self.total -= 1
@@ -110,8 +109,9 @@ class FunctionPool:
 
 
 class LambdaService:
-    def __init__(self, functions: dict[str, dict], *, log_dir: Path, base_env: dict[str, str],
-                 max_concurrency: int = 64) -> None:
+    def __init__(
+        self, functions: dict[str, dict], *, log_dir: Path, base_env: dict[str, str], max_concurrency: int = 64
+    ) -> None:
         self.socket_name = f"\0vlp-local-lambda-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.socket_name)
@@ -126,26 +126,36 @@ class LambdaService:
         for name, pool in self.pools.items():
             spec = pool.spec
             sandbox_spec = {
-                "function": name, "handler": spec["handler"], "arn": spec["arn"], "memory": spec.get("memory", 128),
-                "socket": self.socket_name, "task_root": spec.get("task_root") or str(ROOT / "lambdas"),
+                "function": name,
+                "handler": spec["handler"],
+                "arn": spec["arn"],
+                "memory": spec.get("memory", 128),
+                "socket": self.socket_name,
+                "task_root": spec.get("task_root") or str(ROOT / "lambdas"),
                 "log_stream": f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
             }
             env = dict(self.base_env)
             env.update({k: str(v) for k, v in spec.get("environment", {}).items()})
-            env.update({
-                "VLP_LOCAL_SANDBOX": json.dumps(sandbox_spec),
-                "AWS_LAMBDA_FUNCTION_NAME": name,
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.get("memory", 128)),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": sandbox_spec["log_stream"],
-                "LAMBDA_TASK_ROOT": spec.get("task_root") or str(ROOT / "lambdas"),
-                "_HANDLER": spec["handler"],
-            })
+            env.update(
+                {
+                    "VLP_LOCAL_SANDBOX": json.dumps(sandbox_spec),
+                    "AWS_LAMBDA_FUNCTION_NAME": name,
+                    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.get("memory", 128)),
+                    "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+                    "AWS_LAMBDA_LOG_STREAM_NAME": sandbox_spec["log_stream"],
+                    "LAMBDA_TASK_ROOT": spec.get("task_root") or str(ROOT / "lambdas"),
+                    "_HANDLER": spec["handler"],
+                }
+            )
             log_file = open(self.log_dir / f"lambda-{name}.log", "ab")
             pool.zygote = subprocess.Popen(
-                [sys.executable, str(SANDBOX_SCRIPT)], env=env, stdin=subprocess.PIPE, stdout=log_file,
-                stderr=subprocess.STDOUT, cwd=spec.get("task_root") or str(ROOT / "lambdas"),
+                [sys.executable, str(SANDBOX_SCRIPT)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=spec.get("task_root") or str(ROOT / "lambdas"),
             )
             with pool.cond:
                 for _ in range(prewarm):
@@ -177,17 +187,15 @@ class LambdaService:
                 hello, _ = frame
                 pool = self.pools[hello["hello"]]
                 pool.register(Sandbox(int(hello["pid"]), conn))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("a sandbox failed to register")
                 conn.close()
 
     def stop(self) -> None:
         for pool in self.pools.values():
             for sandbox in pool.idle:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(sandbox.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             if pool.zygote is not None and pool.zygote.poll() is None:
                 pool.zygote.kill()
         self.listener.close()
@@ -212,11 +220,17 @@ class LambdaService:
         deadline = time.time() + timeout - (time.monotonic() - started)
         try:
             sandbox.sock.settimeout(max(0.05, deadline - time.time()) + 0.2)
-            send_frame(sandbox.sock, {"request_id": request_id, "deadline": deadline,
-                                      "trace_id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"},
-                       payload)
+            send_frame(
+                sandbox.sock,
+                {
+                    "request_id": request_id,
+                    "deadline": deadline,
+                    "trace_id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+                },
+                payload,
+            )
             frame = recv_frame(sandbox.sock)
-        except socket.timeout:
+        except TimeoutError:
             pool.discard(sandbox)
             message = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} Task timed out after {timeout:.2f} seconds"
             log.warning("%s %s timed out after %.2f s", pool.name, request_id, timeout)
@@ -225,8 +239,12 @@ class LambdaService:
             frame = None
         if frame is None:
             pool.discard(sandbox)
-            return False, json.dumps({"errorMessage": f"RequestId: {request_id} Error: Runtime exited unexpectedly",
-                                      "errorType": "Runtime.ExitError"}).encode()
+            return False, json.dumps(
+                {
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited unexpectedly",
+                    "errorType": "Runtime.ExitError",
+                }
+            ).encode()
         pool.release(sandbox)
         header, data = frame
         return bool(header.get("ok")), data
@@ -237,23 +255,34 @@ SERVICE: LambdaService | None = None
 
 class LambdaHandler(Handler):
     def _error(self, status: int, code: str, message: str) -> None:
-        self.send(status, {"Type": "User", "message": message},
-                  headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())})
+        self.send(
+            status,
+            {"Type": "User", "message": message},
+            headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
+        )
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         assert SERVICE is not None
         if self.path.rstrip("/") in ("/2015-03-31/functions", "/_admin/functions"):
-            functions = [{"FunctionName": p.name, "FunctionArn": p.spec["arn"], "Handler": p.spec["handler"],
-                          "Timeout": p.spec.get("timeout"), "MemorySize": p.spec.get("memory"),
-                          "Environment": {"Variables": p.spec.get("environment", {})},
-                          "LocalEnvironments": p.total, "LocalInvocations": p.invocations}
-                         for p in SERVICE.pools.values()]
+            functions = [
+                {
+                    "FunctionName": p.name,
+                    "FunctionArn": p.spec["arn"],
+                    "Handler": p.spec["handler"],
+                    "Timeout": p.spec.get("timeout"),
+                    "MemorySize": p.spec.get("memory"),
+                    "Environment": {"Variables": p.spec.get("environment", {})},
+                    "LocalEnvironments": p.total,
+                    "LocalInvocations": p.invocations,
+                }
+                for p in SERVICE.pools.values()
+            ]
             return self.send(200, {"Functions": functions})
         if self.path == "/ping":
             return self.send(200, {"ok": True})
         return self._error(404, "ResourceNotFoundException", "Not found")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         assert SERVICE is not None
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         if len(parts) != 4 or parts[0] != "2015-03-31" or parts[1] != "functions" or parts[3] != "invocations":
@@ -261,19 +290,22 @@ class LambdaHandler(Handler):
             return self._error(404, "ResourceNotFoundException", "Not found")
         payload = self.read_body(MAX_SYNC_PAYLOAD)
         if payload is None:
-            return self._error(413, "RequestTooLargeException",
-                               f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation")
+            return self._error(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation",
+            )
         pool = SERVICE.resolve(parts[2])
         if pool is None:
-            return self._error(404, "ResourceNotFoundException",
-                               f"Function not found: {unquote(parts[2])}")
+            return self._error(404, "ResourceNotFoundException", f"Function not found: {unquote(parts[2])}")
         invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         request_id = str(uuid.uuid4())
         if invocation_type == "DryRun":
             return self.send(204, b"", headers={"x-amzn-RequestId": request_id})
         if invocation_type == "Event":
-            threading.Thread(target=SERVICE.invoke, args=(pool, payload), kwargs={"request_id": request_id},
-                             daemon=True).start()
+            threading.Thread(
+                target=SERVICE.invoke, args=(pool, payload), kwargs={"request_id": request_id}, daemon=True
+            ).start()
             return self.send(202, b"", headers={"x-amzn-RequestId": request_id})
         started = time.monotonic()
         try:
@@ -284,8 +316,13 @@ class LambdaHandler(Handler):
         headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": "$LATEST"}
         if not ok:
             headers["X-Amz-Function-Error"] = "Unhandled"
-        log.info("invoke %s %s %s %.0f ms", pool.name, request_id, "ok" if ok else "error",
-                 (time.monotonic() - started) * 1000)
+        log.info(
+            "invoke %s %s %s %.0f ms",
+            pool.name,
+            request_id,
+            "ok" if ok else "error",
+            (time.monotonic() - started) * 1000,
+        )
         return self.send(200, data, headers=headers, content_type="application/json")
 
 
@@ -309,8 +346,12 @@ def main() -> None:
         log.error("%s", error)
         SERVICE.stop()
         sys.exit(1)
-    log.info("%d functions initialised in %.1f s: %s", len(SERVICE.pools), time.monotonic() - started,
-             ", ".join(SERVICE.pools))
+    log.info(
+        "%d functions initialised in %.1f s: %s",
+        len(SERVICE.pools),
+        time.monotonic() - started,
+        ", ".join(SERVICE.pools),
+    )
     try:
         serve(server, log, "Lambda service")
     finally:

@@ -8,6 +8,7 @@ S3 for the role (docs/model-contracts.md: e.g. grounded_sam/ holds grounding_din
 `prepare(role, weights_dir)` returns a `Weights`: the DJL properties to initialise the package with (or the
 Whisper model directory), the model names it reports, and whether the weights are random.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,7 +38,10 @@ class Weights:
 
 
 def _helpers_path() -> None:
-    for path in (TESTS_MODELS, *(TESTS_MODELS / name for name in ("intent_keywords", "grounded_sam", "clip_interrogator"))):
+    for path in (
+        TESTS_MODELS,
+        *(TESTS_MODELS / name for name in ("intent_keywords", "grounded_sam", "clip_interrogator")),
+    ):
         if str(path) not in sys.path:
             sys.path.append(str(path))
 
@@ -89,8 +93,9 @@ def _tiny_intent_keywords() -> Weights:
 
     root = _cached("intent_keywords", [TESTS_MODELS / "intent_keywords" / "intent_keywords_helpers.py"], build)
     props = shipped_properties("intent_keywords")
-    props.update(model_id=str(root), model_name=helpers.MODEL_NAME,
-                 keyword_model_name="sentence-transformers/all-MiniLM-L6-v2")
+    props.update(
+        model_id=str(root), model_name=helpers.MODEL_NAME, keyword_model_name="sentence-transformers/all-MiniLM-L6-v2"
+    )
     return Weights("intent_keywords", random=True, properties=props)
 
 
@@ -131,13 +136,23 @@ def _tiny_clip_interrogator() -> Weights:
         helpers.write_terms(root / "terms")
         terms.precompute_term_embeddings(root, terms_dir=root / "terms", clip_model_name=helpers.CLIP_NAME)
 
-    sources = [TESTS_MODELS / "clip_interrogator" / "clip_interrogator_helpers.py", TESTS_MODELS / "tiny_clip.py",
-               PACKAGES / "clip_interrogator" / "clip_interrogator_terms.py"]
+    sources = [
+        TESTS_MODELS / "clip_interrogator" / "clip_interrogator_helpers.py",
+        TESTS_MODELS / "tiny_clip.py",
+        PACKAGES / "clip_interrogator" / "clip_interrogator_terms.py",
+    ]
     root = _cached("clip_interrogator", sources, build)
     props = shipped_properties("clip_interrogator")
-    props.update(model_id=str(root), clip_model_name=helpers.CLIP_NAME, caption_model_name=helpers.CAPTION_NAME,
-                 terms_dir=str(root / "terms"), term_cache_dir=str(CACHE / "clip-interrogator-terms"),
-                 flavor_intermediate_count="16", caption_max_length="5", chunk_size="64")
+    props.update(
+        model_id=str(root),
+        clip_model_name=helpers.CLIP_NAME,
+        caption_model_name=helpers.CAPTION_NAME,
+        terms_dir=str(root / "terms"),
+        term_cache_dir=str(CACHE / "clip-interrogator-terms"),
+        flavor_intermediate_count="16",
+        caption_max_length="5",
+        chunk_size="64",
+    )
     return Weights("clip_interrogator", random=True, properties=props)
 
 

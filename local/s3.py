@@ -12,6 +12,7 @@ way S3 does before handing it to moto as a PutObject:
 Presigned GET/PUT URLs past their X-Amz-Expires are refused (403 AccessDenied, "Request has expired").
 The buckets are created at start-up. Objects live in memory for the life of the process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, quote
 from xml.sax.saxutils import escape
 
@@ -36,8 +38,10 @@ IGNORED_FIELDS = ("x-amz-signature", "file", "policy")
 
 def _xml_error(code: str, message: str, **extra: Any) -> bytes:
     items = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in extra.items())
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
-            f"{items}<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId><HostId>local</HostId></Error>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
+        f"{items}<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId><HostId>local</HostId></Error>"
+    ).encode()
 
 
 class PolicyError(Exception):
@@ -64,14 +68,21 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
     credential = fields.get("x-amz-credential", "")
     signature = fields.get("x-amz-signature", "")
     if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256" or credential.count("/") != 4:
-        raise PolicyError(400, "InvalidArgument", "POST requires AWS4-HMAC-SHA256 with x-amz-credential",
-                          ArgumentName="x-amz-algorithm")
+        raise PolicyError(
+            400,
+            "InvalidArgument",
+            "POST requires AWS4-HMAC-SHA256 with x-amz-credential",
+            ArgumentName="x-amz-algorithm",
+        )
     _, date, region, service, _ = credential.split("/")
     expected = hmac.new(_signing_key(secret, date, region, service), policy_b64.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
-        raise PolicyError(403, "SignatureDoesNotMatch",
-                          "The request signature we calculated does not match the signature you provided. Check your "
-                          "key and signing method.")
+        raise PolicyError(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your "
+            "key and signing method.",
+        )
     try:
         policy = json.loads(base64.b64decode(policy_b64))
     except ValueError:
@@ -87,26 +98,43 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
             name = name.lower()
             covered.add(name)
             if values.get(name) != wanted:
-                raise PolicyError(403, "AccessDenied", "Invalid according to Policy: Policy Condition failed: "
-                                  f'["eq", "${name}", "{wanted}"]')
+                raise PolicyError(
+                    403,
+                    "AccessDenied",
+                    f'Invalid according to Policy: Policy Condition failed: ["eq", "${name}", "{wanted}"]',
+                )
             continue
         operator = str(condition[0]).lower()
         if operator == "content-length-range":
             low, high = int(condition[1]), int(condition[2])
             if size > high:
-                raise PolicyError(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
-                                  ProposedSize=size, MaxSizeAllowed=high)
+                raise PolicyError(
+                    400,
+                    "EntityTooLarge",
+                    "Your proposed upload exceeds the maximum allowed size",
+                    ProposedSize=size,
+                    MaxSizeAllowed=high,
+                )
             if size < low:
-                raise PolicyError(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size",
-                                  ProposedSize=size, MinSizeAllowed=low)
+                raise PolicyError(
+                    400,
+                    "EntityTooSmall",
+                    "Your proposed upload is smaller than the minimum allowed size",
+                    ProposedSize=size,
+                    MinSizeAllowed=low,
+                )
             continue
         name = str(condition[1]).lstrip("$").lower()
         covered.add(name)
         value = values.get(name, "")
         if (operator == "eq" and value != condition[2]) or (
-                operator == "starts-with" and not value.startswith(condition[2])):
-            raise PolicyError(403, "AccessDenied", "Invalid according to Policy: Policy Condition failed: "
-                              f'["{operator}", "${name}", "{condition[2]}"]')
+            operator == "starts-with" and not value.startswith(condition[2])
+        ):
+            raise PolicyError(
+                403,
+                "AccessDenied",
+                f'Invalid according to Policy: Policy Condition failed: ["{operator}", "${name}", "{condition[2]}"]',
+            )
     for name in fields:
         if name in IGNORED_FIELDS or name.startswith("x-ignore-") or name in covered:
             continue
@@ -125,10 +153,13 @@ class S3Front:
         path = environ.get("PATH_INFO", "/")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if "X-Amz-Expires" in query and "X-Amz-Date" in query:
-            issued = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+            issued = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
             if issued.timestamp() + int(query["X-Amz-Expires"][0]) < time.time():
-                return self._respond(start_response, 403, _xml_error("AccessDenied", "Request has expired",
-                                                                     X_Amz_Expires=query["X-Amz-Expires"][0]))
+                return self._respond(
+                    start_response,
+                    403,
+                    _xml_error("AccessDenied", "Request has expired", X_Amz_Expires=query["X-Amz-Expires"][0]),
+                )
         content_type = environ.get("CONTENT_TYPE", "")
         segments = [s for s in path.split("/") if s]
         if method == "POST" and len(segments) == 1 and content_type.startswith("multipart/form-data"):
@@ -138,8 +169,10 @@ class S3Front:
     @staticmethod
     def _respond(start_response: Callable, status: int, body: bytes, headers: list | None = None):
         reasons = {200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 411: "Length Required"}
-        start_response(f"{status} {reasons.get(status, 'Error')}",
-                       [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))] + (headers or []))
+        start_response(
+            f"{status} {reasons.get(status, 'Error')}",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))] + (headers or []),
+        )
         return [body]
 
     def _post_upload(self, environ: dict, start_response: Callable, bucket: str):
@@ -147,16 +180,24 @@ class S3Front:
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if not length:
-            return self._respond(start_response, 411, _xml_error("MissingContentLength",
-                                                                 "You must provide the Content-Length HTTP header."))
+            return self._respond(
+                start_response,
+                411,
+                _xml_error("MissingContentLength", "You must provide the Content-Length HTTP header."),
+            )
         raw = environ["wsgi.input"].read(length)
         form_environ = dict(environ, **{"wsgi.input": io.BytesIO(raw)})
         _, form, files = parse_form_data(form_environ)
         fields = {name.lower(): value for name, value in form.items()}
         upload = files.get("file")
         if upload is None:
-            return self._respond(start_response, 400, _xml_error(
-                "InvalidArgument", "POST requires exactly one file upload per request.", ArgumentName="file"))
+            return self._respond(
+                start_response,
+                400,
+                _xml_error(
+                    "InvalidArgument", "POST requires exactly one file upload per request.", ArgumentName="file"
+                ),
+            )
         data = upload.read()
         try:
             check_post_policy(bucket, fields, len(data), self.secret)
@@ -165,12 +206,18 @@ class S3Front:
             return self._respond(start_response, error.status, _xml_error(error.code, error.message, **error.extra))
         key = fields.get("key", "").replace("${filename}", upload.filename or "")
         put_environ = dict(environ)
-        put_environ.update({
-            "REQUEST_METHOD": "PUT", "PATH_INFO": f"/{bucket}/{quote(key)}", "RAW_URI": f"/{bucket}/{quote(key)}",
-            "REQUEST_URI": f"/{bucket}/{quote(key)}", "QUERY_STRING": "", "wsgi.input": io.BytesIO(data),
-            "CONTENT_LENGTH": str(len(data)),
-            "CONTENT_TYPE": fields.get("content-type") or "binary/octet-stream",
-        })
+        put_environ.update(
+            {
+                "REQUEST_METHOD": "PUT",
+                "PATH_INFO": f"/{bucket}/{quote(key)}",
+                "RAW_URI": f"/{bucket}/{quote(key)}",
+                "REQUEST_URI": f"/{bucket}/{quote(key)}",
+                "QUERY_STRING": "",
+                "wsgi.input": io.BytesIO(data),
+                "CONTENT_LENGTH": str(len(data)),
+                "CONTENT_TYPE": fields.get("content-type") or "binary/octet-stream",
+            }
+        )
         for name in list(put_environ):
             if name.startswith("HTTP_X_AMZ_") or name == "HTTP_AUTHORIZATION":
                 del put_environ[name]
@@ -189,8 +236,10 @@ class S3Front:
         log.info("POST /%s/%s %d bytes stored", bucket, key, len(data))
         headers = [("ETag", etag), ("Location", f"/{bucket}/{quote(key)}")]
         if status == 201:
-            xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse><Bucket>{escape(bucket)}</Bucket>'
-                   f"<Key>{escape(key)}</Key><ETag>{escape(etag)}</ETag></PostResponse>").encode()
+            xml = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse><Bucket>{escape(bucket)}</Bucket>'
+                f"<Key>{escape(key)}</Key><ETag>{escape(etag)}</ETag></PostResponse>"
+            ).encode()
             return self._respond(start_response, 201, xml, headers)
         return self._respond(start_response, 200 if status == 200 else 204, b"", headers)
 

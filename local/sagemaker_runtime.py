@@ -24,6 +24,7 @@ Admin routes (tests, benchmark, docs/local-mode.md):
     GET    /_admin/stats                invocations per endpoint and outcome
     POST   /_admin/reset                faults, latency and stats cleared
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,16 @@ from local.common import ACCOUNT, REGION, ROOT, Handler, Server, die_with_parent
 log = logging.getLogger("sagemaker")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time: 6 MB
 PACKAGES = ROOT / "model_packages"
-FAULT_KINDS = ("throttle", "container_error", "model_not_ready", "service_unavailable", "internal_failure",
-               "invocation_timeout", "delay", "connection_reset")
+FAULT_KINDS = (
+    "throttle",
+    "container_error",
+    "model_not_ready",
+    "service_unavailable",
+    "internal_failure",
+    "invocation_timeout",
+    "delay",
+    "connection_reset",
+)
 
 
 class SageMakerError(Exception):
@@ -66,11 +75,13 @@ def model_error(endpoint: str, status: int, body: bytes) -> SageMakerError:
     text = body.decode("utf-8", "replace")
     kind = "client" if 400 <= status < 500 else "server"
     return SageMakerError(
-        "ModelError", 424,
+        "ModelError",
+        424,
         f'Received {kind} error ({status}) from primary with message "{text[:1000]}". See '
         f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:group="
         f"/aws/sagemaker/Endpoints/{endpoint} in account {ACCOUNT} for more information.",
-        OriginalStatusCode=status, OriginalMessage=text,
+        OriginalStatusCode=status,
+        OriginalMessage=text,
         LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
         ErrorCode="CLIENT_ERROR_FROM_MODEL" if kind == "client" else "SERVER_ERROR_FROM_MODEL",
     )
@@ -132,9 +143,15 @@ class WhisperBackend:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WHISPER_", "MAX_AUDIO_", "MODEL_"))}
         env.update(
-            PYTHONPATH=str(PACKAGES / "whisper"), MODEL_DIR=model_dir, MODEL_ID=model_id,
-            SAGEMAKER_BIND_TO_PORT=str(self.port), WHISPER_HOST="127.0.0.1", HF_HUB_OFFLINE="1",
-            WHISPER_CPU_THREADS=str(threads), WHISPER_NUM_WORKERS="1", WHISPER_MAX_QUEUE="64",
+            PYTHONPATH=str(PACKAGES / "whisper"),
+            MODEL_DIR=model_dir,
+            MODEL_ID=model_id,
+            SAGEMAKER_BIND_TO_PORT=str(self.port),
+            WHISPER_HOST="127.0.0.1",
+            HF_HUB_OFFLINE="1",
+            WHISPER_CPU_THREADS=str(threads),
+            WHISPER_NUM_WORKERS="1",
+            WHISPER_MAX_QUEUE="64",
             # the pipeline's own limit (MAX_AUDIO_BYTES) is 5 MiB; keep the container's default duration limit
             MAX_AUDIO_BYTES=str(25 * 1024 * 1024),
         )
@@ -144,8 +161,12 @@ class WhisperBackend:
         self.log_path = log_dir / "whisper.log"
         self.log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "whisper_server", "serve"], cwd=PACKAGES / "whisper", env=env,
-            stdout=self.log_file, stderr=subprocess.STDOUT, preexec_fn=lambda: die_with_parent(always=True),
+            [sys.executable, "-m", "whisper_server", "serve"],
+            cwd=PACKAGES / "whisper",
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: die_with_parent(always=True),
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.session = None
@@ -281,15 +302,19 @@ class Runtime:
         if kind == "throttle":
             raise SageMakerError("ThrottlingException", 400, "Rate exceeded")
         if kind == "model_not_ready":
-            raise SageMakerError("ModelNotReadyException", 429,
-                                 f"Model for endpoint {endpoint.name} is not ready: no instance is running.")
+            raise SageMakerError(
+                "ModelNotReadyException",
+                429,
+                f"Model for endpoint {endpoint.name} is not ready: no instance is running.",
+            )
         if kind == "service_unavailable":
             raise SageMakerError("ServiceUnavailable", 503, "Service is unavailable. Try again later.")
         if kind == "internal_failure":
             raise SageMakerError("InternalFailure", 500, "An internal error occurred.")
         if kind == "invocation_timeout":
             raise SageMakerError(
-                "ModelError", 424,
+                "ModelError",
+                424,
                 "Your invocation timed out while waiting for a response from container primary. Review the latency "
                 "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
                 ErrorCode="INVOCATION_TIMEOUT",
@@ -297,9 +322,11 @@ class Runtime:
         if kind == "container_error":
             body = fault.body
             if body is None:
-                body = ({"error": {"code": "MODEL_FAILURE", "message": "injected fault: the model failed"}}
-                        if fault.status >= 500 else
-                        {"error": {"code": "INVALID_IMAGE", "message": "injected fault: the model refused the input"}})
+                body = (
+                    {"error": {"code": "MODEL_FAILURE", "message": "injected fault: the model failed"}}
+                    if fault.status >= 500
+                    else {"error": {"code": "INVALID_IMAGE", "message": "injected fault: the model refused the input"}}
+                )
             raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             raise model_error(endpoint.name, fault.status, raw)
         if kind == "connection_reset":
@@ -329,20 +356,29 @@ _PATH = re.compile(r"^/endpoints/([^/]+)/invocations/?$")
 
 
 class RuntimeHandler(Handler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/ping":
             return self.send(200 if READY.is_set() else 503, {"ready": READY.is_set()})
         if self.path == "/_admin/endpoints":
-            return self.send(200, {name: {"role": e.role, "random_weights": e.random_weights, "model": e.model,
-                                          "inference_component": e.inference_component}
-                                   for name, e in RUNTIME.endpoints.items()})
+            return self.send(
+                200,
+                {
+                    name: {
+                        "role": e.role,
+                        "random_weights": e.random_weights,
+                        "model": e.model,
+                        "inference_component": e.inference_component,
+                    }
+                    for name, e in RUNTIME.endpoints.items()
+                },
+            )
         if self.path == "/_admin/stats":
             return self.send(200, {name: dict(e.stats) for name, e in RUNTIME.endpoints.items()})
         if self.path == "/_admin/faults":
             return self.send(200, {name: [vars(f) for f in e.faults] for name, e in RUNTIME.endpoints.items()})
         return self.send(404, {"message": "not found"})
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self.read_body()
         if self.path in ("/_admin/faults", "/_admin/latency"):
             with RUNTIME.lock:
@@ -354,7 +390,7 @@ class RuntimeHandler(Handler):
             return self.send(200, {"ok": True})
         return self.send(404, {"message": "not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         match = _PATH.match(self.path.split("?", 1)[0])
         if match:
             return self._invoke(match.group(1))
@@ -384,9 +420,13 @@ class RuntimeHandler(Handler):
             if kind not in FAULT_KINDS:
                 return self.send(400, {"message": f"kind must be one of {', '.join(FAULT_KINDS)}"})
             count = request.get("count", 1)
-            fault = Fault(kind=kind, remaining=-1 if count in (None, -1) else int(count),
-                          status=int(request.get("status") or (500 if kind == "container_error" else 0) or 500),
-                          body=request.get("body"), delay_ms=float(request.get("delay_ms") or 0))
+            fault = Fault(
+                kind=kind,
+                remaining=-1 if count in (None, -1) else int(count),
+                status=int(request.get("status") or (500 if kind == "container_error" else 0) or 500),
+                body=request.get("body"),
+                delay_ms=float(request.get("delay_ms") or 0),
+            )
             if fault.remaining == 0:
                 return self.send(400, {"message": "count must be >= 1 (or -1 for every invocation)"})
             with RUNTIME.lock:
@@ -397,16 +437,26 @@ class RuntimeHandler(Handler):
             with RUNTIME.lock:
                 endpoint.fixed_ms = float(request.get("fixed_ms") or 0)
                 endpoint.answer_after_ms = float(request.get("answer_after_ms") or 0)
-            log.info("latency on %s: fixed %.0f ms, answer after %.0f ms", endpoint.name, endpoint.fixed_ms,
-                     endpoint.answer_after_ms)
-            return self.send(200, {"endpoint": endpoint.name, "fixed_ms": endpoint.fixed_ms,
-                                   "answer_after_ms": endpoint.answer_after_ms})
+            log.info(
+                "latency on %s: fixed %.0f ms, answer after %.0f ms",
+                endpoint.name,
+                endpoint.fixed_ms,
+                endpoint.answer_after_ms,
+            )
+            return self.send(
+                200,
+                {"endpoint": endpoint.name, "fixed_ms": endpoint.fixed_ms, "answer_after_ms": endpoint.answer_after_ms},
+            )
         return self.send(404, {"message": "not found"})
 
     def _error(self, error: SageMakerError) -> None:
         body = {"message": error.message, **error.extra}
-        self.send(error.status, body, headers={"x-amzn-ErrorType": f"{error.code}:", "x-amzn-RequestId": self.rid},
-                  content_type="application/json")
+        self.send(
+            error.status,
+            body,
+            headers={"x-amzn-ErrorType": f"{error.code}:", "x-amzn-RequestId": self.rid},
+            content_type="application/json",
+        )
 
     def _invoke(self, name: str) -> None:
         self.rid = str(uuid.uuid4())
@@ -419,8 +469,9 @@ class RuntimeHandler(Handler):
         outcome = "ok"
         try:
             if body is None:
-                raise SageMakerError("ValidationError", 400, "Request payload size exceeds the 6 MB limit of real-time "
-                                     "inference.")
+                raise SageMakerError(
+                    "ValidationError", 400, "Request payload size exceeds the 6 MB limit of real-time inference."
+                )
             if endpoint is None:
                 raise SageMakerError("ValidationError", 400, f"Endpoint {name} of account {ACCOUNT} not found.")
             component = self.headers.get("X-Amzn-SageMaker-Inference-Component")
@@ -429,7 +480,9 @@ class RuntimeHandler(Handler):
             content_type = self.headers.get("Content-Type") or "application/octet-stream"
             status, response_type, data = RUNTIME.invoke(endpoint, body, content_type, dict(self.headers.items()))
         except SageMakerError as error:
-            outcome = error.code if error.code != "ModelError" else f"ModelError{error.extra.get('OriginalStatusCode', '')}"
+            outcome = (
+                error.code if error.code != "ModelError" else f"ModelError{error.extra.get('OriginalStatusCode', '')}"
+            )
             if endpoint is not None:
                 with RUNTIME.lock:
                     endpoint.count(outcome)
@@ -441,7 +494,7 @@ class RuntimeHandler(Handler):
                     endpoint.count("connection_reset")
             self.close_connection = True
             return None
-        except Exception:  # noqa: BLE001 - a bug here must not kill the server
+        except Exception:
             log.exception("invocation of %s failed", name)
             if endpoint is not None:
                 with RUNTIME.lock:
@@ -468,22 +521,25 @@ def load(config: dict, log_dir: Path) -> None:
     if asr is not None:  # the container starts in the background while the DJL packages load
         weights = model_weights.prepare("asr", asr.get("weights"))
         RUNTIME.whisper = WhisperBackend(weights.model_dir, weights.model_id, log_dir)
-        RUNTIME.endpoints[asr["name"]] = Endpoint(asr["name"], "asr", RUNTIME.whisper, weights.random,
-                                                  asr.get("inference_component"), weights.model_id)
+        RUNTIME.endpoints[asr["name"]] = Endpoint(
+            asr["name"], "asr", RUNTIME.whisper, weights.random, asr.get("inference_component"), weights.model_id
+        )
     for spec in endpoints:
         role = spec["role"]
         if role == "asr":
             continue
         if role in ("vlm", "llm"):
             backend = TgiBackend(role)
-            RUNTIME.endpoints[spec["name"]] = Endpoint(spec["name"], role, backend, True,
-                                                       spec.get("inference_component"), backend.stand_in.model_id)
+            RUNTIME.endpoints[spec["name"]] = Endpoint(
+                spec["name"], role, backend, True, spec.get("inference_component"), backend.stand_in.model_id
+            )
             continue
         weights = model_weights.prepare(role, spec.get("weights"))
         backend = DjlBackend(role, weights.properties)
         model = weights.properties.get("model_name") or weights.properties.get("clip_model_name")
-        RUNTIME.endpoints[spec["name"]] = Endpoint(spec["name"], role, backend, weights.random,
-                                                   spec.get("inference_component"), model)
+        RUNTIME.endpoints[spec["name"]] = Endpoint(
+            spec["name"], role, backend, weights.random, spec.get("inference_component"), model
+        )
     if RUNTIME.whisper is not None:
         RUNTIME.whisper.wait_ready()
 
@@ -518,8 +574,13 @@ def main() -> None:
             log.exception("loading the models failed")
             sys.exit(1)
         for name, endpoint in RUNTIME.endpoints.items():
-            what = (" (TGI STAND-IN: placeholder text, no model)" if endpoint.role in ("vlm", "llm")
-                    else " (RANDOM WEIGHTS: outputs are meaningless)" if endpoint.random_weights else "")
+            what = (
+                " (TGI STAND-IN: placeholder text, no model)"
+                if endpoint.role in ("vlm", "llm")
+                else " (RANDOM WEIGHTS: outputs are meaningless)"
+                if endpoint.random_weights
+                else ""
+            )
             log.info("endpoint %s: role %s, model %s%s", name, endpoint.role, endpoint.model, what)
         log.info("models ready in %.1f s", time.monotonic() - started)
         READY.set()

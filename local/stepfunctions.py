@@ -1,6 +1,7 @@
 """The local Step Functions service: writes its configuration (the state machines exactly as synthesized, their
 Lambda ARNs resolved to the local functions by local/assembly.py) and gives the command that runs
 local/stepfunctions.mjs (aws-local-stepfunctions 3 on Node 22, from node_modules)."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ def node_binary() -> str:
 
 
 def write_config(path: Path, *, port: int, lambda_endpoint: str, machines: list[dict]) -> Path:
-    write_json(path, {"port": port, "lambdaEndpoint": lambda_endpoint, "region": REGION, "account": ACCOUNT,
-                      "machines": machines})
+    write_json(
+        path,
+        {"port": port, "lambdaEndpoint": lambda_endpoint, "region": REGION, "account": ACCOUNT, "machines": machines},
+    )
     return path
 
 

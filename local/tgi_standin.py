@@ -7,6 +7,7 @@ one gets TGI's 422 `{"error", "error_type": "validation"}`, as the real containe
 
 The text is a clearly labelled placeholder: no language model runs in local mode.
 """
+
 from __future__ import annotations
 
 import json
@@ -112,9 +113,15 @@ class TgiStandIn:
         try:
             request = json.loads(body)
         except ValueError:
-            return 422, {"error": "Failed to deserialize the JSON body into the target type", "error_type": "validation"}
+            return 422, {
+                "error": "Failed to deserialize the JSON body into the target type",
+                "error_type": "validation",
+            }
         if not isinstance(request, dict):
-            return 422, {"error": "Failed to deserialize the JSON body into the target type", "error_type": "validation"}
+            return 422, {
+                "error": "Failed to deserialize the JSON body into the target type",
+                "error_type": "validation",
+            }
         chat = "messages" in request
         schema = {"$ref": "#/components/schemas/ChatRequest" if chat else "#/components/schemas/GenerateRequest"}
         if self.validator is not None:
@@ -125,18 +132,33 @@ class TgiStandIn:
         parameters = request.get("parameters") or {}
         stop = (request.get("stop") if chat else parameters.get("stop")) or []
         if len(stop) > MAX_STOP_SEQUENCES:
-            return self._validation_error(f"stop supports up to {MAX_STOP_SEQUENCES} stop sequences. Given: {len(stop)}")
+            return self._validation_error(
+                f"stop supports up to {MAX_STOP_SEQUENCES} stop sequences. Given: {len(stop)}"
+            )
         max_new = (request.get("max_tokens") if chat else parameters.get("max_new_tokens")) or 0
         if max_new > MAX_TOTAL_TOKENS:
             return self._validation_error(f"max_new_tokens must be <= {MAX_TOTAL_TOKENS}. Given: {max_new}")
         text = self.placeholder(self.question(request, chat))
         if chat:
             return 200, {
-                "id": "", "object": "chat.completion", "created": int(time.time()), "model": self.model_id,
+                "id": "",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model_id,
                 "system_fingerprint": "local-tgi-standin",
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": len(text.split())},
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                        "message": {"role": "assistant", "content": text},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 0,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": len(text.split()),
+                },
             }
         return 200, [{"generated_text": text}]
 
@@ -154,21 +176,32 @@ class TgiStandIn:
         prompt = request.get("inputs") or ""
         prompt = re.sub(r"!\[\]\([^)]*\)", " ", prompt)  # the image (data URI or URL)
         match = re.search(r"User:(.*?)(<end_of_utterance>|$)", prompt, re.S) or re.search(
-            r"<</SYS>>\s*(.*?)\s*\[/INST\]", prompt, re.S)
+            r"<</SYS>>\s*(.*?)\s*\[/INST\]", prompt, re.S
+        )
         return (match.group(1) if match else prompt).strip()
 
     def placeholder(self, question: str) -> str:
         question = " ".join(question.split())[:200]
         if self.role == "llm":
-            return (f"1. {PLACEHOLDER} look at the main subject\n2. {PLACEHOLDER} look at the background\n"
-                    f"3. {PLACEHOLDER} answer: {question}")
+            return (
+                f"1. {PLACEHOLDER} look at the main subject\n2. {PLACEHOLDER} look at the background\n"
+                f"3. {PLACEHOLDER} answer: {question}"
+            )
         return f"{PLACEHOLDER} This would be the {self.role.upper()}'s answer to: {question or 'Describe this image.'}"
 
 
 def _self_check() -> None:  # pragma: no cover - a quick manual check
     stand_in = TgiStandIn("vlm")
-    print(stand_in.invoke(json.dumps({"inputs": "User: what?![](data:x)<end_of_utterance>\nAssistant:",
-                                      "parameters": {"max_new_tokens": 10, "stop": ["a"]}}).encode()))
+    print(
+        stand_in.invoke(
+            json.dumps(
+                {
+                    "inputs": "User: what?![](data:x)<end_of_utterance>\nAssistant:",
+                    "parameters": {"max_new_tokens": 10, "stop": ["a"]},
+                }
+            ).encode()
+        )
+    )
     print(stand_in.invoke(json.dumps({"inputs": "x", "parameters": {"temperature": 0}}).encode()))
 
 

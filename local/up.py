@@ -15,6 +15,7 @@ Services, each its own process (group), all on 127.0.0.1:
 
 `LocalStack` is the same thing as a Python object (tests/local and bench/pipeline.py use it on free ports).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from local.common import ACCESS_KEY, HOST, REGION, ROOT, SECRET_KEY, free_port, port_in_use, write_json
+import contextlib
 
 log = logging.getLogger("local")
 SERVICES = ("s3", "sagemaker", "lambda", "sfn", "api")
@@ -77,8 +79,11 @@ class LocalStack:
     def aws_environment(self) -> dict[str, str]:
         """What any AWS SDK needs to talk to the local services (the standard variables, dummy credentials)."""
         return {
-            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_SESSION_TOKEN": "local",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_SESSION_TOKEN": "local",
             "AWS_ENDPOINT_URL_S3": self.url("s3"),
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url("sagemaker"),
             "AWS_ENDPOINT_URL_SFN": self.url("sfn"),
@@ -86,7 +91,8 @@ class LocalStack:
             # StartSyncExecution's "sync-" host prefix cannot resolve against 127.0.0.1
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         }
 
     # ---- start ----
@@ -100,8 +106,15 @@ class LocalStack:
         log_file = open(self.log_dir / f"{name}.log", "ab")
         log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
         log_file.flush()
-        process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.processes[name] = process
         log.info("%-9s pid %d, log %s", name, process.pid, self._rel(self.log_dir / f"{name}.log"))
         return process
@@ -121,7 +134,7 @@ class LocalStack:
                 "another program using them? Choose other ports: make up LOCAL_ARGS='--api-port 9080 ...'"
             )
 
-    def start(self, timeout: float = 900.0) -> "LocalStack":
+    def start(self, timeout: float = 900.0) -> LocalStack:
         from local import assembly, stepfunctions
 
         started = time.monotonic()
@@ -137,43 +150,115 @@ class LocalStack:
         try:
             # endpoints are named by the config: the model servers start while the CDK app synthesizes
             planned = assembly.load_deployment(self.env)
-            self._spawn("s3", [str(VENV_PYTHON), "-m", "local.s3", "--port", str(self.ports["s3"]),
-                               "--bucket", planned.requests_bucket, "--bucket", planned.artifacts_bucket])
+            self._spawn(
+                "s3",
+                [
+                    str(VENV_PYTHON),
+                    "-m",
+                    "local.s3",
+                    "--port",
+                    str(self.ports["s3"]),
+                    "--bucket",
+                    planned.requests_bucket,
+                    "--bucket",
+                    planned.artifacts_bucket,
+                ],
+            )
             models_config = self.run_dir / "models.json"
-            write_json(models_config, {"endpoints": [
-                {"name": e["name"], "role": role, "inference_component": e.get("inference_component"),
-                 "weights": self.weights.get(role)} for role, e in planned.endpoints.items()]})
-            self._spawn("sagemaker", [str(MODELS_PYTHON), "-m", "local.sagemaker_runtime", "--port",
-                                      str(self.ports["sagemaker"]), "--config", str(models_config),
-                                      "--log-dir", str(self.log_dir)])
+            write_json(
+                models_config,
+                {
+                    "endpoints": [
+                        {
+                            "name": e["name"],
+                            "role": role,
+                            "inference_component": e.get("inference_component"),
+                            "weights": self.weights.get(role),
+                        }
+                        for role, e in planned.endpoints.items()
+                    ]
+                },
+            )
+            self._spawn(
+                "sagemaker",
+                [
+                    str(MODELS_PYTHON),
+                    "-m",
+                    "local.sagemaker_runtime",
+                    "--port",
+                    str(self.ports["sagemaker"]),
+                    "--config",
+                    str(models_config),
+                    "--log-dir",
+                    str(self.log_dir),
+                ],
+            )
             outdir = assembly.synthesize(self.env, self.cache_dir, python=str(VENV_PYTHON)) if self.synth else None
             self.deployment = assembly.load_deployment(self.env, outdir=outdir)
             deployment = self.deployment
             log.info("deployment: %s", deployment.source)
             if deployment.endpoints != planned.endpoints:
-                raise StartError(f"the synthesized endpoints {deployment.endpoints} differ from the config's "
-                                 f"{planned.endpoints}")
+                raise StartError(
+                    f"the synthesized endpoints {deployment.endpoints} differ from the config's {planned.endpoints}"
+                )
             for spec in deployment.functions.values():
                 for key, value in self.env_overrides.items():
                     function, _, variable = key.rpartition(":")
                     if not function or function in (spec["name"], spec["handler"].split(".")[2]):
                         spec["environment"][variable] = value
             base_env = self.aws_environment()
-            base_env.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC",
-                             "PYTHONUNBUFFERED": "1", "POWERTOOLS_TRACE_DISABLED": "true",
-                             "AWS_XRAY_SDK_ENABLED": "false"})
+            base_env.update(
+                {
+                    "PATH": "/usr/local/bin:/usr/bin:/bin",
+                    "LANG": "C.UTF-8",
+                    "TZ": "UTC",
+                    "PYTHONUNBUFFERED": "1",
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                    "AWS_XRAY_SDK_ENABLED": "false",
+                }
+            )
             functions_config = self.run_dir / "functions.json"
-            write_json(functions_config, {"base_environment": base_env, "functions": {
-                spec["name"]: spec for spec in deployment.functions.values()}})
-            self._spawn("lambda", [str(VENV_PYTHON), "-m", "local.lambda_service", "--port", str(self.ports["lambda"]),
-                                   "--functions", str(functions_config), "--log-dir", str(self.log_dir)])
-            sfn_config = stepfunctions.write_config(self.run_dir / "stepfunctions.json", port=self.ports["sfn"],
-                                                    lambda_endpoint=self.url("lambda"), machines=deployment.machines)
+            write_json(
+                functions_config,
+                {
+                    "base_environment": base_env,
+                    "functions": {spec["name"]: spec for spec in deployment.functions.values()},
+                },
+            )
+            self._spawn(
+                "lambda",
+                [
+                    str(VENV_PYTHON),
+                    "-m",
+                    "local.lambda_service",
+                    "--port",
+                    str(self.ports["lambda"]),
+                    "--functions",
+                    str(functions_config),
+                    "--log-dir",
+                    str(self.log_dir),
+                ],
+            )
+            sfn_config = stepfunctions.write_config(
+                self.run_dir / "stepfunctions.json",
+                port=self.ports["sfn"],
+                lambda_endpoint=self.url("lambda"),
+                machines=deployment.machines,
+            )
             self._spawn("sfn", stepfunctions.command(sfn_config))
             deployment_file = self.run_dir / "deployment.json"
             write_json(deployment_file, asdict(deployment))
-            api_command = [str(VENV_PYTHON), "-m", "local.api", "--port", str(self.ports["api"]), "--deployment",
-                           str(deployment_file), "--lambda-endpoint", self.url("lambda")]
+            api_command = [
+                str(VENV_PYTHON),
+                "-m",
+                "local.api",
+                "--port",
+                str(self.ports["api"]),
+                "--deployment",
+                str(deployment_file),
+                "--lambda-endpoint",
+                self.url("lambda"),
+            ]
             self._spawn("api", api_command + (["--throttle"] if self.throttle else []))
             self.wait_ready(deadline=started + timeout)
         except BaseException:
@@ -204,7 +289,9 @@ class LocalStack:
                     log.info("%-9s ready on %s", service, self.url(service))
                     pending.remove(service)
             if pending and time.monotonic() > deadline:
-                raise StartError(f"not ready in time: {', '.join(pending)}\n" + "\n".join(self.log_tail(s) for s in pending))
+                raise StartError(
+                    f"not ready in time: {', '.join(pending)}\n" + "\n".join(self.log_tail(s) for s in pending)
+                )
             if pending:
                 time.sleep(0.2)
 
@@ -217,26 +304,33 @@ class LocalStack:
 
     # ---- state ----
     def write_state(self) -> None:
-        write_json(self.run_dir / "state.json", {
-            "env": self.env, "ports": self.ports, "pids": {n: p.pid for n, p in self.processes.items()},
-            "api_url": self.api_url, "started_at": time.time(),
-            "source": self.deployment.source if self.deployment else None,
-            "aws_environment": self.aws_environment(),
-        })
+        write_json(
+            self.run_dir / "state.json",
+            {
+                "env": self.env,
+                "ports": self.ports,
+                "pids": {n: p.pid for n, p in self.processes.items()},
+                "api_url": self.api_url,
+                "started_at": time.time(),
+                "source": self.deployment.source if self.deployment else None,
+                "aws_environment": self.aws_environment(),
+            },
+        )
 
     def stop(self) -> None:
         stop_groups({name: process.pid for name, process in self.processes.items()}, self.processes)
         self.processes.clear()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
 
-def stop_groups(pids: dict[str, int], processes: dict[str, subprocess.Popen] | None = None,
-                timeout: float = 15.0) -> list[str]:
+def stop_groups(
+    pids: dict[str, int], processes: dict[str, subprocess.Popen] | None = None, timeout: float = 15.0
+) -> list[str]:
     """SIGTERM each service's process group (the service, its whisper server / sandboxes), then SIGKILL."""
     stopped = []
     for name in reversed(SERVICES):
@@ -262,15 +356,11 @@ def stop_groups(pids: dict[str, int], processes: dict[str, subprocess.Popen] | N
                 except ProcessLookupError:
                     break
             time.sleep(0.1)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if processes and name in processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 processes[name].wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
     return stopped
 
 
@@ -284,10 +374,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     for service, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{service}-port", type=int, default=port, help=f"default {port}")
-    parser.add_argument("--weights", action="append", default=[], metavar="ROLE=DIR",
-                        help="real weights for a role from a local directory (staged layout); repeatable")
-    parser.add_argument("--set", action="append", default=[], metavar="[FUNCTION:]VAR=VALUE",
-                        help="override a Lambda environment variable (all functions, or one)")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="ROLE=DIR",
+        help="real weights for a role from a local directory (staged layout); repeatable",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[FUNCTION:]VAR=VALUE",
+        help="override a Lambda environment variable (all functions, or one)",
+    )
     parser.add_argument("--no-synth", action="store_true", help="skip cdk synth: run docs/pipeline.md's definition")
     parser.add_argument("--throttle", action="store_true", help="enforce the API stage's throttling")
     return parser.parse_args(argv)
@@ -321,8 +421,10 @@ def main(argv: list[str] | None = None) -> int:
                 except ProcessLookupError:
                     alive[name] = False
             for name, port in state["ports"].items():
-                print(f"{name:<10} http://{HOST}:{port}  pid {state['pids'].get(name)}  "
-                      f"{'running' if alive.get(name) else 'STOPPED'}")
+                print(
+                    f"{name:<10} http://{HOST}:{port}  pid {state['pids'].get(name)}  "
+                    f"{'running' if alive.get(name) else 'STOPPED'}"
+                )
             print(f"deployment: {state.get('source')}")
             return 0
         stopped = stop_groups(state["pids"])
@@ -336,10 +438,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         state_file.unlink()
     stack = LocalStack(
-        env=args.env, state_dir=args.state_dir,
+        env=args.env,
+        state_dir=args.state_dir,
         ports={service: getattr(args, f"{service}_port") for service in DEFAULT_PORTS},
-        weights=_pairs(args.weights, "--weights"), env_overrides=_pairs(args.set, "--set"),
-        synth=not args.no_synth, throttle=args.throttle, detached=args.command == "up",
+        weights=_pairs(args.weights, "--weights"),
+        env_overrides=_pairs(args.set, "--set"),
+        synth=not args.no_synth,
+        throttle=args.throttle,
+        detached=args.command == "up",
     )
     try:
         stack.start()
@@ -371,10 +477,10 @@ def summary(stack: LocalStack) -> None:
     print(f"""
 VLP local mode ({stack.env}): {stack.deployment.source}
   API          {stack.api_url}          (POST /v1/uploads, /v1/analyze, /v1/jobs; GET /v1/jobs/{{id}}; auth OFF)
-  S3           {stack.url('s3')}          buckets {stack.deployment.requests_bucket}, {stack.deployment.artifacts_bucket}
-  SageMaker    {stack.url('sagemaker')}          faults/latency: POST {stack.url('sagemaker')}/_admin/faults | /_admin/latency
-  Lambda       {stack.url('lambda')}          {len(stack.deployment.functions)} functions
-  StepFunctions {stack.url('sfn')}         {', '.join(m['name'] + ' (' + m['type'] + ')' for m in stack.deployment.machines)}
+  S3           {stack.url("s3")}          buckets {stack.deployment.requests_bucket}, {stack.deployment.artifacts_bucket}
+  SageMaker    {stack.url("sagemaker")}          faults/latency: POST {stack.url("sagemaker")}/_admin/faults | /_admin/latency
+  Lambda       {stack.url("lambda")}          {len(stack.deployment.functions)} functions
+  StepFunctions {stack.url("sfn")}         {", ".join(m["name"] + " (" + m["type"] + ")" for m in stack.deployment.machines)}
   logs         {stack._rel(stack.log_dir)}/   state {stack._rel(stack.run_dir)}/
 Models: tiny RANDOM-weight models unless --weights (responses say "random_weights": true); VLM/LLM answers are
 placeholders from a TGI stand-in. Stop with `make down`.

@@ -8,6 +8,7 @@ Each role's prefix gets the layout its container expects (see each package's ser
 one snapshot at the prefix root, or one per component subfolder. The interrogator's term-table embeddings are
 computed here, once, and stored with its weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ COMPONENTS: dict[str, dict[str, str | None]] = {
     c.MODEL_CLIP_INTERROGATOR: {"clip": None, "caption": "Salesforce/blip-image-captioning-large"},
 }
 # faster-whisper size names -> the CTranslate2 repositories faster-whisper itself downloads
-ASR_REPOS = {"large-v3": "Systran/faster-whisper-large-v3", "large-v2": "Systran/faster-whisper-large-v2",
-             "medium": "Systran/faster-whisper-medium", "small": "Systran/faster-whisper-small"}
+ASR_REPOS = {
+    "large-v3": "Systran/faster-whisper-large-v3",
+    "large-v2": "Systran/faster-whisper-large-v2",
+    "medium": "Systran/faster-whisper-medium",
+    "small": "Systran/faster-whisper-small",
+}
 # Only what serving needs: weights as safetensors (or CTranslate2's model.bin), configs and tokenizers.
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "*.py", "model.bin", "vocabulary*"]
 
@@ -59,10 +64,14 @@ def plan(config: EnvironmentConfig, roles: Iterable[str] | None = None) -> list[
         if wanted is not None and role not in wanted:
             continue
         if model.weights is None or model.weights.s3_prefix is None:
-            log.info("%s: weights come from the hub (%s), nothing to stage", role, model.weights and model.weights.hub_id)
+            log.info(
+                "%s: weights come from the hub (%s), nothing to stage", role, model.weights and model.weights.hub_id
+            )
             continue
         for subfolder, hub_id in COMPONENTS[role].items():
-            source = hub_id or (ASR_REPOS.get(model.model_id, model.model_id) if role == c.MODEL_ASR else model.model_id)
+            source = hub_id or (
+                ASR_REPOS.get(model.model_id, model.model_id) if role == c.MODEL_ASR else model.model_id
+            )
             prefix = model.weights.s3_prefix + (f"{subfolder}/" if subfolder else "")
             uploads.append(Upload(role=role, hub_id=source, key_prefix=prefix))
     if wanted:
@@ -75,7 +84,9 @@ def plan(config: EnvironmentConfig, roles: Iterable[str] | None = None) -> list[
 def hub_download(hub_id: str, target: Path) -> Path:
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(hub_id, local_dir=target, allow_patterns=ALLOW_PATTERNS, token=os.environ.get("HF_TOKEN")))
+    return Path(
+        snapshot_download(hub_id, local_dir=target, allow_patterns=ALLOW_PATTERNS, token=os.environ.get("HF_TOKEN"))
+    )
 
 
 def upload_tree(s3, bucket: str, local: Path, key_prefix: str) -> int:

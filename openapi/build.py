@@ -5,6 +5,7 @@
 
 tests/unit/lambdas/test_vlp_openapi.py fails while the committed document differs from what this builds.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lambdas"))
 
 from pydantic.json_schema import models_json_schema  # noqa: E402
-
 from vlp.api import models as requests  # noqa: E402
 from vlp.api import responses  # noqa: E402
 from vlp.errors import CODES  # noqa: E402
@@ -25,7 +25,10 @@ REF = "#/components/schemas/{model}"
 
 
 def _error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}},
+    }
 
 
 def _codes(*statuses: int) -> str:
@@ -33,9 +36,19 @@ def _codes(*statuses: int) -> str:
 
 
 def _errors(*statuses: int) -> dict:
-    names = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Too large", 415: "Unsupported media",
-             422: "Cannot be processed", 429: "Throttled", 500: "Internal error", 502: "A model failed",
-             503: "Unavailable, retry later (Retry-After)", 504: "Timed out"}
+    names = {
+        400: "Bad request",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Too large",
+        415: "Unsupported media",
+        422: "Cannot be processed",
+        429: "Throttled",
+        500: "Internal error",
+        502: "A model failed",
+        503: "Unavailable, retry later (Retry-After)",
+        504: "Timed out",
+    }
     out = {}
     for status in statuses:
         codes = _codes(status)
@@ -57,7 +70,10 @@ def _body(model: str, example: dict | None = None) -> dict:
 
 
 def _ok(description: str, model: str, headers: dict | None = None) -> dict:
-    response: dict = {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
+    response: dict = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}},
+    }
     if headers:
         response["headers"] = headers
     return response
@@ -80,10 +96,14 @@ def schemas() -> dict:
 
 
 def build() -> dict:
-    analyze_example = {"image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg",
-                       "text": "outline every dog in this picture", "task": "auto"}
-    request_id_header = {"X-Request-Id": {"description": "The request id (also in error bodies).",
-                                          "schema": {"type": "string"}}}
+    analyze_example = {
+        "image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg",
+        "text": "outline every dog in this picture",
+        "task": "auto",
+    }
+    request_id_header = {
+        "X-Request-Id": {"description": "The request id (also in error bodies).", "schema": {"type": "string"}}
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -109,8 +129,10 @@ def build() -> dict:
                     "operationId": "createUpload",
                     "summary": "Get a presigned POST to upload an image or an audio file",
                     "requestBody": _body("UploadRequest", {"kind": "image", "content_type": "image/jpeg"}),
-                    "responses": {"201": _ok("A presigned POST.", "UploadResponse", request_id_header),
-                                  **_errors(400, 413, 415, 500)},
+                    "responses": {
+                        "201": _ok("A presigned POST.", "UploadResponse", request_id_header),
+                        **_errors(400, 413, 415, 500),
+                    },
                 }
             },
             "/v1/analyze": {
@@ -118,8 +140,10 @@ def build() -> dict:
                     "operationId": "analyze",
                     "summary": "Run the pipeline synchronously and return the result",
                     "requestBody": _body("AnalyzeRequest", analyze_example),
-                    "responses": {"200": _ok("The result.", "AnalyzeResult", request_id_header),
-                                  **_errors(400, 413, 415, 422, 429, 500, 502, 503, 504)},
+                    "responses": {
+                        "200": _ok("The result.", "AnalyzeResult", request_id_header),
+                        **_errors(400, 413, 415, 422, 429, 500, 502, 503, 504),
+                    },
                 }
             },
             "/v1/jobs": {
@@ -128,8 +152,11 @@ def build() -> dict:
                     "summary": "Start the pipeline asynchronously; poll the job for the result",
                     "requestBody": _body("AnalyzeRequest", analyze_example),
                     "responses": {
-                        "202": _ok("Accepted.", "JobAccepted", {"Location": {"description": "The job's URL path.",
-                                                                             "schema": {"type": "string"}}}),
+                        "202": _ok(
+                            "Accepted.",
+                            "JobAccepted",
+                            {"Location": {"description": "The job's URL path.", "schema": {"type": "string"}}},
+                        ),
                         **_errors(400, 413, 429, 500, 503),
                     },
                 }
@@ -138,8 +165,9 @@ def build() -> dict:
                 "get": {
                     "operationId": "getJob",
                     "summary": "Status of a job, and its result or error once done",
-                    "parameters": [{"name": "id", "in": "path", "required": True,
-                                    "schema": {"type": "string", "format": "uuid"}}],
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                    ],
                     "responses": {"200": _ok("The job.", "JobStatus", request_id_header), **_errors(404, 500, 503)},
                 }
             },

@@ -3,6 +3,7 @@
 Plain Python (pydantic + PyYAML, no aws_cdk), so the weight-staging command and the docs generator can read
 the same files. A bad file fails with one line: `config/dev.yaml: models.vlm.instance_type: <reason>`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,17 @@ from stacks.instances import INSTANCES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|metal)$")
-TGI_QUANTIZATIONS = ("awq", "bitsandbytes", "bitsandbytes-fp4", "bitsandbytes-nf4", "eetq", "exl2", "fp8", "gptq", "marlin")
+TGI_QUANTIZATIONS = (
+    "awq",
+    "bitsandbytes",
+    "bitsandbytes-fp4",
+    "bitsandbytes-nf4",
+    "eetq",
+    "exl2",
+    "fp8",
+    "gptq",
+    "marlin",
+)
 
 
 class ConfigError(Exception):
@@ -38,7 +49,7 @@ class WeightsConfig(_Strict):
     hub_token_secret: str | None = Field(None, pattern=r"^[A-Za-z0-9_/+=.@-]{1,512}$")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "WeightsConfig":
+    def _one_source(self) -> WeightsConfig:
         if (self.s3_prefix is None) == (self.hub_id is None):
             raise ValueError("set exactly one of s3_prefix and hub_id")
         if self.hub_token_secret and not self.hub_id:
@@ -67,7 +78,7 @@ class TgiConfig(_Strict):
     messages_api: bool = False
 
     @model_validator(mode="after")
-    def _token_limits(self) -> "TgiConfig":
+    def _token_limits(self) -> TgiConfig:
         if self.max_input_tokens >= self.max_total_tokens:
             raise ValueError(
                 f"max_input_tokens ({self.max_input_tokens}) must be below max_total_tokens ({self.max_total_tokens})"
@@ -99,14 +110,18 @@ class ModelConfig(_Strict):
     @classmethod
     def _instance_type_form(cls, value: str) -> str:
         if not INSTANCE_TYPE_PATTERN.match(value):
-            raise ValueError(f"'{value}' is not a SageMaker instance type (expected ml.<family>.<size>, e.g. ml.g5.2xlarge)")
+            raise ValueError(
+                f"'{value}' is not a SageMaker instance type (expected ml.<family>.<size>, e.g. ml.g5.2xlarge)"
+            )
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelConfig":
+    def _consistent(self) -> ModelConfig:
         spec = INSTANCES.get(self.instance_type)
         if spec is None and self.gpus is None:
-            raise ValueError(f"instance_type {self.instance_type} is not in stacks/instances.py: add it there or set gpus")
+            raise ValueError(
+                f"instance_type {self.instance_type} is not in stacks/instances.py: add it there or set gpus"
+            )
         if spec is not None and self.gpus is not None and self.gpus > spec.gpus:
             raise ValueError(f"gpus={self.gpus} but {self.instance_type} has {spec.gpus} GPU(s)")
         if self.min_instances > self.max_instances:
@@ -114,7 +129,9 @@ class ModelConfig(_Strict):
         if self.scaling.scale_to_zero and self.min_instances != 0:
             raise ValueError("scaling.scale_to_zero needs min_instances: 0")
         if self.min_instances == 0 and not self.scaling.scale_to_zero:
-            raise ValueError("min_instances: 0 needs scaling.scale_to_zero: true (a plain variant keeps at least one instance)")
+            raise ValueError(
+                "min_instances: 0 needs scaling.scale_to_zero: true (a plain variant keeps at least one instance)"
+            )
         if self.enabled and self.weights is None:
             raise ValueError("an enabled model needs weights (s3_prefix or hub_id)")
         if self.volume_size_gb is not None and spec is not None and spec.local_nvme:
@@ -201,7 +218,7 @@ class ModelsConfig(_Strict):
         return data
 
     @model_validator(mode="after")
-    def _tgi_only_on_tgi(self) -> "ModelsConfig":
+    def _tgi_only_on_tgi(self) -> ModelsConfig:
         for role in c.MODEL_ROLES:
             if role not in c.TGI_ROLES and getattr(self, role).tgi is not None:
                 raise ValueError(f"{role}.tgi: TGI settings apply only to {', '.join(c.TGI_ROLES)}")
@@ -222,7 +239,9 @@ class StorageConfig(_Strict):
 
 
 class AlarmsConfig(_Strict):
-    email_subscriptions: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(default_factory=list)
+    email_subscriptions: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        default_factory=list
+    )
     error_5xx_threshold: int = Field(5, ge=1)
     latency_p90_ms: int = Field(20_000, ge=1)
     gpu_utilization_percent: int = Field(90, ge=1, le=800)

@@ -1,5 +1,6 @@
 """Every name shared between the CDK code, the Lambda settings models and the tests: logical ids,
 environment variable names, output keys. Change a name here and the tests follow."""
+
 from __future__ import annotations
 
 APP_NAME = "vlp"

@@ -5,6 +5,7 @@ and the configured version by the SageMaker SDK's image_uris (offline: it reads 
 account table is kept here. The Whisper image is ours, built from model_packages/whisper as a CDK Docker image
 asset: synth only stages the folder; Docker builds it at deploy time.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,7 +22,9 @@ from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
 WHISPER_DIR = ROOT / "model_packages" / "whisper"
-_URI = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)[:@].+$")
+_URI = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)[:@].+$"
+)
 
 # DLC framework names in the SDK's tables
 TGI_FRAMEWORK = "huggingface-llm"

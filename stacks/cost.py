@@ -1,6 +1,7 @@
 """Hourly cost of each environment's endpoints, from its config: instances x on-demand price, at min and max.
 
 `python -m stacks.cost` prints the markdown table that docs/operations.md carries (a test keeps them equal)."""
+
 from __future__ import annotations
 
 from stacks.config import EnvironmentConfig, load_all
@@ -11,8 +12,17 @@ def cost_rows(config: EnvironmentConfig) -> list[tuple[str, str, int, int, float
     rows = []
     for role, model in config.models.enabled():
         price = model.instance.usd_per_hour if model.instance else float("nan")
-        rows.append((role, model.instance_type, model.min_instances, model.max_instances, price,
-                     price * model.min_instances, price * model.max_instances))
+        rows.append(
+            (
+                role,
+                model.instance_type,
+                model.min_instances,
+                model.max_instances,
+                price,
+                price * model.min_instances,
+                price * model.max_instances,
+            )
+        )
     return rows
 
 

@@ -1,4 +1,5 @@
 """Alarms of one model endpoint: 5XX errors, p90 model latency, GPU (or CPU) utilisation, to the alarm topic."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -11,7 +12,9 @@ from stacks.config import AlarmsConfig, ModelConfig
 from stacks.model_endpoint import VARIANT_NAME
 
 
-def endpoint_metric(endpoint_name: str, name: str, *, statistic: str, instance_level: bool = False) -> cloudwatch.Metric:
+def endpoint_metric(
+    endpoint_name: str, name: str, *, statistic: str, instance_level: bool = False
+) -> cloudwatch.Metric:
     """A SageMaker endpoint metric: invocation metrics live in AWS/SageMaker, instance metrics in
     /aws/sagemaker/Endpoints."""
     return cloudwatch.Metric(

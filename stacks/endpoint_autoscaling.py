@@ -1,6 +1,7 @@
 """Autoscaling of one model endpoint: a scalable target and a target-tracking policy, plus, for endpoints that
 scale to zero, a step policy that adds the first copy when a request finds no capacity (target tracking alone
 never scales out from zero: with no copy there is no per-copy metric)."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -15,7 +16,10 @@ _PREDEFINED = {
     (False, "invocations"): appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
     (False, "concurrency"): appscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
     (True, "invocations"): appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_INVOCATIONS_PER_COPY,
-    (True, "concurrency"): appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION,
+    (
+        True,
+        "concurrency",
+    ): appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION,
 }
 
 

@@ -1,4 +1,5 @@
 """The model endpoints of one environment: one ModelEndpoint + autoscaling per enabled model role."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk

@@ -5,6 +5,7 @@ https://aws.amazon.com/sagemaker/pricing/ when recorded (2026-11). Other regions
 table in docs/operations.md says so. `local_nvme` marks instances whose storage is local NVMe: SageMaker
 rejects `VolumeSizeInGB` and `KmsKeyId` for them (the NVMe volume is encrypted by the hardware).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ Two shapes, chosen by config:
 The L1 resources are used because the alpha L2 (aws-sagemaker-alpha) cannot express uncompressed S3 model data,
 start-up timeouts or inference components (docs/decisions.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,7 +61,10 @@ class ModelEndpoint(Construct):
         self.model = self._build_model(image, environment, model_data, artifacts)
         self.endpoint_config = self._build_endpoint_config(key)
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_name=endpoint_name, endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.inference_component = self._build_inference_component() if self.scale_to_zero else None
 
@@ -106,7 +110,8 @@ class ModelEndpoint(Construct):
         role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogGroup"], resources=[log_group]))
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], resources=[log_streams]
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_streams],
             )
         )
         acknowledge_wildcard_resources(
@@ -153,7 +158,9 @@ class ModelEndpoint(Construct):
         variant: dict = {
             "variant_name": VARIANT_NAME,
             "instance_type": model.instance_type,
-            "routing_config": sagemaker.CfnEndpointConfig.RoutingConfigProperty(routing_strategy="LEAST_OUTSTANDING_REQUESTS"),
+            "routing_config": sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+            ),
         }
         if self.scale_to_zero:
             variant["initial_instance_count"] = 1

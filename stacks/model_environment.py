@@ -1,4 +1,5 @@
 """Container environment of each serving stack, derived from a model's config (plain functions, unit-tested)."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk

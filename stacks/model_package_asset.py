@@ -1,6 +1,7 @@
 """A DJL model package (model_packages/<name>/: serving.properties, model.py, requirements.txt, data) as a
 model.tar.gz S3 asset, built at synth in Python: no Docker, deterministic bytes, so an unchanged package
 keeps its asset hash and does not redeploy its endpoint."""
+
 from __future__ import annotations
 
 import gzip

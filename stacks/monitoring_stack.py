@@ -1,4 +1,5 @@
 """Alarms and the dashboard of one environment."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -16,7 +17,13 @@ from stacks.endpoint_alarms import EndpointAlarms, endpoint_metric
 
 class MonitoringStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, endpoint_names: dict[str, str], **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        endpoint_names: dict[str, str],
+        **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.topic = self._build_topic(config)
@@ -43,7 +50,9 @@ class MonitoringStack(cdk.Stack):
         )
         # CloudWatch publishes alarm notifications into the encrypted topic.
         key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
-        topic = sns.Topic(self, c.ALARM_TOPIC_ID, display_name=f"{config.prefix} alarms", master_key=key, enforce_ssl=True)
+        topic = sns.Topic(
+            self, c.ALARM_TOPIC_ID, display_name=f"{config.prefix} alarms", master_key=key, enforce_ssl=True
+        )
         for address in config.alarms.email_subscriptions:
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic

@@ -3,6 +3,7 @@
 cdk-nag 3 reports granular findings (`AwsSolutions-IAM5[Resource::<arn>]`) and needs one acknowledgement per
 finding; `wildcard_resources` renders our resource strings the way the rule does, so an acknowledgement covers
 exactly the wildcards we wrote and nothing added later."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -35,7 +36,7 @@ def _render(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Ref":
             return f"<{argument}>"
         if function == "Fn::Join":

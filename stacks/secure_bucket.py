@@ -1,4 +1,5 @@
 """An S3 bucket with the settings every bucket of ours shares: encrypted, TLS-only, private, logged."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk

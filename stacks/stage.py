@@ -1,4 +1,5 @@
 """One deployment environment (dev, prod, ...) as a CDK Stage: the stacks wired together."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -17,7 +18,9 @@ class VlpStage(cdk.Stage):
     def __init__(self, scope: Construct, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, config.name, env=cdk.Environment(account=config.account, region=config.region))
         self.config = config
-        self.storage = StorageStack(self, c.STORAGE_STACK_ID, config=config, description=f"{config.prefix}: buckets and keys")
+        self.storage = StorageStack(
+            self, c.STORAGE_STACK_ID, config=config, description=f"{config.prefix}: buckets and keys"
+        )
         self.hosting = HostingStack(
             self,
             c.HOSTING_STACK_ID,

@@ -1,4 +1,5 @@
 """Stateful storage of one environment: the data key, the artifacts and requests buckets, access logs."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -76,7 +77,9 @@ class StorageStack(cdk.Stack):
             ],
         )
         acknowledge(
-            logs.bucket, "AwsSolutions-S1", "This is the server access log bucket itself; logging it into itself would loop."
+            logs.bucket,
+            "AwsSolutions-S1",
+            "This is the server access log bucket itself; logging it into itself would loop.",
         )
         return logs.bucket
 

@@ -12,6 +12,7 @@ Retry policy:
   names of vlp.errors), so a 60 s read timeout is never silently repeated inside one Lambda invocation, and
   every retry is visible in the execution history.
 """
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ Two audiences read these errors:
 
 Pure Python, no third-party imports: every handler imports this module.
 """
+
 from __future__ import annotations
 
 import json

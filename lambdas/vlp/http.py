@@ -3,6 +3,7 @@
 Events are parsed with a slim pydantic model of the fields we read (REST API payload v1 and HTTP API v2 both
 work): Powertools' bundled event models import every event source's model, which costs cold-start time.
 """
+
 from __future__ import annotations
 
 import base64
@@ -91,8 +92,11 @@ def cors_headers(event: ApiEvent | None, allowed: tuple[str, ...]) -> dict[str, 
     if "*" in allowed:
         return {"Access-Control-Allow-Origin": "*"}
     if origin in allowed:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                "Access-Control-Expose-Headers": "X-Request-Id, Location, Retry-After"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Vary": "Origin",
+            "Access-Control-Expose-Headers": "X-Request-Id, Location, Retry-After",
+        }
     return {}
 
 

@@ -10,6 +10,7 @@
 Callers may reference objects under ``uploads/`` and ``inputs/`` only, and only with keys shaped as this API
 issues them (a UUID folder and a plain file name): no ``..``, no other prefixes, no other buckets.
 """
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,7 @@ Metrics (namespace POWERTOOLS_METRICS_NAMESPACE, default "VLP"; dimensions ``ser
 ``CallerErrors`` (count, 4xx), ``Errors`` (count, everything else), ``Retryable`` (count, errors the state
 machine will retry).
 """
+
 from __future__ import annotations
 
 import functools
@@ -83,7 +84,7 @@ def api_handler(
                 logger.set_correlation_id(request_id)
                 tracer.put_annotation(key="api_request_id", value=request_id)
                 response = fn(api_event, context)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an HTTP error, never a raw 502
+            except Exception as exc:
                 _record_error(exc)
                 if isinstance(exc, CallerError):
                     logger.info("request rejected", extra={"error": exc.to_dict()})

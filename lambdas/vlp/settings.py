@@ -3,6 +3,7 @@
 Variable names are the ones in stacks/constants.py (this code does not import stacks/: it is not bundled);
 the extra ones are listed in docs/pipeline.md, "Environment variables".
 """
+
 from __future__ import annotations
 
 import os

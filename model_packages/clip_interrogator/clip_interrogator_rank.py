@@ -16,10 +16,11 @@ Differences from the original, on purpose:
   starts without a caption (negative) counts its first term, so it never holds more than max_flavors terms;
 - terms are tracked as a list, so a term containing ", " cannot corrupt the result.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -46,8 +47,9 @@ class TermTable:
         return [self.labels[i] for i in indices.tolist()]
 
 
-def rank_tables(tables: Sequence[TermTable], image_features: torch.Tensor, count: int,
-                reverse: bool = False) -> list[str]:
+def rank_tables(
+    tables: Sequence[TermTable], image_features: torch.Tensor, count: int, reverse: bool = False
+) -> list[str]:
     """Exact top-`count` over the union of `tables` (per-table top-k, then a top-k of those)."""
     values, labels = [], []
     for table in tables:
@@ -72,8 +74,15 @@ class Prompt:
 
 
 class Interrogator:
-    def __init__(self, tables: dict[str, TermTable], encode: Encode, fits: Fits, *,
-                 chunk_size: int = 1024, flavor_intermediate_count: int = 1024) -> None:
+    def __init__(
+        self,
+        tables: dict[str, TermTable],
+        encode: Encode,
+        fits: Fits,
+        *,
+        chunk_size: int = 1024,
+        flavor_intermediate_count: int = 1024,
+    ) -> None:
         self.tables = tables
         self.encode = encode
         self.fits = fits
@@ -90,7 +99,7 @@ class Interrogator:
         """Cosine similarity of each text to the image, float32 (len(texts),), encoded in chunks."""
         parts = []
         for start in range(0, len(texts), self.chunk_size):
-            embeds = self.encode(texts[start:start + self.chunk_size])
+            embeds = self.encode(texts[start : start + self.chunk_size])
             parts.append((embeds @ image_features.to(embeds.dtype)).float())
         return torch.cat(parts) if parts else torch.empty(0)
 
@@ -109,7 +118,7 @@ class Interrogator:
         """The leading `terms` that fit after `head` (clip-interrogator's _truncate_to_fit)."""
         kept: list[str] = []
         for term in terms:
-            if not self.fits(join(head, kept + [term])):
+            if not self.fits(join(head, [*kept, term])):
                 break
             kept.append(term)
         return kept
@@ -134,11 +143,19 @@ class Interrogator:
             parts = [(f"{medium} {artist}", [medium, artist]), (trending, [trending]), (movement, [movement])]
         parts += [(flavor, [flavor]) for flavor in flavors]
         kept = self.fit(head, [text for text, _ in parts])
-        terms = head_terms + [term for _, part_terms in parts[:len(kept)] for term in part_terms]
+        terms = head_terms + [term for _, part_terms in parts[: len(kept)] for term in part_terms]
         return Prompt(join(head, kept), terms)
 
-    def chain(self, image_features: torch.Tensor, phrases: Sequence[str], head: str = "", head_sim: float | None = None,
-              min_count: int = 8, max_count: int = 32, reverse: bool = False) -> Prompt:
+    def chain(
+        self,
+        image_features: torch.Tensor,
+        phrases: Sequence[str],
+        head: str = "",
+        head_sim: float | None = None,
+        min_count: int = 8,
+        max_count: int = 32,
+        reverse: bool = False,
+    ) -> Prompt:
         """Greedily add the phrase that makes the prompt most (reversed: least) similar to the image."""
         phrases = list(dict.fromkeys(phrases))
         terms: list[str] = []
@@ -157,7 +174,7 @@ class Interrogator:
                 break
             current = join(head, terms)
             index, sim = self.rank_top(image_features, [f"{current}, {p}" for p in phrases], reverse)
-            candidate = terms + [phrases[index]]
+            candidate = [*terms, phrases[index]]
             if not self.fits(join(head, candidate)):
                 break
             if sim > best_sim:
@@ -170,9 +187,14 @@ class Interrogator:
 
     def best(self, image_features: torch.Tensor, caption: str, min_flavors: int, max_flavors: int) -> Prompt:
         candidates_terms = rank_tables(self.positive, image_features, self.flavor_intermediate_count)
-        chained = self.chain(image_features, candidates_terms, head=caption,
-                             head_sim=self.similarity(image_features, caption) if caption else None,
-                             min_count=min_flavors, max_count=max_flavors)
+        chained = self.chain(
+            image_features,
+            candidates_terms,
+            head=caption,
+            head_sim=self.similarity(image_features, caption) if caption else None,
+            min_count=min_flavors,
+            max_count=max_flavors,
+        )
         candidates = [
             Prompt(caption, []),
             self.classic(image_features, caption, max_flavors),

@@ -13,6 +13,7 @@ This module is self-contained (torch, transformers, safetensors): the weight-sta
 e.g. `sys.path.insert(0, "model_packages/clip_interrogator"); from clip_interrogator_terms import
 precompute_term_embeddings`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -20,8 +21,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -35,12 +36,28 @@ PROBE_TEXT = "a photo of a cat sitting on a red sofa, highly detailed, oil paint
 PROBE_MIN_COSINE = 0.99  # fp16 storage and fp16/fp32 compute differ by far less; another model by far more
 
 POSITIVE_TABLES = ("artists", "flavors", "mediums", "movements", "trendings")
-TABLES = POSITIVE_TABLES + ("negative",)
+TABLES = (*POSITIVE_TABLES, "negative")
 
 # clip-interrogator 0.6.0's sites, in its order
 SITES = (
-    "Artstation", "behance", "cg society", "cgsociety", "deviantart", "dribble", "flickr", "instagram", "pexels",
-    "pinterest", "pixabay", "pixiv", "polycount", "reddit", "shutterstock", "tumblr", "unsplash", "zbrush central",
+    "Artstation",
+    "behance",
+    "cg society",
+    "cgsociety",
+    "deviantart",
+    "dribble",
+    "flickr",
+    "instagram",
+    "pexels",
+    "pinterest",
+    "pixabay",
+    "pixiv",
+    "polycount",
+    "reddit",
+    "shutterstock",
+    "tumblr",
+    "unsplash",
+    "zbrush central",
 )
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 
@@ -50,6 +67,7 @@ class TermEmbeddingsMismatch(Exception):
 
 
 # ---- tables ----
+
 
 def read_terms(path: Path) -> list[str]:
     """One term per line; blank lines dropped, duplicates dropped (first kept)."""
@@ -91,6 +109,7 @@ def table_digest(terms: Sequence[str]) -> str:
 
 # ---- text encoding ----
 
+
 class ClipTextEncoder:
     """Normalised CLIP text embeddings, in chunks of texts of similar length (less padding)."""
 
@@ -110,14 +129,21 @@ class ClipTextEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty((len(texts), self.dim), device=self.device, dtype=self.dtype)
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            tokens = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                                    max_length=self.context_length, return_tensors="pt")
-            output = self.model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
-                                                  attention_mask=tokens["attention_mask"].to(self.device))
+            chunk = order[start : start + self.batch_size]
+            tokens = self.tokenizer(
+                [texts[i] for i in chunk],
+                padding=True,
+                truncation=True,
+                max_length=self.context_length,
+                return_tensors="pt",
+            )
+            output = self.model.get_text_features(
+                input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
+            )
             features = output if isinstance(output, torch.Tensor) else output.pooler_output
-            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(
-                features.float(), dim=-1).to(self.dtype)
+            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(features.float(), dim=-1).to(
+                self.dtype
+            )
         self.texts_encoded += len(texts)
         return out
 
@@ -140,8 +166,13 @@ def compute_term_embeddings(encoder: ClipTextEncoder, tables: Mapping[str, Seque
 
 # ---- the embeddings file ----
 
-def save_term_embeddings(path: str | os.PathLike, embeddings: Mapping[str, torch.Tensor],
-                         tables: Mapping[str, Sequence[str]], clip_model: str) -> Path:
+
+def save_term_embeddings(
+    path: str | os.PathLike,
+    embeddings: Mapping[str, torch.Tensor],
+    tables: Mapping[str, Sequence[str]],
+    clip_model: str,
+) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -151,8 +182,9 @@ def save_term_embeddings(path: str | os.PathLike, embeddings: Mapping[str, torch
         "clip_model": clip_model,
         "dim": str(dim),
         "probe_text": PROBE_TEXT,
-        "tables": json.dumps({name: {"count": len(terms), "sha256": table_digest(terms)}
-                              for name, terms in tables.items()}),
+        "tables": json.dumps(
+            {name: {"count": len(terms), "sha256": table_digest(terms)} for name, terms in tables.items()}
+        ),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -161,8 +193,9 @@ def save_term_embeddings(path: str | os.PathLike, embeddings: Mapping[str, torch
     return path
 
 
-def load_term_embeddings(path: str | os.PathLike, tables: Mapping[str, Sequence[str]],
-                         encoder: ClipTextEncoder | None = None) -> dict[str, torch.Tensor]:
+def load_term_embeddings(
+    path: str | os.PathLike, tables: Mapping[str, Sequence[str]], encoder: ClipTextEncoder | None = None
+) -> dict[str, torch.Tensor]:
     """The file's embeddings (float16, CPU) for `tables`; TermEmbeddingsMismatch if they do not belong together.
 
     With `encoder`, the probe text is encoded and compared with the stored probe: a file computed with other CLIP
@@ -182,10 +215,10 @@ def load_term_embeddings(path: str | os.PathLike, tables: Mapping[str, Sequence[
                 entry = recorded.get(name)
                 if not entry or entry.get("sha256") != table_digest(terms):
                     raise TermEmbeddingsMismatch(f"{path}: the {name} table differs from the one shipped")
-            tensors = {name: f.get_tensor(name) for name in list(tables) + [PROBE_KEY]}
+            tensors = {name: f.get_tensor(name) for name in [*list(tables), PROBE_KEY]}
     except TermEmbeddingsMismatch:
         raise
-    except Exception as error:  # noqa: BLE001 - truncated or foreign files
+    except Exception as error:
         raise TermEmbeddingsMismatch(f"{path}: unreadable ({error})") from None
     for name, terms in tables.items():
         if tensors[name].shape[0] != len(terms):
@@ -193,16 +226,19 @@ def load_term_embeddings(path: str | os.PathLike, tables: Mapping[str, Sequence[
     if encoder is not None:
         if tensors[PROBE_KEY].shape[-1] != encoder.dim:
             raise TermEmbeddingsMismatch(
-                f"{path}: embeddings are {tensors[PROBE_KEY].shape[-1]} wide, the CLIP model gives {encoder.dim}")
+                f"{path}: embeddings are {tensors[PROBE_KEY].shape[-1]} wide, the CLIP model gives {encoder.dim}"
+            )
         probe = encoder.encode([PROBE_TEXT]).float().cpu()
         cosine = float(torch.nn.functional.cosine_similarity(probe, tensors[PROBE_KEY].float()).item())
         if cosine < PROBE_MIN_COSINE:
             raise TermEmbeddingsMismatch(
-                f"{path}: computed with other CLIP weights (probe cosine {cosine:.3f} < {PROBE_MIN_COSINE})")
+                f"{path}: computed with other CLIP weights (probe cosine {cosine:.3f} < {PROBE_MIN_COSINE})"
+            )
     return tensors
 
 
 # ---- staging ----
+
 
 def default_clip_location(root: str | os.PathLike | None, model_id: str | None = None) -> str:
     """Where the CLIP weights are when nothing names them: <root>/clip, else <root> itself when it is a CLIP model

@@ -16,6 +16,7 @@ start-up and checked against the shipped tables and the loaded CLIP weights; whe
 computed once (a warning: minutes on a GPU) and cached under `option.term_cache_dir` (default
 /tmp/clip_interrogator) for the worker's next start. Nothing is downloaded from a hub unless a hub id is configured.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,27 +25,8 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
-from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration, CLIPModel, CLIPProcessor
-
-from djl_python import Input, Output
-
-from vlp_djl_support import (
-    handle_with,
-    DEFAULT_MAX_IMAGE_PIXELS,
-    Properties,
-    RequestError,
-    choice_field,
-    decode_image,
-    display_name,
-    int_field,
-    limit_aspect,
-    read_json_object,
-    resolve_model_source,
-    select_device_and_dtype,
-)
 from clip_interrogator_rank import Interrogator, Prompt, TermTable
 from clip_interrogator_terms import (
     EMBEDDINGS_FILE,
@@ -56,6 +38,22 @@ from clip_interrogator_terms import (
     load_term_tables,
     precompute_term_embeddings,
     save_term_embeddings,
+)
+from djl_python import Input, Output
+from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration, CLIPModel, CLIPProcessor
+from vlp_djl_support import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    Properties,
+    RequestError,
+    choice_field,
+    decode_image,
+    display_name,
+    handle_with,
+    int_field,
+    limit_aspect,
+    read_json_object,
+    resolve_model_source,
+    select_device_and_dtype,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,7 +81,7 @@ class InterrogatorSettings:
     flavor_intermediate_count: int
 
     @classmethod
-    def from_properties(cls, props: Properties) -> "InterrogatorSettings":
+    def from_properties(cls, props: Properties) -> InterrogatorSettings:
         return cls(
             max_image_pixels=props.get_int("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, low=1),
             caption_max_length=props.get_int("caption_max_length", 32, low=1, high=512),
@@ -129,8 +127,9 @@ class ClipInterrogatorService:
         self.clip_processor = CLIPProcessor.from_pretrained(clip_source)
         self.caption_model = _load_captioner(caption_source).to(device=self.device, dtype=self.dtype).eval()
         self.caption_processor = AutoProcessor.from_pretrained(caption_source)
-        self.encoder = ClipTextEncoder(self.clip_model, self.clip_processor.tokenizer,
-                                       batch_size=self.settings.chunk_size)
+        self.encoder = ClipTextEncoder(
+            self.clip_model, self.clip_processor.tokenizer, batch_size=self.settings.chunk_size
+        )
 
         tables = load_term_tables(props.get_str("terms_dir"))
         embeddings = self._term_embeddings(props, tables, roots, clip_source)
@@ -139,19 +138,30 @@ class ClipInterrogatorService:
             for name, terms in tables.items()
         }
         self.interrogator = Interrogator(
-            term_tables, self.encoder.encode, self.encoder.fits, chunk_size=self.settings.chunk_size,
-            flavor_intermediate_count=self.settings.flavor_intermediate_count)
+            term_tables,
+            self.encoder.encode,
+            self.encoder.fits,
+            chunk_size=self.settings.chunk_size,
+            flavor_intermediate_count=self.settings.flavor_intermediate_count,
+        )
         self.initialized = True
         logger.info(
             "clip_interrogator: CLIP %s + captioner %s on %s/%s, %d terms (%s) in %.1fs",
-            self.model_name, self.caption_model_name, self.device, str(self.dtype).replace("torch.", ""),
-            sum(len(t) for t in tables.values()), self.term_embeddings_source, time.monotonic() - started)
+            self.model_name,
+            self.caption_model_name,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            sum(len(t) for t in tables.values()),
+            self.term_embeddings_source,
+            time.monotonic() - started,
+        )
 
     def _term_embeddings(self, props: Properties, tables: dict, roots: list, clip_source: str) -> dict:
         staged = Path(props.get_str("term_embeddings", EMBEDDINGS_FILE))
         if not staged.is_absolute():
-            staged = next((Path(r) / staged for r in roots if r and (Path(r) / staged).is_file()),
-                          Path(roots[0] or ".") / staged)
+            staged = next(
+                (Path(r) / staged for r in roots if r and (Path(r) / staged).is_file()), Path(roots[0] or ".") / staged
+            )
         cache_dir = Path(props.get_str("term_cache_dir", "/tmp/clip_interrogator"))
         key = hashlib.sha256(clip_source.encode()).hexdigest()[:16]
         cached = cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.model_name)[-60:]}-{key}.safetensors"
@@ -166,7 +176,10 @@ class ClipInterrogatorService:
                     logger.warning("term embeddings not usable: %s", reason)
         logger.warning(
             "computing the text embeddings of %d terms at start-up (stage them with precompute_term_embeddings to "
-            "skip this); caching them in %s", sum(len(t) for t in tables.values()), cached)
+            "skip this); caching them in %s",
+            sum(len(t) for t in tables.values()),
+            cached,
+        )
         embeddings = compute_term_embeddings(self.encoder, tables)
         self.term_embeddings_source = "computed"
         try:
@@ -183,8 +196,9 @@ class ClipInterrogatorService:
         max_flavors = int_field(body, "max_flavors", DEFAULT_MAX_FLAVORS, 1, MAX_FLAVORS)
         min_flavors = int_field(body, "min_flavors", min(DEFAULT_MIN_FLAVORS, max_flavors), 0, MAX_FLAVORS)
         if min_flavors > max_flavors:
-            raise RequestError("VALUE_OUT_OF_RANGE",
-                               f"'min_flavors' ({min_flavors}) must not exceed 'max_flavors' ({max_flavors})")
+            raise RequestError(
+                "VALUE_OUT_OF_RANGE", f"'min_flavors' ({min_flavors}) must not exceed 'max_flavors' ({max_flavors})"
+            )
         image = decode_image(body, self.settings.max_image_pixels)
         return InterrogateRequest(limit_aspect(image, 4.0), mode, min_flavors, max_flavors)
 
@@ -200,14 +214,16 @@ class ClipInterrogatorService:
         for i, (request, features) in enumerate(zip(requests, image_features)):
             caption = captions.get(i)
             prompt = self._interrogate(request, features, caption)
-            results.append({
-                "prompt": prompt.text,
-                "caption": caption,
-                "mode": request.mode,
-                "flavors": prompt.terms,
-                "model": self.model_name,
-                "caption_model": self.caption_model_name,
-            })
+            results.append(
+                {
+                    "prompt": prompt.text,
+                    "caption": caption,
+                    "mode": request.mode,
+                    "flavors": prompt.terms,
+                    "model": self.model_name,
+                    "caption_model": self.caption_model_name,
+                }
+            )
         return results
 
     def _interrogate(self, request: InterrogateRequest, features: torch.Tensor, caption: str | None) -> Prompt:
@@ -229,8 +245,9 @@ class ClipInterrogatorService:
 
     def caption(self, images: list) -> list[str]:
         pixels = self.caption_processor(images=images, return_tensors="pt")["pixel_values"]
-        tokens = self.caption_model.generate(pixel_values=pixels.to(self.device, self.dtype),
-                                             max_new_tokens=self.settings.caption_max_length)
+        tokens = self.caption_model.generate(
+            pixel_values=pixels.to(self.device, self.dtype), max_new_tokens=self.settings.caption_max_length
+        )
         return [text.strip() for text in self.caption_processor.batch_decode(tokens, skip_special_tokens=True)]
 
 
@@ -261,9 +278,9 @@ def _load_captioner(source: str):
 _service = ClipInterrogatorService()
 
 
-def handle(inputs: Input) -> Optional[Output]:
+def handle(inputs: Input) -> Output | None:
     """DJL entry point: the first (empty) call loads the model(s); later calls are requests or dynamic batches."""
     return handle_with(_service, inputs, Output, name="clip_interrogator", what="the models are")
 
 
-__all__ = ["handle", "ClipInterrogatorService", "precompute_term_embeddings"]
+__all__ = ["ClipInterrogatorService", "handle", "precompute_term_embeddings"]

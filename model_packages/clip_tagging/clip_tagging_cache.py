@@ -7,10 +7,11 @@ index_select, and evicting a row just hands its slot to the next new key.
 
 DJL runs one request at a time per Python worker, so the cache needs no lock.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -18,8 +19,9 @@ INITIAL_ROWS = 1024
 
 
 class LabelEmbeddingCache:
-    def __init__(self, capacity: int, dim: int, *, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, capacity: int, dim: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
@@ -89,7 +91,7 @@ class LabelEmbeddingCache:
         if self.capacity == 0:
             return
         if len(keys) > self.capacity:  # only the last `capacity` can stay anyway
-            keys, embeddings = keys[-self.capacity:], embeddings[-self.capacity:]
+            keys, embeddings = keys[-self.capacity :], embeddings[-self.capacity :]
         slots = [self._take_slot() for _ in keys]
         self._slab[self._index(slots)] = embeddings
         for key, slot in zip(keys, slots):

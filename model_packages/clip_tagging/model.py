@@ -12,21 +12,18 @@ Scores:
   (default 0.2) is the cosine that scores 0.5: CLIP was not trained with a sigmoid loss, so this bias is a
   calibration choice, to tune on a taxonomy.
 """
+
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
-from transformers import CLIPModel, CLIPProcessor
-
-from djl_python import Input, Output
-
 from clip_tagging_cache import LabelEmbeddingCache
+from djl_python import Input, Output
+from transformers import CLIPModel, CLIPProcessor
 from vlp_djl_support import (
-    handle_with,
     DEFAULT_MAX_IMAGE_PIXELS,
     Properties,
     RequestError,
@@ -34,6 +31,7 @@ from vlp_djl_support import (
     decode_image,
     display_name,
     float_field,
+    handle_with,
     int_field,
     limit_aspect,
     read_json_object,
@@ -72,7 +70,7 @@ class TaggingSettings:
     sigmoid_center: float
 
     @classmethod
-    def from_properties(cls, props: Properties) -> "TaggingSettings":
+    def from_properties(cls, props: Properties) -> TaggingSettings:
         return cls(
             max_labels=props.get_int("max_labels", 10_000, low=1),
             label_cache_size=props.get_int("label_cache_size", 100_000, low=0),
@@ -120,8 +118,13 @@ class ClipTaggingService:
         self.initialized = True
         logger.info(
             "clip_tagging: %s on %s/%s in %.1fs; label cache %d embeddings (<= %.0f MB), max_labels %d",
-            self.model_name, self.device, str(self.dtype).replace("torch.", ""), time.monotonic() - started,
-            capacity, capacity * row_bytes / 2**20, self.settings.max_labels,
+            self.model_name,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            time.monotonic() - started,
+            capacity,
+            capacity * row_bytes / 2**20,
+            self.settings.max_labels,
         )
 
     # ---- requests ----
@@ -138,12 +141,14 @@ class ClipTaggingService:
             raise RequestError("EMPTY_LABELS", "'labels' is empty; send at least one label")
         if len(labels) > settings.max_labels:
             raise RequestError(
-                "TOO_MANY_LABELS", f"{len(labels)} labels sent; at most {settings.max_labels} per request", 413)
+                "TOO_MANY_LABELS", f"{len(labels)} labels sent; at most {settings.max_labels} per request", 413
+            )
         for index, label in enumerate(labels):
             if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
                 raise RequestError(
                     "INVALID_LABEL",
-                    f"labels[{index}] must be a non-empty string of at most {MAX_LABEL_CHARS} characters")
+                    f"labels[{index}] must be a non-empty string of at most {MAX_LABEL_CHARS} characters",
+                )
         distinct = list(dict.fromkeys(labels))
         template = body.get("prompt_template")
         if template is None:
@@ -152,13 +157,20 @@ class ClipTaggingService:
             raise RequestError(
                 "INVALID_TEMPLATE",
                 f"'prompt_template' must be a string of at most {MAX_TEMPLATE_CHARS} characters containing '{{}}' "
-                "exactly once, e.g. 'a photo of {}'")
+                "exactly once, e.g. 'a photo of {}'",
+            )
         mode = choice_field(body, "mode", "softmax", MODES, "UNKNOWN_MODE")
         top_k = int_field(body, "top_k", min(DEFAULT_TOP_K, len(distinct)), 1, settings.max_labels)
         threshold = float_field(body, "threshold", 0.0, 0.0, 1.0)
         image = decode_image(body, settings.max_image_pixels)
-        return TaggingRequest(image=limit_aspect(image), labels=distinct, template=template, mode=mode,
-                              top_k=min(top_k, len(distinct)), threshold=threshold)
+        return TaggingRequest(
+            image=limit_aspect(image),
+            labels=distinct,
+            template=template,
+            mode=mode,
+            top_k=min(top_k, len(distinct)),
+            threshold=threshold,
+        )
 
     @torch.inference_mode()
     def run(self, requests: list[TaggingRequest]) -> list[dict]:
@@ -180,8 +192,9 @@ class ClipTaggingService:
             scores = torch.sigmoid(self.logit_scale * (cosine - self.settings.sigmoid_center))
         top = torch.topk(scores, request.top_k)
         scored = zip((round(score, 6) for score in top.values.cpu().tolist()), top.indices.cpu().tolist())
-        tags = [{"label": request.labels[index], "score": score} for score, index in scored
-                if score >= request.threshold]
+        tags = [
+            {"label": request.labels[index], "score": score} for score, index in scored if score >= request.threshold
+        ]
         return {"tags": tags, "mode": request.mode, "model": self.model_name}
 
     def encode_images(self, images: list) -> torch.Tensor:
@@ -196,14 +209,23 @@ class ClipTaggingService:
         out = torch.empty((len(texts), self.model.config.projection_dim), device=self.device, dtype=self.dtype)
         step = self.settings.text_batch_size
         for start in range(0, len(order), step):
-            chunk = order[start:start + step]
+            chunk = order[start : start + step]
             tokens = self.processor.tokenizer(
-                [texts[i] for i in chunk], padding=True, truncation=True, max_length=self.context_length,
-                return_tensors="pt")
-            features = _features(self.model.get_text_features(
-                input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)))
-            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(
-                features.float(), dim=-1).to(self.dtype)
+                [texts[i] for i in chunk],
+                padding=True,
+                truncation=True,
+                max_length=self.context_length,
+                return_tensors="pt",
+            )
+            features = _features(
+                self.model.get_text_features(
+                    input_ids=tokens["input_ids"].to(self.device),
+                    attention_mask=tokens["attention_mask"].to(self.device),
+                )
+            )
+            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(features.float(), dim=-1).to(
+                self.dtype
+            )
         return out
 
 
@@ -215,9 +237,9 @@ def _features(output) -> torch.Tensor:
 _service = ClipTaggingService()
 
 
-def handle(inputs: Input) -> Optional[Output]:
+def handle(inputs: Input) -> Output | None:
     """DJL entry point: the first (empty) call loads the model(s); later calls are requests or dynamic batches."""
     return handle_with(_service, inputs, Output, name="clip_tagging", what="the model is")
 
 
-__all__ = ["handle", "ClipTaggingService", "LabelEmbeddingCache"]
+__all__ = ["ClipTaggingService", "LabelEmbeddingCache", "handle"]

@@ -4,6 +4,7 @@ Request parsing and validation, model loading (once per worker), inference and m
 (`handle`, batching, status codes) lives in model.py. Wire format: docs/model-contracts.md, "grounded_sam".
 Module names are unique across model packages (tests load several packages into one interpreter).
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
-from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source  # noqa: F401 (also used by model.py and tests)
-from vlp_model_sources import prop as _prop
 from transformers import AutoProcessor, GroundingDinoForObjectDetection, SamModel, SamProcessor
+from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source
+from vlp_model_sources import prop as _prop
 
 LOGGER = logging.getLogger(__name__)
 
@@ -63,12 +64,14 @@ class Settings:
     max_response_bytes: int
 
     @classmethod
-    def from_properties(cls, properties: dict) -> "Settings":
+    def from_properties(cls, properties: dict) -> Settings:
         root = _prop(properties, "model_id")
-        detector_source = resolve_model_source(root, _prop(properties, "detector_model_id", "grounding_dino"),
-                                               primary=True, default=DEFAULT_DETECTOR_ID)
-        sam_source = resolve_model_source(root, _prop(properties, "sam_model_id", "sam"), primary=False,
-                                          default=DEFAULT_SAM_ID)
+        detector_source = resolve_model_source(
+            root, _prop(properties, "detector_model_id", "grounding_dino"), primary=True, default=DEFAULT_DETECTOR_ID
+        )
+        sam_source = resolve_model_source(
+            root, _prop(properties, "sam_model_id", "sam"), primary=False, default=DEFAULT_SAM_ID
+        )
         return cls(
             detector_source=detector_source,
             sam_source=sam_source,
@@ -111,7 +114,9 @@ def _number(body: dict, key: str, default: float, low: float, high: float, *, in
 
 def decode_image(value: Any, settings: Settings) -> Image.Image:
     if not isinstance(value, str) or not value:
-        raise GroundedSamError(400, "INVALID_REQUEST", "'image' is required: a base64 string of JPEG, PNG or WebP bytes")
+        raise GroundedSamError(
+            400, "INVALID_REQUEST", "'image' is required: a base64 string of JPEG, PNG or WebP bytes"
+        )
     if value.startswith("data:"):  # tolerate a data URI
         value = value.partition(",")[2]
     if len(value) > settings.max_image_bytes * 4 // 3 + 4:
@@ -130,7 +135,8 @@ def decode_image(value: Any, settings: Settings) -> Image.Image:
         raise GroundedSamError(400, "INVALID_IMAGE", f"image format {image_format} is not supported (JPEG, PNG, WebP)")
     if max(width, height) > settings.max_image_side:
         raise GroundedSamError(
-            413, "IMAGE_TOO_LARGE",
+            413,
+            "IMAGE_TOO_LARGE",
             f"the image is {width}x{height}; its long side must be at most {settings.max_image_side} px",
         )
     try:
@@ -174,8 +180,11 @@ def parse_request(body: Any, settings: Settings) -> DetectRequest:
     if masks is None:
         masks = "rle"
     if not isinstance(masks, str) or masks not in MASK_FORMATS:
-        raise GroundedSamError(400, "UNKNOWN_MASK_FORMAT",
-                               f"'masks' must be one of {', '.join(MASK_FORMATS)}, got {json.dumps(masks)[:50]}")
+        raise GroundedSamError(
+            400,
+            "UNKNOWN_MASK_FORMAT",
+            f"'masks' must be one of {', '.join(MASK_FORMATS)}, got {json.dumps(masks)[:50]}",
+        )
     box_threshold = _number(body, "box_threshold", 0.35, 0.0, 1.0)
     text_threshold = _number(body, "text_threshold", 0.25, 0.0, 1.0)
     max_detections = _number(body, "max_detections", 20, 1, MAX_DETECTIONS, integer=True)
@@ -231,7 +240,7 @@ def phrase_token_spans(token_ids: list[int], phrase_ids: list[list[int]]) -> lis
     for ids in phrase_ids:
         found = None
         for start in range(cursor, len(token_ids) - len(ids) + 1):
-            if token_ids[start:start + len(ids)] == ids:
+            if token_ids[start : start + len(ids)] == ids:
                 found = start
                 break
         if found is None or not ids:
@@ -251,11 +260,19 @@ class GroundedSam:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.device, self.dtype = pick_device_and_dtype(settings.dtype)
-        LOGGER.info("loading Grounding DINO from %s and SAM from %s on %s (%s)", settings.detector_source,
-                    settings.sam_source, self.device, self.dtype)
+        LOGGER.info(
+            "loading Grounding DINO from %s and SAM from %s on %s (%s)",
+            settings.detector_source,
+            settings.sam_source,
+            self.device,
+            self.dtype,
+        )
         self.detector_processor = AutoProcessor.from_pretrained(settings.detector_source)
-        self.detector = GroundingDinoForObjectDetection.from_pretrained(
-            settings.detector_source, **dtype_kwargs(self.dtype)).to(self.device).eval()
+        self.detector = (
+            GroundingDinoForObjectDetection.from_pretrained(settings.detector_source, **dtype_kwargs(self.dtype))
+            .to(self.device)
+            .eval()
+        )
         self.sam_processor = SamProcessor.from_pretrained(settings.sam_source)
         self.sam = SamModel.from_pretrained(settings.sam_source, **dtype_kwargs(self.dtype)).to(self.device).eval()
         self.tokenizer = self.detector_processor.tokenizer
@@ -280,15 +297,21 @@ class GroundedSam:
         text = ". ".join(request.phrases) + "."
         token_ids = self.tokenizer(text)["input_ids"]
         if len(token_ids) > self.max_text_len:
-            raise GroundedSamError(413, "PROMPTS_TOO_LONG",
-                                   f"the prompts are {len(token_ids)} tokens together; at most {self.max_text_len}")
+            raise GroundedSamError(
+                413,
+                "PROMPTS_TOO_LONG",
+                f"the prompts are {len(token_ids)} tokens together; at most {self.max_text_len}",
+            )
         inputs = self.detector_processor(images=request.image, text=text, return_tensors="pt")
         outputs = self.detector(**self._to_device(inputs))
         outputs.logits = outputs.logits.float()
         outputs.pred_boxes = outputs.pred_boxes.float()
         width, height = request.image.size
         result = self.detector_processor.post_process_grounded_object_detection(
-            outputs, inputs["input_ids"], text_threshold=request.text_threshold, target_sizes=[(height, width)],
+            outputs,
+            inputs["input_ids"],
+            text_threshold=request.text_threshold,
+            target_sizes=[(height, width)],
             **{self._box_threshold_kwarg: request.box_threshold},
         )[0]
         boxes = result["boxes"].float().cpu()
@@ -302,12 +325,20 @@ class GroundedSam:
             raise RuntimeError("post-processing kept a different set of queries than expected")
         phrase_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in request.phrases]
         spans = phrase_token_spans(inputs["input_ids"][0].tolist(), phrase_ids)
-        phrase_scores = torch.stack(
-            [kept_probs[:, span].max(dim=-1).values if span else torch.zeros(kept_probs.shape[0]) for span in spans],
-            dim=-1,
-        ) if kept_probs.shape[0] else torch.zeros((0, len(spans)))
-        best_score, best_phrase = (phrase_scores.max(dim=-1) if phrase_scores.shape[0]
-                                   else (torch.zeros(0), torch.zeros(0, dtype=torch.long)))
+        phrase_scores = (
+            torch.stack(
+                [
+                    kept_probs[:, span].max(dim=-1).values if span else torch.zeros(kept_probs.shape[0])
+                    for span in spans
+                ],
+                dim=-1,
+            )
+            if kept_probs.shape[0]
+            else torch.zeros((0, len(spans)))
+        )
+        best_score, best_phrase = (
+            phrase_scores.max(dim=-1) if phrase_scores.shape[0] else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        )
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
         valid = (best_score > request.text_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -315,8 +346,11 @@ class GroundedSam:
         boxes, scores, labels = boxes[index], scores[index], best_phrase[index].tolist()
         kept = nms_per_label(boxes, scores, labels, self.settings.nms_iou_threshold)[: request.max_detections]
         return [
-            {"label": request.prompts[labels[i]], "score": round(float(scores[i]), 4),
-             "box": [round(float(v), 2) for v in boxes[i].tolist()]}
+            {
+                "label": request.prompts[labels[i]],
+                "score": round(float(scores[i]), 4),
+                "box": [round(float(v), 2) for v in boxes[i].tolist()],
+            }
             for i in kept
         ]
 
@@ -330,10 +364,12 @@ class GroundedSam:
         all_boxes = inputs["input_boxes"].to(self.device, self.dtype)
         step = self.settings.mask_batch_size
         for start in range(0, len(detections), step):
-            out = self.sam(image_embeddings=embeddings, input_boxes=all_boxes[:, start:start + step],
-                           multimask_output=False)
+            out = self.sam(
+                image_embeddings=embeddings, input_boxes=all_boxes[:, start : start + step], multimask_output=False
+            )
             chunk = self.sam_processor.image_processor.post_process_masks(
-                out.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"])[0]
+                out.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"]
+            )[0]
             for offset, mask in enumerate(chunk):  # chunk: (boxes, 1, H, W) booleans
                 detections[start + offset]["mask"] = encode_mask(mask[0].numpy().astype(bool), masks)
 
@@ -343,13 +379,19 @@ class GroundedSam:
         if request.masks != "none":
             self.segment(request.image, detections, request.masks)
         width, height = request.image.size
-        response = {"width": width, "height": height, "detections": detections,
-                    "model": self.settings.detector_name, "sam_model": self.settings.sam_name}
+        response = {
+            "width": width,
+            "height": height,
+            "detections": detections,
+            "model": self.settings.detector_name,
+            "sam_model": self.settings.sam_name,
+        }
         if request.masks in ("png", "both"):
             size = len(json.dumps(response))
             if size > self.settings.max_response_bytes:
                 raise GroundedSamError(
-                    413, "RESPONSE_TOO_LARGE",
+                    413,
+                    "RESPONSE_TOO_LARGE",
                     f"the PNG masks make a {size}-byte response (limit {self.settings.max_response_bytes}); "
                     "ask for masks 'rle' or fewer max_detections",
                 )

@@ -6,19 +6,23 @@ then once per request or per dynamic batch. Wire format and error codes: docs/mo
 MODEL_FAILURE Output. A failure to load at start-up raises, so the container fails its health check
 (SERVING_FAIL_FAST) instead of serving errors.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from typing import Optional
-
-from djl_python import Input, Output
 
 import grounded_sam_core as core
+from djl_python import Input, Output
 
 LOGGER = logging.getLogger(__name__)
-_REASONS = {200: "OK", 400: "Bad Request", 413: "Payload Too Large", 422: "Unprocessable Entity",
-            500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}
 
 _model: core.GroundedSam | None = None
 
@@ -39,7 +43,7 @@ def _free_accelerator_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort after a failure
+    except Exception:
         pass
 
 
@@ -56,13 +60,13 @@ def _run_one(item: Input) -> tuple[int, dict]:
     except core.GroundedSamError as exc:
         LOGGER.info("rejected request: %s %s", exc.code, exc.message)
         return _error(exc.status, exc.code, exc.message)
-    except Exception as exc:  # noqa: BLE001 - a fault must never kill the worker
+    except Exception as exc:
         LOGGER.exception("grounded_sam request failed")
         _free_accelerator_memory()
         return _error(500, "MODEL_FAILURE", f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
-def handle(inputs: Input) -> Optional[Output]:
+def handle(inputs: Input) -> Output | None:
     if inputs.is_empty():
         _initialise(inputs.get_properties())
         return None

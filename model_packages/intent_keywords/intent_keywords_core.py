@@ -10,6 +10,7 @@ softmaxed across intents, so the scores sum to 1 (the single-label mode of Huggi
 Works with 3-way MNLI/XNLI heads (entailment, neutral, contradiction) and 2-way zero-shot heads
 (entailment, not_entailment); a model without an entailment label (an SST-2 sentiment model) is refused at load.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -21,9 +22,9 @@ from typing import Any
 import torch
 from keybert import KeyBERT
 from sentence_transformers import SentenceTransformer
-from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source  # noqa: F401 (also used by model.py and tests)
-from vlp_model_sources import prop as _prop
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source
+from vlp_model_sources import prop as _prop
 
 LOGGER = logging.getLogger(__name__)
 
@@ -60,19 +61,25 @@ class IntentKeywordsError(Exception):
 
 def validate_intents(intents: Any, max_intents: int) -> dict[str, str]:
     if not isinstance(intents, dict) or not intents:
-        raise IntentKeywordsError(400, "INVALID_INTENTS",
-                                  "'intents' must be an object of intent name -> description, e.g. "
-                                  "{\"segment\": \"find, locate or outline objects\", ...}")
+        raise IntentKeywordsError(
+            400,
+            "INVALID_INTENTS",
+            "'intents' must be an object of intent name -> description, e.g. "
+            '{"segment": "find, locate or outline objects", ...}',
+        )
     if len(intents) < 2 or len(intents) > max_intents:
-        raise IntentKeywordsError(400, "INVALID_INTENTS",
-                                  f"'intents' has {len(intents)} entries; send 2 to {max_intents}")
+        raise IntentKeywordsError(
+            400, "INVALID_INTENTS", f"'intents' has {len(intents)} entries; send 2 to {max_intents}"
+        )
     for name, description in intents.items():
         if not name.strip() or len(name) > MAX_INTENT_NAME:
             raise IntentKeywordsError(400, "INVALID_INTENTS", f"intent names are 1 to {MAX_INTENT_NAME} characters")
         if not isinstance(description, str) or not description.strip() or len(description) > MAX_INTENT_DESCRIPTION:
-            raise IntentKeywordsError(400, "INVALID_INTENTS",
-                                      f"the description of intent {name[:64]!r} must be a string of 1 to "
-                                      f"{MAX_INTENT_DESCRIPTION} characters")
+            raise IntentKeywordsError(
+                400,
+                "INVALID_INTENTS",
+                f"the description of intent {name[:64]!r} must be a string of 1 to {MAX_INTENT_DESCRIPTION} characters",
+            )
     return {name: description.strip() for name, description in intents.items()}
 
 
@@ -91,20 +98,23 @@ class Settings:
     max_intents: int
 
     @classmethod
-    def from_properties(cls, properties: dict) -> "Settings":
+    def from_properties(cls, properties: dict) -> Settings:
         root = _prop(properties, "model_id")
-        nli_source = resolve_model_source(root, _prop(properties, "nli_model_id", "nli"), primary=True,
-                                          default=DEFAULT_NLI_ID)
-        keyword_source = resolve_model_source(root, _prop(properties, "keyword_model_id", "keywords"),
-                                              primary=False, default=DEFAULT_KEYWORD_ID)
+        nli_source = resolve_model_source(
+            root, _prop(properties, "nli_model_id", "nli"), primary=True, default=DEFAULT_NLI_ID
+        )
+        keyword_source = resolve_model_source(
+            root, _prop(properties, "keyword_model_id", "keywords"), primary=False, default=DEFAULT_KEYWORD_ID
+        )
         max_intents = int(_prop(properties, "max_intents", 20))
         raw_intents = _prop(properties, "intents")
         try:
             intents = json.loads(raw_intents) if isinstance(raw_intents, str) else (raw_intents or DEFAULT_INTENTS)
             intents = validate_intents(intents, max_intents)
         except (ValueError, IntentKeywordsError) as exc:
-            raise ValueError(f"option.intents must be a JSON object of 2 to {max_intents} intent name -> "
-                             f"description: {exc}") from None
+            raise ValueError(
+                f"option.intents must be a JSON object of 2 to {max_intents} intent name -> description: {exc}"
+            ) from None
         template = _prop(properties, "hypothesis_template", DEFAULT_TEMPLATE)
         if template.count("{}") != 1:
             raise ValueError(f"option.hypothesis_template must contain {{}} once, got {template!r}")
@@ -125,8 +135,10 @@ def entailment_index(id2label: dict) -> int:
     for index, label in id2label.items():
         if str(label).lower().startswith("entail"):
             return int(index)
-    raise ValueError(f"the NLI model has no entailment label (labels: {dict(id2label)}); intent classification "
-                     "needs an NLI model (MNLI/XNLI or zero-shot), not a sentiment or topic classifier")
+    raise ValueError(
+        f"the NLI model has no entailment label (labels: {dict(id2label)}); intent classification "
+        "needs an NLI model (MNLI/XNLI or zero-shot), not a sentiment or topic classifier"
+    )
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -156,8 +168,9 @@ def parse_request(body: Any, settings: Settings) -> IntentRequest:
     if not text or not text.strip():
         raise IntentKeywordsError(400, "EMPTY_TEXT", "'text' is required and must not be blank")
     if len(text) > settings.max_text_chars:
-        raise IntentKeywordsError(413, "TEXT_TOO_LONG",
-                                  f"'text' is {len(text)} characters; at most {settings.max_text_chars}")
+        raise IntentKeywordsError(
+            413, "TEXT_TOO_LONG", f"'text' is {len(text)} characters; at most {settings.max_text_chars}"
+        )
     tasks = body.get("tasks", list(TASKS))
     if tasks is None:
         tasks = list(TASKS)
@@ -165,8 +178,9 @@ def parse_request(body: Any, settings: Settings) -> IntentRequest:
         raise IntentKeywordsError(400, "INVALID_REQUEST", "'tasks' must be a non-empty list of task names")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise IntentKeywordsError(400, "UNKNOWN_TASK",
-                                  f"unknown task {unknown[0][:50]!r}; tasks are {', '.join(TASKS)}")
+        raise IntentKeywordsError(
+            400, "UNKNOWN_TASK", f"unknown task {unknown[0][:50]!r}; tasks are {', '.join(TASKS)}"
+        )
     intents = body.get("intents")
     intents = settings.intents if intents is None else validate_intents(intents, settings.max_intents)
     top_n = _integer(body.get("top_n", 5) if body.get("top_n") is not None else 5, "top_n")
@@ -179,8 +193,11 @@ def parse_request(body: Any, settings: Settings) -> IntentRequest:
         raise IntentKeywordsError(400, "INVALID_REQUEST", "'keyphrase_ngram_range' must be a list [min, max]")
     low, high = (_integer(v, "keyphrase_ngram_range") for v in ngram)
     if not 1 <= low <= high <= MAX_NGRAM:
-        raise IntentKeywordsError(422, "VALUE_OUT_OF_RANGE",
-                                  f"'keyphrase_ngram_range' needs 1 <= min <= max <= {MAX_NGRAM}, got [{low}, {high}]")
+        raise IntentKeywordsError(
+            422,
+            "VALUE_OUT_OF_RANGE",
+            f"'keyphrase_ngram_range' needs 1 <= min <= max <= {MAX_NGRAM}, got [{low}, {high}]",
+        )
     ordered = tuple(t for t in TASKS if t in tasks)
     return IntentRequest(text.strip(), ordered, intents, top_n, (low, high))
 
@@ -194,11 +211,19 @@ class IntentKeywords:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.device, self.dtype = pick_device_and_dtype(settings.dtype)
-        LOGGER.info("loading NLI model from %s and keyword model from %s on %s (%s)", settings.nli_source,
-                    settings.keyword_source, self.device, self.dtype)
+        LOGGER.info(
+            "loading NLI model from %s and keyword model from %s on %s (%s)",
+            settings.nli_source,
+            settings.keyword_source,
+            self.device,
+            self.dtype,
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(settings.nli_source)
-        self.nli = AutoModelForSequenceClassification.from_pretrained(
-            settings.nli_source, **dtype_kwargs(self.dtype)).to(self.device).eval()
+        self.nli = (
+            AutoModelForSequenceClassification.from_pretrained(settings.nli_source, **dtype_kwargs(self.dtype))
+            .to(self.device)
+            .eval()
+        )
         self.entailment = entailment_index(self.nli.config.id2label)
         self._forward_args = set(inspect.signature(self.nli.forward).parameters)
         self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
@@ -209,29 +234,44 @@ class IntentKeywords:
     @torch.inference_mode()
     def classify_many(self, items: list[tuple[str, dict[str, str]]]) -> list[dict]:
         """Intent for several texts: every (text, hypothesis) pair of the batch in shared forward passes."""
-        pairs = [(text, self.settings.hypothesis_template.format(description))
-                 for text, intents in items for description in intents.values()]
+        pairs = [
+            (text, self.settings.hypothesis_template.format(description))
+            for text, intents in items
+            for description in intents.values()
+        ]
         logits = []
         for start in range(0, len(pairs), NLI_PAIRS_PER_FORWARD):
-            chunk = pairs[start:start + NLI_PAIRS_PER_FORWARD]
-            batch = self.tokenizer([p for p, _ in chunk], [h for _, h in chunk], truncation="only_first",
-                                   padding=True, max_length=self.max_length, return_tensors="pt")
+            chunk = pairs[start : start + NLI_PAIRS_PER_FORWARD]
+            batch = self.tokenizer(
+                [p for p, _ in chunk],
+                [h for _, h in chunk],
+                truncation="only_first",
+                padding=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
             batch = {k: v.to(self.device) for k, v in batch.items() if k in self._forward_args}
             logits.append(self.nli(**batch).logits.float()[:, self.entailment].cpu())
         entailment = torch.cat(logits)
         results, offset = [], 0
         for _, intents in items:
             names = list(intents)
-            scores = torch.softmax(entailment[offset:offset + len(names)], dim=0).tolist()
+            scores = torch.softmax(entailment[offset : offset + len(names)], dim=0).tolist()
             offset += len(names)
             best = max(range(len(names)), key=lambda i: scores[i])
-            results.append({"label": names[best], "score": round(scores[best], 4),
-                            "scores": {name: round(score, 4) for name, score in zip(names, scores)}})
+            results.append(
+                {
+                    "label": names[best],
+                    "score": round(scores[best], 4),
+                    "scores": {name: round(score, 4) for name, score in zip(names, scores)},
+                }
+            )
         return results
 
     def keywords(self, text: str, top_n: int, ngram_range: tuple[int, int]) -> list[dict]:
-        found = self.keybert.extract_keywords(text, keyphrase_ngram_range=ngram_range, stop_words="english",
-                                              top_n=top_n)
+        found = self.keybert.extract_keywords(
+            text, keyphrase_ngram_range=ngram_range, stop_words="english", top_n=top_n
+        )
         return [{"keyword": keyword, "score": round(float(score), 4)} for keyword, score in found]
 
     def predict_many(self, bodies: list[Any]) -> list[dict | Exception]:
@@ -247,14 +287,14 @@ class IntentKeywords:
         try:
             for i, found in zip(asked, self.classify_many([(results[i].text, results[i].intents) for i in asked])):
                 intents[i] = found
-        except Exception as exc:  # noqa: BLE001 - retry one by one so that a faulty request fails alone
+        except Exception as exc:
             LOGGER.exception("intent classification failed for %d request(s)", len(asked))
             if len(asked) == 1:
                 intents[asked[0]] = exc
             for i in asked if len(asked) > 1 else []:
                 try:
                     intents[i] = self.classify_many([(results[i].text, results[i].intents)])[0]
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     intents[i] = exc
         responses: list[dict | Exception] = []
         for i, request in enumerate(results):
@@ -272,7 +312,7 @@ class IntentKeywords:
                 response["model"] = self.settings.nli_name
                 response["keyword_model"] = self.settings.keyword_name
                 responses.append(response)
-            except Exception as exc:  # noqa: BLE001 - reported per request by model.py
+            except Exception as exc:
                 responses.append(exc)
         return responses
 

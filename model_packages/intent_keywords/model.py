@@ -6,19 +6,24 @@ codes: docs/model-contracts.md ("intent_keywords", "Conventions"). Bad input get
 serving; an unexpected fault gets a 500 MODEL_FAILURE Output. A failure to load at start-up raises, so the
 container fails its health check (SERVING_FAIL_FAST) instead of serving errors.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional
-
-from djl_python import Input, Output
+from typing import Any
 
 import intent_keywords_core as core
+from djl_python import Input, Output
 
 LOGGER = logging.getLogger(__name__)
-_REASONS = {200: "OK", 400: "Bad Request", 413: "Payload Too Large", 422: "Unprocessable Entity",
-            500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}
 
 _model: core.IntentKeywords | None = None
 
@@ -43,7 +48,7 @@ def _free_accelerator_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort after a failure
+    except Exception:
         pass
 
 
@@ -70,14 +75,15 @@ def _run(items: list[Input]) -> list[tuple[int, dict]]:
     """(HTTP status, body) per request, in order. Never raises."""
     bodies = [_body(item) for item in items]
     if _model is None:
-        return [_error(500, "MODEL_FAILURE", "the models are not loaded (the worker was not initialised)")
-                for _ in items]
+        return [
+            _error(500, "MODEL_FAILURE", "the models are not loaded (the worker was not initialised)") for _ in items
+        ]
     results: list[Any] = list(bodies)
     valid = [i for i, body in enumerate(bodies) if not isinstance(body, _InvalidJson)]
     try:
         for i, result in zip(valid, _model.predict_many([bodies[i] for i in valid])):
             results[i] = result
-    except Exception as exc:  # noqa: BLE001 - a fault must never kill the worker
+    except Exception as exc:
         LOGGER.exception("intent_keywords batch failed")
         for i in valid:
             results[i] = exc
@@ -86,7 +92,7 @@ def _run(items: list[Input]) -> list[tuple[int, dict]]:
     return [_status_and_body(result) for result in results]
 
 
-def handle(inputs: Input) -> Optional[Output]:
+def handle(inputs: Input) -> Output | None:
     if inputs.is_empty():
         _initialise(inputs.get_properties())
         return None

@@ -10,6 +10,7 @@ Wire conventions (docs/model-contracts.md, "Conventions"):
   body carries its "status", and the batch answers 200;
 - a fault inside the model: 500 MODEL_FAILURE; the worker keeps serving.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,9 +20,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +61,12 @@ def model_failure() -> RequestError:
 
 # ---- request fields ----
 
+
 def read_json_object(item) -> dict:
     """The JSON object in a request's body (`item` is a djl_python Input)."""
     try:
         raw = item.get_as_bytes()
-    except Exception:  # noqa: BLE001 - DJL raises KeyError & co. for odd bodies
+    except Exception:
         raw = None
     if not raw:
         raise RequestError("INVALID_JSON", "the request body is empty; send a JSON object")
@@ -135,19 +138,20 @@ def decode_image(body: Mapping, max_pixels: int, field: str = "image"):
         image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
     except Image.DecompressionBombError:
         raise RequestError("IMAGE_TOO_LARGE", f"the image has more than {max_pixels} pixels") from None
-    except Exception:  # noqa: BLE001 - PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
+    except Exception:
         raise RequestError("INVALID_IMAGE", f"'{field}' is not a JPEG, PNG or WebP image") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise RequestError("INVALID_IMAGE", "the image has no pixels")
     if width * height > max_pixels:
         raise RequestError(
-            "IMAGE_TOO_LARGE", f"the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted")
+            "IMAGE_TOO_LARGE", f"the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted"
+        )
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
         return image.convert("RGB")
-    except Exception:  # noqa: BLE001 - truncated or corrupt pixel data
+    except Exception:
         raise RequestError("INVALID_IMAGE", "the image data is truncated or corrupt") from None
 
 
@@ -169,6 +173,7 @@ def limit_aspect(image, max_ratio: float = 2.0):
 
 
 # ---- serving.properties ----
+
 
 @dataclass(frozen=True)
 class Properties:
@@ -207,8 +212,15 @@ class Properties:
         return value
 
 
-DTYPES = {"fp16": "float16", "float16": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16",
-          "fp32": "float32", "float32": "float32", "auto": "auto"}
+DTYPES = {
+    "fp16": "float16",
+    "float16": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp32": "float32",
+    "float32": "float32",
+    "auto": "auto",
+}
 
 
 def select_device_and_dtype(props: Properties):
@@ -260,6 +272,7 @@ def display_name(explicit: str | None, source: str) -> str:
 
 # ---- the batch driver ----
 
+
 def handle_with(service, inputs, output_cls, *, name: str, what: str = "the model"):
     """A package's DJL `handle`: the first (empty) call initialises `service` (a failure there fails the worker's
     start, visibly); a request reaching a worker whose initialisation failed gets 500 MODEL_FAILURE; later calls
@@ -270,7 +283,7 @@ def handle_with(service, inputs, output_cls, *, name: str, what: str = "the mode
             return None
         try:
             service.initialize(inputs.get_properties())
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("%s: initialisation failed", name)
 
             def not_loaded(_item):
@@ -297,7 +310,7 @@ def serve(inputs, output_cls, parse: Callable[[Any], Any], run: Callable[[list],
             valid.append((i, parse(item)))
         except RequestError as error:
             results[i] = error
-        except Exception:  # noqa: BLE001 - a bug in validation must not take the worker down
+        except Exception:
             logger.exception("request validation failed unexpectedly")
             results[i] = model_failure()
     if valid:
@@ -312,7 +325,7 @@ def _run_isolated(run: Callable[[list], list], parsed: list) -> list:
         if len(results) != len(parsed):
             raise RuntimeError(f"run returned {len(results)} results for {len(parsed)} requests")
         return results
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("inference failed for a batch of %d", len(parsed))
         _release_cuda_memory()
         if len(parsed) == 1:
@@ -326,7 +339,7 @@ def _release_cuda_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 

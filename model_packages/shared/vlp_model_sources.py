@@ -1,6 +1,7 @@
 """Where a model package's weights are and how to load them: shared by the DJL packages that load several models
 (grounded_sam, intent_keywords). The package build copies model_packages/shared/ into every model.tar.gz beside
 model.py; tests put the folder on sys.path."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,15 @@ def dtype_kwargs(dtype: torch.dtype) -> dict:
 
 def pick_device_and_dtype(dtype: str) -> tuple[torch.device, torch.dtype]:
     if torch.cuda.is_available():
-        table = {"fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-                 "fp32": torch.float32, "float32": torch.float32, "auto": torch.float16}
+        table = {
+            "fp16": torch.float16,
+            "float16": torch.float16,
+            "bf16": torch.bfloat16,
+            "bfloat16": torch.bfloat16,
+            "fp32": torch.float32,
+            "float32": torch.float32,
+            "auto": torch.float16,
+        }
         if dtype not in table:
             raise ValueError(f"option.dtype={dtype!r} is not one of {sorted(table)}")
         return torch.device("cuda"), table[dtype]

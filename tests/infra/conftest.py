@@ -1,5 +1,6 @@
 """Infra tests read the cloud assembly of ONE synth of the real app, run the way `cdk synth` runs it:
 a fresh `python app.py` with cdk-nag on, no AWS credentials, no Docker and no reachable network."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ def offline_env(outdir: Path) -> dict[str, str]:
         NO_PROXY="",
         DOCKER_HOST="unix:///nonexistent/docker.sock",
         CDK_DOCKER="/nonexistent/docker",
-        PATH=os.pathsep.join([str(ROOT / "node_modules" / ".bin"), os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+        PATH=os.pathsep.join(
+            [str(ROOT / "node_modules" / ".bin"), os.path.dirname(sys.executable), "/usr/bin", "/bin"]
+        ),
     )
     return env
 
@@ -60,7 +63,9 @@ def read_assembly(outdir: Path) -> tuple[dict, dict]:
             template_file = manifest_path.parent / artifact["properties"]["templateFile"]
             templates[name] = json.loads(template_file.read_text())
             extra = artifact.get("additionalMetadataFile")
-            metadata[name] = json.loads((manifest_path.parent / extra).read_text()) if extra else artifact.get("metadata", {})
+            metadata[name] = (
+                json.loads((manifest_path.parent / extra).read_text()) if extra else artifact.get("metadata", {})
+            )
     return templates, metadata
 
 

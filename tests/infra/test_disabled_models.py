@@ -1,4 +1,5 @@
 """A disabled model produces nothing: no role, model, endpoint, scaling, alarm or output."""
+
 from __future__ import annotations
 
 import copy

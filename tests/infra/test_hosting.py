@@ -1,4 +1,5 @@
 """Endpoints from config: images, environment, instance settings, autoscaling per variant or component."""
+
 from __future__ import annotations
 
 import pytest
@@ -89,7 +90,10 @@ def test_prod_scales_each_variant_with_target_tracking(assembly, configs):
         resource_id = f"endpoint/{endpoint_name(config, role)}/variant/AllTraffic"
         target_id, target = next((k, t) for k, t in targets.items() if t["Properties"]["ResourceId"] == resource_id)
         assert target["Properties"]["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
-        assert (target["Properties"]["MinCapacity"], target["Properties"]["MaxCapacity"]) == (model.min_instances, model.max_instances)
+        assert (target["Properties"]["MinCapacity"], target["Properties"]["MaxCapacity"]) == (
+            model.min_instances,
+            model.max_instances,
+        )
         mine = [p["Properties"] for p in policies.values() if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}]
         assert len(mine) == 1 and mine[0]["PolicyType"] == "TargetTrackingScaling"
         tracking = mine[0]["TargetTrackingScalingPolicyConfiguration"]
@@ -120,7 +124,11 @@ def test_dev_scales_to_zero_with_inference_components(assembly, configs):
         target_id, target = next((k, t) for k, t in targets.items() if t["Properties"]["ResourceId"] == resource_id)
         assert target["Properties"]["MinCapacity"] == 0
         assert target["Properties"]["ScalableDimension"] == "sagemaker:inference-component:DesiredCopyCount"
-        kinds = sorted(p["Properties"]["PolicyType"] for p in policies.values() if p["Properties"]["ScalingTargetId"] == {"Ref": target_id})
+        kinds = sorted(
+            p["Properties"]["PolicyType"]
+            for p in policies.values()
+            if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}
+        )
         # target tracking, plus the step policy that brings the first copy back from zero
         assert kinds == ["StepScaling", "TargetTrackingScaling"]
     alarms = assembly.resources(stack, "AWS::CloudWatch::Alarm")

@@ -36,7 +36,7 @@ SETTINGS_MODELS = {
     "uploads": lambda_settings.UploadsSettings,
     "analyze": lambda_settings.AnalyzeSettings,
     "jobs": lambda_settings.JobsSettings,
-    **{name: lambda_settings.PipelineSettings for name in c.STEP_FUNCTIONS},
+    **dict.fromkeys(c.STEP_FUNCTIONS, lambda_settings.PipelineSettings),
 }
 
 

@@ -1,4 +1,5 @@
 """Buckets: encrypted, TLS-only, private, logged; versioned artifacts; expiring requests; retain in prod."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,10 +19,15 @@ def test_every_bucket_is_encrypted_private_and_tls_only(assembly, env):
     policies = assembly.resources(stack, "AWS::S3::BucketPolicy")
     for logical_id, bucket in buckets.items():
         props = bucket["Properties"]
-        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
         assert algorithm in ("aws:kms", "AES256")
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }
         policy = next(p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": logical_id})
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -40,7 +46,7 @@ def test_data_buckets_use_the_rotating_key_and_log_access(assembly, env, configs
     stack = _storage(assembly, env)
     keys = assembly.resources(stack, "AWS::KMS::Key")
     assert len(keys) == 1
-    (key_id, key), = keys.items()
+    ((key_id, key),) = keys.items()
     assert key["Properties"]["EnableKeyRotation"] is True
     buckets = assembly.resources(stack, "AWS::S3::Bucket")
     data_buckets = [b for b in buckets.values() if "KMSMasterKeyID" in str(b["Properties"]["BucketEncryption"])]

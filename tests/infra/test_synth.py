@@ -1,4 +1,5 @@
 """Synth works offline, cdk-nag is wired in and clean, acknowledgements are few and reasoned, cfn-lint is clean."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ MAX_DISTINCT_REASONS = 12
 
 
 def test_every_environment_synthesizes_every_stack(assembly, configs):
-    expected = {f"{env}/{stack}" for env in configs for stack in (c.STORAGE_STACK_ID, c.HOSTING_STACK_ID, c.MONITORING_STACK_ID)}
+    expected = {
+        f"{env}/{stack}" for env in configs for stack in (c.STORAGE_STACK_ID, c.HOSTING_STACK_ID, c.MONITORING_STACK_ID)
+    }
     assert expected <= set(assembly.templates)
 
 
@@ -33,14 +36,21 @@ def test_synth_reports_no_unacknowledged_nag_findings(assembly):
 def test_nag_plugins_fail_synth_on_a_violation(tmp_path):
     """Proves the packs run: an unencrypted, non-TLS, unlogged bucket added to a stack breaks synth."""
     app = build_app(outdir=str(tmp_path))
-    storage = next(s for s in app.node.find_all() if isinstance(s, cdk.Stack) and s.stack_name.endswith(c.STORAGE_STACK_ID))
+    storage = next(
+        s for s in app.node.find_all() if isinstance(s, cdk.Stack) and s.stack_name.endswith(c.STORAGE_STACK_ID)
+    )
     s3.Bucket(storage, "CarelessBucket", encryption=s3.BucketEncryption.UNENCRYPTED)
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     report = json.loads((tmp_path / "validation-report.json").read_text())
     rules = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
     assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
-    paths = {p["constructPath"] for plugin in report["pluginReports"] for v in plugin["violations"] for p in v["violatingConstructs"]}
+    paths = {
+        p["constructPath"]
+        for plugin in report["pluginReports"]
+        for v in plugin["violations"]
+        for p in v["violatingConstructs"]
+    }
     assert all("CarelessBucket" in path for path in paths), "only the careless bucket may be reported"
 
 

@@ -1,4 +1,5 @@
 """The local stack, started once per test session on free ports (local/up.py's LocalStack), and its clients."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local.up import LocalStack  # noqa: E402
 from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402
+
+from local.up import LocalStack  # noqa: E402
 
 # The keywords function's SageMaker read timeout, lower than the deployed 20 s so the slow-model test takes seconds
 # (every other function keeps the synthesized value).
@@ -25,7 +27,7 @@ def stack():
     state = Path(tempfile.mkdtemp(prefix="vlp-local-test-"))
     local = LocalStack(
         state_dir=state,
-        ports={service: 0 for service in ("api", "s3", "sagemaker", "lambda", "sfn")},
+        ports=dict.fromkeys(("api", "s3", "sagemaker", "lambda", "sfn"), 0),
         env_overrides={"keywords:SAGEMAKER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)},
     )
     local.start(timeout=900)
@@ -61,9 +63,14 @@ def s3(stack):
     from botocore.config import Config
 
     env = stack.aws_environment()
-    return boto3.client("s3", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                        config=Config(signature_version="s3v4"))
+    return boto3.client(
+        "s3",
+        region_name=env["AWS_REGION"],
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(signature_version="s3v4"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A bad-input battery over HTTP: each case is a 4xx with a machine-readable code and a human message (from API
 Gateway's request validation or from the functions, as in the cloud), and the service keeps serving."""
+
 from __future__ import annotations
 
 import base64
@@ -7,12 +8,12 @@ import io
 import json
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
-
 from vlp_local_kit import error_of, image_bytes, speech_wav
 
 MiB = 1024 * 1024
@@ -50,22 +51,27 @@ def _long_wav() -> bytes:
     """A valid WAV header for 11 minutes of 1 kHz 8-bit mono audio (660 kB): above the 600 s limit."""
     rate, seconds = 1000, 660
     data = bytes([128]) * (rate * seconds)
-    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
+    header = (
+        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
+    )
     return header + b"data" + struct.pack("<I", len(data)) + data
 
 
 def _upload(data: bytes, kind: str = "image", content_type: str = "image/jpeg") -> Callable:
     def make(api, image_key):
         return api.upload(data, kind=kind, content_type=content_type)
+
     return make
 
 
 def _with(uploader: Callable, **body: Any) -> Callable:
     """A body whose `field` (image_key or audio_key) is a fresh upload."""
+
     def make(api, image_key):
         key = uploader(api, image_key)
         fields = {k: (key if v is _KEY else v) for k, v in body.items()}
         return fields
+
     return make
 
 
@@ -76,6 +82,7 @@ _IMAGE = lambda api, image_key: image_key  # noqa: E731
 def _analyze(**extra: Any) -> Callable:
     def make(api, image_key):
         return {"image_key": image_key, **extra}
+
     return make
 
 
@@ -84,64 +91,152 @@ CASES = [
     Case("uploads: not JSON", 400, "INVALID_REQUEST", path="/v1/uploads", raw=b"{kind: image"),
     Case("uploads: a JSON array", 400, "INVALID_REQUEST", path="/v1/uploads", body=[]),
     Case("uploads: content_type missing", 400, "INVALID_REQUEST", path="/v1/uploads", body={"kind": "image"}),
-    Case("uploads: unknown kind", 400, "INVALID_REQUEST", path="/v1/uploads",
-         body={"kind": "video", "content_type": "video/mp4"}),
-    Case("uploads: GIF is not accepted", 415, "UNSUPPORTED_MEDIA_TYPE", path="/v1/uploads",
-         body={"kind": "image", "content_type": "image/gif"}),
-    Case("uploads: audio type for an image", 415, "UNSUPPORTED_MEDIA_TYPE", path="/v1/uploads",
-         body={"kind": "image", "content_type": "audio/wav"}),
-    Case("uploads: unknown field", 400, "INVALID_REQUEST", path="/v1/uploads",
-         body={"kind": "image", "content_type": "image/png", "size": 10}),
-    Case("uploads: body above 4 KiB", 413, "REQUEST_TOO_LARGE", path="/v1/uploads",
-         raw=b'{"kind": "image", "content_type": "image/png"' + b" " * 5000 + b"}"),
-    Case("uploads: body above API Gateway's 10 MB", 413, "REQUEST_TOO_LARGE", path="/v1/uploads",
-         raw=b'{"kind": "' + b"x" * (10 * MiB + 10) + b'"}'),
+    Case(
+        "uploads: unknown kind",
+        400,
+        "INVALID_REQUEST",
+        path="/v1/uploads",
+        body={"kind": "video", "content_type": "video/mp4"},
+    ),
+    Case(
+        "uploads: GIF is not accepted",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        path="/v1/uploads",
+        body={"kind": "image", "content_type": "image/gif"},
+    ),
+    Case(
+        "uploads: audio type for an image",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        path="/v1/uploads",
+        body={"kind": "image", "content_type": "audio/wav"},
+    ),
+    Case(
+        "uploads: unknown field",
+        400,
+        "INVALID_REQUEST",
+        path="/v1/uploads",
+        body={"kind": "image", "content_type": "image/png", "size": 10},
+    ),
+    Case(
+        "uploads: body above 4 KiB",
+        413,
+        "REQUEST_TOO_LARGE",
+        path="/v1/uploads",
+        raw=b'{"kind": "image", "content_type": "image/png"' + b" " * 5000 + b"}",
+    ),
+    Case(
+        "uploads: body above API Gateway's 10 MB",
+        413,
+        "REQUEST_TOO_LARGE",
+        path="/v1/uploads",
+        raw=b'{"kind": "' + b"x" * (10 * MiB + 10) + b'"}',
+    ),
     # ---- POST /v1/analyze: the body ----
     Case("analyze: not JSON", 400, "INVALID_REQUEST", raw=b"not json"),
     Case("analyze: empty body", 400, "INVALID_REQUEST", raw=b""),
     Case("analyze: no image", 400, "MISSING_IMAGE", body={"text": "hello"}),
-    Case("analyze: image_key and image_base64", 400, "INVALID_REQUEST",
-         body=_analyze(image_base64=base64.b64encode(image_bytes((8, 8), "PNG")).decode())),
+    Case(
+        "analyze: image_key and image_base64",
+        400,
+        "INVALID_REQUEST",
+        body=_analyze(image_base64=base64.b64encode(image_bytes((8, 8), "PNG")).decode()),
+    ),
     Case("analyze: key outside uploads/ and inputs/", 400, "INVALID_REQUEST", body={"image_key": "../../etc/passwd"}),
-    Case("analyze: key never uploaded", 400, "UPLOAD_NOT_FOUND", body={"image_key": f"uploads/{uuid.uuid4()}/image.jpg"}),
+    Case(
+        "analyze: key never uploaded", 400, "UPLOAD_NOT_FOUND", body={"image_key": f"uploads/{uuid.uuid4()}/image.jpg"}
+    ),
     Case("analyze: image_base64 not base64", 400, "INVALID_BASE64", body={"image_base64": "!!!not base64!!!"}),
     # API Gateway's model (maxLength) refuses it before the function's own 413 INLINE_IMAGE_TOO_LARGE
-    Case("analyze: inline image above 160 KiB", 400, "INVALID_REQUEST",
-         body={"image_base64": base64.b64encode(b"\xff\xd8" + b"\x00" * (170 * 1024)).decode()}),
+    Case(
+        "analyze: inline image above 160 KiB",
+        400,
+        "INVALID_REQUEST",
+        body={"image_base64": base64.b64encode(b"\xff\xd8" + b"\x00" * (170 * 1024)).decode()},
+    ),
     Case("analyze: unknown task", 400, "INVALID_REQUEST", body=_analyze(task="classify")),
     Case("analyze: empty labels", 400, "INVALID_REQUEST", body=_analyze(task="tag", labels=[])),
-    Case("analyze: 501 labels", 400, "INVALID_REQUEST", body=_analyze(task="tag", labels=[f"l{i}" for i in range(501)])),
+    Case(
+        "analyze: 501 labels", 400, "INVALID_REQUEST", body=_analyze(task="tag", labels=[f"l{i}" for i in range(501)])
+    ),
     Case("analyze: label of 101 characters", 400, "INVALID_LABEL", body=_analyze(task="tag", labels=["x" * 101])),
     Case("analyze: tag without labels", 400, "MISSING_LABELS", body=_analyze(task="tag")),
     Case("analyze: segment with nothing to find", 400, "MISSING_TEXT", body=_analyze(task="segment")),
-    Case("analyze: segment with 33 labels", 400, "TOO_MANY_PROMPTS",
-         body=_analyze(task="segment", labels=[f"thing {i}" for i in range(33)])),
+    Case(
+        "analyze: segment with 33 labels",
+        400,
+        "TOO_MANY_PROMPTS",
+        body=_analyze(task="segment", labels=[f"thing {i}" for i in range(33)]),
+    ),
     Case("analyze: text above 2,000 characters", 400, "INVALID_REQUEST", body=_analyze(text="x" * 2001)),
     Case("analyze: text is a number", 400, "INVALID_REQUEST", body=_analyze(text=42)),
     Case("analyze: box_threshold out of range", 400, "INVALID_REQUEST", body=_analyze(options={"box_threshold": 2})),
-    Case("analyze: max_new_tokens as a string", 400, "INVALID_REQUEST", body=_analyze(options={"max_new_tokens": "256"})),
+    Case(
+        "analyze: max_new_tokens as a string", 400, "INVALID_REQUEST", body=_analyze(options={"max_new_tokens": "256"})
+    ),
     Case("analyze: unknown option", 400, "INVALID_REQUEST", body=_analyze(options={"temperature": 0.5})),
     Case("analyze: misspelt field", 400, "INVALID_REQUEST", body=_analyze(lables=["a"])),
-    Case("analyze: body above 512 KiB", 413, "REQUEST_TOO_LARGE",
-         raw=b'{"image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"' + b" " * (600 * 1024) + b"}"),
+    Case(
+        "analyze: body above 512 KiB",
+        413,
+        "REQUEST_TOO_LARGE",
+        raw=b'{"image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"' + b" " * (600 * 1024) + b"}",
+    ),
     # ---- POST /v1/analyze: the files ----
-    Case("analyze: corrupt image", 400, "INVALID_IMAGE",
-         body=_with(_upload(b"\xff\xd8\xff\xe0" + b"garbage" * 100), image_key=_KEY)),
-    Case("analyze: GIF uploaded as PNG", 415, "UNSUPPORTED_IMAGE_FORMAT",
-         body=_with(_upload(_gif(), content_type="image/png"), image_key=_KEY)),
-    Case("analyze: decompression bomb", 413, "IMAGE_TOO_MANY_PIXELS",
-         body=_with(_upload(_bomb(), content_type="image/png"), image_key=_KEY)),
-    Case("analyze: audio file given as the image", 400, "INVALID_IMAGE",
-         body=_with(_upload(speech_wav(0.5), kind="audio", content_type="audio/wav"), image_key=_KEY)),
-    Case("analyze: image given as the audio", 415, "UNSUPPORTED_AUDIO_FORMAT",
-         body=lambda api, key: {"image_key": key, "audio_key": api.upload(image_bytes(), kind="audio",
-                                                                          content_type="audio/wav")}),
-    Case("analyze: corrupt WAV header", 400, "INVALID_AUDIO",
-         body=lambda api, key: {"image_key": key, "audio_key": api.upload(
-             b"RIFF\x10\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01", kind="audio", content_type="audio/wav")}),
-    Case("analyze: audio longer than 10 minutes", 413, "AUDIO_TOO_LONG",
-         body=lambda api, key: {"image_key": key, "audio_key": api.upload(_long_wav(), kind="audio",
-                                                                          content_type="audio/wav")}),
+    Case(
+        "analyze: corrupt image",
+        400,
+        "INVALID_IMAGE",
+        body=_with(_upload(b"\xff\xd8\xff\xe0" + b"garbage" * 100), image_key=_KEY),
+    ),
+    Case(
+        "analyze: GIF uploaded as PNG",
+        415,
+        "UNSUPPORTED_IMAGE_FORMAT",
+        body=_with(_upload(_gif(), content_type="image/png"), image_key=_KEY),
+    ),
+    Case(
+        "analyze: decompression bomb",
+        413,
+        "IMAGE_TOO_MANY_PIXELS",
+        body=_with(_upload(_bomb(), content_type="image/png"), image_key=_KEY),
+    ),
+    Case(
+        "analyze: audio file given as the image",
+        400,
+        "INVALID_IMAGE",
+        body=_with(_upload(speech_wav(0.5), kind="audio", content_type="audio/wav"), image_key=_KEY),
+    ),
+    Case(
+        "analyze: image given as the audio",
+        415,
+        "UNSUPPORTED_AUDIO_FORMAT",
+        body=lambda api, key: {
+            "image_key": key,
+            "audio_key": api.upload(image_bytes(), kind="audio", content_type="audio/wav"),
+        },
+    ),
+    Case(
+        "analyze: corrupt WAV header",
+        400,
+        "INVALID_AUDIO",
+        body=lambda api, key: {
+            "image_key": key,
+            "audio_key": api.upload(
+                b"RIFF\x10\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01", kind="audio", content_type="audio/wav"
+            ),
+        },
+    ),
+    Case(
+        "analyze: audio longer than 10 minutes",
+        413,
+        "AUDIO_TOO_LONG",
+        body=lambda api, key: {
+            "image_key": key,
+            "audio_key": api.upload(_long_wav(), kind="audio", content_type="audio/wav"),
+        },
+    ),
     # ---- jobs ----
     Case("jobs: bad body", 400, "INVALID_REQUEST", path="/v1/jobs", body={"image_key": 7}),
     Case("jobs: tag without labels", 400, "MISSING_LABELS", path="/v1/jobs", body=_analyze(task="tag")),
@@ -159,8 +254,9 @@ def test_bad_input_is_a_4xx_with_code_and_message(api, image_key, case):
     body = case.body(api, image_key) if callable(case.body) else case.body
     url = api.base + case.path
     if case.raw is not None:
-        response = api.session.request(case.method, url, data=case.raw, headers={"Content-Type": "application/json"},
-                                       timeout=120)
+        response = api.session.request(
+            case.method, url, data=case.raw, headers={"Content-Type": "application/json"}, timeout=120
+        )
     elif body is not None:
         response = api.session.request(case.method, url, json=body, timeout=120)
     else:
@@ -175,8 +271,12 @@ def test_bad_input_is_a_4xx_with_code_and_message(api, image_key, case):
 def test_oversize_upload_is_refused_by_the_bucket_policy(api):
     post = api.presign("image", "image/jpeg")
     assert post["max_bytes"] == 10 * MiB
-    response = requests.post(post["url"], data=post["fields"],
-                             files={"file": ("big.jpg", b"\xff" * (10 * MiB + 1), "image/jpeg")}, timeout=120)
+    response = requests.post(
+        post["url"],
+        data=post["fields"],
+        files={"file": ("big.jpg", b"\xff" * (10 * MiB + 1), "image/jpeg")},
+        timeout=120,
+    )
     assert response.status_code == 400
     assert "<Code>EntityTooLarge</Code>" in response.text
 
@@ -184,34 +284,40 @@ def test_oversize_upload_is_refused_by_the_bucket_policy(api):
 def test_oversize_audio_upload_is_refused(api):
     post = api.presign("audio", "audio/wav")
     assert post["max_bytes"] == 5 * MiB
-    response = requests.post(post["url"], data=post["fields"],
-                             files={"file": ("big.wav", b"\x00" * (5 * MiB + 1), "audio/wav")}, timeout=120)
+    response = requests.post(
+        post["url"], data=post["fields"], files={"file": ("big.wav", b"\x00" * (5 * MiB + 1), "audio/wav")}, timeout=120
+    )
     assert response.status_code == 400 and "<Code>EntityTooLarge</Code>" in response.text
 
 
 def test_upload_with_another_content_type_is_refused(api):
     post = api.presign("image", "image/png")
     fields = dict(post["fields"], **{"Content-Type": "image/jpeg"})
-    response = requests.post(post["url"], data=fields, files={"file": ("x.jpg", image_bytes(), "image/jpeg")},
-                             timeout=60)
+    response = requests.post(
+        post["url"], data=fields, files={"file": ("x.jpg", image_bytes(), "image/jpeg")}, timeout=60
+    )
     assert response.status_code == 403 and "<Code>AccessDenied</Code>" in response.text
 
 
 def test_upload_to_another_key_is_refused(api):
     post = api.presign("image", "image/png")
     fields = dict(post["fields"], key=f"uploads/{uuid.uuid4()}/other.png")
-    response = requests.post(post["url"], data=fields, files={"file": ("x.png", image_bytes(fmt="PNG"), "image/png")},
-                             timeout=60)
+    response = requests.post(
+        post["url"], data=fields, files={"file": ("x.png", image_bytes(fmt="PNG"), "image/png")}, timeout=60
+    )
     assert response.status_code == 403 and "<Code>AccessDenied</Code>" in response.text
 
 
 def test_tampered_policy_is_refused(api):
     post = api.presign("image", "image/png")
     policy = json.loads(base64.b64decode(post["fields"]["policy"]))
-    policy["conditions"] = [c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "content-length-range")]
+    policy["conditions"] = [
+        c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "content-length-range")
+    ]
     fields = dict(post["fields"], policy=base64.b64encode(json.dumps(policy).encode()).decode())
-    response = requests.post(post["url"], data=fields, files={"file": ("x.png", image_bytes(fmt="PNG"), "image/png")},
-                             timeout=60)
+    response = requests.post(
+        post["url"], data=fields, files={"file": ("x.png", image_bytes(fmt="PNG"), "image/png")}, timeout=60
+    )
     assert response.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in response.text
 
 

@@ -1,13 +1,17 @@
 """Faults at the local SageMaker runtime: the state machine retries as its definition says (counted at the
 endpoint), then fails cleanly with the step's code; async jobs stay retrievable; uploads are never lost."""
+
 from __future__ import annotations
 
 import pytest
-
 from vlp_local_kit import error_of
 
-SEGMENT = {"text": "outline the dog", "task": "segment", "labels": ["dog"],
-           "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}}
+SEGMENT = {
+    "text": "outline the dog",
+    "task": "segment",
+    "labels": ["dog"],
+    "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2},
+}
 
 
 def _run(api, image_key, **body):
@@ -48,20 +52,31 @@ def test_sagemaker_5xx_then_recovery(api, models, image_key):
 
 
 def test_model_error_4xx_is_not_retried(api, models, image_key):
-    models.fault("clip_tagging", "container_error", status=422,
-                 body={"error": {"code": "VALUE_OUT_OF_RANGE", "message": "injected: top_k out of range"}})
+    models.fault(
+        "clip_tagging",
+        "container_error",
+        status=422,
+        body={"error": {"code": "VALUE_OUT_OF_RANGE", "message": "injected: top_k out of range"}},
+    )
     response = _run(api, image_key, task="tag", labels=["a", "b"])
     assert response.status_code == 422, response.text
     error = error_of(response)
-    assert error == {"code": "VALUE_OUT_OF_RANGE", "message": "injected: top_k out of range",
-                     "request_id": error["request_id"], "step": "tag"}
+    assert error == {
+        "code": "VALUE_OUT_OF_RANGE",
+        "message": "injected: top_k out of range",
+        "request_id": error["request_id"],
+        "step": "tag",
+    }
     assert models.invocations("clip_tagging") == 1
 
 
 def test_tgi_validation_error_is_a_caller_error(api, models, image_key):
-    models.fault("vlm", "container_error", status=422,
-                 body={"error": "Input validation error: `inputs` must have less than 2048 tokens",
-                       "error_type": "validation"})
+    models.fault(
+        "vlm",
+        "container_error",
+        status=422,
+        body={"error": "Input validation error: `inputs` must have less than 2048 tokens", "error_type": "validation"},
+    )
     response = _run(api, image_key, text="what?", task="describe")
     assert response.status_code == 422, response.text
     assert error_of(response)["code"] == "MODEL_REJECTED_INPUT"

@@ -1,5 +1,6 @@
 """The local Lambda runtime itself (local/lambda_service.py): execution environments, timeouts, crashes, init
 errors, concurrency. Fixture handlers in tests/local/lambda_fixtures, their own task root."""
+
 from __future__ import annotations
 
 import json
@@ -18,25 +19,49 @@ FIXTURES = Path(__file__).resolve().parent / "lambda_fixtures"
 
 
 def _function(name: str, handler: str, timeout: int = 3) -> dict:
-    return {"name": name, "handler": handler, "arn": f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-            "timeout": timeout, "memory": 128, "task_root": str(FIXTURES),
-            "environment": {"FIXTURE_SETTING": f"set-for-{name}"}}
+    return {
+        "name": name,
+        "handler": handler,
+        "arn": f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        "timeout": timeout,
+        "memory": 128,
+        "task_root": str(FIXTURES),
+        "environment": {"FIXTURE_SETTING": f"set-for-{name}"},
+    }
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     state = tmp_path_factory.mktemp("lambda-runtime")
-    functions = {f["name"]: f for f in (
-        _function("echo", "fixture_handlers.echo"), _function("slow", "fixture_handlers.slow", timeout=1),
-        _function("crash", "fixture_handlers.crash"), _function("fail", "fixture_handlers.fail"),
-        _function("broken", "fixture_broken.handler"))}
+    functions = {
+        f["name"]: f
+        for f in (
+            _function("echo", "fixture_handlers.echo"),
+            _function("slow", "fixture_handlers.slow", timeout=1),
+            _function("crash", "fixture_handlers.crash"),
+            _function("fail", "fixture_handlers.fail"),
+            _function("broken", "fixture_broken.handler"),
+        )
+    }
     write_json(state / "functions.json", {"base_environment": {"PATH": "/usr/bin:/bin"}, "functions": functions})
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.lambda_service", "--port", str(port), "--functions", str(state / "functions.json"),
-         "--log-dir", str(state)], cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
-                                                  "VLP_LOCAL_DIE_WITH_PARENT": "1"},
-        stdout=open(state / "service.log", "wb"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "local.lambda_service",
+            "--port",
+            str(port),
+            "--functions",
+            str(state / "functions.json"),
+            "--log-dir",
+            str(state),
+        ],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "VLP_LOCAL_DIE_WITH_PARENT": "1"},
+        stdout=open(state / "service.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -1,4 +1,5 @@
 """Load: 200 analyze requests, 16 at a time, through the whole local stack: zero errors."""
+
 from __future__ import annotations
 
 import statistics
@@ -11,8 +12,12 @@ REQUESTS = 200
 CONCURRENCY = 16
 BODIES = [
     {"text": "what is in this picture?", "task": "auto"},
-    {"text": "outline the dog", "task": "segment", "labels": ["dog", "ball"],
-     "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}},
+    {
+        "text": "outline the dog",
+        "task": "segment",
+        "labels": ["dog", "ball"],
+        "options": {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2},
+    },
     {"text": "describe it", "task": "describe"},
     {"task": "tag", "labels": ["red dress", "blue jeans", "boots"]},
 ]
@@ -34,8 +39,10 @@ def test_200_analyze_requests_at_concurrency_16(api, models, image_key):
     wall = time.perf_counter() - started
     errors = [(status, text) for status, _, text in results if status != 200]
     latencies = sorted(seconds for _, seconds, _ in results)
-    print(f"\n{REQUESTS} requests at concurrency {CONCURRENCY} in {wall:.1f} s ({REQUESTS / wall:.1f}/s); latency "
-          f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[int(0.95 * len(latencies)) - 1] * 1000:.0f} ms")
+    print(
+        f"\n{REQUESTS} requests at concurrency {CONCURRENCY} in {wall:.1f} s ({REQUESTS / wall:.1f}/s); latency "
+        f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[int(0.95 * len(latencies)) - 1] * 1000:.0f} ms"
+    )
     assert errors == [], errors[:5]
     stats = models.stats()
     assert sum(s.get("ok", 0) for s in stats.values()) >= REQUESTS  # every request reached the models

@@ -1,4 +1,5 @@
 """Every route and task through the local stack: API -> Lambda -> the synthesized state machines -> model packages."""
+
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,6 @@ import json
 import boto3
 import pytest
 import requests
-
 from vlp_local_kit import error_of, image_bytes
 
 SEGMENT_OPTIONS = {"box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 3}  # random weights: take any box
@@ -22,19 +22,28 @@ def test_runs_the_synthesized_state_machines(stack):
     templates = assembly.stack_templates(stack.cache_dir / "cdk.out" / stack.env)
     template = templates[f"{stack.env}/Api"]
     resolver = assembly.Resolver(template, f"{stack.env}/Api", {})
-    synthesized = {resolver.name_of(logical_id): json.loads(resolver.resolve(r["Properties"]["DefinitionString"]))
-                   for logical_id, r in template["Resources"].items()
-                   if r["Type"] == "AWS::StepFunctions::StateMachine"}
+    synthesized = {
+        resolver.name_of(logical_id): json.loads(resolver.resolve(r["Properties"]["DefinitionString"]))
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+    }
     env = stack.aws_environment()
-    sfn = boto3.client("stepfunctions", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL_SFN"],
-                       aws_access_key_id="x", aws_secret_access_key="y")
+    sfn = boto3.client(
+        "stepfunctions",
+        region_name=env["AWS_REGION"],
+        endpoint_url=env["AWS_ENDPOINT_URL_SFN"],
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+    )
     machines = sfn.list_state_machines()["stateMachines"]
     assert {m["type"] for m in machines} == {"EXPRESS", "STANDARD"}
     for machine in machines:
         described = sfn.describe_state_machine(stateMachineArn=machine["stateMachineArn"])
         assert json.loads(described["definition"]) == synthesized[machine["name"]]
     # the Lambda resources are the local functions' ARNs
-    resources = {state["Resource"] for state in synthesized[machines[0]["name"]]["States"].values() if "Resource" in state}
+    resources = {
+        state["Resource"] for state in synthesized[machines[0]["name"]]["States"].values() if "Resource" in state
+    }
     assert all(arn.startswith("arn:aws:lambda:us-east-1:123456789012:function:") for arn in resources)
 
 
@@ -80,8 +89,9 @@ def test_audio_and_image(api, image_key, audio_key):
 
 
 def test_segment_detections_and_masks_from_presigned_urls(api, image_key):
-    response = api.analyze({"image_key": image_key, "text": "outline the dog", "task": "segment",
-                            "options": SEGMENT_OPTIONS})
+    response = api.analyze(
+        {"image_key": image_key, "text": "outline the dog", "task": "segment", "options": SEGMENT_OPTIONS}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["task"] == "segment"
@@ -125,11 +135,14 @@ def test_prompt(api, image_key):
     assert body["models"]["clip_interrogator"]["random_weights"] is True
 
 
-@pytest.mark.parametrize("text, labels", [
-    ("outline every dog in this picture", None),
-    ("tag this product", ["red dress", "boots"]),
-    ("write an image generation prompt for this", None),
-])
+@pytest.mark.parametrize(
+    "text, labels",
+    [
+        ("outline every dog in this picture", None),
+        ("tag this product", ["red dress", "boots"]),
+        ("write an image generation prompt for this", None),
+    ],
+)
 def test_auto_routes_on_the_intent(api, image_key, text, labels):
     """The random-weight intent model picks some label; the route must be the one that label leads to."""
     body = {"image_key": image_key, "text": text, "task": "auto", "options": SEGMENT_OPTIONS}
@@ -154,8 +167,9 @@ def test_auto_without_text_describes(api, image_key):
 
 
 def test_detail_plans_with_the_llm(api, image_key):
-    response = api.analyze({"image_key": image_key, "text": "describe the scene", "task": "describe",
-                            "options": {"detail": True}})
+    response = api.analyze(
+        {"image_key": image_key, "text": "describe the scene", "task": "describe", "options": {"detail": True}}
+    )
     assert response.status_code == 200, response.text
     plan = response.json()["plan"]
     assert len(plan) >= 2 and "placeholder" in plan[0]
@@ -163,8 +177,9 @@ def test_detail_plans_with_the_llm(api, image_key):
 
 def test_job_lifecycle_succeeds(api, models, image_key):
     models.latency("vlm", answer_after_ms=1500)  # long enough to see it running
-    response = api.post("/v1/jobs", {"image_key": image_key, "text": "outline the dog", "task": "segment",
-                                     "options": SEGMENT_OPTIONS})
+    response = api.post(
+        "/v1/jobs", {"image_key": image_key, "text": "outline the dog", "task": "segment", "options": SEGMENT_OPTIONS}
+    )
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["status"] == "queued"
@@ -181,13 +196,21 @@ def test_job_lifecycle_succeeds(api, models, image_key):
 
 
 def test_job_lifecycle_fails(api, models, image_key):
-    models.fault("clip_tagging", "container_error", status=400,
-                 body={"error": {"code": "TOO_MANY_LABELS", "message": "injected: too many labels"}})
+    models.fault(
+        "clip_tagging",
+        "container_error",
+        status=400,
+        body={"error": {"code": "TOO_MANY_LABELS", "message": "injected: too many labels"}},
+    )
     job_id = api.submit({"image_key": image_key, "task": "tag", "labels": ["a", "b"]})
     view, seen = api.wait_job(job_id)
     assert seen[-1] == "failed", seen
-    assert view["error"] == {"code": "TOO_MANY_LABELS", "message": "injected: too many labels", "status": 400,
-                             "step": "tag"}
+    assert view["error"] == {
+        "code": "TOO_MANY_LABELS",
+        "message": "injected: too many labels",
+        "status": 400,
+        "step": "tag",
+    }
     assert "result" not in view
 
 
@@ -206,8 +229,12 @@ def test_cors_preflight_and_headers(api, stack, image_key):
     assert preflight.headers["Access-Control-Allow-Origin"] == origins[0]
     response = api.analyze({"image_key": image_key, "task": "describe"} | {})
     assert response.status_code == 200
-    cors = api.session.post(api.base + "/v1/uploads", json={"kind": "image", "content_type": "image/png"},
-                            headers={"Origin": origins[0]}, timeout=10)
+    cors = api.session.post(
+        api.base + "/v1/uploads",
+        json={"kind": "image", "content_type": "image/png"},
+        headers={"Origin": origins[0]},
+        timeout=10,
+    )
     assert cors.headers["Access-Control-Allow-Origin"] == origins[0]
 
 

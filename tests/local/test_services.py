@@ -1,5 +1,6 @@
 """The local services speak the AWS wire protocols the SDKs expect: boto3 clients against Lambda, Step Functions,
 the SageMaker runtime and S3, as the Lambda code and the tools use them."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,19 @@ from botocore.exceptions import ClientError
 
 def _client(stack, service: str, **config):
     env = stack.aws_environment()
-    endpoint = {"lambda": "AWS_ENDPOINT_URL_LAMBDA", "stepfunctions": "AWS_ENDPOINT_URL_SFN",
-                "sagemaker-runtime": "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"}[service]
-    return boto3.client(service, region_name=env["AWS_REGION"], endpoint_url=env[endpoint],
-                        aws_access_key_id="x", aws_secret_access_key="y",
-                        config=Config(retries={"total_max_attempts": 1}, inject_host_prefix=False, **config))
+    endpoint = {
+        "lambda": "AWS_ENDPOINT_URL_LAMBDA",
+        "stepfunctions": "AWS_ENDPOINT_URL_SFN",
+        "sagemaker-runtime": "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+    }[service]
+    return boto3.client(
+        service,
+        region_name=env["AWS_REGION"],
+        endpoint_url=env[endpoint],
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=Config(retries={"total_max_attempts": 1}, inject_host_prefix=False, **config),
+    )
 
 
 def test_lambda_invoke_ok_and_unhandled_error(stack):
@@ -45,11 +54,17 @@ def test_lambda_functions_run_with_their_synthesized_environment(stack):
     listed = requests.get(stack.url("lambda") + "/2015-03-31/functions", timeout=10).json()["Functions"]
     by_name = {f["FunctionName"]: f for f in listed}
     intent = by_name[stack.deployment.functions["intent"]["name"]]
-    assert intent["Environment"]["Variables"]["ENDPOINT_INTENT_KEYWORDS"] == stack.deployment.endpoints[
-        "intent_keywords"]["name"]
+    assert (
+        intent["Environment"]["Variables"]["ENDPOINT_INTENT_KEYWORDS"]
+        == stack.deployment.endpoints["intent_keywords"]["name"]
+    )
     assert intent["Environment"]["Variables"]["SAGEMAKER_READ_TIMEOUT_SECONDS"] == "20"  # as synthesized
-    assert by_name[stack.deployment.functions["keywords"]["name"]]["Environment"]["Variables"][
-        "SAGEMAKER_READ_TIMEOUT_SECONDS"] == "5"  # the test override (conftest)
+    assert (
+        by_name[stack.deployment.functions["keywords"]["name"]]["Environment"]["Variables"][
+            "SAGEMAKER_READ_TIMEOUT_SECONDS"
+        ]
+        == "5"
+    )  # the test override (conftest)
     assert {f["Handler"] for f in listed} == {f"vlp.handlers.{n}.handler" for n in stack.deployment.functions}
 
 
@@ -58,8 +73,15 @@ def test_step_functions_api(stack, image_key):
     standard = stack.deployment.machine("STANDARD")["arn"]
     express = stack.deployment.machine("EXPRESS")["arn"]
     name = str(uuid.uuid4())
-    execution_input = json.dumps({"request_id": name, "api_request_id": name, "received_at_ms": 0, "source": "jobs",
-                                  "request": {"image_key": image_key, "task": "prompt"}})
+    execution_input = json.dumps(
+        {
+            "request_id": name,
+            "api_request_id": name,
+            "received_at_ms": 0,
+            "source": "jobs",
+            "request": {"image_key": image_key, "task": "prompt"},
+        }
+    )
     started = sfn.start_execution(stateMachineArn=standard, name=name, input=execution_input)
     assert started["executionArn"].endswith(f":execution:{stack.deployment.machine('STANDARD')['name']}:{name}")
     # the same name and input while running: the same execution; another input: ExecutionAlreadyExists
@@ -91,15 +113,25 @@ def test_step_functions_api(stack, image_key):
 
 def test_standard_machine_history_shows_the_retries(stack, api, models, image_key):
     models.fault("grounded_sam", "throttle", count=2)
-    job_id = api.submit({"image_key": image_key, "task": "segment", "labels": ["dog"],
-                         "options": {"box_threshold": 0.0, "text_threshold": 0.0}})
+    job_id = api.submit(
+        {
+            "image_key": image_key,
+            "task": "segment",
+            "labels": ["dog"],
+            "options": {"box_threshold": 0.0, "text_threshold": 0.0},
+        }
+    )
     view, _ = api.wait_job(job_id)
     assert view["status"] == "succeeded", view
     arn = stack.deployment.machine("STANDARD")["arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
     events = _client(stack, "stepfunctions").get_execution_history(executionArn=arn)["events"]
     segment_arn = stack.deployment.functions["segment"]["arn"]
-    scheduled = [e for e in events if e["type"] == "LambdaFunctionScheduled"
-                 and e["lambdaFunctionScheduledEventDetails"]["resource"] == segment_arn]
+    scheduled = [
+        e
+        for e in events
+        if e["type"] == "LambdaFunctionScheduled"
+        and e["lambdaFunctionScheduledEventDetails"]["resource"] == segment_arn
+    ]
     assert len(scheduled) == 3  # two ModelRetryableErrors retried, then the result
     failed = [e["lambdaFunctionFailedEventDetails"] for e in events if e["type"] == "LambdaFunctionFailed"]
     assert [f["error"] for f in failed] == ["ModelRetryableError", "ModelRetryableError"]
@@ -115,13 +147,16 @@ def test_sagemaker_runtime_errors(stack):
     assert raised.value.response["Error"]["Code"] == "ValidationError"
     tagging = stack.deployment.endpoints["clip_tagging"]
     with pytest.raises(ClientError) as raised:
-        runtime.invoke_endpoint(EndpointName=tagging["name"], Body=b"{}", ContentType="application/json",
-                                InferenceComponentName="someone-elses-component")
+        runtime.invoke_endpoint(
+            EndpointName=tagging["name"],
+            Body=b"{}",
+            ContentType="application/json",
+            InferenceComponentName="someone-elses-component",
+        )
     assert raised.value.response["Error"]["Code"] == "ValidationError"
     with pytest.raises(ClientError) as raised:
         kwargs = {"InferenceComponentName": tagging["inference_component"]} if tagging["inference_component"] else {}
-        runtime.invoke_endpoint(EndpointName=tagging["name"], Body=b'{}', ContentType="application/json",
-                                **kwargs)
+        runtime.invoke_endpoint(EndpointName=tagging["name"], Body=b"{}", ContentType="application/json", **kwargs)
     response = raised.value.response
     assert response["Error"]["Code"] == "ModelError"
     assert response["OriginalStatusCode"] == 400
@@ -132,13 +167,23 @@ def test_random_weight_responses_are_labelled(stack):
     runtime = _client(stack, "sagemaker-runtime")
     endpoint = stack.deployment.endpoints["intent_keywords"]
     kwargs = {"InferenceComponentName": endpoint["inference_component"]} if endpoint["inference_component"] else {}
-    intent = json.loads(runtime.invoke_endpoint(
-        EndpointName=endpoint["name"], ContentType="application/json",
-        Body=json.dumps({"text": "outline the dog", "tasks": ["intent"]}).encode(), **kwargs)["Body"].read())
+    intent = json.loads(
+        runtime.invoke_endpoint(
+            EndpointName=endpoint["name"],
+            ContentType="application/json",
+            Body=json.dumps({"text": "outline the dog", "tasks": ["intent"]}).encode(),
+            **kwargs,
+        )["Body"].read()
+    )
     assert intent["random_weights"] is True and "random" in intent["model"]
-    keywords = json.loads(runtime.invoke_endpoint(
-        EndpointName=endpoint["name"], ContentType="application/json",
-        Body=json.dumps({"text": "outline the dog", "tasks": ["keywords"]}).encode(), **kwargs)["Body"].read())
+    keywords = json.loads(
+        runtime.invoke_endpoint(
+            EndpointName=endpoint["name"],
+            ContentType="application/json",
+            Body=json.dumps({"text": "outline the dog", "tasks": ["keywords"]}).encode(),
+            **kwargs,
+        )["Body"].read()
+    )
     assert "random_weights" not in keywords  # the real all-MiniLM-L6-v2
     assert keywords["keyword_model"] == "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -1,5 +1,6 @@
 """Helpers of the local end-to-end tests (a unique module name: test folders share sys.path): an HTTP client of
 the local API, media builders, and the SageMaker runtime's fault/latency admin routes."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,12 @@ import requests
 TIMEOUT = 180
 
 
-def image_bytes(size: tuple[int, int] = (320, 240), fmt: str = "JPEG", color: tuple[int, int, int] = (200, 40, 40),
-                quality: int = 90) -> bytes:
+def image_bytes(
+    size: tuple[int, int] = (320, 240),
+    fmt: str = "JPEG",
+    color: tuple[int, int, int] = (200, 40, 40),
+    quality: int = 90,
+) -> bytes:
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", size, color)
@@ -54,7 +59,7 @@ class Api:
     session: requests.Session
 
     @classmethod
-    def at(cls, base: str) -> "Api":
+    def at(cls, base: str) -> Api:
         return cls(base, requests.Session())
 
     def post(self, path: str, body: Any = None, *, raw: bytes | None = None, **kwargs: Any) -> requests.Response:
@@ -74,8 +79,9 @@ class Api:
     def upload(self, data: bytes, *, kind: str = "image", content_type: str = "image/jpeg") -> str:
         """POST /v1/uploads, then the presigned POST form; returns the key."""
         post = self.presign(kind, content_type)
-        response = requests.post(post["url"], data=post["fields"], files={"file": ("upload", data, content_type)},
-                                 timeout=TIMEOUT)
+        response = requests.post(
+            post["url"], data=post["fields"], files={"file": ("upload", data, content_type)}, timeout=TIMEOUT
+        )
         assert response.status_code == 204, response.text
         return post["key"]
 
@@ -110,13 +116,17 @@ class Models:
     base: str
 
     def fault(self, endpoint: str, kind: str, count: int = 1, **extra: Any) -> None:
-        response = requests.post(self.base + "/_admin/faults", json={"endpoint": endpoint, "kind": kind,
-                                                                     "count": count, **extra}, timeout=10)
+        response = requests.post(
+            self.base + "/_admin/faults", json={"endpoint": endpoint, "kind": kind, "count": count, **extra}, timeout=10
+        )
         assert response.status_code == 200, response.text
 
     def latency(self, endpoint: str, *, fixed_ms: float = 0, answer_after_ms: float = 0) -> None:
-        response = requests.post(self.base + "/_admin/latency", json={
-            "endpoint": endpoint, "fixed_ms": fixed_ms, "answer_after_ms": answer_after_ms}, timeout=10)
+        response = requests.post(
+            self.base + "/_admin/latency",
+            json={"endpoint": endpoint, "fixed_ms": fixed_ms, "answer_after_ms": answer_after_ms},
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
 
     def reset(self) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures for the model-package tests (run in .venv-models: torch, transformers, ...)."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -12,13 +12,15 @@ It follows the contract DJL documents for `model.py` handlers
 `install()` registers the double as the `djl_python` module so a package's `from djl_python import Input, Output`
 works in tests. `invoke()` plays DJL's side: it builds the Input, calls `handle`, and decodes the Output.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 class PairList:
@@ -65,7 +67,7 @@ class Input:
     def get_batch_size(self) -> int:
         return int(self.properties.get("batch_size", "1"))
 
-    def get_batches(self) -> list["Input"]:
+    def get_batches(self) -> list[Input]:
         if not self.is_batch():
             return [self]
         batch = [Input() for _ in range(self.get_batch_size())]
@@ -124,26 +126,26 @@ class Output:
         self.properties: dict[str, str] = {}
         self.content = PairList()
 
-    def set_code(self, code: int) -> "Output":
+    def set_code(self, code: int) -> Output:
         self.code = code
         return self
 
-    def set_message(self, message: str) -> "Output":
+    def set_message(self, message: str) -> Output:
         self.message = message
         return self
 
-    def error(self, error: str, code: int = 424, message: str = "prediction failure") -> "Output":
+    def error(self, error: str, code: int = 424, message: str = "prediction failure") -> Output:
         self.code = code
         self.message = message
         self.add_property("content-type", "application/json")
         self.add_as_json({"code": code, "message": message, "error": error})
         return self
 
-    def add_property(self, key: str, val: str) -> "Output":
+    def add_property(self, key: str, val: str) -> Output:
         self.properties[key] = val
         return self
 
-    def add(self, value: Any, key: str | None = None, batch_index: int | None = None) -> "Output":
+    def add(self, value: Any, key: str | None = None, batch_index: int | None = None) -> Output:
         if batch_index is not None:
             key = f"batch_{batch_index}.{key or ''}"
         if isinstance(value, str):
@@ -155,7 +157,7 @@ class Output:
         self.content.add(key=key, value=value)
         return self
 
-    def add_as_json(self, val: Any, key: str | None = None, batch_index: int | None = None) -> "Output":
+    def add_as_json(self, val: Any, key: str | None = None, batch_index: int | None = None) -> Output:
         return self.add(self._encode_json(val), key=key, batch_index=batch_index)
 
     @staticmethod
@@ -223,8 +225,11 @@ def invoke(handle: Callable[[Input], Any], body: Any, content_type: str = "appli
     """One request through `handle`, decoded as a client would see it."""
     output = handle(request_input(body, content_type))
     assert isinstance(output, Output), f"handle must return an Output, got {type(output)!r}"
-    raw = output.content.get("data") if output.content.get("data") is not None else (
-        output.content.value_at(0) if output.content.size() else b"")
+    raw = (
+        output.content.get("data")
+        if output.content.get("data") is not None
+        else (output.content.value_at(0) if output.content.size() else b"")
+    )
     return Response(code=output.code, body=_decode(raw), properties=dict(output.properties))
 
 
@@ -238,6 +243,6 @@ def invoke_batch(handle: Callable[[Input], Any], bodies: list[Any]) -> list[Resp
         assert raw is not None, f"no content for batch item {i}"
         body = _decode(raw)
         code = body["error"].get("status", 400) if isinstance(body, dict) and "error" in body else 200
-        props = {k[len(f"batch_{i}_"):]: v for k, v in output.properties.items() if k.startswith(f"batch_{i}_")}
+        props = {k[len(f"batch_{i}_") :]: v for k, v in output.properties.items() if k.startswith(f"batch_{i}_")}
         responses.append(Response(code=code, body=body, properties=props))
     return responses

@@ -9,6 +9,7 @@ Tokenizers are real transformers tokenizer classes over tiny vocabularies:
 - CLIP: byte-level BPE (every byte, alone and word-final, plus whole-word merges for `words`), so any text encodes;
 - BLIP: a WordPiece (BERT) vocabulary of special tokens, letters and `words`, with BLIP's `[DEC]` start token.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,11 +18,53 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-DEFAULT_WORDS = tuple((
-    "a photo of the an in on with and by red blue green black white leather cotton dress shirt jeans boots shoes "
-    "hat bag dog cat beach city night portrait painting art style trending artstation oil digital sketch modern "
-    "vintage bright dark soft sharp detailed"
-).split())
+DEFAULT_WORDS = (
+    "a",
+    "photo",
+    "of",
+    "the",
+    "an",
+    "in",
+    "on",
+    "with",
+    "and",
+    "by",
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "leather",
+    "cotton",
+    "dress",
+    "shirt",
+    "jeans",
+    "boots",
+    "shoes",
+    "hat",
+    "bag",
+    "dog",
+    "cat",
+    "beach",
+    "city",
+    "night",
+    "portrait",
+    "painting",
+    "art",
+    "style",
+    "trending",
+    "artstation",
+    "oil",
+    "digital",
+    "sketch",
+    "modern",
+    "vintage",
+    "bright",
+    "dark",
+    "soft",
+    "sharp",
+    "detailed",
+)
 
 CONTEXT_LENGTH = 77  # CLIP's text context, kept for the tiny models so prompt-length logic behaves as in production
 
@@ -48,7 +91,7 @@ def clip_vocab_and_merges(words: Iterable[str] = DEFAULT_WORDS) -> tuple[dict[st
     for word in dict.fromkeys(w.lower() for w in words):
         if not word.isalpha() or not word.isascii() or len(word) < 2:
             continue
-        symbols = list(word[:-1]) + [word[-1] + "</w>"]
+        symbols = [*list(word[:-1]), word[-1] + "</w>"]
         current = symbols[0]
         for symbol in symbols[1:]:
             merged = current + symbol
@@ -84,27 +127,27 @@ def tiny_clip_config(
     from transformers import CLIPConfig
 
     vocab_size = vocab_size or len(clip_vocab_and_merges()[0])
-    text = dict(
-        vocab_size=vocab_size,
-        hidden_size=text_width,
-        intermediate_size=text_width * 4,
-        num_hidden_layers=text_layers,
-        num_attention_heads=heads,
-        max_position_embeddings=CONTEXT_LENGTH,
-        projection_dim=projection_dim,
-        bos_token_id=vocab_size - 2,
-        eos_token_id=vocab_size - 1,
-        pad_token_id=vocab_size - 1,
-    )
-    vision = dict(
-        hidden_size=vision_width,
-        intermediate_size=vision_width * 4,
-        num_hidden_layers=vision_layers,
-        num_attention_heads=heads,
-        image_size=image_size,
-        patch_size=patch_size,
-        projection_dim=projection_dim,
-    )
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": text_width,
+        "intermediate_size": text_width * 4,
+        "num_hidden_layers": text_layers,
+        "num_attention_heads": heads,
+        "max_position_embeddings": CONTEXT_LENGTH,
+        "projection_dim": projection_dim,
+        "bos_token_id": vocab_size - 2,
+        "eos_token_id": vocab_size - 1,
+        "pad_token_id": vocab_size - 1,
+    }
+    vision = {
+        "hidden_size": vision_width,
+        "intermediate_size": vision_width * 4,
+        "num_hidden_layers": vision_layers,
+        "num_attention_heads": heads,
+        "image_size": image_size,
+        "patch_size": patch_size,
+        "projection_dim": projection_dim,
+    }
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
 
 
@@ -114,22 +157,35 @@ def vit_b32_config(vocab_size: int | None = None):
 
     vocab_size = vocab_size or 49408
     config = CLIPConfig(
-        text_config=dict(
-            vocab_size=vocab_size, hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
-            max_position_embeddings=CONTEXT_LENGTH, projection_dim=512,
-            bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1,
-        ),
-        vision_config=dict(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-            patch_size=32, projection_dim=512,
-        ),
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+            "max_position_embeddings": CONTEXT_LENGTH,
+            "projection_dim": 512,
+            "bos_token_id": vocab_size - 2,
+            "eos_token_id": vocab_size - 1,
+            "pad_token_id": vocab_size - 1,
+        },
+        vision_config={
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 32,
+            "projection_dim": 512,
+        },
         projection_dim=512,
     )
     return config
 
 
-def save_tiny_clip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, seed: int = 0, config=None,
-                   **config_kwargs) -> Path:
+def save_tiny_clip(
+    path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, seed: int = 0, config=None, **config_kwargs
+) -> Path:
     """Write a random-weight CLIPModel + CLIPProcessor into `path` (a model directory, as staged in S3)."""
     import torch
     from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
@@ -166,8 +222,17 @@ def blip_tokenizer(words: Iterable[str] = DEFAULT_WORDS):
     return tokenizer
 
 
-def save_tiny_blip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, seed: int = 0, width: int = 32,
-                   layers: int = 2, heads: int = 2, image_size: int = 32, patch_size: int = 8) -> Path:
+def save_tiny_blip(
+    path: str | Path,
+    *,
+    words: Iterable[str] = DEFAULT_WORDS,
+    seed: int = 0,
+    width: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    image_size: int = 32,
+    patch_size: int = 8,
+) -> Path:
     """Write a random-weight BlipForConditionalGeneration + BlipProcessor into `path`."""
     import torch
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
@@ -175,17 +240,26 @@ def save_tiny_blip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, se
     path = Path(path)
     tokenizer = blip_tokenizer(words)
     config = BlipConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=width, intermediate_size=width * 4, num_hidden_layers=layers,
-            num_attention_heads=heads, max_position_embeddings=64,
-            bos_token_id=tokenizer.convert_tokens_to_ids("[DEC]"),
-            pad_token_id=tokenizer.pad_token_id, sep_token_id=tokenizer.sep_token_id,
-            eos_token_id=tokenizer.sep_token_id,
-        ),
-        vision_config=dict(
-            hidden_size=width, intermediate_size=width * 4, num_hidden_layers=layers, num_attention_heads=heads,
-            image_size=image_size, patch_size=patch_size,
-        ),
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": width,
+            "intermediate_size": width * 4,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "max_position_embeddings": 64,
+            "bos_token_id": tokenizer.convert_tokens_to_ids("[DEC]"),
+            "pad_token_id": tokenizer.pad_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+        },
+        vision_config={
+            "hidden_size": width,
+            "intermediate_size": width * 4,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "image_size": image_size,
+            "patch_size": patch_size,
+        },
         projection_dim=width,
     )
     torch.manual_seed(seed)
@@ -199,6 +273,7 @@ def save_tiny_blip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, se
 
 
 # ---- test images ----
+
 
 def image_bytes(size: tuple[int, int] = (64, 48), fmt: str = "PNG", seed: int = 0, mode: str = "RGB") -> bytes:
     """A small noisy image (different seeds give different images) encoded as `fmt`."""

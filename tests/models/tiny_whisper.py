@@ -30,6 +30,7 @@ keyed by this file's content and the parameters: a build imports torch + transfo
 Building needs torch + transformers + ctranslate2 (the .venv-models environment); the resulting directory needs only
 faster-whisper to load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,108 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = ROOT / ".local" / "tiny-models"  # git-ignored
 
 # Whisper's language tokens, in Whisper's id order (openai/whisper tokenizer.LANGUAGES; "yue" added by large-v3).
-WHISPER_LANGUAGES = (
-    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt "
-    "la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc "
-    "ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue"
-).split()
+WHISPER_LANGUAGES = [
+    "en",
+    "zh",
+    "de",
+    "es",
+    "ru",
+    "ko",
+    "fr",
+    "ja",
+    "pt",
+    "tr",
+    "pl",
+    "ca",
+    "nl",
+    "ar",
+    "sv",
+    "it",
+    "id",
+    "hi",
+    "fi",
+    "vi",
+    "he",
+    "uk",
+    "el",
+    "ms",
+    "cs",
+    "ro",
+    "da",
+    "hu",
+    "ta",
+    "no",
+    "th",
+    "ur",
+    "hr",
+    "bg",
+    "lt",
+    "la",
+    "mi",
+    "ml",
+    "cy",
+    "sk",
+    "te",
+    "fa",
+    "lv",
+    "bn",
+    "sr",
+    "az",
+    "sl",
+    "kn",
+    "et",
+    "mk",
+    "br",
+    "eu",
+    "is",
+    "hy",
+    "ne",
+    "mn",
+    "bs",
+    "kk",
+    "sq",
+    "sw",
+    "gl",
+    "mr",
+    "pa",
+    "si",
+    "km",
+    "sn",
+    "yo",
+    "so",
+    "af",
+    "oc",
+    "ka",
+    "be",
+    "tg",
+    "sd",
+    "gu",
+    "am",
+    "yi",
+    "lo",
+    "uz",
+    "fo",
+    "ht",
+    "ps",
+    "tk",
+    "nn",
+    "mt",
+    "sa",
+    "lb",
+    "my",
+    "bo",
+    "tl",
+    "mg",
+    "as",
+    "tt",
+    "haw",
+    "ln",
+    "ha",
+    "ba",
+    "jw",
+    "su",
+    "yue",
+]
 
 N_TEXT_TOKENS = 50257  # GPT-2 sized text vocabulary, as in every multilingual Whisper
 N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|> in steps of 0.02 s
@@ -89,8 +187,14 @@ def special_tokens(multilingual: bool = True, v3: bool = True) -> list[str]:
     tokens = ["<|endoftext|>", "<|startoftranscript|>"]
     if multilingual:
         tokens += [f"<|{code}|>" for code in languages]
-    tokens += ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
-               "<|nospeech|>" if v3 else "<|nocaptions|>", "<|notimestamps|>"]
+    tokens += [
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>" if v3 else "<|nocaptions|>",
+        "<|notimestamps|>",
+    ]
     return tokens
 
 
@@ -212,12 +316,18 @@ def build_tiny_whisper(
         model.save_pretrained(hf_dir)
         generation.save_pretrained(hf_dir)
         tokenizer.save(str(hf_dir / "tokenizer.json"))
-        (hf_dir / "tokenizer_config.json").write_text(json.dumps({
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "model_max_length": 448,
-            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
-            "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-        }))
+        (hf_dir / "tokenizer_config.json").write_text(
+            json.dumps(
+                {
+                    "tokenizer_class": "PreTrainedTokenizerFast",
+                    "model_max_length": 448,
+                    "bos_token": "<|endoftext|>",
+                    "eos_token": "<|endoftext|>",
+                    "unk_token": "<|endoftext|>",
+                    "pad_token": "<|endoftext|>",
+                }
+            )
+        )
         (hf_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)

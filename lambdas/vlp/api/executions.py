@@ -1,6 +1,7 @@
 """Starting pipeline executions (POST /v1/analyze, POST /v1/jobs), reading them (GET /v1/jobs/{id}), and
 turning their outcome into HTTP responses. Same execution input for the Express and the Standard machine.
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@
 Validation is strict (no string-to-number coercion, unknown fields rejected) and each rule that has its own
 error code raises a ``PydanticCustomError`` whose type IS that code (see ``caller_error``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -56,7 +57,7 @@ class UploadRequest(_Strict):
     )
 
     @model_validator(mode="after")
-    def _known_type(self) -> "UploadRequest":
+    def _known_type(self) -> UploadRequest:
         allowed = IMAGE_CONTENT_TYPES if self.kind == "image" else AUDIO_CONTENT_TYPES
         if self.content_type.lower() not in allowed:
             raise PydanticCustomError(
@@ -206,7 +207,7 @@ class AnalyzeRequest(_Strict):
         return cleaned
 
     @model_validator(mode="after")
-    def _consistent(self) -> "AnalyzeRequest":
+    def _consistent(self) -> AnalyzeRequest:
         if self.image_key is None and self.image_base64 is None:
             raise PydanticCustomError("MISSING_IMAGE", "send image_key (from POST /v1/uploads) or image_base64")
         if self.image_key is not None and self.image_base64 is not None:
@@ -233,9 +234,7 @@ def caller_error(error: ValidationError, *, what: str = "request") -> CallerErro
     loc = [str(part) for part in first["loc"]]
     if kind in CODES:
         code = kind
-    elif kind == "json_invalid":
-        code = "INVALID_JSON"
-    elif kind in ("model_type", "model_attributes_type", "dict_type") and not loc:
+    elif kind == "json_invalid" or (kind in ("model_type", "model_attributes_type", "dict_type") and not loc):
         code = "INVALID_JSON"
     elif loc[:1] == ["task"] and kind == "literal_error":
         code = "UNKNOWN_TASK"

@@ -1,6 +1,7 @@
 """Response bodies of the HTTP API, as pydantic models: the source of the response schemas of
 openapi/vlp-api.json, and what the tests validate real responses against. The handlers build plain dicts and
 never import this module (cold start)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -20,8 +21,9 @@ class ErrorDetail(_Out):
 
 
 class ErrorInfo(_Out):
-    code: str = Field(description="Machine-readable code, UPPER_SNAKE (docs/api.md, Error codes).",
-                      examples=["INVALID_IMAGE"])
+    code: str = Field(
+        description="Machine-readable code, UPPER_SNAKE (docs/api.md, Error codes).", examples=["INVALID_IMAGE"]
+    )
     message: str = Field(description="What is wrong, for a person.")
     request_id: str | None = Field(None, description="Quote it when reporting a problem.")
     step: str | None = Field(None, description="The pipeline step that failed, for model failures.")
@@ -85,7 +87,9 @@ class Mask(_Out):
 class Detection(_Out):
     label: str
     score: float
-    box: list[float] = Field(min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels of the original image.")
+    box: list[float] = Field(
+        min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels of the original image."
+    )
     mask: Mask | None = None
 
 

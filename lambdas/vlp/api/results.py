@@ -3,10 +3,11 @@
 The state machine's output carries S3 keys only; URLs are signed when a response is built, so a job fetched
 hours later still gets working links. Only keys under ``results/<request id>/`` are ever signed.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from vlp.keys import RESULTS_PREFIX
@@ -38,7 +39,5 @@ def attach_urls(result: dict[str, Any], *, s3: Any, bucket: str, expires_in: int
     sign(result.get("masks_rle"))
     if signed:
         issued = time.time() if now is None else now
-        result["urls_expire_at"] = datetime.fromtimestamp(issued + expires_in, tz=timezone.utc).isoformat(
-            timespec="seconds"
-        )
+        result["urls_expire_at"] = datetime.fromtimestamp(issued + expires_in, tz=UTC).isoformat(timespec="seconds")
     return result

@@ -1,8 +1,9 @@
 """POST /v1/uploads: a presigned POST into the requests bucket, size and content type enforced by its policy."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from vlp.api.models import UploadRequest
@@ -46,5 +47,5 @@ def presign_upload(
         "content_type": content_type,
         "max_bytes": max_bytes,
         "expires_in": expires_in,
-        "expires_at": datetime.fromtimestamp(issued + expires_in, tz=timezone.utc).isoformat(timespec="seconds"),
+        "expires_at": datetime.fromtimestamp(issued + expires_in, tz=UTC).isoformat(timespec="seconds"),
     }

@@ -1,4 +1,5 @@
 """POST /v1/analyze -> StartSyncExecution on the Express state machine -> the assembled result (docs/api.md)."""
+
 from __future__ import annotations
 
 from vlp import aws

@@ -1,4 +1,5 @@
 """Pipeline step `asr` (docs/pipeline.md): the audio through Whisper (role asr)."""
+
 from __future__ import annotations
 
 from vlp import aws

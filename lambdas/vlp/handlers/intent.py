@@ -1,4 +1,5 @@
 """Pipeline step `intent` (docs/pipeline.md): intent of the text (role intent_keywords) and the route."""
+
 from __future__ import annotations
 
 from vlp import aws

@@ -1,5 +1,6 @@
 """POST /v1/jobs -> StartExecution on the Standard state machine (202 + job id);
 GET /v1/jobs/{id} -> DescribeExecution (status, result or error). docs/api.md."""
+
 from __future__ import annotations
 
 from vlp import aws

@@ -1,4 +1,5 @@
 """Pipeline step `keywords` (docs/pipeline.md): keywords of the text (role intent_keywords)."""
+
 from __future__ import annotations
 
 from vlp import aws

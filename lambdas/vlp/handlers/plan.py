@@ -1,4 +1,5 @@
 """Pipeline step `plan` (docs/pipeline.md): sub-task plan (role llm), when the request asks for detail."""
+
 from __future__ import annotations
 
 from vlp import aws

@@ -1,4 +1,5 @@
 """Pipeline step `prompt` (docs/pipeline.md): a Stable Diffusion prompt (role clip_interrogator)."""
+
 from __future__ import annotations
 
 from vlp import aws

@@ -1,4 +1,5 @@
 """Pipeline step `segment` (docs/pipeline.md): detections and masks (role grounded_sam)."""
+
 from __future__ import annotations
 
 from vlp import aws

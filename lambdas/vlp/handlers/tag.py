@@ -1,4 +1,5 @@
 """Pipeline step `tag` (docs/pipeline.md): CLIP zero-shot tags over the labels (role clip_tagging)."""
+
 from __future__ import annotations
 
 from vlp import aws

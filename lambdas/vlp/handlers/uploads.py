@@ -1,4 +1,5 @@
 """POST /v1/uploads -> a presigned POST (docs/api.md)."""
+
 from __future__ import annotations
 
 from vlp import aws
@@ -23,6 +24,10 @@ def handler(event, context):
         max_audio_bytes=SETTINGS.max_audio_bytes,
     )
     body = presign_upload(
-        S3, bucket=SETTINGS.requests_bucket, request=request, max_bytes=limit, expires_in=SETTINGS.presign_expiry_seconds
+        S3,
+        bucket=SETTINGS.requests_bucket,
+        request=request,
+        max_bytes=limit,
+        expires_in=SETTINGS.presign_expiry_seconds,
     )
     return json_response(201, body, request_id=event.request_id)

@@ -1,4 +1,5 @@
 """Pipeline step `vlm` (docs/pipeline.md): the answer about the image (role vlm)."""
+
 from __future__ import annotations
 
 from vlp import aws

@@ -3,6 +3,7 @@
 Builders return the JSON body; parsers check the shape they rely on and raise ModelFailedError otherwise
 (a model that answers 200 with a body we cannot read is a model failure, not the caller's).
 """
+
 from __future__ import annotations
 
 import json

@@ -11,6 +11,7 @@
 | with an ``error`` key whose status is 4xx                    |                       |                 |
 | anything else (endpoint not found, access denied, bad JSON) | ModelFailedError      | <STEP>_FAILED (502) |
 """
+
 from __future__ import annotations
 
 import json

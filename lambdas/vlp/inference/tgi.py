@@ -10,6 +10,7 @@ Two request shapes, both accepted by TGI's SageMaker route (schema ``SagemakerRe
 Caller text is sanitised before it enters a prompt: it cannot close the turn (``<end_of_utterance>``,
 ``[/INST]``...) nor smuggle an image (``![](http://...)``), which would make the model server fetch a URL.
 """
+
 from __future__ import annotations
 
 import json
@@ -128,7 +129,9 @@ def generate(
 ) -> tuple[str, Invocation]:
     body = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     invocation = invoke(client, endpoint, step=step, body=body)
-    text = parse_generated(parse_json(invocation, step=step, role=endpoint.role), stop=stop, step=step, role=endpoint.role)
+    text = parse_generated(
+        parse_json(invocation, step=step, role=endpoint.role), stop=stop, step=step, role=endpoint.role
+    )
     return text, invocation
 
 

@@ -1,5 +1,6 @@
 """Our Whisper container (docs/model-contracts.md, "Whisper"): raw audio bytes in, options in SageMaker's
 CustomAttributes header, ``{"text", "language", "segments", ...}`` out."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +8,13 @@ from typing import Any
 from vlp.errors import ModelFailedError, model_error
 from vlp.inference.sagemaker import Endpoint, Invocation, invoke, parse_json
 
-CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "webm": "audio/webm"}
+CONTENT_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "webm": "audio/webm",
+}
 
 
 def custom_attributes(*, language: str | None = None, task: str = "transcribe", vad_filter: bool = True) -> str:

@@ -1,4 +1,5 @@
 """The asr step: the uploaded audio through Whisper; the transcript joins the text of the request."""
+
 from __future__ import annotations
 
 import time

@@ -3,6 +3,7 @@
 The response shape is the ``AnalyzeResult`` schema of openapi/vlp-api.json (vlp.api.responses); the API
 handlers add presigned ``url`` fields next to the mask keys when they return it.
 """
+
 from __future__ import annotations
 
 import time

@@ -10,6 +10,7 @@ Pure Python over the first (and, for Ogg, the last) 64 KiB of the file: no decod
 | ogg    | ``OggS`` (Vorbis or Opus)             | last page's granule position / rate (exact)       |
 | webm   | EBML header, DocType webm/matroska    | Segment Info Duration (absent in live recordings) |
 """
+
 from __future__ import annotations
 
 import struct
@@ -67,7 +68,7 @@ def _wav_duration(head: bytes, size: int) -> float:
         if chunk_id == b"fmt ":
             if chunk_size < 16 or body + 16 > len(head):
                 raise AudioHeaderError("WAV fmt chunk too short")
-            _, channels, sample_rate, byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", head, body)
+            _, channels, sample_rate, byte_rate, _block_align, _bits = struct.unpack_from("<HHIIHH", head, body)
             if not channels or not sample_rate or not byte_rate:
                 raise AudioHeaderError("WAV fmt chunk has zero channels, rate or byte rate")
         elif chunk_id == b"data":
@@ -133,8 +134,14 @@ def _mp3_frame(data: bytes, offset: int) -> dict | None:
     else:
         samples = 1152
     mono = (b3 >> 6) == 3
-    return {"version": version, "layer": layer, "bitrate": bitrate, "sample_rate": sample_rate, "samples": samples,
-            "mono": mono}
+    return {
+        "version": version,
+        "layer": layer,
+        "bitrate": bitrate,
+        "sample_rate": sample_rate,
+        "samples": samples,
+        "mono": mono,
+    }
 
 
 def _mp3_duration(head: bytes, size: int) -> float | None:

@@ -4,6 +4,7 @@
 - ``Context``: what the validate step returns; every later step receives it, grown by the states' ResultPaths
   (``asr``, ``plan``, ``understand``, ``result``). S3 keys only, never image or audio bytes.
 """
+
 from __future__ import annotations
 
 import time
@@ -13,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vlp.api.models import AnalyzeOptions, AnalyzeRequest, Task, caller_error
 from vlp.errors import CallerError
+from vlp.inference.sagemaker import Endpoint
 from vlp.keys import UUID_PATTERN
 from vlp.settings import PipelineSettings
-from vlp.inference.sagemaker import Endpoint
 
 _REQUEST_ID = Field(pattern=rf"^{UUID_PATTERN}$")
 
@@ -113,8 +114,9 @@ def endpoint(settings: PipelineSettings, role: str) -> Endpoint | None:
 def require_endpoint(settings: PipelineSettings, role: str, *, what: str) -> Endpoint:
     found = endpoint(settings, role)
     if found is None:
-        raise CallerError(f"{what} needs the {role} model, which this environment does not deploy.",
-                          code="TASK_NOT_AVAILABLE")
+        raise CallerError(
+            f"{what} needs the {role} model, which this environment does not deploy.", code="TASK_NOT_AVAILABLE"
+        )
     return found
 
 

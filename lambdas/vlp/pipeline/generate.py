@@ -1,5 +1,6 @@
 """The plan step (Llama-2 on TGI: sub-tasks, when the request asks for detail) and the vlm step (IDEFICS on
 TGI: the answer about the image)."""
+
 from __future__ import annotations
 
 import base64

@@ -5,6 +5,7 @@ file, then reopens it (``Image.verify`` leaves the image unusable); applies the 
 transparency onto white; converts to RGB; and bounds the long side. "Original" sizes are the upright image's
 (after EXIF orientation), which is what a person sees and what detection boxes refer to.
 """
+
 from __future__ import annotations
 
 import io
@@ -123,13 +124,13 @@ def normalise(
     image_format = image.format
     try:
         image.verify()
-    except Exception:  # noqa: BLE001 - Pillow raises many types for corrupt data
+    except Exception:
         raise CallerError("The image is corrupt or truncated.", code="INVALID_IMAGE") from None
 
     image = _open(data, max_pixels, (image_format,))
     try:
         orientation = image.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, not fatal
+    except Exception:
         orientation = 1
     upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     longest = max(width, height)
@@ -143,7 +144,7 @@ def normalise(
         image = _to_rgb(image)
     except CallerError:
         raise
-    except Exception:  # noqa: BLE001 - truncated data surfaces as OSError at load time
+    except Exception:
         raise CallerError("The image is corrupt or truncated.", code="INVALID_IMAGE") from None
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)

@@ -5,6 +5,7 @@ COCO RLE: ``{"size": [height, width], "counts": "<string>"}``; the counts are ru
 column-major (Fortran) order, starting with a run of zeros, each run length delta-coded against the run two
 places back (from the third run on) and written 5 bits per character (+48), with bit 0x20 meaning "more".
 """
+
 from __future__ import annotations
 
 import io

@@ -1,6 +1,7 @@
 """S3 reads and writes of the pipeline, with S3 errors mapped to domain errors:
 missing object -> CallerError UPLOAD_NOT_FOUND; throttling/5xx after the SDK's retries -> DependencyError
 (retried by the state machine); anything else (access denied, KMS) -> VlpError INTERNAL_ERROR."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,7 +36,12 @@ def head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
 
 
 def read(
-    s3: Any, bucket: str, key: str, *, max_bytes: int | None = None, too_large: str = "IMAGE_TOO_LARGE",
+    s3: Any,
+    bucket: str,
+    key: str,
+    *,
+    max_bytes: int | None = None,
+    too_large: str = "IMAGE_TOO_LARGE",
     byte_range: str | None = None,
 ) -> bytes:
     """The object's bytes; ``too_large`` (a 413 code) when it is above ``max_bytes`` (checked before reading)."""

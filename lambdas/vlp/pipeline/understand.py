@@ -4,6 +4,7 @@ The intent step returns ``route``: the task the pipeline runs after the Understa
 task routes to itself; ``auto`` routes on the intent label, falling back to ``describe`` (with a warning) when
 the routed task cannot run (no labels for ``tag``, model not deployed).
 """
+
 from __future__ import annotations
 
 import time

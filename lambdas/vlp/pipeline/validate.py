@@ -7,6 +7,7 @@
    normalised image (long side <= 2048) and the VLM copy (<= 1024) under inputs/<request id>/;
 3. audio: format by magic bytes (wav, mp3, flac, ogg, webm), size and duration bounds.
 """
+
 from __future__ import annotations
 
 import base64
@@ -91,9 +92,7 @@ def _audio(s3: Any, key: str, settings: PipelineSettings) -> dict[str, Any]:
     head = storage.read(s3, bucket, key, byte_range=f"bytes=0-{audio_headers.HEAD_BYTES - 1}")
     audio_format = audio_headers.sniff(head)
     if audio_format is None:
-        raise CallerError(
-            "The audio is not WAV, MP3, FLAC, Ogg or WebM.", code="UNSUPPORTED_AUDIO_FORMAT"
-        )
+        raise CallerError("The audio is not WAV, MP3, FLAC, Ogg or WebM.", code="UNSUPPORTED_AUDIO_FORMAT")
     tail = b""
     if audio_format == "ogg" and size > len(head):
         start = max(0, size - audio_headers.TAIL_BYTES)

@@ -5,6 +5,7 @@ original (upright) image, writes every mask as a PNG of the original size under 
 keeps the COCO RLE (in the normalised image's frame, its ``size`` says so) inline while the total stays under
 ``RLE_INLINE_BUDGET`` bytes; above it, all RLE goes to one S3 JSON object and the state keeps its key.
 """
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """`python -m whisper_server serve`: SageMaker starts the image with the argument `serve`."""
+
 import sys
 
 from .server import main

@@ -9,6 +9,7 @@ before it should is refused as undecodable rather than half transcribed. Streami
 no reliable length; their undecodable frames are skipped, as faster-whisper does, and only a stream that yields no
 audio at all is refused.
 """
+
 from __future__ import annotations
 
 import gc
@@ -24,11 +25,18 @@ SAMPLE_RATE = 16000  # what Whisper's feature extractor expects
 
 # Content types accepted as raw audio bodies (parameters such as "; codecs=opus" are ignored).
 AUDIO_CONTENT_TYPES = {
-    "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave",
-    "audio/mpeg", "audio/mp3",
-    "audio/flac", "audio/x-flac",
-    "audio/ogg", "audio/opus",
-    "audio/webm", "video/webm",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/vnd.wave",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/flac",
+    "audio/x-flac",
+    "audio/ogg",
+    "audio/opus",
+    "audio/webm",
+    "video/webm",
     "application/octet-stream",  # a client that does not know: the decoder probes the bytes
 }
 
@@ -124,7 +132,7 @@ def _wav_truncation(data: bytes) -> tuple[int, int] | None:
         return None
     offset = 12
     while offset + 8 <= len(data):
-        chunk_id, size = data[offset:offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
         body = offset + 8
         if chunk_id == b"data":
             present = len(data) - body

@@ -5,6 +5,7 @@ a semaphore admits exactly that many, up to WHISPER_MAX_QUEUE more wait their tu
 answered 503 SERVER_BUSY at once (a transient error the caller retries) instead of queueing past SageMaker's 60 s
 invocation timeout. Decoding and validation run outside the semaphore, in the request's own thread.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,14 @@ class Engine:
         self._ready.set()
         log.info(
             "model loaded: id=%s source=%s device=%s compute_type=%s multilingual=%s n_mels=%d workers=%d in %.1f s",
-            self.settings.model_id, source, device, compute_type, self.multilingual, n_mels,
-            self.settings.num_workers, time.perf_counter() - started,
+            self.settings.model_id,
+            source,
+            device,
+            compute_type,
+            self.multilingual,
+            n_mels,
+            self.settings.num_workers,
+            time.perf_counter() - started,
         )
 
     def options(self, raw: dict[str, Any]) -> Options:
@@ -101,7 +108,9 @@ class Engine:
         limit = self.settings.num_workers + self.settings.max_queue
         with self._lock:
             if self._in_flight >= limit:
-                raise ApiError(503, "SERVER_BUSY", f"{self._in_flight} transcriptions are running or queued; retry later")
+                raise ApiError(
+                    503, "SERVER_BUSY", f"{self._in_flight} transcriptions are running or queued; retry later"
+                )
             self._in_flight += 1
         try:
             with self._slots:
@@ -129,8 +138,9 @@ class Engine:
             raise ApiError(500, "MODEL_FAILURE", f"transcription failed: {type(exc).__name__}") from exc
         return self._response(duration, info.language, info.language_probability, segments, options)
 
-    def _response(self, duration: float, language: str | None, probability: float | None, segments,
-                  options: Options) -> dict[str, Any]:
+    def _response(
+        self, duration: float, language: str | None, probability: float | None, segments, options: Options
+    ) -> dict[str, Any]:
         out_segments = _segments(segments, duration, options.word_timestamps)
         if options.language is not None:
             language, probability = options.language, 1.0
@@ -174,12 +184,14 @@ def _segments(segments, duration: float, with_words: bool) -> list[dict[str, Any
             for word in segment.words or []:
                 w_start = min(max(0.0, float(word.start)), duration)
                 w_end = min(max(float(word.end), w_start), duration)
-                words.append({
-                    "start": round(w_start, 3),
-                    "end": round(w_end, 3),
-                    "word": word.word.strip(),
-                    "probability": round(float(word.probability), 4),
-                })
+                words.append(
+                    {
+                        "start": round(w_start, 3),
+                        "end": round(w_end, 3),
+                        "word": word.word.strip(),
+                        "probability": round(float(word.probability), 4),
+                    }
+                )
             item["words"] = words
         if not item["text"]:
             continue
@@ -196,7 +208,7 @@ def resolve_model(model: str) -> str:
     path = path.expanduser()
     if not path.is_dir():
         raise ModelLoadError(f"model directory {model} does not exist (set MODEL_DIR, or WHISPER_MODEL for a hub id)")
-    candidates = [path] + sorted(p for p in path.iterdir() if p.is_dir())
+    candidates = [path, *sorted(p for p in path.iterdir() if p.is_dir())]
     for candidate in candidates:
         if (candidate / "model.bin").is_file():
             missing = [name for name in REQUIRED_FILES if not (candidate / name).is_file()]

@@ -1,4 +1,5 @@
 """The one error type the request path raises: it carries the HTTP status and the machine-readable code."""
+
 from __future__ import annotations
 
 

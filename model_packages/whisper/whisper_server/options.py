@@ -3,10 +3,12 @@
 Both forms carry the same options and go through the same validation (docs/whisper-container.md):
 `language`, `task`, `vad_filter`, `word_timestamps`, `beam_size`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import invalid_option
 

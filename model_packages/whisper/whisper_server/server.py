@@ -8,6 +8,7 @@ answer 503 while it loads and 200 once it has; a model that cannot load stops th
 Every answer is JSON. Errors are `{"error": {"code", "message"}}` with a 4xx for the caller's mistakes and a 5xx
 for ours; no request, however malformed, stops the server or leaves a connection with unread body bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,7 +34,7 @@ access_log = logging.getLogger("whisper_server.access")
 
 JSON_TYPE = "application/json"
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
-JSON_FIELDS = ("audio",) + OPTION_NAMES
+JSON_FIELDS = ("audio", *OPTION_NAMES)
 _CHUNK = 1 << 16
 
 
@@ -72,7 +73,9 @@ class WhisperHandler(BaseHTTPRequestHandler):
         elif path == "/invocations":
             self._send_error(ApiError(405, "METHOD_NOT_ALLOWED", "use POST /invocations"))
         else:
-            self._send_error(ApiError(404, "NOT_FOUND", f"no route {path}: the routes are GET /ping and POST /invocations"))
+            self._send_error(
+                ApiError(404, "NOT_FOUND", f"no route {path}: the routes are GET /ping and POST /invocations")
+            )
 
     def do_POST(self) -> None:
         self._started = time.perf_counter()
@@ -80,7 +83,9 @@ class WhisperHandler(BaseHTTPRequestHandler):
         if path != "/invocations":
             self._discard_body()
             status, code = (405, "METHOD_NOT_ALLOWED") if path == "/ping" else (404, "NOT_FOUND")
-            self._send_error(ApiError(status, code, f"no route POST {path}: the routes are GET /ping and POST /invocations"))
+            self._send_error(
+                ApiError(status, code, f"no route POST {path}: the routes are GET /ping and POST /invocations")
+            )
             return
         try:
             result = self._invoke()
@@ -282,7 +287,10 @@ def _b64decode(encoded: str) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] != "serve":
-        print(f"usage: python -m whisper_server [serve]  (got {' '.join(argv)!r}; this image only serves)", file=sys.stderr)
+        print(
+            f"usage: python -m whisper_server [serve]  (got {' '.join(argv)!r}; this image only serves)",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = Settings.from_env()

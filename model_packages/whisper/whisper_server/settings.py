@@ -2,13 +2,13 @@
 
 A bad value stops the container at start-up with a message naming the variable, instead of failing requests later.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
-
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's (openai-whisper's) fallback schedule
 
@@ -35,7 +35,7 @@ class Settings:
     log_level: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         hub_model = env.get("WHISPER_MODEL", "").strip()
         model = hub_model or env.get("MODEL_DIR", "").strip() or "/opt/ml/model"
@@ -96,7 +96,7 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
 
 
 def _temperatures(raw: str) -> tuple[float, ...]:
-    """"0" turns the fallback off (bounded latency, deterministic output); the default is faster-whisper's."""
+    """ "0" turns the fallback off (bounded latency, deterministic output); the default is faster-whisper's."""
     raw = raw.strip()
     if not raw:
         return DEFAULT_TEMPERATURES

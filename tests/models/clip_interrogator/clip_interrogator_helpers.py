@@ -1,10 +1,11 @@
 """Helpers for the clip_interrogator tests: tiny random-weight CLIP + BLIP staged as `make stage-weights` lays
 them out (<root>/clip, <root>/caption, <root>/term_embeddings.safetensors), tiny term tables, the properties DJL
 would pass, the package loader, and a fake text encoder with known geometry for the ranking logic."""
+
 from __future__ import annotations
 
-import gzip
 import contextlib
+import gzip
 import importlib.util
 import sys
 from pathlib import Path
@@ -16,10 +17,36 @@ CAPTION_NAME = "tiny-random-blip"
 
 ARTISTS = ["Claude Monet", "Pablo Picasso", "Greg Rutkowski", "Hokusai"]
 FLAVORS = [
-    "highly detailed", "sharp focus", "intricate", "digital art", "oil painting", "vintage", "dark", "bright colors",
-    "soft light", "trending", "matte painting", "concept art", "studio lighting", "bokeh", "8k", "cinematic",
-    "pastel colors", "minimalism", "surreal", "volumetric lighting", "ultra realistic", "watercolor", "smooth",
-    "dramatic", "octane render", "golden hour", "wide angle", "macro", "noir", "vibrant",
+    "highly detailed",
+    "sharp focus",
+    "intricate",
+    "digital art",
+    "oil painting",
+    "vintage",
+    "dark",
+    "bright colors",
+    "soft light",
+    "trending",
+    "matte painting",
+    "concept art",
+    "studio lighting",
+    "bokeh",
+    "8k",
+    "cinematic",
+    "pastel colors",
+    "minimalism",
+    "surreal",
+    "volumetric lighting",
+    "ultra realistic",
+    "watercolor",
+    "smooth",
+    "dramatic",
+    "octane render",
+    "golden hour",
+    "wide angle",
+    "macro",
+    "noir",
+    "vibrant",
 ]
 MEDIUMS = ["a photo", "a painting", "a sketch", "a 3d render"]
 MOVEMENTS = ["art nouveau", "impressionism", "cubism"]
@@ -51,8 +78,9 @@ def stage_weights(root: Path, seed: int = 0) -> Path:
     """<root>/clip and <root>/caption, as the weight-staging command writes them."""
     import tiny_clip
 
-    words = tiny_clip.DEFAULT_WORDS + tuple(w for t in ARTISTS + FLAVORS + MEDIUMS + MOVEMENTS + NEGATIVE
-                                           for w in t.lower().split())
+    words = tiny_clip.DEFAULT_WORDS + tuple(
+        w for t in ARTISTS + FLAVORS + MEDIUMS + MOVEMENTS + NEGATIVE for w in t.lower().split()
+    )
     tiny_clip.save_tiny_clip(root / "clip", words=words, seed=seed)
     tiny_clip.save_tiny_blip(root / "caption", seed=seed)
     return root

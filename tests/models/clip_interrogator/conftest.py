@@ -7,8 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import clip_interrogator_helpers as helpers  # noqa: E402
-import djl_double  # noqa: E402  (tests/models/, put on sys.path by tests/models/conftest.py)
+import clip_interrogator_helpers as helpers
+import djl_double
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,6 +6,7 @@ shapes, rankings equal to CLIP similarities computed independently with transfor
 its own candidates, the term-embedding file's life cycle, loading once, batching and the bad-input battery. The
 chain logic itself is checked on a fake encoder whose geometry makes the right answer known.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,15 +17,18 @@ import shutil
 from pathlib import Path
 
 import clip_interrogator_helpers as helpers
+import djl_double
 import pytest
+import tiny_clip
 import torch
 
-import djl_double
-import tiny_clip
-
 IMAGE = tiny_clip.image_bytes((64, 48), "PNG", seed=1)
-POSITIVE = set(helpers.FLAVORS + helpers.MEDIUMS + helpers.MOVEMENTS
-               + [f"{p} {a}" for p in ("by", "inspired by") for a in helpers.ARTISTS])
+POSITIVE = set(
+    helpers.FLAVORS
+    + helpers.MEDIUMS
+    + helpers.MOVEMENTS
+    + [f"{p} {a}" for p in ("by", "inspired by") for a in helpers.ARTISTS]
+)
 
 
 def b64(data: bytes) -> str:
@@ -54,8 +58,14 @@ class Reference:
     def cosines(self, image: bytes, texts: list[str]) -> list[float]:
         from PIL import Image
 
-        inputs = self.processor(text=texts, images=Image.open(io.BytesIO(image)).convert("RGB"), return_tensors="pt",
-                                padding=True, truncation=True, max_length=77)
+        inputs = self.processor(
+            text=texts,
+            images=Image.open(io.BytesIO(image)).convert("RGB"),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=77,
+        )
         out = self.model(**inputs)
         return (out.logits_per_image[0] / self.model.logit_scale.exp()).tolist()
 
@@ -114,7 +124,7 @@ def test_missing_embeddings_are_computed_with_a_warning_and_cached(make_interrog
     empty_root = tmp_path / "no-embeddings"
     empty_root.mkdir()
     cache = tmp_path / "cache"
-    ids = dict(clip_model_id=str(staged / "clip"), caption_model_id=str(staged / "caption"))
+    ids = {"clip_model_id": str(staged / "clip"), "caption_model_id": str(staged / "caption")}
     with caplog.at_level(logging.WARNING):
         first = make_interrogator(empty_root, cache=cache, **ids)
     assert first._service.term_embeddings_source == "computed"
@@ -157,14 +167,21 @@ def test_both_model_ids_are_honoured_and_loaded_once(make_interrogator, staged, 
     shutil.copytree(staged / "clip", elsewhere / "my-clip")
     shutil.copytree(staged / "caption", elsewhere / "my-blip")
     spy = helpers.CountingFromPretrained(monkeypatch, CLIPModel, CLIPProcessor, BlipForConditionalGeneration)
-    module = make_interrogator(clip_model_id=str(elsewhere / "my-clip"), caption_model_id=str(elsewhere / "my-blip"),
-                               clip_model_name="", caption_model_name="")
+    module = make_interrogator(
+        clip_model_id=str(elsewhere / "my-clip"),
+        caption_model_id=str(elsewhere / "my-blip"),
+        clip_model_name="",
+        caption_model_name="",
+    )
     for mode in ("fast", "classic", "best", "negative", "fast", "best"):
         assert interrogate(module, mode=mode, max_flavors=3).code == 200
     djl_double.invoke_batch(module.handle, [{"image": b64(IMAGE)}] * 3)
     assert spy.names() == ["BlipForConditionalGeneration", "CLIPModel", "CLIPProcessor"]
-    assert dict(spy.calls) == {"CLIPModel": str(elsewhere / "my-clip"), "CLIPProcessor": str(elsewhere / "my-clip"),
-                               "BlipForConditionalGeneration": str(elsewhere / "my-blip")}
+    assert dict(spy.calls) == {
+        "CLIPModel": str(elsewhere / "my-clip"),
+        "CLIPProcessor": str(elsewhere / "my-clip"),
+        "BlipForConditionalGeneration": str(elsewhere / "my-blip"),
+    }
     body = interrogate(module).body
     assert (body["model"], body["caption_model"]) == ("my-clip", "my-blip")  # unnamed local folders: their names
 
@@ -187,8 +204,9 @@ def test_package_serving_properties_initialise(staged, terms_dir, tmp_path):
     assert props["engine"] == "Python" and props["entryPoint"] == "model.py"
     assert props["rolling_batch"] == "disable"
     assert (props["clip_model_id"], props["caption_model_id"]) == ("clip", "caption")
-    props.update(model_id=str(staged), model_dir=str(helpers.PACKAGE_DIR), terms_dir=str(terms_dir),
-                 term_cache_dir=str(tmp_path))
+    props.update(
+        model_id=str(staged), model_dir=str(helpers.PACKAGE_DIR), terms_dir=str(terms_dir), term_cache_dir=str(tmp_path)
+    )
     module = helpers.load_package_module()
     assert djl_double.initialise(module.handle, props) is None
     service = module._service
@@ -280,14 +298,27 @@ def rank():
 def geometry(rank, max_terms=100):
     # image = a + 0.9 b + 0.5 c: the best prompt is "a, b, c" (cos .966); adding d lowers it (cos .836)
     vectors = {
-        "a": [1, 0, 0, 0, 0, 0], "b": [0, 1, 0, 0, 0, 0], "c": [0, 0, 1, 0, 0, 0], "d": [0, 0, 0, 1, 0, 0],
-        "e": [0, 0, 0, 0, 1, 0], "f": [-1, 0, 0, 0, 0, 0], "other": [0, 0, 0, 0, 0, 1],
+        "a": [1, 0, 0, 0, 0, 0],
+        "b": [0, 1, 0, 0, 0, 0],
+        "c": [0, 0, 1, 0, 0, 0],
+        "d": [0, 0, 0, 1, 0, 0],
+        "e": [0, 0, 0, 0, 1, 0],
+        "f": [-1, 0, 0, 0, 0, 0],
+        "other": [0, 0, 0, 0, 0, 1],
     }
     encoder = helpers.GeometryEncoder(vectors, max_terms)
     image = torch.nn.functional.normalize(torch.tensor([1.0, 0.9, 0.5, 0, 0, 0]), dim=0)
-    tables = {name: rank.TermTable(name, labels, encoder.encode(labels)) for name, labels in {
-        "artists": ["a"], "flavors": ["d", "b", "e", "f", "c"], "mediums": ["other"], "movements": ["e"],
-        "trendings": ["d"], "negative": ["f"]}.items()}
+    tables = {
+        name: rank.TermTable(name, labels, encoder.encode(labels))
+        for name, labels in {
+            "artists": ["a"],
+            "flavors": ["d", "b", "e", "f", "c"],
+            "mediums": ["other"],
+            "movements": ["e"],
+            "trendings": ["d"],
+            "negative": ["f"],
+        }.items()
+    }
     return rank.Interrogator(tables, encoder.encode, encoder.fits, chunk_size=2), image, encoder
 
 

@@ -1,5 +1,6 @@
 """Helpers for the clip_tagging tests: the package loader, the properties DJL would pass, a reference scorer that
 uses transformers directly (no package code), and a counter of text-encoder calls."""
+
 from __future__ import annotations
 
 import contextlib

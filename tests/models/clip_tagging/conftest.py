@@ -7,9 +7,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import clip_tagging_helpers as helpers  # noqa: E402
-import djl_double  # noqa: E402  (tests/models/, put on sys.path by tests/models/conftest.py)
-import tiny_clip  # noqa: E402
+import clip_tagging_helpers as helpers
+import djl_double
+import tiny_clip
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -3,6 +3,7 @@
 Scores are checked against CLIPModel.forward computed independently, so the tests hold for random weights: the
 package must reproduce CLIP's own zero-shot numbers (softmax) and the documented sigmoid rule, whatever they are.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,11 +12,10 @@ import json
 import math
 
 import clip_tagging_helpers as helpers
-import pytest
-import torch
-
 import djl_double
+import pytest
 import tiny_clip
+import torch
 
 LABELS = ["red dress", "blue jeans", "leather boots", "white cotton shirt", "black hat"]
 
@@ -53,12 +53,13 @@ def test_models_load_once_across_many_requests(clip_dir, monkeypatch, image_png)
     calls = []
     for cls in (CLIPModel, CLIPProcessor):
         original = cls.from_pretrained
-        monkeypatch.setattr(cls, "from_pretrained",
-                            lambda *a, _o=original, _n=cls.__name__, **k: calls.append(_n) or _o(*a, **k))
+        monkeypatch.setattr(
+            cls, "from_pretrained", lambda *a, _o=original, _n=cls.__name__, **k: calls.append(_n) or _o(*a, **k)
+        )
     module = helpers.load_package_module()
     assert djl_double.initialise(module.handle, helpers.properties(clip_dir)) is None
     for i in range(12):
-        assert tag(module, image_png, labels=LABELS + [f"label {i}"]).code == 200
+        assert tag(module, image_png, labels=[*LABELS, f"label {i}"]).code == 200
     djl_double.invoke_batch(module.handle, [{"image": b64(image_png), "labels": ["x"]}] * 3)
     assert sorted(calls) == ["CLIPModel", "CLIPProcessor"]
 
@@ -142,19 +143,28 @@ def test_top_k_default_and_threshold(tagger, image_png):
 
 
 def test_duplicates_are_scored_once_and_template_is_applied(tagger, clip_dir, image_png):
-    response = tag(tagger, image_png, labels=["red dress", "red dress", "black hat"], prompt_template="{} pattern",
-                   top_k=3)
+    response = tag(
+        tagger, image_png, labels=["red dress", "red dress", "black hat"], prompt_template="{} pattern", top_k=3
+    )
     tags = response.body["tags"]
     assert sorted(t["label"] for t in tags) == ["black hat", "red dress"]
     cosines, scale = helpers.reference_cosines(clip_dir, image_png, ["red dress pattern", "black hat pattern"])
     expected = torch.softmax(scale * torch.tensor(cosines), dim=0).tolist()
-    assert {t["label"]: t["score"] for t in tags} == pytest.approx({"red dress": expected[0], "black hat": expected[1]},
-                                                                    abs=1e-5)
+    assert {t["label"]: t["score"] for t in tags} == pytest.approx(
+        {"red dress": expected[0], "black hat": expected[1]}, abs=1e-5
+    )
 
 
-@pytest.mark.parametrize("fmt,mode,size", [("JPEG", "RGB", (50, 40)), ("WEBP", "RGB", (33, 65)),
-                                           ("PNG", "RGBA", (20, 20)), ("PNG", "L", (16, 48)),
-                                           ("PNG", "RGB", (1200, 12))])
+@pytest.mark.parametrize(
+    "fmt,mode,size",
+    [
+        ("JPEG", "RGB", (50, 40)),
+        ("WEBP", "RGB", (33, 65)),
+        ("PNG", "RGBA", (20, 20)),
+        ("PNG", "L", (16, 48)),
+        ("PNG", "RGB", (1200, 12)),
+    ],
+)
 def test_accepts_jpeg_webp_png_modes_and_extreme_aspect(tagger, fmt, mode, size):
     from PIL import Image
 
@@ -184,7 +194,7 @@ def test_repeated_labels_are_encoded_once(make_tagger, image_png):
     assert second.code == 200
     assert spy.calls == 0  # nothing encoded: every label came from the cache
     spy.reset()
-    third = tag(module, image_png, labels=taxonomy[:100] + ["brand new label"], top_k=10)
+    third = tag(module, image_png, labels=[*taxonomy[:100], "brand new label"], top_k=10)
     assert spy.rows == 1
     # cached and freshly encoded embeddings give the same scores
     assert first.body["tags"][:3] == tag(module, image_png, labels=taxonomy, top_k=10).body["tags"][:3]
@@ -207,7 +217,7 @@ def test_cache_is_bounded_and_evicts_least_recently_used(make_tagger, image_png)
     tag(module, image_png, labels=group_b)
     assert len(cache) == 8
     assert cache.nbytes <= 8 * cache.dim * 4
-    assert all(f"a photo of {x}" in cache for x in group_b + ["a0", "a1"])  # first in, but used last: kept
+    assert all(f"a photo of {x}" in cache for x in [*group_b, "a0", "a1"])  # first in, but used last: kept
     assert not any(f"a photo of {x}" in cache for x in group_a[2:])
     spy.reset()
     again = tag(module, image_png, labels=group_a, top_k=6).body
@@ -243,6 +253,7 @@ class TestLabelEmbeddingCache:
         def encode(keys):
             counter.extend(keys)
             return torch.stack([torch.full((4,), float(sum(map(ord, k)))) for k in keys])
+
         return encode
 
     def test_rows_follow_keys_through_growth_eviction_and_duplicates(self, cache_cls, monkeypatch):
@@ -253,8 +264,8 @@ class TestLabelEmbeddingCache:
         cache = cache_cls(5, 4)
         keys = [f"k{i}" for i in range(12)]
         for start in range(0, 12, 3):
-            rows = cache.get_many(keys[start:start + 3] + keys[:1], self.encoder(seen))
-            expected = [float(sum(map(ord, k))) for k in keys[start:start + 3] + keys[:1]]
+            rows = cache.get_many(keys[start : start + 3] + keys[:1], self.encoder(seen))
+            expected = [float(sum(map(ord, k))) for k in keys[start : start + 3] + keys[:1]]
             assert rows[:, 0].tolist() == expected
             assert len(cache) <= 5
         assert "k0" in cache  # used by every call: never the least recent
@@ -290,15 +301,19 @@ def test_batch_with_one_bad_request(tagger, image_png):
     ]
     responses = djl_double.invoke_batch(tagger.handle, bodies)
     assert [r.code for r in responses] == [200, 400, 200, 400]
-    assert responses[1].body["error"] == {"code": "INVALID_IMAGE", "message": responses[1].body["error"]["message"],
-                                          "status": 400}
+    assert responses[1].body["error"] == {
+        "code": "INVALID_IMAGE",
+        "message": responses[1].body["error"]["message"],
+        "status": 400,
+    }
     assert responses[3].body["error"]["code"] == "EMPTY_LABELS"
     assert all(r.properties.get("Content-Type") == "application/json" for r in responses)
     for i in (0, 2):  # batched results equal single requests
         single = djl_double.invoke(tagger.handle, bodies[i]).body
         assert [t["label"] for t in responses[i].body["tags"]] == [t["label"] for t in single["tags"]]
         assert [t["score"] for t in responses[i].body["tags"]] == pytest.approx(
-            [t["score"] for t in single["tags"]], abs=1e-5)
+            [t["score"] for t in single["tags"]], abs=1e-5
+        )
 
 
 def test_a_request_that_breaks_the_model_fails_alone_in_its_batch(make_tagger, image_png):
@@ -313,14 +328,20 @@ def test_a_request_that_breaks_the_model_fails_alone_in_its_batch(make_tagger, i
 
     service.encode_images = fragile
     poison = tiny_clip.image_bytes((13, 13), seed=3)
-    responses = djl_double.invoke_batch(module.handle, [
-        {"image": b64(image_png), "labels": LABELS}, {"image": b64(poison), "labels": LABELS},
-        {"image": b64(image_png), "labels": ["x", "y"]}])
+    responses = djl_double.invoke_batch(
+        module.handle,
+        [
+            {"image": b64(image_png), "labels": LABELS},
+            {"image": b64(poison), "labels": LABELS},
+            {"image": b64(image_png), "labels": ["x", "y"]},
+        ],
+    )
     assert [r.code for r in responses] == [200, 500, 200]
     assert responses[1].body["error"]["code"] == "MODEL_FAILURE"
     single = tag(module, poison)
-    assert single.code == 500 and single.body == {"error": {"code": "MODEL_FAILURE",
-                                                            "message": single.body["error"]["message"]}}
+    assert single.code == 500 and single.body == {
+        "error": {"code": "MODEL_FAILURE", "message": single.body["error"]["message"]}
+    }
     assert_serving(module)
 
 
@@ -362,8 +383,7 @@ BAD_REQUESTS = {
     "label too long": ({"image": GOOD, "labels": ["x" * 201]}, 400, "INVALID_LABEL"),
     "label not a string": ({"image": GOOD, "labels": ["ok", 3]}, 400, "INVALID_LABEL"),
     "template without {}": ({"image": GOOD, "labels": LABELS, "prompt_template": "a photo"}, 400, "INVALID_TEMPLATE"),
-    "template with two {}": ({"image": GOOD, "labels": LABELS, "prompt_template": "{} or {}"}, 400,
-                             "INVALID_TEMPLATE"),
+    "template with two {}": ({"image": GOOD, "labels": LABELS, "prompt_template": "{} or {}"}, 400, "INVALID_TEMPLATE"),
     "unknown mode": ({"image": GOOD, "labels": LABELS, "mode": "argmax"}, 400, "UNKNOWN_MODE"),
     "mode not a string": ({"image": GOOD, "labels": LABELS, "mode": 1}, 400, "INVALID_REQUEST"),
     "top_k 0": ({"image": GOOD, "labels": LABELS, "top_k": 0}, 422, "VALUE_OUT_OF_RANGE"),
@@ -373,8 +393,7 @@ BAD_REQUESTS = {
     "top_k a bool": ({"image": GOOD, "labels": LABELS, "top_k": True}, 400, "INVALID_REQUEST"),
     "threshold negative": ({"image": GOOD, "labels": LABELS, "threshold": -0.1}, 422, "VALUE_OUT_OF_RANGE"),
     "threshold above 1": ({"image": GOOD, "labels": LABELS, "threshold": 1.5}, 422, "VALUE_OUT_OF_RANGE"),
-    "threshold NaN": (b'{"image": "%s", "labels": ["a"], "threshold": NaN}' % GOOD.encode(), 422,
-                      "VALUE_OUT_OF_RANGE"),
+    "threshold NaN": (b'{"image": "%s", "labels": ["a"], "threshold": NaN}' % GOOD.encode(), 422, "VALUE_OUT_OF_RANGE"),
 }
 
 

@@ -7,8 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import djl_double  # noqa: E402  (tests/models/, put on sys.path by tests/models/conftest.py)
-import grounded_sam_helpers as helpers  # noqa: E402
+import djl_double
+import grounded_sam_helpers as helpers
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Helpers for the grounded_sam tests: tiny random-weight Grounding DINO and SAM built offline from configs and
 saved the way `make stage-weights` lays them out (<root>/grounding_dino, <root>/sam), so the package loads them
 exactly as in production; the properties DJL would pass; test images."""
+
 from __future__ import annotations
 
 import base64
@@ -57,47 +58,121 @@ def image_bytes(width: int = 160, height: int = 120, fmt: str = "PNG", mode: str
 def image_b64(*args, **kwargs) -> str:
     return base64.b64encode(image_bytes(*args, **kwargs)).decode("ascii")
 
+
 # A BERT-style wordpiece vocabulary covering the test prompts; anything else tokenizes to [UNK].
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "the", "dog", "cat", "red", "ball", "car",
-         "person", "tree", "blue", "sky", "next", "to", "of", "##s"]
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    ".",
+    ",",
+    "a",
+    "the",
+    "dog",
+    "cat",
+    "red",
+    "ball",
+    "car",
+    "person",
+    "tree",
+    "blue",
+    "sky",
+    "next",
+    "to",
+    "of",
+    "##s",
+]
 
 
 def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
-    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SamConfig, SamImageProcessor,
-                              SamModel, SamProcessor, SwinConfig)
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SamConfig,
+        SamImageProcessor,
+        SamModel,
+        SamProcessor,
+        SwinConfig,
+    )
 
     root.mkdir(parents=True, exist_ok=True)
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(str(vocab), do_lower_case=True)
 
-    backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                          window_size=4, out_indices=[2, 3, 4])
-    text = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, max_position_embeddings=64)
+    backbone = SwinConfig(
+        image_size=64,
+        patch_size=4,
+        embed_dim=8,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1],
+        window_size=4,
+        out_indices=[2, 3, 4],
+    )
+    text = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     # d_model must be a multiple of 32 (GroupNorm); two decoder layers (the bbox heads are tied across layers).
-    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, num_queries=num_queries,
-                                 encoder_layers=1, decoder_layers=2, d_model=32, encoder_ffn_dim=32,
-                                 decoder_ffn_dim=32, encoder_attention_heads=2, decoder_attention_heads=2,
-                                 encoder_n_points=1, decoder_n_points=1, max_text_len=max_text_len)
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        num_queries=num_queries,
+        encoder_layers=1,
+        decoder_layers=2,
+        d_model=32,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_n_points=1,
+        decoder_n_points=1,
+        max_text_len=max_text_len,
+    )
     detector_dir = root / "grounding_dino"
     GroundingDinoForObjectDetection(config).eval().save_pretrained(detector_dir)
-    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 96, "longest_edge": 128}),
-                           tokenizer=tokenizer).save_pretrained(detector_dir)
+    GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 96, "longest_edge": 128}),
+        tokenizer=tokenizer,
+    ).save_pretrained(detector_dir)
 
     sam_config = SamConfig(
-        vision_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, output_channels=16,
-                           image_size=64, patch_size=16, mlp_dim=32, global_attn_indexes=[0], window_size=2,
-                           num_pos_feats=8),
-        prompt_encoder_config=dict(hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=16, mlp_dim=32, num_hidden_layers=1, num_attention_heads=2,
-                                 iou_head_hidden_dim=16),
+        vision_config={
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "output_channels": 16,
+            "image_size": 64,
+            "patch_size": 16,
+            "mlp_dim": 32,
+            "global_attn_indexes": [0],
+            "window_size": 2,
+            "num_pos_feats": 8,
+        },
+        prompt_encoder_config={"hidden_size": 16, "image_size": 64, "patch_size": 16, "mask_input_channels": 4},
+        mask_decoder_config={
+            "hidden_size": 16,
+            "mlp_dim": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 16,
+        },
     )
     sam_dir = root / "sam"
     SamModel(sam_config).eval().save_pretrained(sam_dir)
     SamProcessor(SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})).save_pretrained(
-        sam_dir)
+        sam_dir
+    )
     return root
 
 

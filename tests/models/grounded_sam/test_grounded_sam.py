@@ -4,6 +4,7 @@ Random weights detect nothing meaningful: the tests force detections with box/te
 the contract (shapes, ranges, RLE/PNG round trips, labels from the prompts), the load-once rule, batching,
 and that every bad input gets its 4xx code while the worker keeps serving.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,12 +12,11 @@ import dataclasses
 import io
 import json
 
+import djl_double
 import grounded_sam_helpers as helpers
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-
-import djl_double
 
 
 def detect(module, image: str, **fields) -> djl_double.Response:
@@ -132,15 +132,18 @@ def test_thresholds_filter_detections(grounded_sam, small_image):
 
 
 def test_labels_are_the_prompts_as_sent_and_duplicates_count_once(grounded_sam, small_image):
-    response = detect(grounded_sam, small_image, prompts=["Red Ball", "red ball.", "DOG", "tree"], masks="none",
-                      max_detections=100)
+    response = detect(
+        grounded_sam, small_image, prompts=["Red Ball", "red ball.", "DOG", "tree"], masks="none", max_detections=100
+    )
     assert response.code == 200, response.body
     labels = {d["label"] for d in response.body["detections"]}
     assert labels and labels <= {"Red Ball", "DOG", "tree"}
 
 
-@pytest.mark.parametrize("width,height,fmt,mode", [(37, 91, "PNG", "L"), (200, 50, "JPEG", "RGB"),
-                                                   (64, 64, "WEBP", "RGB"), (90, 40, "PNG", "RGBA")])
+@pytest.mark.parametrize(
+    "width,height,fmt,mode",
+    [(37, 91, "PNG", "L"), (200, 50, "JPEG", "RGB"), (64, 64, "WEBP", "RGB"), (90, 40, "PNG", "RGBA")],
+)
 def test_any_size_and_format_maps_back_to_the_image_sent(grounded_sam, width, height, fmt, mode):
     image = helpers.image_b64(width, height, fmt=fmt, mode=mode, seed=width)
     response = detect(grounded_sam, image, max_detections=3)
@@ -173,10 +176,16 @@ def test_models_load_once_per_worker(grounded_sam_weights, small_image, monkeypa
     loads = []
     model_loader = PreTrainedModel.from_pretrained.__func__
     processor_loader = ProcessorMixin.from_pretrained.__func__
-    monkeypatch.setattr(PreTrainedModel, "from_pretrained",
-                        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or model_loader(cls, *a, **k)))
-    monkeypatch.setattr(ProcessorMixin, "from_pretrained",
-                        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or processor_loader(cls, *a, **k)))
+    monkeypatch.setattr(
+        PreTrainedModel,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or model_loader(cls, *a, **k)),
+    )
+    monkeypatch.setattr(
+        ProcessorMixin,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or processor_loader(cls, *a, **k)),
+    )
     module = helpers.load_package_module("grounded_sam")  # a fresh worker
     djl_double.initialise(module.handle, helpers.properties(grounded_sam_weights))
     after_init = sorted(loads)
@@ -209,13 +218,13 @@ def test_a_fault_is_a_500_model_failure_and_the_worker_keeps_serving(grounded_sa
 
 
 def test_a_batch_with_one_bad_request_fails_only_that_one(grounded_sam, small_image):
-    good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "text_threshold": 0.0,
-            "max_detections": 2}
+    good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}
     bad = {"image": small_image, "prompts": []}
     responses = djl_double.invoke_batch(grounded_sam.handle, [good, bad, {**good, "masks": "none"}])
     assert [r.code for r in responses] == [200, 400, 200]
-    assert responses[1].body == {"error": {"code": "EMPTY_PROMPTS", "message": responses[1].body["error"]["message"],
-                                           "status": 400}}
+    assert responses[1].body == {
+        "error": {"code": "EMPTY_PROMPTS", "message": responses[1].body["error"]["message"], "status": 400}
+    }
     assert len(responses[0].body["detections"]) == 2 and "mask" in responses[0].body["detections"][0]
     assert "mask" not in responses[2].body["detections"][0]
     assert all(r.properties.get("Content-Type") == "application/json" for r in responses)
@@ -224,8 +233,11 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(grounded_sam, small_im
 def test_a_batch_fault_is_a_per_item_500(grounded_sam, small_image, monkeypatch):
     model = grounded_sam._model
     original = model.predict
-    monkeypatch.setattr(model, "predict",
-                        lambda body: (_ for _ in ()).throw(MemoryError("boom")) if body.get("boom") else original(body))
+    monkeypatch.setattr(
+        model,
+        "predict",
+        lambda body: (_ for _ in ()).throw(MemoryError("boom")) if body.get("boom") else original(body),
+    )
     good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "masks": "none"}
     responses = djl_double.invoke_batch(grounded_sam.handle, [{**good, "boom": True}, good])
     assert [r.code for r in responses] == [500, 200]
@@ -273,8 +285,12 @@ BAD_REQUESTS = [
     pytest.param({"prompts": ["dog", 3]}, 400, "INVALID_PROMPT", id="phrase-not-a-string"),
     pytest.param({"prompts": ["a" * 201]}, 400, "INVALID_PROMPT", id="phrase-too-long"),
     pytest.param({"prompts": [f"dog {i}" for i in range(33)]}, 400, "TOO_MANY_PROMPTS", id="33-prompts"),
-    pytest.param({"prompts": [f"red ball next to the car {i}" for i in range(8)]}, 413, "PROMPTS_TOO_LONG",
-                 id="over-max-text-len"),
+    pytest.param(
+        {"prompts": [f"red ball next to the car {i}" for i in range(8)]},
+        413,
+        "PROMPTS_TOO_LONG",
+        id="over-max-text-len",
+    ),
     pytest.param({"box_threshold": -0.1}, 422, "VALUE_OUT_OF_RANGE", id="box-threshold-negative"),
     pytest.param({"box_threshold": 1.5}, 422, "VALUE_OUT_OF_RANGE", id="box-threshold-over-1"),
     pytest.param({"text_threshold": 2}, 422, "VALUE_OUT_OF_RANGE", id="text-threshold-over-1"),
@@ -290,8 +306,7 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize("fields,status,code", BAD_REQUESTS)
-def test_bad_input_is_a_4xx_with_its_code_and_the_worker_keeps_serving(grounded_sam, small_image, fields, status,
-                                                                      code):
+def test_bad_input_is_a_4xx_with_its_code_and_the_worker_keeps_serving(grounded_sam, small_image, fields, status, code):
     if isinstance(fields, dict):
         body = {"image": small_image, "prompts": ["dog"], **fields}
         body = {k: v for k, v in body.items() if v is not None}  # None: leave the field out
@@ -334,13 +349,19 @@ def test_model_sources_resolve_subfolder_local_dir_or_hub_id(grounded_sam_weight
     root = str(grounded_sam_weights)
     assert core.resolve_model_source(root, "sam", primary=False, default="x/y") == f"{root}/sam"
     assert core.resolve_model_source(None, f"{root}/sam", primary=False, default="x/y") == f"{root}/sam"
-    assert core.resolve_model_source(root, "facebook/sam-vit-huge", primary=False, default="x/y") == \
-        "facebook/sam-vit-huge"
+    assert (
+        core.resolve_model_source(root, "facebook/sam-vit-huge", primary=False, default="x/y")
+        == "facebook/sam-vit-huge"
+    )
     # the weights root itself may be the detector, or a hub id
-    assert core.resolve_model_source(f"{root}/grounding_dino", "grounding_dino", primary=True, default="x/y") == \
-        f"{root}/grounding_dino"
-    assert core.resolve_model_source("IDEA-Research/grounding-dino-tiny", "grounding_dino", primary=True,
-                                     default="x/y") == "IDEA-Research/grounding-dino-tiny"
+    assert (
+        core.resolve_model_source(f"{root}/grounding_dino", "grounding_dino", primary=True, default="x/y")
+        == f"{root}/grounding_dino"
+    )
+    assert (
+        core.resolve_model_source("IDEA-Research/grounding-dino-tiny", "grounding_dino", primary=True, default="x/y")
+        == "IDEA-Research/grounding-dino-tiny"
+    )
     assert core.resolve_model_source(None, None, primary=True, default="x/y") == "x/y"
     with pytest.raises(FileNotFoundError):
         core.resolve_model_source(str(tmp_path), "grounding_dino", primary=True, default="x/y")

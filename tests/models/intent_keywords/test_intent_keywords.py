@@ -1,14 +1,14 @@
 """model_packages/intent_keywords through the DJL double: a tiny random-weight NLI model (so intent tests check
 the arithmetic, not the answer) and the real all-MiniLM-L6-v2 for KeyBERT (so keyword tests check real
 behaviour)."""
+
 from __future__ import annotations
 
 import json
 
+import djl_double
 import intent_keywords_helpers as helpers
 import pytest
-
-import djl_double
 
 CONFIGURED = ["describe", "segment", "tag", "prompt", "other"]  # serving.properties' option.intents, in order
 TEXT = "outline the dog next to the red car"
@@ -36,8 +36,11 @@ def expected_intent_scores(nli_dir, text: str, intents: dict, template: str = "T
     with torch.no_grad():
         for description in intents.values():
             batch = tokenizer(text, template.format(description), return_tensors="pt")
-            batch = {k: v for k, v in batch.items() if k != "token_type_ids" or "token_type_ids" in
-                     model.forward.__code__.co_varnames}
+            batch = {
+                k: v
+                for k, v in batch.items()
+                if k != "token_type_ids" or "token_type_ids" in model.forward.__code__.co_varnames
+            }
             logits.append(model(**batch).logits[0, entail])
     return dict(zip(intents, torch.softmax(torch.stack(logits), dim=0).tolist()))
 
@@ -55,8 +58,7 @@ def test_initialisation_loads_the_nli_model_in_fp32_on_cpu(intent_keywords):
     assert list(model.settings.intents) == CONFIGURED
 
 
-def test_intent_scores_are_entailment_softmaxed_across_the_configured_intents(intent_keywords,
-                                                                              intent_keywords_weights):
+def test_intent_scores_are_entailment_softmaxed_across_the_configured_intents(intent_keywords, intent_keywords_weights):
     response = ask(intent_keywords, tasks=["intent"])
     assert response.code == 200, response.body
     body = response.body
@@ -74,8 +76,7 @@ def test_intent_scores_are_entailment_softmaxed_across_the_configured_intents(in
 
 
 def test_request_intents_replace_the_configured_ones(intent_keywords, intent_keywords_weights):
-    intents = {"segment": "find, locate or outline objects", "describe": "describe the image",
-               "tag": "tag the product"}
+    intents = {"segment": "find, locate or outline objects", "describe": "describe the image", "tag": "tag the product"}
     body = ask(intent_keywords, tasks=["intent"], intents=intents).body
     assert list(body["intent"]["scores"]) == list(intents)
     expected = expected_intent_scores(intent_keywords_weights / "nli", TEXT, intents)
@@ -87,8 +88,9 @@ def test_a_two_way_zero_shot_deberta_head_works(tmp_path):
     # The production default (MoritzLaurer/deberta-v3-base-zeroshot-v2.0) is DeBERTa-v2 with entailment/not_entailment.
     nli = helpers.build_nli(tmp_path / "nli", kind="deberta", labels={0: "entailment", 1: "not_entailment"})
     module = helpers.load_package_module("intent_keywords")
-    djl_double.initialise(module.handle, helpers.properties(tmp_path, keyword_model_id=str(helpers.minilm_path()),
-                                                            model_name=None))
+    djl_double.initialise(
+        module.handle, helpers.properties(tmp_path, keyword_model_id=str(helpers.minilm_path()), model_name=None)
+    )
     body = djl_double.invoke(module.handle, {"text": "what is in this image?", "tasks": ["intent"]}).body
     assert abs(sum(body["intent"]["scores"].values()) - 1.0) < 1e-3
     assert body["model"] == "nli"  # no name configured: the folder's name, never a made-up hub id
@@ -103,10 +105,15 @@ def test_a_sentiment_model_is_refused_at_start_up(tmp_path):
         djl_double.initialise(module.handle, helpers.properties(tmp_path, keyword_model_id=str(helpers.minilm_path())))
 
 
-@pytest.mark.parametrize("extra,match", [({"intents": "{not json"}, "option.intents"),
-                                         ({"intents": '{"only": "one"}'}, "option.intents"),
-                                         ({"hypothesis_template": "no placeholder"}, "hypothesis_template"),
-                                         ({"nli_model_id": "missing", "model_id": "/nonexistent"}, "not found")])
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        ({"intents": "{not json"}, "option.intents"),
+        ({"intents": '{"only": "one"}'}, "option.intents"),
+        ({"hypothesis_template": "no placeholder"}, "hypothesis_template"),
+        ({"nli_model_id": "missing", "model_id": "/nonexistent"}, "not found"),
+    ],
+)
 def test_bad_settings_fail_at_start_up(intent_keywords_weights, extra, match):
     module = helpers.load_package_module("intent_keywords")
     with pytest.raises((ValueError, FileNotFoundError), match=match):
@@ -132,8 +139,9 @@ def test_keywords_rank_the_objects_of_the_sentence(intent_keywords):
 @pytest.mark.parametrize("ngram", [[1, 1], [1, 2], [2, 2], [2, 3], [3, 3]])
 def test_keyphrases_respect_the_ngram_range(intent_keywords, ngram):
     text = "segment every cat sitting on the blue sofa in this picture"
-    body = djl_double.invoke(intent_keywords.handle, {"text": text, "tasks": ["keywords"], "top_n": 20,
-                                                      "keyphrase_ngram_range": ngram}).body
+    body = djl_double.invoke(
+        intent_keywords.handle, {"text": text, "tasks": ["keywords"], "top_n": 20, "keyphrase_ngram_range": ngram}
+    ).body
     lengths = {len(k["keyword"].split()) for k in body["keywords"]}
     assert body["keywords"] and lengths <= set(range(ngram[0], ngram[1] + 1))
     if ngram == [2, 2]:
@@ -167,8 +175,11 @@ def test_models_load_once_per_worker(intent_keywords_weights, monkeypatch):
 
     loads = []
     loader = PreTrainedModel.from_pretrained.__func__
-    monkeypatch.setattr(PreTrainedModel, "from_pretrained",
-                        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or loader(cls, *a, **k)))
+    monkeypatch.setattr(
+        PreTrainedModel,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or loader(cls, *a, **k)),
+    )
     module = helpers.load_package_module("intent_keywords")  # a fresh worker
     djl_double.initialise(module.handle, helpers.properties(intent_keywords_weights))
     assert len(loads) == 2  # the NLI model and the sentence-transformers encoder
@@ -180,8 +191,12 @@ def test_models_load_once_per_worker(intent_keywords_weights, monkeypatch):
 
 
 def test_a_batch_with_one_bad_request_fails_only_that_one(intent_keywords):
-    bodies = [{"text": TEXT}, {"text": "x" * 3000}, {"text": "describe this picture", "tasks": ["intent"]},
-              {"text": TEXT, "tasks": ["fly"]}]
+    bodies = [
+        {"text": TEXT},
+        {"text": "x" * 3000},
+        {"text": "describe this picture", "tasks": ["intent"]},
+        {"text": TEXT, "tasks": ["fly"]},
+    ]
     responses = djl_double.invoke_batch(intent_keywords.handle, bodies)
     assert [r.code for r in responses] == [200, 413, 200, 400]
     assert responses[1].body["error"]["code"] == "TEXT_TOO_LONG" and responses[1].body["error"]["status"] == 413
@@ -205,8 +220,9 @@ def test_a_fault_in_a_shared_nli_pass_fails_only_the_faulty_request(intent_keywo
         return original(items)
 
     monkeypatch.setattr(model, "classify_many", poisoned)
-    responses = djl_double.invoke_batch(intent_keywords.handle,
-                                        [{"text": TEXT}, {"text": "poison"}, {"text": "poison", "tasks": ["keywords"]}])
+    responses = djl_double.invoke_batch(
+        intent_keywords.handle, [{"text": TEXT}, {"text": "poison"}, {"text": "poison", "tasks": ["keywords"]}]
+    )
     assert [r.code for r in responses] == [200, 500, 200]
     assert responses[1].body["error"]["code"] == "MODEL_FAILURE"
     single = djl_double.invoke(intent_keywords.handle, {"text": "poison"})
@@ -284,11 +300,15 @@ def test_model_sources_resolve_subfolder_local_dir_or_hub_id(intent_keywords_wei
 
     root = str(intent_keywords_weights)
     assert core.resolve_model_source(root, "keywords", primary=False, default="x/y") == f"{root}/keywords"
-    assert core.resolve_model_source(root, "sentence-transformers/all-MiniLM-L6-v2", primary=False,
-                                     default="x/y") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        core.resolve_model_source(root, "sentence-transformers/all-MiniLM-L6-v2", primary=False, default="x/y")
+        == "sentence-transformers/all-MiniLM-L6-v2"
+    )
     assert core.resolve_model_source(root, "nli", primary=True, default="x/y") == f"{root}/nli"
-    assert core.resolve_model_source("typeform/distilbert-base-uncased-mnli", "nli", primary=True,
-                                     default="x/y") == "typeform/distilbert-base-uncased-mnli"
+    assert (
+        core.resolve_model_source("typeform/distilbert-base-uncased-mnli", "nli", primary=True, default="x/y")
+        == "typeform/distilbert-base-uncased-mnli"
+    )
     with pytest.raises(FileNotFoundError):
         core.resolve_model_source(str(tmp_path), "keywords", primary=False, default="x/y")
 
@@ -309,5 +329,8 @@ def test_the_shipped_serving_properties_load_the_staged_layout(intent_keywords_w
 def test_a_batch_item_that_is_not_json_fails_alone(intent_keywords):
     responses = djl_double.invoke_batch(intent_keywords.handle, [b"{oops", {"text": TEXT, "tasks": ["intent"]}])
     assert [r.code for r in responses] == [400, 200]
-    assert responses[0].body["error"] == {"code": "INVALID_JSON", "message": responses[0].body["error"]["message"],
-                                          "status": 400}
+    assert responses[0].body["error"] == {
+        "code": "INVALID_JSON",
+        "message": responses[0].body["error"]["message"],
+        "status": 400,
+    }

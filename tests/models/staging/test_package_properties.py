@@ -1,4 +1,5 @@
 """Conventions every DJL package follows, so the hosting stack can deploy any of them the same way."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """`make stage-weights`: the plan follows config and the packages' layouts; files land under each role's prefix."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,8 +74,14 @@ def test_stage_uploads_each_snapshot_and_the_interrogator_embeddings(config):
         out.write_bytes(b"embeddings")
         return out
 
-    done = stage_weights.stage(config, s3=s3, bucket=BUCKET, roles=["grounded_sam", "clip_interrogator"],
-                               download=fake_download, embed_terms=fake_embed)
+    done = stage_weights.stage(
+        config,
+        s3=s3,
+        bucket=BUCKET,
+        roles=["grounded_sam", "clip_interrogator"],
+        download=fake_download,
+        embed_terms=fake_embed,
+    )
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert {
         "weights/grounded_sam/grounding_dino/config.json",

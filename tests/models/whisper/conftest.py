@@ -1,4 +1,5 @@
 """Fixtures for the Whisper container tests: a tiny random-weight model and the server running it over HTTP."""
+
 from __future__ import annotations
 
 import sys
@@ -9,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "model_packages" / "whisper"))
 
-import whisper_testkit as kit  # noqa: E402
-from tiny_whisper import cached_tiny_whisper  # noqa: E402  (tests/models is on sys.path: ../conftest.py)
+import whisper_testkit as kit
+from tiny_whisper import cached_tiny_whisper
 
 MAX_AUDIO_SECONDS = kit.TEST_MAX_AUDIO_SECONDS
 MAX_AUDIO_BYTES = kit.TEST_MAX_AUDIO_BYTES
@@ -27,7 +28,8 @@ def server(tiny_model, tmp_path_factory):
     """The container's entrypoint (`python -m whisper_server serve`) on 127.0.0.1, small limits for the tests."""
     log = tmp_path_factory.mktemp("whisper-server") / "server.log"
     srv = kit.WhisperServer(
-        tiny_model, log,
+        tiny_model,
+        log,
         MODEL_ID="tiny-random-whisper",
         MAX_AUDIO_SECONDS=str(MAX_AUDIO_SECONDS),
         MAX_AUDIO_BYTES=str(MAX_AUDIO_BYTES),

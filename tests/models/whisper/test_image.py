@@ -1,5 +1,6 @@
 """The image definition, checked without Docker: the pinned requirements are what these tests run against, cover
 everything the server imports and leave torch out; the Dockerfile runs `serve` as a non-root user on port 8080."""
+
 from __future__ import annotations
 
 import ast

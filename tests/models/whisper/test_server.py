@@ -3,6 +3,7 @@
 The model has random weights, so the text is garbage: these tests check structure, types, timings and errors,
 never words. The server is the real entrypoint in a subprocess (see conftest.py).
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,15 +19,26 @@ import whisper_testkit as kit
 from whisper_testkit import TEST_MAX_AUDIO_BYTES as MAX_AUDIO_BYTES
 from whisper_testkit import TEST_MAX_AUDIO_SECONDS as MAX_AUDIO_SECONDS
 
-CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg",
-                 "webm": "audio/webm", "opus": "audio/ogg"}
+CONTENT_TYPES = {
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mp3": "audio/mpeg",
+    "webm": "audio/webm",
+    "opus": "audio/ogg",
+}
 SPEECH = kit.speechlike(8.0)
 SPEECH_WAV = kit.encode(SPEECH, "wav")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
-def invoke(server, body: bytes, content_type: str = "audio/wav", attributes: str | None = None,
-           session: requests.Session | None = None) -> requests.Response:
+def invoke(
+    server,
+    body: bytes,
+    content_type: str = "audio/wav",
+    attributes: str | None = None,
+    session: requests.Session | None = None,
+) -> requests.Response:
     headers = {"Content-Type": content_type}
     if attributes is not None:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
@@ -74,25 +86,30 @@ def assert_error(response: requests.Response, status: int, code: str) -> None:
 
 # -- routes -----------------------------------------------------------------------------------------------------------
 
+
 def test_ping_is_healthy_once_loaded(server):
     response = requests.get(server.url + "/ping", timeout=5)
     assert response.status_code == 200
     assert response.json() == {"status": "healthy", "model": "tiny-random-whisper"}
 
 
-@pytest.mark.parametrize("method, path, status, code", [
-    ("GET", "/invocations", 405, "METHOD_NOT_ALLOWED"),
-    ("POST", "/ping", 405, "METHOD_NOT_ALLOWED"),
-    ("DELETE", "/invocations", 405, "METHOD_NOT_ALLOWED"),
-    ("OPTIONS", "/ping", 405, "METHOD_NOT_ALLOWED"),
-    ("GET", "/nope", 404, "NOT_FOUND"),
-    ("POST", "/v1/invocations", 404, "NOT_FOUND"),
-])
+@pytest.mark.parametrize(
+    "method, path, status, code",
+    [
+        ("GET", "/invocations", 405, "METHOD_NOT_ALLOWED"),
+        ("POST", "/ping", 405, "METHOD_NOT_ALLOWED"),
+        ("DELETE", "/invocations", 405, "METHOD_NOT_ALLOWED"),
+        ("OPTIONS", "/ping", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/nope", 404, "NOT_FOUND"),
+        ("POST", "/v1/invocations", 404, "NOT_FOUND"),
+    ],
+)
 def test_other_routes_and_methods(server, method, path, status, code):
     assert_error(requests.request(method, server.url + path, data=b"x" * 10, timeout=5), status, code)
 
 
 # -- transcription ----------------------------------------------------------------------------------------------------
+
 
 def test_wav_speech_gives_the_contract_shape(server):
     response = invoke(server, SPEECH_WAV)
@@ -125,13 +142,24 @@ def test_stereo_44k_is_resampled(server):
 def test_silence_gives_empty_text(server, attributes):
     response = invoke(server, kit.encode(kit.silence(3.0), "wav"), attributes=attributes)
     assert response.status_code == 200, response.text
-    assert response.json() == {"text": "", "language": None, "language_probability": None, "duration": 3.0,
-                               "segments": [], "model": "tiny-random-whisper"}
+    assert response.json() == {
+        "text": "",
+        "language": None,
+        "language_probability": None,
+        "duration": 3.0,
+        "segments": [],
+        "model": "tiny-random-whisper",
+    }
 
 
 def test_silence_keeps_a_requested_language(server):
     result = invoke(server, kit.encode(kit.silence(2.0), "flac"), attributes="language=de").json()
-    assert (result["text"], result["segments"], result["language"], result["language_probability"]) == ("", [], "de", 1.0)
+    assert (result["text"], result["segments"], result["language"], result["language_probability"]) == (
+        "",
+        [],
+        "de",
+        1.0,
+    )
 
 
 def test_low_noise_without_speech_is_filtered_by_vad(server):
@@ -141,8 +169,14 @@ def test_low_noise_without_speech_is_filtered_by_vad(server):
 
 
 def test_json_base64_form(server):
-    payload = {"audio": base64.b64encode(SPEECH_WAV).decode(), "language": "en", "task": "transcribe",
-               "vad_filter": True, "word_timestamps": False, "beam_size": 2}
+    payload = {
+        "audio": base64.b64encode(SPEECH_WAV).decode(),
+        "language": "en",
+        "task": "transcribe",
+        "vad_filter": True,
+        "word_timestamps": False,
+        "beam_size": 2,
+    }
     response = invoke_json(server, payload)
     assert response.status_code == 200, response.text
     result = response.json()
@@ -157,7 +191,9 @@ def test_json_accepts_a_data_uri_and_line_breaks(server):
 
 
 def test_custom_attributes_options(server):
-    response = invoke(server, SPEECH_WAV, attributes="language=fr; task=translate ;beam_size=3;vad_filter=false;trace-id=abc")
+    response = invoke(
+        server, SPEECH_WAV, attributes="language=fr; task=translate ;beam_size=3;vad_filter=false;trace-id=abc"
+    )
     assert response.status_code == 200, response.text
     result = response.json()
     assert_transcript(result, 8.0, allow_empty=True)  # random weights: translating may well give nothing
@@ -182,9 +218,13 @@ def test_word_timestamps(server):
 
 
 def test_chunked_upload(server):
-    chunks = (SPEECH_WAV[i:i + 50_000] for i in range(0, len(SPEECH_WAV), 50_000))
-    response = requests.post(server.url + "/invocations", data=chunks, timeout=60,
-                             headers={"Content-Type": "audio/wav", "X-Amzn-SageMaker-Custom-Attributes": "beam_size=1"})
+    chunks = (SPEECH_WAV[i : i + 50_000] for i in range(0, len(SPEECH_WAV), 50_000))
+    response = requests.post(
+        server.url + "/invocations",
+        data=chunks,
+        timeout=60,
+        headers={"Content-Type": "audio/wav", "X-Amzn-SageMaker-Custom-Attributes": "beam_size=1"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["duration"] == pytest.approx(8.0)
 
@@ -206,6 +246,7 @@ def test_concurrent_requests_all_succeed(server):
 
 # -- bad input --------------------------------------------------------------------------------------------------------
 
+
 def _wav_seconds(seconds: float) -> bytes:
     return kit.encode(kit.silence(seconds), "wav")
 
@@ -221,10 +262,20 @@ BAD_RAW = {
     "image/png": (b"\x89PNG\r\n\x1a\n" + b"0" * 100, "image/png", None, 415, "UNSUPPORTED_MEDIA_TYPE"),
     "no content type": (SPEECH_WAV, "", None, 415, "UNSUPPORTED_MEDIA_TYPE"),
     "too long wav (decoded)": (_wav_seconds(MAX_AUDIO_SECONDS + 0.5), "audio/wav", None, 413, "AUDIO_TOO_LONG"),
-    "too long flac (header)": (kit.encode(kit.silence(3 * MAX_AUDIO_SECONDS), "flac"), "audio/flac", None, 413,
-                               "AUDIO_TOO_LONG"),
-    "too long ogg (decoded)": (kit.encode(kit.silence(MAX_AUDIO_SECONDS + 5), "ogg"), "audio/ogg", None, 413,
-                               "AUDIO_TOO_LONG"),
+    "too long flac (header)": (
+        kit.encode(kit.silence(3 * MAX_AUDIO_SECONDS), "flac"),
+        "audio/flac",
+        None,
+        413,
+        "AUDIO_TOO_LONG",
+    ),
+    "too long ogg (decoded)": (
+        kit.encode(kit.silence(MAX_AUDIO_SECONDS + 5), "ogg"),
+        "audio/ogg",
+        None,
+        413,
+        "AUDIO_TOO_LONG",
+    ),
     "too many bytes": (b"\0" * (MAX_AUDIO_BYTES + 1), "audio/wav", None, 413, "AUDIO_TOO_LARGE"),
     "beam_size 0": (SPEECH_WAV, "audio/wav", "beam_size=0", 400, "INVALID_OPTION"),
     "beam_size 11": (SPEECH_WAV, "audio/wav", "beam_size=11", 400, "INVALID_OPTION"),
@@ -258,8 +309,11 @@ BAD_JSON = {
     "unknown field": (json.dumps({"audio": _b64(SPEECH_WAV), "langauge": "en"}).encode(), 400, "INVALID_OPTION"),
     "boolean beam_size": (json.dumps({"audio": _b64(SPEECH_WAV), "beam_size": True}).encode(), 400, "INVALID_OPTION"),
     "number as task": (json.dumps({"audio": _b64(SPEECH_WAV), "task": 1}).encode(), 400, "INVALID_OPTION"),
-    "decoded audio too large": (json.dumps({"audio": _b64(b"\0" * (MAX_AUDIO_BYTES + 10))}).encode(), 413,
-                                "AUDIO_TOO_LARGE"),
+    "decoded audio too large": (
+        json.dumps({"audio": _b64(b"\0" * (MAX_AUDIO_BYTES + 10))}).encode(),
+        413,
+        "AUDIO_TOO_LARGE",
+    ),
     "body too large": (b'{"audio": "' + b"A" * (MAX_AUDIO_BYTES * 2) + b'"}', 413, "AUDIO_TOO_LARGE"),
 }
 
@@ -282,8 +336,11 @@ def test_errors_keep_the_connection_usable(server):
 
 def test_malformed_http_does_not_stop_the_server(server):
     host, port = server.url.removeprefix("http://").split(":")
-    for raw in (b"GARBAGE\r\n\r\n", b"POST /invocations HTTP/1.1\r\nContent-Length: nope\r\n"
-                b"Content-Type: audio/wav\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"):
+    for raw in (
+        b"GARBAGE\r\n\r\n",
+        b"POST /invocations HTTP/1.1\r\nContent-Length: nope\r\nContent-Type: audio/wav\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ):
         with socket.create_connection((host, int(port)), timeout=5) as sock:
             sock.sendall(raw)
             sock.shutdown(socket.SHUT_WR)

@@ -1,6 +1,7 @@
 """Start-up behaviour of the container entrypoint: the `serve` argument, bad configuration, a model that cannot
 load (the process must exit so SageMaker marks the endpoint failed, not answer 503 forever), a clean SIGTERM, and no
 torch in the runtime."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,14 @@ def run_entrypoint(*args: str, timeout: float = 60, **env: str) -> subprocess.Co
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WHISPER_", "MAX_AUDIO_", "MODEL_"))}
     full_env.update(PYTHONPATH=PACKAGE_DIR, WHISPER_HOST="127.0.0.1", SAGEMAKER_BIND_TO_PORT="0", HF_HUB_OFFLINE="1")
     full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "whisper_server", *args], cwd=PACKAGE_DIR, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "whisper_server", *args],
+        cwd=PACKAGE_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_only_the_serve_command_is_accepted():
@@ -55,8 +62,12 @@ def test_default_settings_serve_and_stop_cleanly_on_sigterm(tmp_path, tiny_model
 
     server = kit.WhisperServer(tiny_model, tmp_path / "server.log").start()
     try:
-        response = requests.post(server.url + "/invocations", data=kit.encode(kit.speechlike(6.0), "wav"),
-                                 headers={"Content-Type": "audio/wav"}, timeout=60)
+        response = requests.post(
+            server.url + "/invocations",
+            data=kit.encode(kit.speechlike(6.0), "wav"),
+            headers={"Content-Type": "audio/wav"},
+            timeout=60,
+        )
         assert response.status_code == 200, response.text
         result = response.json()
         assert result["duration"] == 6.0 and isinstance(result["text"], str)

@@ -1,5 +1,6 @@
 """In-process tests of the server's parts: options, settings, audio decoding, the engine's admission control,
 and the HTTP server before its model has loaded. No model is loaded here (the engine is driven with a stub)."""
+
 from __future__ import annotations
 
 import io
@@ -22,10 +23,14 @@ LANGUAGES = ("en", "de", "fr", "pt", "haw", "yue")
 
 # -- options ----------------------------------------------------------------------------------------------------------
 
+
 def test_custom_attributes_parsing():
     assert parse_custom_attributes(None) == {}
     assert parse_custom_attributes(" Language=de ; Word-Timestamps=TRUE;;beam_size = 3; trace=abc; flag") == {
-        "language": "de", "word_timestamps": "TRUE", "beam_size": "3"}
+        "language": "de",
+        "word_timestamps": "TRUE",
+        "beam_size": "3",
+    }
     with pytest.raises(ApiError) as err:
         parse_custom_attributes("vad_filter")
     assert err.value.code == "INVALID_OPTION"
@@ -33,18 +38,33 @@ def test_custom_attributes_parsing():
 
 def test_build_options_defaults_and_values():
     assert build_options({}, languages=LANGUAGES, multilingual=True) == Options(None, "transcribe", True, False, 5)
-    options = build_options({"language": "de-AT", "task": "Translate", "vad_filter": "off", "word_timestamps": True,
-                             "beam_size": "10"}, languages=LANGUAGES, multilingual=True)
+    options = build_options(
+        {"language": "de-AT", "task": "Translate", "vad_filter": "off", "word_timestamps": True, "beam_size": "10"},
+        languages=LANGUAGES,
+        multilingual=True,
+    )
     assert options == Options("de", "translate", False, True, 10)
     assert build_options({"language": "auto"}, languages=LANGUAGES, multilingual=True).language is None
     assert build_options({"language": "yue"}, languages=LANGUAGES, multilingual=True).language == "yue"
 
 
-@pytest.mark.parametrize("raw", [
-    {"language": "xx"}, {"language": 5}, {"task": "summarize"}, {"task": 3}, {"vad_filter": "maybe"},
-    {"vad_filter": 1.5}, {"word_timestamps": []}, {"beam_size": 0}, {"beam_size": 11}, {"beam_size": 2.5},
-    {"beam_size": True}, {"beam_size": "-1"},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"language": "xx"},
+        {"language": 5},
+        {"task": "summarize"},
+        {"task": 3},
+        {"vad_filter": "maybe"},
+        {"vad_filter": 1.5},
+        {"word_timestamps": []},
+        {"beam_size": 0},
+        {"beam_size": 11},
+        {"beam_size": 2.5},
+        {"beam_size": True},
+        {"beam_size": "-1"},
+    ],
+)
 def test_invalid_options(raw):
     with pytest.raises(ApiError) as err:
         build_options(raw, languages=LANGUAGES, multilingual=True)
@@ -71,9 +91,15 @@ def test_base64_forms():
 
 # -- settings ---------------------------------------------------------------------------------------------------------
 
+
 def test_settings_defaults():
     settings = Settings.from_env({})
-    assert (settings.model, settings.port, settings.device, settings.compute_type) == ("/opt/ml/model", 8080, "auto", None)
+    assert (settings.model, settings.port, settings.device, settings.compute_type) == (
+        "/opt/ml/model",
+        8080,
+        "auto",
+        None,
+    )
     assert (settings.max_audio_seconds, settings.max_audio_bytes) == (600.0, 25 * 1024 * 1024)
     assert (settings.num_workers, settings.host) == (1, "0.0.0.0")
     assert settings.model_id == "whisper"  # /opt/ml/model says nothing: MODEL_ID names it
@@ -83,26 +109,48 @@ def test_settings_defaults():
 
 
 def test_settings_from_env():
-    settings = Settings.from_env({"MODEL_DIR": "/models/faster-whisper-large-v3", "SAGEMAKER_BIND_TO_PORT": "9000",
-                                  "WHISPER_DEVICE": "CPU", "WHISPER_COMPUTE_TYPE": "int8_float16",
-                                  "MAX_AUDIO_SECONDS": "30.5", "WHISPER_NUM_WORKERS": "2"})
+    settings = Settings.from_env(
+        {
+            "MODEL_DIR": "/models/faster-whisper-large-v3",
+            "SAGEMAKER_BIND_TO_PORT": "9000",
+            "WHISPER_DEVICE": "CPU",
+            "WHISPER_COMPUTE_TYPE": "int8_float16",
+            "MAX_AUDIO_SECONDS": "30.5",
+            "WHISPER_NUM_WORKERS": "2",
+        }
+    )
     assert (settings.model, settings.model_id, settings.port, settings.device) == (
-        "/models/faster-whisper-large-v3", "faster-whisper-large-v3", 9000, "cpu")
+        "/models/faster-whisper-large-v3",
+        "faster-whisper-large-v3",
+        9000,
+        "cpu",
+    )
     assert (settings.compute_type, settings.max_audio_seconds, settings.num_workers) == ("int8_float16", 30.5, 2)
     hub = Settings.from_env({"WHISPER_MODEL": "large-v3", "MODEL_ID": "Systran/faster-whisper-large-v3"})
     assert (hub.model, hub.model_id) == ("large-v3", "Systran/faster-whisper-large-v3")
 
 
-@pytest.mark.parametrize("env", [{"SAGEMAKER_BIND_TO_PORT": "http"}, {"SAGEMAKER_BIND_TO_PORT": "70000"},
-                                 {"WHISPER_DEVICE": "tpu"}, {"MAX_AUDIO_SECONDS": "-1"}, {"MAX_AUDIO_BYTES": "1e9"},
-                                 {"WHISPER_NUM_WORKERS": "0"}, {"WHISPER_TEMPERATURES": "hot"},
-                                 {"WHISPER_TEMPERATURES": "0.5,0"}, {"WHISPER_TEMPERATURES": "2"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SAGEMAKER_BIND_TO_PORT": "http"},
+        {"SAGEMAKER_BIND_TO_PORT": "70000"},
+        {"WHISPER_DEVICE": "tpu"},
+        {"MAX_AUDIO_SECONDS": "-1"},
+        {"MAX_AUDIO_BYTES": "1e9"},
+        {"WHISPER_NUM_WORKERS": "0"},
+        {"WHISPER_TEMPERATURES": "hot"},
+        {"WHISPER_TEMPERATURES": "0.5,0"},
+        {"WHISPER_TEMPERATURES": "2"},
+    ],
+)
 def test_bad_settings(env):
     with pytest.raises(SettingsError):
         Settings.from_env(env)
 
 
 # -- model directory --------------------------------------------------------------------------------------------------
+
 
 def test_resolve_model(tmp_path, tiny_model):
     assert resolve_model(str(tiny_model)) == str(tiny_model)
@@ -122,6 +170,7 @@ def test_resolve_model(tmp_path, tiny_model):
 
 
 # -- audio ------------------------------------------------------------------------------------------------------------
+
 
 def test_decode_resamples_and_mixes_down():
     stereo = np.stack([kit.speechlike(1.0, sample_rate=22050), np.zeros(22050, np.float32)], axis=1)
@@ -149,6 +198,7 @@ def test_decode_stops_early_on_long_audio():
 
 
 # -- engine admission control (stub model) ----------------------------------------------------------------------------
+
 
 class _BlockingEngine(Engine):
     def __init__(self, settings: Settings) -> None:
@@ -190,6 +240,7 @@ def test_engine_answers_digital_silence_without_the_model():
 
 
 # -- the HTTP server before the model is loaded -----------------------------------------------------------------------
+
 
 def test_ping_and_invocations_answer_503_while_the_model_loads():
     settings = Settings.from_env({"WHISPER_HOST": "127.0.0.1", "SAGEMAKER_BIND_TO_PORT": "0"})

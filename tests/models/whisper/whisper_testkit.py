@@ -6,6 +6,7 @@
 - `WhisperServer`: runs `python -m whisper_server serve` as a subprocess on a free port (the server binds port 0
   and logs the port it got), waits for /ping, and keeps its log in a file.
 """
+
 from __future__ import annotations
 
 import io
@@ -39,12 +40,12 @@ def speechlike(seconds: float, seed: int = 0, sample_rate: int = SAMPLE_RATE) ->
     out = np.zeros(n)
     step = int(0.25 * sample_rate)
     for start in range(0, n, step):
-        chunk = source[start:start + step]
+        chunk = source[start : start + step]
         formants = _VOWELS[rng.integers(len(_VOWELS))]
         spectrum = np.fft.rfft(chunk)
         freqs = np.fft.rfftfreq(len(chunk), 1 / sample_rate)
         gain = sum(1 / (1 + ((freqs - f) / (80 + 0.05 * f)) ** 2) for f in formants)
-        out[start:start + len(chunk)] = np.fft.irfft(spectrum * gain, len(chunk))
+        out[start : start + len(chunk)] = np.fft.irfft(spectrum * gain, len(chunk))
     envelope = np.clip(np.sin(2 * np.pi * 2 * t), 0, None) ** 0.6 * (np.sin(2 * np.pi * 0.25 * t + seed) > -0.7)
     x = out * envelope + 0.003 * rng.standard_normal(n)
     return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
@@ -65,7 +66,7 @@ def encode(samples: np.ndarray, fmt: str, sample_rate: int = SAMPLE_RATE) -> byt
         with sf.SoundFile(buffer, "w", sample_rate, channels, subtype, format=fmt.upper()) as out:
             # In blocks: libsndfile's Vorbis encoder crashes on one very long write (minutes of audio).
             for start in range(0, len(samples), 10 * sample_rate):
-                out.write(samples[start:start + 10 * sample_rate])
+                out.write(samples[start : start + 10 * sample_rate])
         return buffer.getvalue()
     codec, container_format, rate = {
         "mp3": ("libmp3lame", "mp3", sample_rate),
@@ -81,7 +82,9 @@ def _encode_av(samples: np.ndarray, sample_rate: int, codec: str, container_form
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
-        resampler = av.audio.resampler.AudioResampler(format=stream.codec_context.format or "s16", layout="mono", rate=rate)
+        resampler = av.audio.resampler.AudioResampler(
+            format=stream.codec_context.format or "s16", layout="mono", rate=rate
+        )
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         frame.sample_rate = sample_rate
@@ -114,7 +117,7 @@ class WhisperServer:
         self.process: subprocess.Popen | None = None
         self.url = ""
 
-    def start(self, timeout: float = 60.0) -> "WhisperServer":
+    def start(self, timeout: float = 60.0) -> WhisperServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WHISPER_", "MAX_AUDIO_", "MODEL_"))}
         env.update(
             PYTHONPATH=str(PACKAGE_DIR),
@@ -126,8 +129,12 @@ class WhisperServer:
         env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "whisper_server", "serve"], cwd=PACKAGE_DIR, env=env,
-            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            [sys.executable, "-m", "whisper_server", "serve"],
+            cwd=PACKAGE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         port = None
@@ -169,7 +176,7 @@ class WhisperServer:
             self._log.close()
         return self.process.returncode if self.process else None
 
-    def __enter__(self) -> "WhisperServer":
+    def __enter__(self) -> WhisperServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

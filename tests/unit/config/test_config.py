@@ -1,4 +1,5 @@
 """Config validation: every bad case fails with one line naming the file, the field and the reason."""
+
 from __future__ import annotations
 
 import copy
@@ -58,24 +59,60 @@ def test_role_defaults_fill_unset_fields(tmp_path):
     [
         (lambda d: d.update(colour="blue"), "colour", "unknown field"),
         (lambda d: d["models"]["vlm"].update(gpu_count=2), "models.vlm.gpu_count", "unknown field"),
-        (lambda d: d["models"]["vlm"].update(instance_type="g5.2xlarge"), "models.vlm.instance_type", "not a SageMaker instance type"),
-        (lambda d: d["models"]["vlm"].update(instance_type="ml.g5.huge"), "models.vlm.instance_type", "not a SageMaker instance type"),
-        (lambda d: d["models"]["llm"].update(min_instances=3, max_instances=2, scaling={"target": 4}), "models.llm", "min_instances (3) is above max_instances (2)"),
-        (lambda d: d["models"]["vlm"].update(tgi={"max_input_tokens": 4096, "max_total_tokens": 4096}), "models.vlm.tgi", "max_input_tokens (4096) must be below max_total_tokens (4096)"),
+        (
+            lambda d: d["models"]["vlm"].update(instance_type="g5.2xlarge"),
+            "models.vlm.instance_type",
+            "not a SageMaker instance type",
+        ),
+        (
+            lambda d: d["models"]["vlm"].update(instance_type="ml.g5.huge"),
+            "models.vlm.instance_type",
+            "not a SageMaker instance type",
+        ),
+        (
+            lambda d: d["models"]["llm"].update(min_instances=3, max_instances=2, scaling={"target": 4}),
+            "models.llm",
+            "min_instances (3) is above max_instances (2)",
+        ),
+        (
+            lambda d: d["models"]["vlm"].update(tgi={"max_input_tokens": 4096, "max_total_tokens": 4096}),
+            "models.vlm.tgi",
+            "max_input_tokens (4096) must be below max_total_tokens (4096)",
+        ),
         (lambda d: d["models"]["vlm"].update(gpus=4), "models.vlm", "gpus=4 but ml.g5.2xlarge has 1 GPU"),
         (lambda d: d["models"]["clip_tagging"].pop("weights"), "models.clip_tagging", "an enabled model needs weights"),
-        (lambda d: d["models"]["asr"].update(weights={"s3_prefix": "weights/asr/", "hub_id": "x/y"}), "models.asr.weights", "exactly one of s3_prefix and hub_id"),
-        (lambda d: d["models"]["asr"].update(scaling={"target": 5, "scale_to_zero": False}), "models.asr", "min_instances: 0 needs scaling.scale_to_zero"),
+        (
+            lambda d: d["models"]["asr"].update(weights={"s3_prefix": "weights/asr/", "hub_id": "x/y"}),
+            "models.asr.weights",
+            "exactly one of s3_prefix and hub_id",
+        ),
+        (
+            lambda d: d["models"]["asr"].update(scaling={"target": 5, "scale_to_zero": False}),
+            "models.asr",
+            "min_instances: 0 needs scaling.scale_to_zero",
+        ),
         (lambda d: d["models"]["asr"].update(min_instances=1), "models.asr", "scale_to_zero needs min_instances: 0"),
-        (lambda d: d["models"]["asr"].update(volume_size_gb=100), "models.asr", "volume_size_gb is not supported on ml.g5.xlarge"),
-        (lambda d: d["models"]["asr"].update(tgi={"max_input_tokens": 10, "max_total_tokens": 20}), "models", "TGI settings apply only to"),
+        (
+            lambda d: d["models"]["asr"].update(volume_size_gb=100),
+            "models.asr",
+            "volume_size_gb is not supported on ml.g5.xlarge",
+        ),
+        (
+            lambda d: d["models"]["asr"].update(tgi={"max_input_tokens": 10, "max_total_tokens": 20}),
+            "models",
+            "TGI settings apply only to",
+        ),
         (lambda d: d["models"]["vlm"].update(tgi={"quantize": "int3"}), "models.vlm.tgi.quantize", "Input should be"),
         (lambda d: d["models"]["vlm"].update(instance_type="ml.x9.large"), "models.vlm", "not in stacks/instances.py"),
         (lambda d: d["models"]["vlm"]["scaling"].update(target=0), "models.vlm.scaling.target", "greater than 0"),
         (lambda d: d.update(region="mars-1"), "region", "String should match pattern"),
         (lambda d: d.update(account="1234"), "account", "String should match pattern"),
         (lambda d: d.update(removal_policy="sometimes"), "removal_policy", "Input should be"),
-        (lambda d: d["models"]["vlm"].update(weights={"s3_prefix": "weights/vlm"}), "models.vlm.weights.s3_prefix", "String should match pattern"),
+        (
+            lambda d: d["models"]["vlm"].update(weights={"s3_prefix": "weights/vlm"}),
+            "models.vlm.weights.s3_prefix",
+            "String should match pattern",
+        ),
     ],
 )
 def test_bad_config_names_file_field_and_reason(tmp_path, mutate, field, reason):

@@ -1,4 +1,5 @@
 """docs/operations.md carries the cost table generated from the shipped configs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ def test_operations_doc_has_the_current_cost_table():
 def test_cost_scales_with_instances():
     prod = {c.name: c for c in load_all()}["prod"]
     rows = {r[0]: r for r in cost_rows(prod)}
-    role, instance, low, high, each, at_min, at_max = rows["vlm"]
+    _role, instance, low, high, each, at_min, at_max = rows["vlm"]
     assert instance == "ml.g5.12xlarge" and each > rows["llm"][4]
     assert at_min == each * low and at_max == each * high
     dev = {c.name: c for c in load_all()}["dev"]

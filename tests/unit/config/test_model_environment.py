@@ -1,4 +1,5 @@
 """Container environments derived from config."""
+
 from __future__ import annotations
 
 import aws_cdk as cdk
@@ -22,8 +23,12 @@ def test_tgi_environment_from_s3_weights_uses_all_gpus():
 
 def test_tgi_environment_old_version_uses_old_name_and_options():
     env = tgi_environment(
-        model("llm", container_version="1.4.5", gpus=1, tgi={"max_input_tokens": 1000, "max_total_tokens": 2000,
-                                                            "quantize": "gptq", "messages_api": True})
+        model(
+            "llm",
+            container_version="1.4.5",
+            gpus=1,
+            tgi={"max_input_tokens": 1000, "max_total_tokens": 2000, "quantize": "gptq", "messages_api": True},
+        )
     )
     assert env["MAX_INPUT_LENGTH"] == "1000" and "MAX_INPUT_TOKENS" not in env
     assert env["HF_MODEL_QUANTIZE"] == "gptq" and env["MESSAGES_API_ENABLED"] == "true"
@@ -32,7 +37,9 @@ def test_tgi_environment_old_version_uses_old_name_and_options():
 def test_hub_weights_take_the_token_from_secrets_manager_by_reference():
     app = cdk.App()
     stack = cdk.Stack(app, "S")
-    env = tgi_environment(model("llm", weights={"hub_id": "meta-llama/Llama-2-7b-chat-hf", "hub_token_secret": "hf/token"}))
+    env = tgi_environment(
+        model("llm", weights={"hub_id": "meta-llama/Llama-2-7b-chat-hf", "hub_token_secret": "hf/token"})
+    )
     assert env["HF_MODEL_ID"] == "meta-llama/Llama-2-7b-chat-hf"
     resolved = stack.resolve(env["HF_TOKEN"])
     assert resolved == "{{resolve:secretsmanager:hf/token:SecretString:::}}"
@@ -49,5 +56,9 @@ def test_djl_environment_points_option_model_id_at_the_weights():
 
 def test_whisper_environment_and_user_overrides_win():
     env = whisper_environment(model("asr", environment={"MAX_AUDIO_SECONDS": "120"}))
-    assert env == {"MODEL_DIR": "/opt/ml/model", "WHISPER_COMPUTE_TYPE": "float16", "MODEL_ID": "large-v3",
-                   "MAX_AUDIO_SECONDS": "120"}
+    assert env == {
+        "MODEL_DIR": "/opt/ml/model",
+        "WHISPER_COMPUTE_TYPE": "float16",
+        "MODEL_ID": "large-v3",
+        "MAX_AUDIO_SECONDS": "120",
+    }

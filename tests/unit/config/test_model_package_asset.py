@@ -1,4 +1,5 @@
 """DJL packages become deterministic model.tar.gz files carrying the shared modules beside model.py."""
+
 from __future__ import annotations
 
 import tarfile

@@ -1,12 +1,13 @@
 """Fixtures of the Lambda tests; the helpers and the Lambda environment are in vlp_testkit."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import moto
 import pytest
-
-from vlp_testkit import BUCKET, STEP_MODULES, FakeSageMaker, LambdaContext, LocalStepFunctions  # noqa: F401
+from vlp_testkit import BUCKET, STEP_MODULES, FakeSageMaker, LambdaContext, LocalStepFunctions
 
 
 @pytest.fixture
@@ -69,4 +70,3 @@ def pipeline(s3, models, monkeypatch) -> LocalStepFunctions:
     monkeypatch.setattr(analyze, "SFN", local)
     monkeypatch.setattr(jobs, "SFN", local)
     return local
-

@@ -1,22 +1,22 @@
 """The API handlers: uploads (presigned POST policy), analyze (StartSyncExecution) and jobs (StartExecution,
 DescribeExecution), with botocore Stubber on real stepfunctions clients and moto S3."""
+
 from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from botocore.stub import ANY, Stubber
-
-from vlp_testkit import BUCKET, JOBS_STATE_MACHINE_ARN, STATE_MACHINE_ARN, api_event, response_json
 from vlp import aws
 from vlp.api.responses import AnalyzeResult, ErrorResponse, JobAccepted, JobStatus, UploadResponse
 from vlp.errors import CallerError, ModelNotReadyError, model_error
+from vlp_testkit import BUCKET, JOBS_STATE_MACHINE_ARN, STATE_MACHINE_ARN, api_event, response_json
 
 KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def lambda_cause(exc: Exception) -> str:
@@ -26,16 +26,39 @@ def lambda_cause(exc: Exception) -> str:
 def result_document(request_id: str, *, with_mask: bool = False) -> dict:
     detections = []
     if with_mask:
-        detections = [{"label": "dog", "score": 0.9, "box": [1.0, 2.0, 3.0, 4.0],
-                       "mask": {"key": f"results/{request_id}/mask-0.png", "area": 4,
-                                "rle": {"size": [4, 4], "counts": "0"}}}]
+        detections = [
+            {
+                "label": "dog",
+                "score": 0.9,
+                "box": [1.0, 2.0, 3.0, 4.0],
+                "mask": {"key": f"results/{request_id}/mask-0.png", "area": 4, "rle": {"size": [4, 4], "counts": "0"}},
+            }
+        ]
     return {
-        "request_id": request_id, "task": "segment" if with_mask else "describe", "requested_task": "auto",
-        "answer": "A dog.", "plan": None, "intent": None, "keywords": [], "transcript": None,
-        "image": {"width": 4, "height": 4, "normalised_width": 4, "normalised_height": 4, "format": "PNG",
-                  "key": f"inputs/{request_id}/image.jpg"},
-        "detections": detections, "masks_rle": None, "tags": None, "prompt": None, "models": {},
-        "random_weights": False, "timings_ms": {"total": 10.0}, "warnings": [],
+        "request_id": request_id,
+        "task": "segment" if with_mask else "describe",
+        "requested_task": "auto",
+        "answer": "A dog.",
+        "plan": None,
+        "intent": None,
+        "keywords": [],
+        "transcript": None,
+        "image": {
+            "width": 4,
+            "height": 4,
+            "normalised_width": 4,
+            "normalised_height": 4,
+            "format": "PNG",
+            "key": f"inputs/{request_id}/image.jpg",
+        },
+        "detections": detections,
+        "masks_rle": None,
+        "tags": None,
+        "prompt": None,
+        "models": {},
+        "random_weights": False,
+        "timings_ms": {"total": 10.0},
+        "warnings": [],
     }
 
 
@@ -62,20 +85,28 @@ def jobs_stub(monkeypatch):
 
 
 def sync_response(status: str, **fields) -> dict:
-    return {"executionArn": STATE_MACHINE_ARN.replace("stateMachine", "execution") + ":x",
-            "startDate": NOW, "stopDate": NOW, "status": status, **fields}
+    return {
+        "executionArn": STATE_MACHINE_ARN.replace("stateMachine", "execution") + ":x",
+        "startDate": NOW,
+        "stopDate": NOW,
+        "status": status,
+        **fields,
+    }
 
 
 # ---- uploads ----
 
 
-@pytest.mark.parametrize(("kind", "content_type", "limit"), [("image", "image/png", 10 * 1024 * 1024),
-                                                             ("audio", "audio/mpeg", 5 * 1024 * 1024)])
+@pytest.mark.parametrize(
+    ("kind", "content_type", "limit"),
+    [("image", "image/png", 10 * 1024 * 1024), ("audio", "audio/mpeg", 5 * 1024 * 1024)],
+)
 def test_upload_returns_a_presigned_post_enforcing_type_and_size(s3, lambda_context, kind, content_type, limit):
     from vlp.handlers import uploads
 
-    response = uploads.handler(api_event({"kind": kind, "content_type": content_type}, path="/v1/uploads"),
-                               lambda_context)
+    response = uploads.handler(
+        api_event({"kind": kind, "content_type": content_type}, path="/v1/uploads"), lambda_context
+    )
     assert response["statusCode"] == 201
     body = UploadResponse.model_validate(response_json(response)).model_dump()
     assert body["key"].startswith("uploads/") and body["key"].endswith("." + ("png" if kind == "image" else "mp3"))
@@ -100,8 +131,12 @@ def test_upload_limit_follows_max_upload_bytes(s3, lambda_context, monkeypatch):
 def test_two_uploads_get_two_keys(s3, lambda_context):
     from vlp.handlers import uploads
 
-    keys = {response_json(uploads.handler(api_event({"kind": "image", "content_type": "image/webp"}),
-                                          lambda_context))["key"] for _ in range(2)}
+    keys = {
+        response_json(uploads.handler(api_event({"kind": "image", "content_type": "image/webp"}), lambda_context))[
+            "key"
+        ]
+        for _ in range(2)
+    }
     assert len(keys) == 2
 
 
@@ -118,8 +153,9 @@ def test_analyze_starts_the_express_machine_and_returns_its_result(s3, sync_stub
 
     sync_stub.add_response(
         "start_sync_execution",
-        sync_response("SUCCEEDED", output=json.dumps(result_document("0" * 8 + "-0000-4000-8000-" + "0" * 12,
-                                                                     with_mask=True))),
+        sync_response(
+            "SUCCEEDED", output=json.dumps(result_document("0" * 8 + "-0000-4000-8000-" + "0" * 12, with_mask=True))
+        ),
         {"stateMachineArn": STATE_MACHINE_ARN, "name": ANY, "input": ANY},
     )
     analyze.SFN.meta.events.register("before-parameter-build.sfn.StartSyncExecution", succeed)
@@ -147,8 +183,9 @@ def test_analyze_starts_the_express_machine_and_returns_its_result(s3, sync_stub
 def test_failed_execution_becomes_the_steps_error(s3, sync_stub, lambda_context, exc, status, code):
     from vlp.handlers import analyze
 
-    sync_stub.add_response("start_sync_execution",
-                           sync_response("FAILED", error=type(exc).__name__, cause=lambda_cause(exc)))
+    sync_stub.add_response(
+        "start_sync_execution", sync_response("FAILED", error=type(exc).__name__, cause=lambda_cause(exc))
+    )
     response = analyze.handler(api_event({"image_key": KEY}), lambda_context)
     assert response["statusCode"] == status
     body = ErrorResponse.model_validate(response_json(response)).model_dump()
@@ -169,8 +206,10 @@ def test_timed_out_execution_is_504(s3, sync_stub, lambda_context):
 def test_unexpected_step_exception_is_500_without_internals(s3, sync_stub, lambda_context):
     from vlp.handlers import analyze
 
-    sync_stub.add_response("start_sync_execution", sync_response(
-        "FAILED", error="KeyError", cause=lambda_cause(KeyError("secret internal detail"))))
+    sync_stub.add_response(
+        "start_sync_execution",
+        sync_response("FAILED", error="KeyError", cause=lambda_cause(KeyError("secret internal detail"))),
+    )
     response = analyze.handler(api_event({"image_key": KEY}), lambda_context)
     assert response["statusCode"] == 500 and "secret" not in response["body"]
 
@@ -205,9 +244,14 @@ def test_http_api_payload_v2_is_accepted(s3, sync_stub, lambda_context):
     from vlp.handlers import analyze
 
     sync_stub.add_response("start_sync_execution", sync_response("TIMED_OUT"))
-    event = {"version": "2.0", "routeKey": "POST /v1/analyze", "rawPath": "/v1/analyze",
-             "requestContext": {"requestId": "JKJaXmPLvHcESHA=", "http": {"method": "POST", "path": "/v1/analyze"}},
-             "body": json.dumps({"image_key": KEY}), "isBase64Encoded": False}
+    event = {
+        "version": "2.0",
+        "routeKey": "POST /v1/analyze",
+        "rawPath": "/v1/analyze",
+        "requestContext": {"requestId": "JKJaXmPLvHcESHA=", "http": {"method": "POST", "path": "/v1/analyze"}},
+        "body": json.dumps({"image_key": KEY}),
+        "isBase64Encoded": False,
+    }
     assert analyze.handler(event, lambda_context)["statusCode"] == 504
 
 
@@ -253,9 +297,15 @@ JOB_ID = "3f1c0f9e-2b7d-4c1a-9d7e-0a1b2c3d4e5f"
         ("RUNNING", {}, "running"),
         ("PENDING_REDRIVE", {}, "queued"),
         ("SUCCEEDED", {"stopDate": NOW, "output": json.dumps(result_document(JOB_ID, with_mask=True))}, "succeeded"),
-        ("FAILED", {"stopDate": NOW, "error": "CallerError",
-                    "cause": lambda_cause(CallerError("The image is corrupt or truncated.", code="INVALID_IMAGE"))},
-         "failed"),
+        (
+            "FAILED",
+            {
+                "stopDate": NOW,
+                "error": "CallerError",
+                "cause": lambda_cause(CallerError("The image is corrupt or truncated.", code="INVALID_IMAGE")),
+            },
+            "failed",
+        ),
         ("TIMED_OUT", {"stopDate": NOW}, "failed"),
         ("ABORTED", {"stopDate": NOW}, "failed"),
     ],
@@ -264,8 +314,9 @@ def test_job_status(s3, jobs_stub, lambda_context, status, fields, view_status):
     from vlp.handlers import jobs
 
     _describe(jobs_stub, JOB_ID, status, **fields)
-    response = jobs.handler(api_event(method="GET", path=f"/v1/jobs/{JOB_ID}", path_parameters={"id": JOB_ID}),
-                            lambda_context)
+    response = jobs.handler(
+        api_event(method="GET", path=f"/v1/jobs/{JOB_ID}", path_parameters={"id": JOB_ID}), lambda_context
+    )
     assert response["statusCode"] == 200
     body = JobStatus.model_validate(response_json(response)).model_dump()
     assert body["status"] == view_status and body["job_id"] == JOB_ID
@@ -283,8 +334,9 @@ def test_unknown_job_is_404(s3, jobs_stub, lambda_context):
     from vlp.handlers import jobs
 
     arn = JOBS_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + ":" + JOB_ID
-    jobs_stub.add_client_error("describe_execution", service_error_code="ExecutionDoesNotExist",
-                               expected_params={"executionArn": arn})
+    jobs_stub.add_client_error(
+        "describe_execution", service_error_code="ExecutionDoesNotExist", expected_params={"executionArn": arn}
+    )
     response = jobs.handler(api_event(method="GET", path_parameters={"id": JOB_ID}), lambda_context)
     assert response["statusCode"] == 404 and response_json(response)["error"]["code"] == "JOB_NOT_FOUND"
 
@@ -296,12 +348,19 @@ def test_only_result_keys_of_the_request_are_signed():
         def generate_presigned_url(self, *args, **kwargs):
             return "https://signed/" + kwargs["Params"]["Key"]
 
-    result = {"request_id": JOB_ID, "detections": [
-        {"mask": {"key": f"results/{JOB_ID}/mask-0.png"}},
-        {"mask": {"key": "results/another-request/mask-0.png"}},
-        {"mask": {"key": "uploads/x/secret.jpg"}},
-    ], "masks_rle": {"key": f"results/{JOB_ID}/masks-rle.json"}}
+    result = {
+        "request_id": JOB_ID,
+        "detections": [
+            {"mask": {"key": f"results/{JOB_ID}/mask-0.png"}},
+            {"mask": {"key": "results/another-request/mask-0.png"}},
+            {"mask": {"key": "uploads/x/secret.jpg"}},
+        ],
+        "masks_rle": {"key": f"results/{JOB_ID}/masks-rle.json"},
+    }
     attach_urls(result, s3=Signer(), bucket=BUCKET, expires_in=60)
-    assert [d["mask"].get("url") for d in result["detections"]] == [f"https://signed/results/{JOB_ID}/mask-0.png",
-                                                                     None, None]
+    assert [d["mask"].get("url") for d in result["detections"]] == [
+        f"https://signed/results/{JOB_ID}/mask-0.png",
+        None,
+        None,
+    ]
     assert result["masks_rle"]["url"].endswith("masks-rle.json")

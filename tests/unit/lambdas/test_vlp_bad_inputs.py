@@ -1,6 +1,7 @@
 """Bad-input battery: malformed or hostile requests through the handlers (and, for what only the pipeline can
 see, through the documented state machine). Every case must give a 4xx with {"error": {"code", "message"}},
 never an unhandled exception, a 5xx or a stack trace."""
+
 from __future__ import annotations
 
 import base64
@@ -10,9 +11,8 @@ import struct
 
 import pytest
 from PIL import Image
-
-from vlp_testkit import api_event, put
 from vlp_media import image_bytes, png_header_only, wav_bytes
+from vlp_testkit import api_event, put
 
 UPLOAD = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png"
 AUDIO = "uploads/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
@@ -34,8 +34,16 @@ def wav_claiming(seconds: int) -> bytes:
     data = b"\x00" * 8000
     byte_rate = len(data) // seconds or 1
     fmt = struct.pack("<HHIIHH", 1, 1, byte_rate, byte_rate, 1, 8)
-    return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + \
-        struct.pack("<I", len(data)) + data
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 OK_IMAGE = b64(image_bytes())
@@ -60,18 +68,23 @@ ANALYZE_CASES = [
     ("unknown-task", {"image_base64": OK_IMAGE, "task": "classify"}, "UNKNOWN_TASK"),
     ("task-wrong-type", {"image_base64": OK_IMAGE, "task": ["tag"]}, "UNKNOWN_TASK"),
     ("empty-labels", {"image_base64": OK_IMAGE, "task": "tag", "labels": []}, "EMPTY_LABELS"),
-    ("ten-thousand-labels", {"image_base64": OK_IMAGE, "task": "tag", "labels": [f"l{i}" for i in range(10_000)]},
-     "TOO_MANY_LABELS"),
+    (
+        "ten-thousand-labels",
+        {"image_base64": OK_IMAGE, "task": "tag", "labels": [f"l{i}" for i in range(10_000)]},
+        "TOO_MANY_LABELS",
+    ),
     ("blank-label", {"image_base64": OK_IMAGE, "task": "tag", "labels": ["dress", "  "]}, "INVALID_LABEL"),
     ("long-label", {"image_base64": OK_IMAGE, "task": "tag", "labels": ["x" * 101]}, "INVALID_LABEL"),
     ("label-not-string", {"image_base64": OK_IMAGE, "task": "tag", "labels": [1, 2]}, "INVALID_REQUEST"),
     ("tag-without-labels", {"image_base64": OK_IMAGE, "task": "tag"}, "MISSING_LABELS"),
     ("segment-nothing-to-find", {"image_base64": OK_IMAGE, "task": "segment"}, "MISSING_TEXT"),
-    ("segment-too-many-labels", {"image_base64": OK_IMAGE, "task": "segment", "labels": [f"l{i}" for i in range(33)]},
-     "TOO_MANY_PROMPTS"),
+    (
+        "segment-too-many-labels",
+        {"image_base64": OK_IMAGE, "task": "segment", "labels": [f"l{i}" for i in range(33)]},
+        "TOO_MANY_PROMPTS",
+    ),
     ("text-too-long", {"image_base64": OK_IMAGE, "text": "x" * 2001}, "INVALID_REQUEST"),
-    ("key-outside-prefix", {"image_key": "results/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/mask-0.png"},
-     "INVALID_S3_KEY"),
+    ("key-outside-prefix", {"image_key": "results/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/mask-0.png"}, "INVALID_S3_KEY"),
     ("key-path-traversal", {"image_key": "uploads/../results/secret.png"}, "INVALID_S3_KEY"),
     ("key-other-bucket", {"image_key": "s3://other-bucket/uploads/x.png"}, "INVALID_S3_KEY"),
     ("key-not-a-uuid", {"image_key": "uploads/mine/photo.jpg"}, "INVALID_S3_KEY"),
@@ -80,8 +93,11 @@ ANALYZE_CASES = [
     ("base64-empty", {"image_base64": ""}, "INVALID_BASE64"),
     ("data-uri-not-base64", {"image_base64": "data:image/png,rawbytes"}, "INVALID_BASE64"),
     ("inline-too-large", {"image_base64": b64(b"\x00" * 200_000)}, "INLINE_IMAGE_TOO_LARGE"),
-    ("request-too-large", {"image_base64": OK_IMAGE, "task": "tag",
-                           "labels": ["x" * 100] * 500, "text": "y" * 2000}, None),  # fits: a control case
+    (
+        "request-too-large",
+        {"image_base64": OK_IMAGE, "task": "tag", "labels": ["x" * 100] * 500, "text": "y" * 2000},
+        None,
+    ),  # fits: a control case
 ]
 
 # cases only the validate step can see (image and audio content), through the state machine
@@ -93,17 +109,35 @@ PIPELINE_CASES = [
     ("decompression-bomb", {"image_base64": b64(real_bomb())}, "IMAGE_TOO_MANY_PIXELS"),
     ("bomb-header", {"image_base64": b64(png_header_only(100_000, 100_000))}, "IMAGE_TOO_MANY_PIXELS"),
     ("upload-missing", {"image_key": UPLOAD}, "UPLOAD_NOT_FOUND"),
-    ("image-12mb", {"image_key": UPLOAD, "put": (UPLOAD, b"\x89PNG\r\n\x1a\n" + b"\x00" * (12 * 1024 * 1024))},
-     "IMAGE_TOO_LARGE"),
-    ("audio-unsupported", {"image_base64": OK_IMAGE, "audio_key": AUDIO,
-                           "put": (AUDIO, b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 2000)}, "UNSUPPORTED_AUDIO_FORMAT"),
-    ("audio-too-large", {"image_base64": OK_IMAGE, "audio_key": AUDIO,
-                         "put": (AUDIO, wav_bytes(1.0) + b"\x00" * (6 * 1024 * 1024))}, "AUDIO_TOO_LARGE"),
-    ("audio-too-long", {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, wav_claiming(1200))},
-     "AUDIO_TOO_LONG"),
-    ("audio-corrupt-header", {"image_base64": OK_IMAGE, "audio_key": AUDIO,
-                              "put": (AUDIO, b"RIFF\x24\x00\x00\x00WAVEdata\x10\x00\x00\x00" + b"\x00" * 16)},
-     "INVALID_AUDIO"),
+    (
+        "image-12mb",
+        {"image_key": UPLOAD, "put": (UPLOAD, b"\x89PNG\r\n\x1a\n" + b"\x00" * (12 * 1024 * 1024))},
+        "IMAGE_TOO_LARGE",
+    ),
+    (
+        "audio-unsupported",
+        {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 2000)},
+        "UNSUPPORTED_AUDIO_FORMAT",
+    ),
+    (
+        "audio-too-large",
+        {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, wav_bytes(1.0) + b"\x00" * (6 * 1024 * 1024))},
+        "AUDIO_TOO_LARGE",
+    ),
+    (
+        "audio-too-long",
+        {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, wav_claiming(1200))},
+        "AUDIO_TOO_LONG",
+    ),
+    (
+        "audio-corrupt-header",
+        {
+            "image_base64": OK_IMAGE,
+            "audio_key": AUDIO,
+            "put": (AUDIO, b"RIFF\x24\x00\x00\x00WAVEdata\x10\x00\x00\x00" + b"\x00" * 16),
+        },
+        "INVALID_AUDIO",
+    ),
     ("audio-missing", {"image_base64": OK_IMAGE, "audio_key": AUDIO}, "UPLOAD_NOT_FOUND"),
     ("audio-empty", {"image_base64": OK_IMAGE, "audio_key": AUDIO, "put": (AUDIO, b"")}, "INVALID_AUDIO"),
 ]
@@ -189,8 +223,9 @@ def test_jobs_rejects_malformed_ids_as_not_found(pipeline, lambda_context, job_i
 def test_jobs_rejects_other_methods_and_bad_bodies(pipeline, lambda_context):
     from vlp.handlers import jobs
 
-    assert_error(jobs.handler(api_event(method="DELETE", path_parameters={"id": "x"}), lambda_context),
-                 "METHOD_NOT_ALLOWED")
+    assert_error(
+        jobs.handler(api_event(method="DELETE", path_parameters={"id": "x"}), lambda_context), "METHOD_NOT_ALLOWED"
+    )
     assert_error(jobs.handler(api_event(raw="{", path="/v1/jobs"), lambda_context), "INVALID_JSON")
     assert_error(jobs.handler(api_event({"task": "tag"}, path="/v1/jobs"), lambda_context), "MISSING_IMAGE")
     assert pipeline.inputs == []

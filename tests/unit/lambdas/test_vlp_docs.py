@@ -1,5 +1,6 @@
 """docs/pipeline.md and docs/api.md against the code: the state machine definition, the function table, the
 error-code tables."""
+
 from __future__ import annotations
 
 import importlib
@@ -9,13 +10,12 @@ import shutil
 import subprocess
 
 import pytest
-
-from vlp_testkit import ROOT, STEP_MODULES, documented_definition
 from vlp import errors
+from vlp_testkit import ROOT, STEP_MODULES, documented_definition
 
 PIPELINE = (ROOT / "docs" / "pipeline.md").read_text()
 API = (ROOT / "docs" / "api.md").read_text()
-HANDLERS = ("uploads", "analyze", "jobs") + STEP_MODULES
+HANDLERS = ("uploads", "analyze", "jobs", *STEP_MODULES)
 
 
 def _states(machine: dict):
@@ -40,14 +40,22 @@ def test_retry_and_catch_use_real_error_names():
     assert not retried & set(errors.TERMINAL_ERROR_NAMES)
 
 
-@pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "asl-validator").exists() or not shutil.which("node")
-                    and not (ROOT / "node_modules" / ".bin" / "node").exists(), reason="asl-validator not installed")
+@pytest.mark.skipif(
+    not (ROOT / "node_modules" / ".bin" / "asl-validator").exists()
+    or (not shutil.which("node") and not (ROOT / "node_modules" / ".bin" / "node").exists()),
+    reason="asl-validator not installed",
+)
 def test_definition_passes_asl_validator(tmp_path):
     path = tmp_path / "definition.json"
     path.write_text(json.dumps(documented_definition()))
     env = {"PATH": f"{ROOT / 'node_modules' / '.bin'}:/usr/bin:/bin"}
-    result = subprocess.run([str(ROOT / "node_modules" / ".bin" / "asl-validator"), "--json-path", str(path)],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "asl-validator"), "--json-path", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -62,8 +70,9 @@ def test_function_table_lists_every_handler():
 def test_error_code_tables_match_the_code(document):
     rows = dict(re.findall(r"^\| `([A-Z0-9_<>]+)` \| (\d{3}) \|", document, flags=re.M))
     for code, (status, _) in errors.CODES.items():
-        step_code = re.match(rf"^({'|'.join(s.upper() for s in errors.MODEL_STEPS)})_(FAILED|UNAVAILABLE|TIMEOUT)$",
-                             code)
+        step_code = re.match(
+            rf"^({'|'.join(s.upper() for s in errors.MODEL_STEPS)})_(FAILED|UNAVAILABLE|TIMEOUT)$", code
+        )
         key = f"<STEP>_{step_code.group(2)}" if step_code else code
         assert rows.get(key) == str(status), f"{code}: documented {rows.get(key)}, raised with {status}"
     assert set(rows) - {f"<STEP>_{s}" for s in ("FAILED", "UNAVAILABLE", "TIMEOUT")} <= set(errors.CODES)
@@ -72,8 +81,16 @@ def test_error_code_tables_match_the_code(document):
 def test_documented_environment_variables_exist():
     from vlp import settings
 
-    aliases = {field.alias for model in (settings.UploadsSettings, settings.AnalyzeSettings, settings.JobsSettings,
-                                         settings.PipelineSettings) for field in model.model_fields.values()}
+    aliases = {
+        field.alias
+        for model in (
+            settings.UploadsSettings,
+            settings.AnalyzeSettings,
+            settings.JobsSettings,
+            settings.PipelineSettings,
+        )
+        for field in model.model_fields.values()
+    }
     section = PIPELINE.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| \**`([A-Z0-9_<>]+)`", section, flags=re.M))
     for alias in aliases - {None}:

@@ -1,10 +1,10 @@
 """Domain errors: the Cause JSON Step Functions carries, and failed executions mapped back to HTTP errors."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from vlp import errors
 from vlp.errors import (
     CODES,
@@ -21,14 +21,24 @@ from vlp.errors import (
 
 def lambda_cause(exc: Exception) -> str:
     """The Cause string Step Functions records for an exception raised by a Python Lambda."""
-    return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__, "requestId": "r",
-                       "stackTrace": ['  File "/var/task/vlp/x.py", line 1, in handler\n']})
+    return json.dumps(
+        {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": "r",
+            "stackTrace": ['  File "/var/task/vlp/x.py", line 1, in handler\n'],
+        }
+    )
 
 
 def test_str_is_the_cause_json():
     exc = CallerError("labels must not be empty", code="EMPTY_LABELS", step="tag")
-    assert json.loads(str(exc)) == {"code": "EMPTY_LABELS", "message": "labels must not be empty", "status": 400,
-                                    "step": "tag"}
+    assert json.loads(str(exc)) == {
+        "code": "EMPTY_LABELS",
+        "message": "labels must not be empty",
+        "status": 400,
+        "step": "tag",
+    }
 
 
 def test_status_comes_from_the_code_table():
@@ -55,8 +65,12 @@ def test_model_errors_name_the_step(kind, code, status, retryable):
 
 def test_error_names_are_the_documented_contract():
     # The state machine's Retry/Catch match these exact class names: renaming one breaks deployed machines.
-    assert errors.RETRYABLE_ERROR_NAMES == ("ModelRetryableError", "ModelTimeoutError", "ModelNotReadyError",
-                                            "DependencyError")
+    assert errors.RETRYABLE_ERROR_NAMES == (
+        "ModelRetryableError",
+        "ModelTimeoutError",
+        "ModelNotReadyError",
+        "DependencyError",
+    )
     assert errors.TERMINAL_ERROR_NAMES == ("CallerError", "ModelFailedError", "ConfigurationError")
     for name in errors.ERROR_NAMES:
         assert issubclass(getattr(errors, name), errors.VlpError)

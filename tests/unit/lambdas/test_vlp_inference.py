@@ -1,6 +1,7 @@
 """Model clients: request bodies per docs/model-contracts.md, response parsing, and error classification of
 InvokeEndpoint failures (botocore Stubber on a real sagemaker-runtime client: parameters are checked against
 the service model)."""
+
 from __future__ import annotations
 
 import io
@@ -12,7 +13,6 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from openapi_schema_validator import OAS30Validator
-
 from vlp import aws
 from vlp.errors import CallerError, ModelFailedError, ModelNotReadyError, ModelRetryableError, ModelTimeoutError
 from vlp.inference import djl, tgi, whisper
@@ -58,8 +58,13 @@ def tgi_validator(schema_name: str) -> OAS30Validator:
 def test_invoke_sends_the_contract_parameters(runtime):
     client, stubber = runtime
     endpoint = Endpoint(role="clip_tagging", name="vlp-dev-clip-tagging", inference_component="vlp-dev-clip-tagging-ic")
-    expected = {"EndpointName": "vlp-dev-clip-tagging", "Body": b"{}", "ContentType": "application/json",
-                "Accept": "application/json", "InferenceComponentName": "vlp-dev-clip-tagging-ic"}
+    expected = {
+        "EndpointName": "vlp-dev-clip-tagging",
+        "Body": b"{}",
+        "ContentType": "application/json",
+        "Accept": "application/json",
+        "InferenceComponentName": "vlp-dev-clip-tagging-ic",
+    }
     stubber.add_response("invoke_endpoint", {"Body": body({"tags": []}), "ContentType": "application/json"}, expected)
     invocation = invoke(client, endpoint, step="tag", body=b"{}")
     assert json.loads(invocation.body) == {"tags": []}
@@ -90,7 +95,9 @@ def test_service_errors_are_classified(runtime, code, http, kind, error_code):
 def test_inference_component_without_capacity_is_not_ready(runtime):
     client, stubber = runtime
     stubber.add_client_error(
-        "invoke_endpoint", service_error_code="ValidationError", http_status_code=400,
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        http_status_code=400,
         service_message="Inference Component has no capacity to process this request. ApplicationAutoScaling may "
         "be in-progress (if configured) or try to increase the capacity by invoking UpdateInferenceComponent API.",
     )
@@ -104,22 +111,45 @@ def test_inference_component_without_capacity_is_not_ready(runtime):
     [
         (400, {"error": {"code": "TOO_MANY_LABELS", "message": "10001 labels"}}, CallerError, "TOO_MANY_LABELS", 400),
         (413, {"error": {"code": "IMAGE_TOO_LARGE", "message": "big"}}, CallerError, "IMAGE_TOO_LARGE", 413),
-        (422, {"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 3072",
-               "error_type": "validation"}, CallerError, "MODEL_REJECTED_INPUT", 422),
+        (
+            422,
+            {
+                "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 3072",
+                "error_type": "validation",
+            },
+            CallerError,
+            "MODEL_REJECTED_INPUT",
+            422,
+        ),
         (400, "not json at all", CallerError, "MODEL_REJECTED_INPUT", 400),
-        (500, {"error": {"code": "MODEL_FAILURE", "message": "CUDA out of memory"}}, ModelRetryableError,
-         "VLM_FAILED", 502),
-        (429, {"error": "Model is overloaded", "error_type": "overloaded"}, ModelRetryableError, "VLM_UNAVAILABLE", 503),
+        (
+            500,
+            {"error": {"code": "MODEL_FAILURE", "message": "CUDA out of memory"}},
+            ModelRetryableError,
+            "VLM_FAILED",
+            502,
+        ),
+        (
+            429,
+            {"error": "Model is overloaded", "error_type": "overloaded"},
+            ModelRetryableError,
+            "VLM_UNAVAILABLE",
+            503,
+        ),
         (503, "", ModelRetryableError, "VLM_FAILED", 502),
     ],
 )
 def test_model_errors_are_classified_by_original_status(runtime, original, message, kind, code, status):
     client, stubber = runtime
     stubber.add_client_error(
-        "invoke_endpoint", service_error_code="ModelError", http_status_code=424,
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        http_status_code=424,
         service_message=f"Received client error ({original}) from primary",
-        modeled_fields={"OriginalStatusCode": original,
-                        "OriginalMessage": message if isinstance(message, str) else json.dumps(message)},
+        modeled_fields={
+            "OriginalStatusCode": original,
+            "OriginalMessage": message if isinstance(message, str) else json.dumps(message),
+        },
     )
     with pytest.raises(kind) as info:
         invoke(client, ENDPOINT, step="vlm", body=b"{}")
@@ -129,7 +159,9 @@ def test_model_errors_are_classified_by_original_status(runtime, original, messa
 def test_sagemaker_invocation_timeout_is_a_timeout(runtime):
     client, stubber = runtime
     stubber.add_client_error(
-        "invoke_endpoint", service_error_code="ModelError", http_status_code=424,
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        http_status_code=424,
         service_message='Received server error (0) from primary with message "Your invocation timed out while '
         'waiting for a response from container primary."',
         modeled_fields={"OriginalStatusCode": 0, "OriginalMessage": ""},
@@ -143,8 +175,10 @@ def test_sagemaker_invocation_timeout_is_a_timeout(runtime):
     ("exception", "kind"),
     [
         (ReadTimeoutError(endpoint_url="https://runtime.sagemaker.us-east-1.amazonaws.com"), ModelTimeoutError),
-        (EndpointConnectionError(endpoint_url="https://runtime.sagemaker.us-east-1.amazonaws.com"),
-         ModelRetryableError),
+        (
+            EndpointConnectionError(endpoint_url="https://runtime.sagemaker.us-east-1.amazonaws.com"),
+            ModelRetryableError,
+        ),
     ],
 )
 def test_transport_errors_are_retryable(exception, kind):
@@ -197,8 +231,9 @@ def test_idefics_generate_request_validates_against_tgi_openapi():
     request = tgi.generate_request(prompt, max_new_tokens=256, stop=tgi.IDEFICS_STOP)
     tgi_validator("GenerateRequest").validate(request)
     assert request["parameters"]["stop"] == ["<end_of_utterance>", "\nUser:"]
-    sampled = tgi.generate_request(prompt, max_new_tokens=1, stop=tgi.IDEFICS_STOP, temperature=0.2, top_p=0.9,
-                                   repetition_penalty=1.1)
+    sampled = tgi.generate_request(
+        prompt, max_new_tokens=1, stop=tgi.IDEFICS_STOP, temperature=0.2, top_p=0.9, repetition_penalty=1.1
+    )
     tgi_validator("GenerateRequest").validate(sampled)
     assert sampled["parameters"]["do_sample"] is True
 
@@ -210,10 +245,18 @@ def test_llama2_plan_request_validates_against_tgi_openapi():
 
 
 def test_messages_api_request_validates_against_tgi_openapi():
-    request = tgi.chat_request("What is this?", image_url="https://example.com/a.jpg", max_tokens=128,
-                               stop=tgi.IDEFICS_STOP, system="Be brief.")
+    request = tgi.chat_request(
+        "What is this?",
+        image_url="https://example.com/a.jpg",
+        max_tokens=128,
+        stop=tgi.IDEFICS_STOP,
+        system="Be brief.",
+    )
     tgi_validator("ChatRequest").validate(request)
-    assert request["messages"][-1]["content"][1] == {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}
+    assert request["messages"][-1]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "https://example.com/a.jpg"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -253,7 +296,10 @@ def test_unexpected_generation_response_is_a_model_failure():
 
 def test_plan_lines_are_parsed():
     assert tgi.parse_plan("Here is a plan:\n1. Find the dogs\n2) Count them\n- Check colours\nThanks") == [
-        "Find the dogs", "Count them", "Check colours"]
+        "Find the dogs",
+        "Count them",
+        "Check colours",
+    ]
     assert tgi.parse_plan("Just look carefully.") == ["Just look carefully."]
     assert tgi.parse_plan("") == []
 
@@ -264,10 +310,19 @@ def test_plan_lines_are_parsed():
 def test_djl_request_bodies_follow_the_contract():
     assert djl.intent_request("find the dog") == {"text": "find the dog", "tasks": ["intent"], "intents": djl.INTENTS}
     assert djl.keywords_request("find the dog", top_n=3) == {
-        "text": "find the dog", "tasks": ["keywords"], "top_n": 3, "keyphrase_ngram_range": [1, 2]}
+        "text": "find the dog",
+        "tasks": ["keywords"],
+        "top_n": 3,
+        "keyphrase_ngram_range": [1, 2],
+    }
     assert djl.grounded_sam_request("QUJD", ["dog"], box_threshold=0.3, max_detections=5) == {
-        "image": "QUJD", "prompts": ["dog"], "box_threshold": 0.3, "text_threshold": 0.25, "masks": "rle",
-        "max_detections": 5}
+        "image": "QUJD",
+        "prompts": ["dog"],
+        "box_threshold": 0.3,
+        "text_threshold": 0.25,
+        "masks": "rle",
+        "max_detections": 5,
+    }
     tagging = djl.clip_tagging_request("QUJD", ["a", "b"], top_k=5, mode="sigmoid", threshold=0.2)
     assert tagging == {"image": "QUJD", "labels": ["a", "b"], "mode": "sigmoid", "top_k": 2, "threshold": 0.2}
     assert djl.interrogator_request("QUJD", mode="best") == {"image": "QUJD", "mode": "best"}
@@ -281,8 +336,14 @@ def test_djl_request_bodies_follow_the_contract():
         (djl.parse_keywords, {"keywords": [{"keyword": 3, "score": 0.1}]}),
         (djl.parse_grounded_sam, {"detections": []}),
         (djl.parse_grounded_sam, {"width": 4, "height": 4, "detections": [{"label": "d", "score": 1, "box": [1, 2]}]}),
-        (djl.parse_grounded_sam, {"width": 4, "height": 4,
-                                  "detections": [{"label": "d", "score": 1, "box": [0, 0, 1, 1], "mask": {"rle": 7}}]}),
+        (
+            djl.parse_grounded_sam,
+            {
+                "width": 4,
+                "height": 4,
+                "detections": [{"label": "d", "score": 1, "box": [0, 0, 1, 1], "mask": {"rle": 7}}],
+            },
+        ),
         (djl.parse_tags, {"tags": [{"label": "x"}]}),
         (djl.parse_interrogator, {"caption": "no prompt"}),
         (djl.parse_tags, ["not", "an", "object"]),
@@ -294,8 +355,9 @@ def test_malformed_model_responses_are_model_failures(parser, response):
 
 
 def test_tags_are_sorted_best_first():
-    parsed = djl.parse_tags({"tags": [{"label": "a", "score": 0.1}, {"label": "b", "score": 0.9}], "mode": "softmax",
-                             "model": "m"})
+    parsed = djl.parse_tags(
+        {"tags": [{"label": "a", "score": 0.1}, {"label": "b", "score": 0.9}], "mode": "softmax", "model": "m"}
+    )
     assert [t["label"] for t in parsed["tags"]] == ["b", "a"]
 
 
@@ -305,14 +367,31 @@ def test_tags_are_sorted_best_first():
 def test_whisper_sends_raw_audio_with_custom_attributes(runtime):
     client, stubber = runtime
     endpoint = Endpoint(role="asr", name="vlp-dev-asr")
-    expected = {"EndpointName": "vlp-dev-asr", "Body": b"RIFF", "ContentType": "audio/wav", "Accept": "application/json",
-                "CustomAttributes": "language=de;task=transcribe;vad_filter=true"}
-    response = {"text": " hallo welt ", "language": "de", "language_probability": 0.9, "duration": 1.5,
-                "segments": [], "model": "large-v3"}
+    expected = {
+        "EndpointName": "vlp-dev-asr",
+        "Body": b"RIFF",
+        "ContentType": "audio/wav",
+        "Accept": "application/json",
+        "CustomAttributes": "language=de;task=transcribe;vad_filter=true",
+    }
+    response = {
+        "text": " hallo welt ",
+        "language": "de",
+        "language_probability": 0.9,
+        "duration": 1.5,
+        "segments": [],
+        "model": "large-v3",
+    }
     stubber.add_response("invoke_endpoint", {"Body": body(response)}, expected)
     transcript, _ = whisper.transcribe(client, endpoint, b"RIFF", audio_format="wav", language="de")
-    assert transcript == {"text": "hallo welt", "language": "de", "language_probability": 0.9, "duration": 1.5,
-                          "model": "large-v3", "random_weights": False}
+    assert transcript == {
+        "text": "hallo welt",
+        "language": "de",
+        "language_probability": 0.9,
+        "duration": 1.5,
+        "model": "large-v3",
+        "random_weights": False,
+    }
 
 
 def test_random_weight_servers_are_reported_for_tgi_and_whisper():
@@ -320,10 +399,14 @@ def test_random_weight_servers_are_reported_for_tgi_and_whisper():
     from vlp.inference import tgi
     from vlp.inference.sagemaker import Invocation
 
-    flagged = Invocation(body=json.dumps([{"generated_text": "x", "random_weights": True}]).encode(),
-                         content_type="application/json", elapsed_ms=1.0)
-    plain = Invocation(body=json.dumps([{"generated_text": "x"}]).encode(), content_type="application/json",
-                       elapsed_ms=1.0)
+    flagged = Invocation(
+        body=json.dumps([{"generated_text": "x", "random_weights": True}]).encode(),
+        content_type="application/json",
+        elapsed_ms=1.0,
+    )
+    plain = Invocation(
+        body=json.dumps([{"generated_text": "x"}]).encode(), content_type="application/json", elapsed_ms=1.0
+    )
     assert tgi.reports_random_weights(flagged) is True
     assert tgi.reports_random_weights(plain) is False
     assert whisper.parse_transcription({"text": "a", "model": "tiny", "random_weights": True})["random_weights"] is True
@@ -332,11 +415,23 @@ def test_random_weight_servers_are_reported_for_tgi_and_whisper():
 def test_whisper_unsupported_media_is_a_caller_error(runtime):
     client, stubber = runtime
     stubber.add_client_error(
-        "invoke_endpoint", service_error_code="ModelError", http_status_code=424, service_message="415",
-        modeled_fields={"OriginalStatusCode": 415, "OriginalMessage": json.dumps(
-            {"error": {"code": "UNSUPPORTED_MEDIA_TYPE", "message": "audio/aac is not supported"}})},
-        expected_params={"EndpointName": "vlp-dev-asr", "Body": ANY, "ContentType": "audio/webm", "Accept": ANY,
-                         "CustomAttributes": ANY},
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        http_status_code=424,
+        service_message="415",
+        modeled_fields={
+            "OriginalStatusCode": 415,
+            "OriginalMessage": json.dumps(
+                {"error": {"code": "UNSUPPORTED_MEDIA_TYPE", "message": "audio/aac is not supported"}}
+            ),
+        },
+        expected_params={
+            "EndpointName": "vlp-dev-asr",
+            "Body": ANY,
+            "ContentType": "audio/webm",
+            "Accept": ANY,
+            "CustomAttributes": ANY,
+        },
     )
     with pytest.raises(CallerError) as info:
         whisper.transcribe(client, Endpoint(role="asr", name="vlp-dev-asr"), b"\x1a\x45", audio_format="webm")

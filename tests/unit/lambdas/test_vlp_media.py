@@ -1,11 +1,15 @@
 """Image normalisation (Pillow), audio headers (magic bytes, durations), COCO RLE and PNG masks."""
+
 from __future__ import annotations
 
 import io
 
 import pytest
 from PIL import Image
-
+from vlp.errors import CallerError
+from vlp.pipeline import audio
+from vlp.pipeline.imaging import normalise
+from vlp.pipeline.masks import decode_rle, mask_png, rle_area, rle_counts, rle_string
 from vlp_coco_vectors import VECTORS
 from vlp_media import (
     flac_bytes,
@@ -17,10 +21,6 @@ from vlp_media import (
     wav_bytes,
     webm_bytes,
 )
-from vlp.errors import CallerError
-from vlp.pipeline import audio
-from vlp.pipeline.imaging import normalise
-from vlp.pipeline.masks import decode_rle, mask_png, rle_area, rle_counts, rle_string
 
 MP = 40_000_000
 
@@ -116,7 +116,7 @@ def test_pixel_bound_is_configurable():
 def test_audio_format_and_duration_from_headers(data, fmt, seconds):
     head = data[: audio.HEAD_BYTES]
     assert audio.sniff(head) == fmt
-    assert audio.duration(fmt, head, size=len(data), tail=data[-audio.TAIL_BYTES:]) == pytest.approx(seconds, abs=0.05)
+    assert audio.duration(fmt, head, size=len(data), tail=data[-audio.TAIL_BYTES :]) == pytest.approx(seconds, abs=0.05)
 
 
 def test_mp3_without_xing_header_uses_the_constant_bitrate_estimate():

@@ -1,5 +1,6 @@
 """openapi/vlp-api.json: a valid OpenAPI 3.1 document, identical to what openapi/build.py generates from the
 pydantic models the handlers validate with; and the documented examples pass those models."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,10 +9,9 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
-
-from vlp_testkit import ROOT
 from vlp.api.models import AnalyzeRequest, UploadRequest
 from vlp.api.responses import AnalyzeResult
+from vlp_testkit import ROOT
 
 DOCUMENT = ROOT / "openapi" / "vlp-api.json"
 
@@ -74,21 +74,38 @@ def test_operation_examples_validate():
         for method, operation in methods.items():
             body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
             if "example" in body:
-                model = {"UploadRequest": UploadRequest, "AnalyzeRequest": AnalyzeRequest}[body["schema"]["$ref"].split("/")[-1]]
+                model = {"UploadRequest": UploadRequest, "AnalyzeRequest": AnalyzeRequest}[
+                    body["schema"]["$ref"].split("/")[-1]
+                ]
                 model.model_validate_json(json.dumps(body["example"]))
             for status, response in operation["responses"].items():
                 if int(status) >= 400:
-                    assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse"), (path, status)
+                    assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse"), (
+                        path,
+                        status,
+                    )
 
 
 def test_result_schema_accepts_what_the_pipeline_returns():
     # the pipeline tests validate real results with the model; the schema must say the same
     example = {
-        "request_id": "r", "task": "tag", "requested_task": "tag", "answer": None, "plan": None, "intent": None,
-        "keywords": [], "transcript": None,
+        "request_id": "r",
+        "task": "tag",
+        "requested_task": "tag",
+        "answer": None,
+        "plan": None,
+        "intent": None,
+        "keywords": [],
+        "transcript": None,
         "image": {"width": 1, "height": 1, "normalised_width": 1, "normalised_height": 1, "format": "PNG", "key": "k"},
-        "detections": [], "masks_rle": None, "tags": [{"label": "a", "score": 1.0}], "prompt": None, "models": {},
-        "random_weights": False, "timings_ms": {"total": 1.0}, "warnings": [],
+        "detections": [],
+        "masks_rle": None,
+        "tags": [{"label": "a", "score": 1.0}],
+        "prompt": None,
+        "models": {},
+        "random_weights": False,
+        "timings_ms": {"total": 1.0},
+        "warnings": [],
     }
     AnalyzeResult.model_validate(example)
     _schema_validator("AnalyzeResult").validate(example)

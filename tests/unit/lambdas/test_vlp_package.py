@@ -1,4 +1,5 @@
 """The Lambda code package: only our own code, light imports (cold start), nothing from stacks/ or model libs."""
+
 from __future__ import annotations
 
 import ast
@@ -10,8 +11,21 @@ import sys
 from vlp_testkit import ROOT
 
 CODE = ROOT / "lambdas"
-HANDLERS = ("uploads", "analyze", "jobs", "validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag",
-            "prompt", "assemble")
+HANDLERS = (
+    "uploads",
+    "analyze",
+    "jobs",
+    "validate",
+    "asr",
+    "intent",
+    "keywords",
+    "plan",
+    "vlm",
+    "segment",
+    "tag",
+    "prompt",
+    "assemble",
+)
 
 
 def test_package_holds_only_the_vlp_code():

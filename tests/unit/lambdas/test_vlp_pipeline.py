@@ -1,5 +1,6 @@
 """The pipeline: every step through the state machine definition published in docs/pipeline.md, run in-process
 over the real handlers (moto S3, a SageMaker double shaped by docs/model-contracts.md)."""
+
 from __future__ import annotations
 
 import base64
@@ -8,11 +9,10 @@ import json
 
 import pytest
 from PIL import Image
-
-from vlp_testkit import BUCKET, api_event, client_error, model_error, put, response_json
-from vlp_media import image_bytes, rle_from_mask, wav_bytes
 from vlp.api.responses import AnalyzeResult, JobStatus
 from vlp.errors import ModelRetryableError
+from vlp_media import image_bytes, rle_from_mask, wav_bytes
+from vlp_testkit import BUCKET, api_event, client_error, model_error, put, response_json
 
 UPLOAD = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 AUDIO = "uploads/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
@@ -39,8 +39,17 @@ def test_auto_describe_without_text(pipeline, models, s3, lambda_context):
     result = AnalyzeResult.model_validate(body)
     assert result.task == "describe" and result.answer == "A red square." and result.intent is None
     assert [call["role"] for call in models.calls] == ["vlm"]
-    assert pipeline.runner.visited == ["Validate", "HasAudio", "Understand", "Intent", "Keywords", "NeedsPlan",
-                                       "Answer", "Route", "Assemble"]
+    assert pipeline.runner.visited == [
+        "Validate",
+        "HasAudio",
+        "Understand",
+        "Intent",
+        "Keywords",
+        "NeedsPlan",
+        "Answer",
+        "Route",
+        "Assemble",
+    ]
     # inline image written to S3 under inputs/<request id>/, normalised copies beside it
     request_id = result.request_id
     assert get_object(s3, f"inputs/{request_id}/source.png") == image_bytes()
@@ -61,12 +70,15 @@ def test_vlm_request_is_the_idefics_template_with_a_data_uri(pipeline, models, l
 
 def test_vlm_presigned_url_transport_and_messages_api(pipeline, models, deploy, lambda_context):
     deploy(vlm_image_transport="presigned_url", vlm_messages_api=True)
-    status, _ = analyze({"image_base64": inline(), "text": "What is it?", "options": {"max_new_tokens": 32}},
-                        lambda_context)
+    status, _ = analyze(
+        {"image_base64": inline(), "text": "What is it?", "options": {"max_new_tokens": 32}}, lambda_context
+    )
     assert status == 200
     request = models.requests("vlm")[0]
     url = request["messages"][0]["content"][1]["image_url"]["url"]
-    assert url.startswith(f"https://{BUCKET}.s3.amazonaws.com/inputs/") and "vlm.jpg" in url and "X-Amz-Expires=300" in url
+    assert (
+        url.startswith(f"https://{BUCKET}.s3.amazonaws.com/inputs/") and "vlm.jpg" in url and "X-Amz-Expires=300" in url
+    )
     assert request["max_tokens"] == 32
 
 
@@ -101,8 +113,9 @@ def test_segment_with_exif_rotated_photo_uses_upright_size(pipeline, s3, lambda_
 def test_large_rle_moves_to_one_s3_document(pipeline, models, s3, lambda_context):
     noisy = [[(x * 7 + y * 3) % 2 for x in range(64)] for y in range(64)]  # checkerboard-ish: long RLE
     rle = rle_from_mask(noisy)
-    detections = [{"label": f"dog {i}", "score": 0.5, "box": [0, 0, 10, 10], "mask": {"rle": rle, "area": 1}}
-                  for i in range(40)]
+    detections = [
+        {"label": f"dog {i}", "score": 0.5, "box": [0, 0, 10, 10], "mask": {"rle": rle, "area": 1}} for i in range(40)
+    ]
     models.queue("grounded_sam", {"width": 64, "height": 64, "detections": detections, "model": "g", "sam_model": "s"})
     status, body = analyze({"image_base64": inline(64, 64), "task": "segment", "labels": ["dog"]}, lambda_context)
     assert status == 200, body
@@ -116,8 +129,15 @@ def test_large_rle_moves_to_one_s3_document(pipeline, models, s3, lambda_context
 
 def test_tag_task(pipeline, models, lambda_context):
     labels = ["red dress", "blue jeans", "leather boots"]
-    status, body = analyze({"image_base64": inline(), "task": "tag", "labels": labels,
-                            "options": {"top_k": 10, "tag_mode": "sigmoid", "tag_threshold": 0.1}}, lambda_context)
+    status, body = analyze(
+        {
+            "image_base64": inline(),
+            "task": "tag",
+            "labels": labels,
+            "options": {"top_k": 10, "tag_mode": "sigmoid", "tag_threshold": 0.1},
+        },
+        lambda_context,
+    )
     assert status == 200
     assert [t["label"] for t in body["tags"]] == labels and body["answer"] is None
     request = models.requests("clip_tagging")[0]
@@ -126,8 +146,10 @@ def test_tag_task(pipeline, models, lambda_context):
 
 
 def test_auto_prompt_task(pipeline, models, lambda_context):
-    status, body = analyze({"image_base64": inline(), "text": "write a prompt for this",
-                            "options": {"interrogator_mode": "best"}}, lambda_context)
+    status, body = analyze(
+        {"image_base64": inline(), "text": "write a prompt for this", "options": {"interrogator_mode": "best"}},
+        lambda_context,
+    )
     assert status == 200
     assert body["task"] == "prompt" and body["prompt"]["prompt"] == "a red square, minimalism"
     assert models.requests("clip_interrogator")[0]["mode"] == "best"
@@ -141,12 +163,13 @@ def test_auto_tag_without_labels_falls_back_to_describe(pipeline, lambda_context
 
 def test_audio_becomes_the_text(pipeline, models, s3, lambda_context):
     put(s3, AUDIO, wav_bytes(1.0), "audio/wav")
-    status, body = analyze({"image_base64": inline(), "audio_key": AUDIO, "options": {"language": "en"}},
-                           lambda_context)
+    status, body = analyze(
+        {"image_base64": inline(), "audio_key": AUDIO, "options": {"language": "en"}}, lambda_context
+    )
     assert status == 200, body
     assert body["transcript"] == {"text": "outline the dog", "language": "en", "duration": 1.0}
     assert body["task"] == "segment"  # the transcript's intent
-    asr_call = [c for c in models.calls if c["role"] == "asr"][0]["params"]
+    asr_call = next(c for c in models.calls if c["role"] == "asr")["params"]
     assert asr_call["ContentType"] == "audio/wav" and asr_call["Body"] == wav_bytes(1.0)
     assert asr_call["CustomAttributes"] == "language=en;task=transcribe;vad_filter=true"
     assert models.requests("intent_keywords")[0]["text"] == "outline the dog"
@@ -154,8 +177,10 @@ def test_audio_becomes_the_text(pipeline, models, s3, lambda_context):
 
 
 def test_detail_plans_with_the_llm_first(pipeline, models, lambda_context):
-    status, body = analyze({"image_base64": inline(), "text": "What is happening?", "task": "describe",
-                            "options": {"detail": True}}, lambda_context)
+    status, body = analyze(
+        {"image_base64": inline(), "text": "What is happening?", "task": "describe", "options": {"detail": True}},
+        lambda_context,
+    )
     assert status == 200
     assert body["plan"] == ["Look at the colours", "Count the objects"]
     assert models.requests("llm")[0]["inputs"].startswith("<s>[INST] <<SYS>>\n")
@@ -200,8 +225,11 @@ def test_model_rejection_is_the_callers_error(pipeline, models, lambda_context):
     models.queue("clip_tagging", model_error(400, {"error": {"code": "INVALID_LABEL", "message": "label 3 is empty"}}))
     status, body = analyze({"image_base64": inline(), "task": "tag", "labels": ["a"]}, lambda_context)
     assert status == 400 and body["error"] == {
-        "code": "INVALID_LABEL", "message": "label 3 is empty", "request_id": body["error"]["request_id"],
-        "step": "tag"}
+        "code": "INVALID_LABEL",
+        "message": "label 3 is empty",
+        "request_id": body["error"]["request_id"],
+        "step": "tag",
+    }
     assert pipeline.runner.retries == {}
 
 
@@ -226,8 +254,9 @@ def test_undeployed_model_is_task_not_available(pipeline, models, deploy, lambda
 
 def test_auto_routes_around_undeployed_models(pipeline, deploy, lambda_context):
     deploy(grounded_sam=None, llm=None)
-    status, body = analyze({"image_base64": inline(), "text": "outline the dog", "options": {"detail": True}},
-                           lambda_context)
+    status, body = analyze(
+        {"image_base64": inline(), "text": "outline the dog", "options": {"detail": True}}, lambda_context
+    )
     assert status == 200 and body["task"] == "describe" and body["plan"] is None
     assert any("grounded_sam" in w for w in body["warnings"]) and any("planning" in w for w in body["warnings"])
 
@@ -238,8 +267,10 @@ def test_segment_without_any_phrase_is_422(pipeline, models, lambda_context):
 
 
 def test_random_weight_models_are_flagged(pipeline, models, lambda_context):
-    models.queue("clip_tagging", {"tags": [{"label": "a", "score": 1.0}], "mode": "softmax",
-                                  "model": "hf-internal-testing/tiny-random-clip"})
+    models.queue(
+        "clip_tagging",
+        {"tags": [{"label": "a", "score": 1.0}], "mode": "softmax", "model": "hf-internal-testing/tiny-random-clip"},
+    )
     status, body = analyze({"image_base64": inline(), "task": "tag", "labels": ["a"]}, lambda_context)
     assert status == 200 and body["random_weights"] is True
     assert body["models"]["clip_tagging"] == {"model": "hf-internal-testing/tiny-random-clip", "random_weights": True}
@@ -270,8 +301,17 @@ def test_failed_job_reports_the_error(pipeline, models, lambda_context):
 def test_every_state_stays_small(pipeline, models, s3, lambda_context):
     put(s3, AUDIO, wav_bytes(1.0), "audio/wav")
     labels = [f"label number {i:03d} " + "x" * 80 for i in range(32)]
-    status, _ = analyze({"image_base64": inline(400, 300, fmt="JPEG"), "audio_key": AUDIO, "task": "segment",
-                         "labels": labels, "text": "t" * 2000, "options": {"detail": True}}, lambda_context)
+    status, _ = analyze(
+        {
+            "image_base64": inline(400, 300, fmt="JPEG"),
+            "audio_key": AUDIO,
+            "task": "segment",
+            "labels": labels,
+            "text": "t" * 2000,
+            "options": {"detail": True},
+        },
+        lambda_context,
+    )
     assert status == 200  # the runner fails with States.DataLimitExceeded above 256 KB per state
     for value in pipeline.inputs:
         assert len(json.dumps(value)) < 250_000

@@ -1,17 +1,18 @@
 """Handler plumbing: correlation ids in logs, EMF metrics, CORS, and S3 errors mapped to domain errors."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 from botocore.stub import Stubber
-
-from vlp_testkit import BUCKET, api_event
 from vlp import aws
 from vlp.errors import CallerError, DependencyError, VlpError
 from vlp.http import ApiEvent, cors_headers
 from vlp.pipeline import storage
 from vlp.runtime import api_handler, step_handler
+from vlp_testkit import BUCKET, api_event
+import contextlib
 
 KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 
@@ -19,10 +20,8 @@ KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 def json_lines(text: str) -> list[dict]:
     out = []
     for line in text.splitlines():
-        try:
+        with contextlib.suppress(ValueError):
             out.append(json.loads(line))
-        except ValueError:
-            pass
     return out
 
 
@@ -39,8 +38,9 @@ def log_stream():
     logger.registered_handler.setStream(old)
 
 
-def test_api_errors_are_logged_with_the_api_gateway_request_id_and_counted(lambda_context, capfd, monkeypatch,
-                                                                           log_stream):
+def test_api_errors_are_logged_with_the_api_gateway_request_id_and_counted(
+    lambda_context, capfd, monkeypatch, log_stream
+):
     from vlp.handlers import analyze
 
     client = aws.stepfunctions_client(sync=True)
@@ -62,6 +62,7 @@ def test_steps_log_the_pipeline_request_id_and_reraise_domain_errors(lambda_cont
     from vlp.runtime import logger
 
     logger.setLevel("INFO")
+
     @step_handler("tag")
     def failing(event, context):
         raise CallerError("Task 'tag' needs labels to score.", code="MISSING_LABELS")
@@ -69,7 +70,7 @@ def test_steps_log_the_pipeline_request_id_and_reraise_domain_errors(lambda_cont
     with pytest.raises(CallerError):
         failing({"request_id": "54c52a25-45a7-4c14-8056-696597417062"}, lambda_context)
     logger.setLevel("WARNING")
-    log = [line for line in json_lines(log_stream.getvalue()) if line.get("message") == "step rejected the request"][0]
+    log = next(line for line in json_lines(log_stream.getvalue()) if line.get("message") == "step rejected the request")
     assert log["correlation_id"] == "54c52a25-45a7-4c14-8056-696597417062" and log["step"] == "tag"
     assert log["error"]["code"] == "MISSING_LABELS"
     emf = [line for line in json_lines(capfd.readouterr().out) if "_aws" in line][-1]
@@ -127,8 +128,12 @@ def test_cors_headers_for_allowed_origins(lambda_context):
 def test_s3_errors_are_classified(code, status, kind, error_code):
     client = aws.s3_client()
     with Stubber(client) as stubber:
-        stubber.add_client_error("get_object", service_error_code=code, http_status_code=status,
-                                 expected_params={"Bucket": BUCKET, "Key": KEY})
+        stubber.add_client_error(
+            "get_object",
+            service_error_code=code,
+            http_status_code=status,
+            expected_params={"Bucket": BUCKET, "Key": KEY},
+        )
         with pytest.raises(kind) as info:
             storage.read(client, BUCKET, KEY, max_bytes=10)
     assert type(info.value) is kind and info.value.code == error_code
@@ -157,8 +162,9 @@ def test_s3_outage_during_validate_is_retried_by_the_state_machine(pipeline, s3,
                 failures["left"] -= 1
                 from botocore.exceptions import ClientError
 
-                raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
-                                  "PutObject")
+                raise ClientError(
+                    {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"
+                )
             return real.put_object(**kwargs)
 
     monkeypatch.setattr(validate, "S3", Flaky())

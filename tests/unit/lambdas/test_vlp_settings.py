@@ -1,4 +1,5 @@
 """The Lambda environment is validated at cold start; names match stacks/constants.py."""
+
 from __future__ import annotations
 
 import importlib
@@ -6,8 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
-from vlp_testkit import ROOT
 from vlp.errors import ConfigurationError
 from vlp.settings import (
     ROLES,
@@ -18,6 +17,7 @@ from vlp.settings import (
     endpoint_env_var,
     load_settings,
 )
+from vlp_testkit import ROOT
 
 BASE = {"REQUESTS_BUCKET": "vlp-dev-requests-123456789012"}
 ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:vlp-dev-Pipeline"
@@ -28,17 +28,34 @@ def test_names_match_the_cdk_constants():
     assert ROLES == constants.MODEL_ROLES
     for role in ROLES:
         assert endpoint_env_var(role) == constants.endpoint_env_var(role)
-    fields = {field.alias for model in (UploadsSettings, AnalyzeSettings, JobsSettings, PipelineSettings)
-              for field in model.model_fields.values() if field.alias}
-    for name in ("ENV_REQUESTS_BUCKET", "ENV_STATE_MACHINE_ARN", "ENV_JOBS_STATE_MACHINE_ARN", "ENV_MAX_UPLOAD_BYTES",
-                 "ENV_PRESIGN_EXPIRY_SECONDS", "ENV_POWERTOOLS_SERVICE_NAME", "ENV_POWERTOOLS_METRICS_NAMESPACE"):
+    fields = {
+        field.alias
+        for model in (UploadsSettings, AnalyzeSettings, JobsSettings, PipelineSettings)
+        for field in model.model_fields.values()
+        if field.alias
+    }
+    for name in (
+        "ENV_REQUESTS_BUCKET",
+        "ENV_STATE_MACHINE_ARN",
+        "ENV_JOBS_STATE_MACHINE_ARN",
+        "ENV_MAX_UPLOAD_BYTES",
+        "ENV_PRESIGN_EXPIRY_SECONDS",
+        "ENV_POWERTOOLS_SERVICE_NAME",
+        "ENV_POWERTOOLS_METRICS_NAMESPACE",
+    ):
         assert getattr(constants, name) in fields, name
-    assert constants.METRICS_NAMESPACE == PipelineSettings.model_fields["metrics_namespace"].default
+    assert PipelineSettings.model_fields["metrics_namespace"].default == constants.METRICS_NAMESPACE
 
 
 def test_pipeline_settings_read_endpoints_and_treat_empty_as_not_deployed():
-    env = {**BASE, "ENDPOINT_VLM": "vlp-dev-vlm", "ENDPOINT_LLM": "", "INFERENCE_COMPONENT_VLM": "vlp-dev-vlm-ic",
-           "VLM_MESSAGES_API": "true", "SAGEMAKER_READ_TIMEOUT_SECONDS": "30"}
+    env = {
+        **BASE,
+        "ENDPOINT_VLM": "vlp-dev-vlm",
+        "ENDPOINT_LLM": "",
+        "INFERENCE_COMPONENT_VLM": "vlp-dev-vlm-ic",
+        "VLM_MESSAGES_API": "true",
+        "SAGEMAKER_READ_TIMEOUT_SECONDS": "30",
+    }
     settings = load_settings(PipelineSettings, env)
     assert settings.endpoint("vlm") == "vlp-dev-vlm"
     assert settings.inference_component("vlm") == "vlp-dev-vlm-ic"
@@ -54,10 +71,16 @@ def test_pipeline_settings_read_endpoints_and_treat_empty_as_not_deployed():
         (PipelineSettings, {}, ["REQUESTS_BUCKET"]),
         (AnalyzeSettings, BASE, ["STATE_MACHINE_ARN"]),
         (AnalyzeSettings, {**BASE, "STATE_MACHINE_ARN": "vlp-dev-Pipeline"}, ["STATE_MACHINE_ARN"]),
-        (JobsSettings, {**BASE, "JOBS_STATE_MACHINE_ARN": ARN.replace("stateMachine", "activity")},
-         ["JOBS_STATE_MACHINE_ARN"]),
-        (UploadsSettings, {**BASE, "MAX_UPLOAD_BYTES": "lots", "PRESIGN_EXPIRY_SECONDS": "5"},
-         ["MAX_UPLOAD_BYTES", "PRESIGN_EXPIRY_SECONDS"]),
+        (
+            JobsSettings,
+            {**BASE, "JOBS_STATE_MACHINE_ARN": ARN.replace("stateMachine", "activity")},
+            ["JOBS_STATE_MACHINE_ARN"],
+        ),
+        (
+            UploadsSettings,
+            {**BASE, "MAX_UPLOAD_BYTES": "lots", "PRESIGN_EXPIRY_SECONDS": "5"},
+            ["MAX_UPLOAD_BYTES", "PRESIGN_EXPIRY_SECONDS"],
+        ),
         (PipelineSettings, {**BASE, "VLM_MESSAGES_API": "maybe"}, ["VLM_MESSAGES_API"]),
         (PipelineSettings, {**BASE, "ENDPOINT_VLM": "not a name!"}, ["endpoints"]),
         (PipelineSettings, {**BASE, "MAX_AUDIO_BYTES": str(10 * 1024 * 1024)}, ["MAX_AUDIO_BYTES"]),
@@ -73,8 +96,12 @@ def test_bad_environment_fails_naming_every_variable(model, env, names):
 
 def test_a_handler_fails_its_cold_start_without_its_environment():
     code = "import vlp.handlers.analyze"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "lambdas"), "AWS_DEFAULT_REGION": "us-east-1",
-           "REQUESTS_BUCKET": "vlp-dev-requests"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT / "lambdas"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "REQUESTS_BUCKET": "vlp-dev-requests",
+    }
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "ConfigurationError" in result.stderr and "STATE_MACHINE_ARN" in result.stderr

@@ -8,13 +8,15 @@ ResultSelector, ResultPath, Catch), Pass, Succeed, Fail (Error/Cause or ErrorPat
 ``$.a.b``, ``$[0]``. A Lambda exception becomes ``{"Error": <class name>, "Cause": <Lambda error JSON>}`` as
 AWS Lambda's Python runtime reports it.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import re
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MAX_STATE_BYTES = 262_144
 _TOKEN = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
@@ -46,9 +48,9 @@ def _tokens(path: str) -> list[str | int]:
 def get_path(data: Any, path: str, default: Any = _MISSING) -> Any:
     value = data
     for token in _tokens(path):
-        if isinstance(token, int) and isinstance(value, list) and token < len(value):
-            value = value[token]
-        elif isinstance(token, str) and isinstance(value, dict) and token in value:
+        if (isinstance(token, int) and isinstance(value, list) and token < len(value)) or (
+            isinstance(token, str) and isinstance(value, dict) and token in value
+        ):
             value = value[token]
         else:
             if default is _MISSING:
@@ -195,7 +197,7 @@ class AslRunner:
                 return json.loads(json.dumps(result))
             except StatesError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - as the Lambda runtime reports any exception
+            except Exception as exc:
                 error = type(exc).__name__
                 cause = json.dumps(
                     {

@@ -1,4 +1,5 @@
 """Test media built in memory: images (Pillow), audio containers (stdlib + hand-made headers), COCO RLE."""
+
 from __future__ import annotations
 
 import io
@@ -7,14 +8,20 @@ import wave
 import zlib
 
 from PIL import Image
-
 from vlp.pipeline.masks import rle_string
 
 
-def image_bytes(width: int = 64, height: int = 48, *, fmt: str = "PNG", mode: str = "RGB", orientation: int | None = None,
-                color=(200, 30, 30)) -> bytes:
+def image_bytes(
+    width: int = 64,
+    height: int = 48,
+    *,
+    fmt: str = "PNG",
+    mode: str = "RGB",
+    orientation: int | None = None,
+    color=(200, 30, 30),
+) -> bytes:
     if mode == "RGBA":
-        color = tuple(color[:3]) + (128,)
+        color = (*tuple(color[:3]), 128)
     elif mode in ("L", "P"):
         color = 120
     image = Image.new(mode, (width, height), color)
@@ -35,6 +42,7 @@ def image_bytes(width: int = 64, height: int = 48, *, fmt: str = "PNG", mode: st
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height, with a tiny (invalid) image stream: a decompression bomb's
     signature without the bomb."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

@@ -1,6 +1,7 @@
 """Shared test helpers of the Lambda tests (a unique module name: test folders share sys.path).
 
 Importing it sets the Lambda environment the handler modules read at import."""
+
 from __future__ import annotations
 
 import io
@@ -8,9 +9,10 @@ import json
 import os
 import re
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # ---- the Lambda environment: set before any handler module is imported (they read it at import) ----
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,10 +44,8 @@ os.environ.update(
 for _name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
     os.environ.pop(_name, None)
 
-import moto  # noqa: E402  - before any client is created, so moto can intercept them
 from botocore.exceptions import ClientError  # noqa: E402
 from botocore.response import StreamingBody  # noqa: E402
-
 from vlp_asl import AslRunner  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "lambdas"))
@@ -73,8 +73,13 @@ def put(s3_client, key: str, data: bytes, content_type: str = "application/octet
 
 
 def api_event(
-    body: Any = None, *, method: str = "POST", path: str = "/v1/analyze", path_parameters: dict | None = None,
-    raw: str | None = None, base64_encoded: bool = False,
+    body: Any = None,
+    *,
+    method: str = "POST",
+    path: str = "/v1/analyze",
+    path_parameters: dict | None = None,
+    raw: str | None = None,
+    base64_encoded: bool = False,
 ) -> dict:
     """A REST API (payload 1.0) proxy event."""
     if raw is None and body is not None:
@@ -123,13 +128,18 @@ def default_model_response(role: str, request: Any) -> Any:
     if role == "intent_keywords":
         if "intent" in request["tasks"]:
             text = request["text"].lower()
-            label = "segment" if any(w in text for w in ("outline", "find", "segment")) else (
-                "tag" if "tag" in text else "prompt" if "prompt" in text else "describe")
+            label = (
+                "segment"
+                if any(w in text for w in ("outline", "find", "segment"))
+                else ("tag" if "tag" in text else "prompt" if "prompt" in text else "describe")
+            )
             scores = {name: (0.85 if name == label else 0.05) for name in ("describe", "segment", "tag", "prompt")}
             return {"intent": {"label": label, "score": 0.85, "scores": scores}, "model": "nli-test"}
         words = [w for w in re.findall(r"[a-z]+", request["text"].lower()) if w in ("dog", "dogs", "ball", "cat")]
-        return {"keywords": [{"keyword": w, "score": 0.7} for w in words[: request.get("top_n", 5)]],
-                "keyword_model": "minilm-test"}
+        return {
+            "keywords": [{"keyword": w, "score": 0.7} for w in words[: request.get("top_n", 5)]],
+            "keyword_model": "minilm-test",
+        }
     if role == "vlm":
         return [{"generated_text": " A red square.<end_of_utterance>"}]
     if role == "llm":
@@ -139,20 +149,36 @@ def default_model_response(role: str, request: Any) -> Any:
 
         mask = [[1 if 2 <= x < 6 and 1 <= y < 3 else 0 for x in range(8)] for y in range(4)]
         return {
-            "width": 8, "height": 4,
-            "detections": [{"label": p, "score": 0.8, "box": [2.0, 1.0, 6.0, 3.0],
-                            "mask": {"rle": rle_from_mask(mask), "area": 8}} for p in request["prompts"][:2]],
-            "model": "grounding-dino-test", "sam_model": "sam-test",
+            "width": 8,
+            "height": 4,
+            "detections": [
+                {"label": p, "score": 0.8, "box": [2.0, 1.0, 6.0, 3.0], "mask": {"rle": rle_from_mask(mask), "area": 8}}
+                for p in request["prompts"][:2]
+            ],
+            "model": "grounding-dino-test",
+            "sam_model": "sam-test",
         }
     if role == "clip_tagging":
         tags = [{"label": label, "score": round(1 / len(request["labels"]), 4)} for label in request["labels"]]
         return {"tags": tags[: request["top_k"]], "mode": request["mode"], "model": "clip-test"}
     if role == "clip_interrogator":
-        return {"prompt": "a red square, minimalism", "caption": "a red square", "mode": request["mode"],
-                "flavors": ["minimalism"], "model": "ViT-L-14/openai", "caption_model": "blip-test"}
+        return {
+            "prompt": "a red square, minimalism",
+            "caption": "a red square",
+            "mode": request["mode"],
+            "flavors": ["minimalism"],
+            "model": "ViT-L-14/openai",
+            "caption_model": "blip-test",
+        }
     if role == "asr":
-        return {"text": "outline the dog", "language": "en", "language_probability": 0.99, "duration": 1.0,
-                "segments": [], "model": "large-v3"}
+        return {
+            "text": "outline the dog",
+            "language": "en",
+            "language_probability": 0.99,
+            "duration": 1.0,
+            "segments": [],
+            "model": "large-v3",
+        }
     raise AssertionError(role)
 
 
@@ -206,7 +232,7 @@ def _resources(context: LambdaContext) -> dict[str, Callable[[Any], Any]]:
     for name in STEP_MODULES:
         module = importlib.import_module(f"vlp.handlers.{name}")
         key = "${" + name.capitalize() + "FunctionArn}"
-        resources[key] = (lambda handler: (lambda event: handler(event, context)))(module.handler)
+        resources[key] = (lambda handler: lambda event: handler(event, context))(module.handler)
     return resources
 
 
@@ -222,7 +248,7 @@ class LocalStepFunctions:
     def _run(self, name: str, payload: str, arn: str) -> dict[str, Any]:
         self.inputs.append(json.loads(payload))
         outcome = self.runner.run(json.loads(payload))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         result = {
             "executionArn": arn.replace(":stateMachine:", ":execution:") + ":" + name,
             "stateMachineArn": arn,
@@ -235,18 +261,20 @@ class LocalStepFunctions:
         self.executions[result["executionArn"]] = result
         return result
 
-    def start_sync_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:  # noqa: A002
+    def start_sync_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:
         return self._run(name, input, stateMachineArn)
 
-    def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:  # noqa: A002
+    def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:
         result = self._run(name, input, stateMachineArn)
         return {"executionArn": result["executionArn"], "startDate": result["startDate"]}
 
     def describe_execution(self, *, executionArn: str) -> dict:
         if executionArn not in self.executions:
             raise ClientError(
-                {"Error": {"Code": "ExecutionDoesNotExist", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                {
+                    "Error": {"Code": "ExecutionDoesNotExist", "Message": "no"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
                 "DescribeExecution",
             )
         return self.executions[executionArn]
-
