@@ -17,6 +17,7 @@ ModelNotReadyError retrier and a 3600 s timeout), and the functions are describe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from local.common import ACCOUNT, REGION, ROOT
-import contextlib
 
 log = logging.getLogger("assembly")
 ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
@@ -554,9 +554,7 @@ def _documented_api(config: Any) -> dict:
         kind: {
             "status": status,
             "headers": {"Content-Type": "application/json"},
-            "template": '{{"error": {{"code": {}, "message": {}, "request_id": "$context.requestId"}}}}'.format(
-                code, message
-            ),
+            "template": f'{{"error": {{"code": {code}, "message": {message}, "request_id": "$context.requestId"}}}}',
         }
         for kind, (status, code, message) in DOCUMENTED_GATEWAY_RESPONSES.items()
     }

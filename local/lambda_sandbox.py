@@ -12,6 +12,7 @@ Frames on the socket: 4-byte header length, 4-byte payload length, header JSON, 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -24,7 +25,6 @@ import sys
 import time
 import traceback
 from typing import Any
-import contextlib
 
 _FRAME = struct.Struct("!II")
 

@@ -17,6 +17,7 @@ ResourceNotFoundException, 413 RequestTooLargeException (6 MB synchronous payloa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,6 @@ from urllib.parse import unquote
 
 from local.common import ROOT, Handler, Server, die_with_parent, serve, setup_logging
 from local.lambda_sandbox import recv_frame, send_frame
-import contextlib
 
 log = logging.getLogger("lambda")
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024

@@ -19,6 +19,7 @@ Services, each its own process (group), all on 127.0.0.1:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from local.common import ACCESS_KEY, HOST, REGION, ROOT, SECRET_KEY, free_port, port_in_use, write_json
-import contextlib
 
 log = logging.getLogger("local")
 SERVICES = ("s3", "sagemaker", "lambda", "sfn", "api")

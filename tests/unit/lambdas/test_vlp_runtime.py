@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -12,7 +13,6 @@ from vlp.http import ApiEvent, cors_headers
 from vlp.pipeline import storage
 from vlp.runtime import api_handler, step_handler
 from vlp_testkit import BUCKET, api_event
-import contextlib
 
 KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 
