@@ -47,8 +47,10 @@ def shapes(size: tuple[int, int] = (480, 320)) -> Image.Image:
     draw.ellipse((width - 110, 20, width - 40, 90), fill=(250, 210, 40))
     house = (60, horizon - 110, 200, horizon + 10)
     draw.rectangle(house, fill=RED)
-    draw.polygon([(house[0] - 15, house[1]), (house[2] + 15, house[1]), ((house[0] + house[2]) // 2, house[1] - 70)],
-                 fill=(120, 70, 30))
+    draw.polygon(
+        [(house[0] - 15, house[1]), (house[2] + 15, house[1]), ((house[0] + house[2]) // 2, house[1] - 70)],
+        fill=(120, 70, 30),
+    )
     draw.rectangle((115, horizon - 40, 145, horizon + 10), fill=(80, 50, 20))
     draw.ellipse((300, horizon - 10, 370, horizon + 60), fill=(30, 80, 220))
     return image
