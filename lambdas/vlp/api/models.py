@@ -83,6 +83,10 @@ class AnalyzeOptions(_Strict):
     box_threshold: float = Field(0.35, ge=0, le=1, description="segment: minimum box confidence (Grounding DINO).")
     text_threshold: float = Field(0.25, ge=0, le=1, description="segment: minimum phrase confidence (Grounding DINO).")
     max_detections: int = Field(20, ge=1, le=100, description="segment: most detections returned.")
+    overlay: bool = Field(
+        True,
+        description="segment: also draw the overlay picture (masks tinted, boxes, `label score`) as `overlay`.",
+    )
     tag_mode: Literal["softmax", "sigmoid"] = Field(
         "softmax", description="tag: softmax (one label wins) or sigmoid (independent multi-label scores)."
     )
