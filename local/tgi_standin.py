@@ -1,9 +1,11 @@
 """A stand-in for the Hugging Face TGI containers (roles vlm and llm), which cannot run on CPU.
 
-It speaks TGI's SageMaker route (`/invocations`, schema `SagemakerRequest` of ../shared/contracts/tgi-openapi.json):
-a `/generate`-shaped body (`{"inputs", "parameters"}`) gets `[{"generated_text": ...}]`, a Messages API body
-(`{"messages", ...}`) gets a `ChatCompletion`. Bodies are validated against the published schema first; an invalid
-one gets TGI's 422 `{"error", "error_type": "validation"}`, as the real container answers.
+It speaks TGI's SageMaker route (`/invocations`, schema `SagemakerRequest` of openapi/tgi-requests.json, the
+project's copy of TGI's published schemas): a `/generate`-shaped body (`{"inputs", "parameters"}`, schema
+`CompatGenerateRequest`) gets `[{"generated_text": ...}]`, a Messages API body (`{"messages", ...}`, schema
+`ChatRequest`) gets a `ChatCompletion`. Every body is validated against the contract first (local/tgi_contract.py,
+jsonschema); an invalid one gets TGI's 422 `{"error", "error_type": "validation"}`, as the real container answers.
+The stand-in does not start without the contract file.
 
 The text is a clearly labelled placeholder: no language model runs in local mode.
 """
@@ -13,100 +15,23 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 from typing import Any
 
-from local.common import ROOT
+from local.tgi_contract import TgiContract, contract
 
-SCHEMA_PATH = ROOT.parent / "shared" / "contracts" / "tgi-openapi.json"
 MAX_STOP_SEQUENCES = 4
 MAX_TOTAL_TOKENS = 4096
 PLACEHOLDER = "[local TGI stand-in: placeholder text, no model ran]"
 
 
-class SchemaError(ValueError):
-    pass
-
-
-class Validator:
-    """The subset of OpenAPI 3.0/3.1 schema keywords TGI's document uses."""
-
-    def __init__(self, document: dict) -> None:
-        self.schemas = document.get("components", {}).get("schemas", {})
-
-    def check(self, value: Any, schema: dict, where: str = "body") -> None:
-        if "$ref" in schema:
-            return self.check(value, self.schemas[schema["$ref"].rsplit("/", 1)[-1]], where)
-        if value is None and schema.get("nullable"):
-            return None
-        for sub in schema.get("allOf", []):
-            self.check(value, sub, where)
-        if "oneOf" in schema or "anyOf" in schema:
-            options = schema.get("oneOf") or schema.get("anyOf")
-            passed = 0
-            errors = []
-            for sub in options:
-                try:
-                    self.check(value, sub, where)
-                    passed += 1
-                except SchemaError as error:
-                    errors.append(str(error))
-            if passed == 0:
-                raise SchemaError(errors[0] if len(errors) == 1 else f"{where}: matches none of the accepted shapes")
-        kind = schema.get("type")
-        types = {"object": dict, "array": list, "string": str, "boolean": bool}
-        if kind in types and not isinstance(value, types[kind]):
-            raise SchemaError(f"{where}: expected {kind}")
-        if kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise SchemaError(f"{where}: expected an integer")
-        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise SchemaError(f"{where}: expected a number")
-        if "enum" in schema and value not in schema["enum"]:
-            raise SchemaError(f"{where}: must be one of {schema['enum']}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            self._bounds(value, schema, where)
-        if isinstance(value, list):
-            if "maxItems" in schema and len(value) > schema["maxItems"]:
-                raise SchemaError(f"{where}: at most {schema['maxItems']} items")
-            if "minItems" in schema and len(value) < schema["minItems"]:
-                raise SchemaError(f"{where}: at least {schema['minItems']} items")
-            for index, item in enumerate(value):
-                if "items" in schema:
-                    self.check(item, schema["items"], f"{where}[{index}]")
-        if isinstance(value, dict):
-            for name in schema.get("required", []):
-                if name not in value:
-                    raise SchemaError(f"{where}: missing field `{name}`")
-            for name, sub in schema.get("properties", {}).items():
-                if name in value:
-                    self.check(value[name], sub, f"{where}.{name}")
-        return None
-
-    @staticmethod
-    def _bounds(value: float, schema: dict, where: str) -> None:
-        low = schema.get("minimum")
-        exclusive = schema.get("exclusiveMinimum")
-        if isinstance(exclusive, bool):  # OpenAPI 3.0 style
-            if low is not None and (value <= low if exclusive else value < low):
-                raise SchemaError(f"{where}: must be {'>' if exclusive else '>='} {low}")
-        else:
-            if low is not None and value < low:
-                raise SchemaError(f"{where}: must be >= {low}")
-            if exclusive is not None and value <= exclusive:
-                raise SchemaError(f"{where}: must be > {exclusive}")
-        high = schema.get("maximum")
-        if high is not None and value > high:
-            raise SchemaError(f"{where}: must be <= {high}")
-
-
 class TgiStandIn:
-    def __init__(self, role: str, model_id: str | None = None) -> None:
+    def __init__(self, role: str, model_id: str | None = None, tgi_contract: TgiContract | None = None) -> None:
         self.role = role
         self.model_id = model_id or f"local-tgi-standin-{role}"
-        document = json.loads(SCHEMA_PATH.read_text()) if SCHEMA_PATH.is_file() else {}
-        self.validator = Validator(document) if document else None
+        # always validates: a missing contract file stops the SageMaker runtime at start (FileNotFoundError)
+        self.contract = tgi_contract or contract()
 
-    def _validation_error(self, message: str) -> tuple[int, dict]:
+    def _validation_error(self, message: str) -> tuple[int, dict[str, str]]:
         return 422, {"error": f"Input validation error: {message}", "error_type": "validation"}
 
     def invoke(self, body: bytes) -> tuple[int, Any]:
@@ -123,12 +48,10 @@ class TgiStandIn:
                 "error_type": "validation",
             }
         chat = "messages" in request
-        schema = {"$ref": "#/components/schemas/ChatRequest" if chat else "#/components/schemas/GenerateRequest"}
-        if self.validator is not None:
-            try:
-                self.validator.check(request, schema)
-            except SchemaError as error:
-                return self._validation_error(str(error))
+        # the shape of SagemakerRequest the body means (its oneOf alone would only say "none of the shapes")
+        errors = self.contract.errors(request, "ChatRequest" if chat else "CompatGenerateRequest")
+        if errors:
+            return self._validation_error(errors[0])
         parameters = request.get("parameters") or {}
         stop = (request.get("stop") if chat else parameters.get("stop")) or []
         if len(stop) > MAX_STOP_SEQUENCES:
@@ -207,4 +130,3 @@ def _self_check() -> None:  # pragma: no cover - a quick manual check
 
 if __name__ == "__main__":  # pragma: no cover
     _self_check()
-    print(Path(SCHEMA_PATH).is_file())

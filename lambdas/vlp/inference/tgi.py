@@ -1,7 +1,7 @@
 """Text Generation Inference (VLM: IDEFICS, LLM: Llama-2) through SageMaker InvokeEndpoint.
 
 Two request shapes, both accepted by TGI's SageMaker route (schema ``SagemakerRequest`` of
-../shared/contracts/tgi-openapi.json):
+openapi/tgi-requests.json, the repository's copy of TGI's published schemas):
 - ``/generate``: ``{"inputs": <prompt>, "parameters": {...}}`` (schema ``GenerateRequest``), response
   ``[{"generated_text": ...}]`` (or the object alone);
 - Messages API (``/v1/chat/completions`` shape, schema ``ChatRequest``), where the configured model supports

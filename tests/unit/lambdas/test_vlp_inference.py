@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
+import re
 
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from openapi_schema_validator import OAS30Validator
 from vlp import aws
 from vlp.errors import CallerError, ModelFailedError, ModelNotReadyError, ModelRetryableError, ModelTimeoutError
 from vlp.inference import djl, tgi, whisper
 from vlp.inference.sagemaker import Endpoint, invoke, parse_json
 
-TGI_OPENAPI = Path(__file__).resolve().parents[4] / "shared" / "contracts" / "tgi-openapi.json"
+from local.tgi_contract import ContractError, TgiContract
+
 ENDPOINT = Endpoint(role="vlm", name="vlp-dev-vlm")
 
 
@@ -33,23 +33,6 @@ def runtime():
 def body(data) -> StreamingBody:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
     return StreamingBody(io.BytesIO(raw), len(raw))
-
-
-def _without_discriminators(node):
-    # TGI's document declares `discriminator: {propertyName: type}` on inline oneOf schemas without a mapping;
-    # the validator would resolve the discriminator value as a schema name (#/components/schemas/text) and
-    # fail. The oneOf alone still enforces the chunk shapes.
-    if isinstance(node, dict):
-        return {k: _without_discriminators(v) for k, v in node.items() if k != "discriminator"}
-    if isinstance(node, list):
-        return [_without_discriminators(v) for v in node]
-    return node
-
-
-def tgi_validator(schema_name: str) -> OAS30Validator:
-    document = json.loads(TGI_OPENAPI.read_text())
-    components = _without_discriminators(document["components"])
-    return OAS30Validator({"$ref": f"#/components/schemas/{schema_name}", "components": components})
 
 
 # ---- invoke: parameters and error classification ----
@@ -225,26 +208,23 @@ def test_client_timeouts_and_retries_are_bounded():
 # ---- TGI ----
 
 
-def test_idefics_generate_request_validates_against_tgi_openapi():
+def test_idefics_generate_request_is_the_idefics_template():
     prompt = tgi.idefics_prompt("What is in the picture?", "data:image/jpeg;base64,AAAA")
     assert prompt == "User: What is in the picture?![](data:image/jpeg;base64,AAAA)<end_of_utterance>\nAssistant:"
     request = tgi.generate_request(prompt, max_new_tokens=256, stop=tgi.IDEFICS_STOP)
-    tgi_validator("GenerateRequest").validate(request)
     assert request["parameters"]["stop"] == ["<end_of_utterance>", "\nUser:"]
     sampled = tgi.generate_request(
         prompt, max_new_tokens=1, stop=tgi.IDEFICS_STOP, temperature=0.2, top_p=0.9, repetition_penalty=1.1
     )
-    tgi_validator("GenerateRequest").validate(sampled)
     assert sampled["parameters"]["do_sample"] is True
 
 
-def test_llama2_plan_request_validates_against_tgi_openapi():
+def test_llama2_plan_prompt():
     prompt = tgi.llama2_prompt("You plan.", "Count the dogs")
     assert prompt == "<s>[INST] <<SYS>>\nYou plan.\n<</SYS>>\n\nCount the dogs [/INST]"
-    tgi_validator("GenerateRequest").validate(tgi.generate_request(prompt, max_new_tokens=200, stop=tgi.LLAMA2_STOP))
 
 
-def test_messages_api_request_validates_against_tgi_openapi():
+def test_messages_api_request_carries_the_image_as_an_image_url_chunk():
     request = tgi.chat_request(
         "What is this?",
         image_url="https://example.com/a.jpg",
@@ -252,11 +232,189 @@ def test_messages_api_request_validates_against_tgi_openapi():
         stop=tgi.IDEFICS_STOP,
         system="Be brief.",
     )
-    tgi_validator("ChatRequest").validate(request)
     assert request["messages"][-1]["content"][1] == {
         "type": "image_url",
         "image_url": {"url": "https://example.com/a.jpg"},
     }
+
+
+# ---- TGI contract: openapi/tgi-requests.json (TGI's published schemas), jsonschema ----
+
+IDEFICS_PROMPT = tgi.idefics_prompt("What is in the picture?", "data:image/jpeg;base64,AAAA")
+LLAMA2_PROMPT = tgi.llama2_prompt("You plan.", "Count the dogs")
+BUILT_BODIES = {
+    "generate: idefics, greedy": (
+        "GenerateRequest",
+        tgi.generate_request(IDEFICS_PROMPT, max_new_tokens=256, stop=tgi.IDEFICS_STOP),
+    ),
+    "generate: idefics, sampled": (
+        "GenerateRequest",
+        tgi.generate_request(
+            IDEFICS_PROMPT, max_new_tokens=1, stop=tgi.IDEFICS_STOP, temperature=0.2, top_p=0.9, repetition_penalty=1.1
+        ),
+    ),
+    "generate: llama-2 plan": (
+        "GenerateRequest",
+        tgi.generate_request(LLAMA2_PROMPT, max_new_tokens=200, stop=tgi.LLAMA2_STOP),
+    ),
+    "generate: no stop sequences": ("GenerateRequest", tgi.generate_request("x", max_new_tokens=0, stop=[])),
+    "generate: no parameters": ("GenerateRequest", {"inputs": IDEFICS_PROMPT}),
+    "chat: system, text and image": (
+        "ChatRequest",
+        tgi.chat_request(
+            "What is this?",
+            image_url="https://example.com/a.jpg",
+            max_tokens=128,
+            stop=tgi.IDEFICS_STOP,
+            system="Be brief.",
+        ),
+    ),
+    "chat: data URI image, no stop": (
+        "ChatRequest",
+        tgi.chat_request("What is this?", image_url="data:image/jpeg;base64,AAAA", max_tokens=1),
+    ),
+    "chat: text only": ("ChatRequest", tgi.chat_request("Hello", image_url=None, max_tokens=16, stop=tgi.LLAMA2_STOP)),
+}
+
+
+@pytest.fixture(scope="module")
+def tgi_contract() -> TgiContract:
+    return TgiContract.load()
+
+
+def test_the_contract_says_where_it_comes_from(tgi_contract):
+    source = tgi_contract.document["source"]
+    assert "huggingface/text-generation-inference" in source["document"]
+    assert tgi_contract.tgi_version == source["tgi_version"] and tgi_contract.tgi_version[0].isdigit()
+    # every $ref of the copied schemas resolves inside the file
+    refs = re.findall(r'"\$ref": "#/components/schemas/([A-Za-z]+)"', json.dumps(tgi_contract.document))
+    assert refs and set(refs) <= tgi_contract.schema_names
+    assert {"SagemakerRequest", "GenerateRequest", "GenerateParameters", "ChatRequest", "ErrorResponse"} <= (
+        tgi_contract.schema_names
+    )
+
+
+@pytest.mark.parametrize("case", BUILT_BODIES)
+def test_bodies_our_code_builds_validate_against_tgi_schemas(tgi_contract, case):
+    schema, body = BUILT_BODIES[case]
+    assert tgi_contract.errors(body, schema) == []
+    # SageMaker calls TGI's /invocations route: the body must also be exactly one shape of SagemakerRequest
+    assert tgi_contract.errors(body, "SagemakerRequest") == []
+
+
+@pytest.mark.parametrize(
+    ("vlm_settings", "options"),
+    [
+        ({}, {}),
+        ({}, {"detail": True, "max_new_tokens": 32}),
+        ({"vlm_messages_api": True, "vlm_image_transport": "presigned_url"}, {"detail": True}),
+        ({"vlm_messages_api": True}, {}),
+    ],
+)
+def test_every_tgi_body_the_pipeline_sends_validates(
+    pipeline, models, deploy, lambda_context, tgi_contract, vlm_settings, options
+):
+    """The vlm and plan steps through the state machine: what reached the (double of the) endpoints is TGI-valid."""
+    import base64
+
+    from vlp.handlers import analyze
+    from vlp_media import image_bytes
+    from vlp_testkit import api_event
+
+    deploy(**vlm_settings)
+    body = {"image_base64": base64.b64encode(image_bytes(64, 48)).decode(), "text": "What is it?", "task": "describe"}
+    response = analyze.handler(api_event({**body, "options": options}), lambda_context)
+    assert response["statusCode"] == 200, response["body"]
+    sent = [(call["role"], call["request"]) for call in models.calls if call["role"] in ("vlm", "llm")]
+    assert [role for role, _ in sent] == (["llm", "vlm"] if options.get("detail") else ["vlm"])
+    for _, request in sent:
+        shape = "ChatRequest" if "messages" in request else "GenerateRequest"
+        assert tgi_contract.errors(request, shape) == [], request
+        assert tgi_contract.errors(request, "SagemakerRequest") == [], request
+    assert ("messages" in sent[-1][1]) is bool(vlm_settings.get("vlm_messages_api"))
+
+
+@pytest.mark.parametrize(
+    ("schema", "body", "where"),
+    [
+        ("GenerateRequest", {"parameters": {"max_new_tokens": 5}}, "'inputs' is a required property"),
+        ("GenerateRequest", {"inputs": "x", "parameters": {"temperature": 0}}, "body.parameters.temperature"),
+        ("GenerateRequest", {"inputs": "x", "parameters": {"max_new_tokens": "20"}}, "body.parameters.max_new_tokens"),
+        ("GenerateRequest", {"inputs": "x", "parameters": {"do_sample": "yes"}}, "body.parameters.do_sample"),
+        ("GenerateRequest", {"inputs": "x", "parameters": {"top_p": 1.5}}, "body.parameters.top_p"),
+        ("GenerateRequest", {"inputs": "x", "parameters": {"stop": ["a", "b", "c", "d", "e"]}}, "body.parameters.stop"),
+        ("GenerateRequest", {"inputs": ["x"]}, "body.inputs"),
+        ("ChatRequest", {"max_tokens": 5}, "'messages' is a required property"),
+        ("ChatRequest", {"messages": [{"content": "hi"}]}, "body.messages[0]"),
+        (
+            "ChatRequest",
+            {"messages": [{"role": "user", "content": [{"type": "image", "url": "x"}]}]},
+            "body.messages[0]",
+        ),
+        ("ChatRequest", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}, "body.max_tokens"),
+        ("SagemakerRequest", {"text": "hi"}, "body"),
+    ],
+)
+def test_wrong_bodies_are_rejected_by_tgi_schemas(tgi_contract, schema, body, where):
+    errors = tgi_contract.errors(body, schema)
+    assert errors and where in errors[0], errors
+    with pytest.raises(ContractError) as raised:
+        tgi_contract.validate(body, schema)
+    assert raised.value.messages == errors
+
+
+def test_optional_tgi_fields_accept_null_as_tgi_does(tgi_contract):
+    # TGI's Option<T> fields are `nullable` in its document: null is "not set"; a value is still range-checked
+    body = {"inputs": "x", "parameters": {"temperature": None, "top_p": None, "seed": None, "grammar": None}}
+    assert tgi_contract.errors(body, "GenerateRequest") == []
+    assert tgi_contract.errors({"inputs": "x", "parameters": {"seed": 0}}, "GenerateRequest")
+
+
+def test_unknown_schema_name_is_an_error(tgi_contract):
+    with pytest.raises(KeyError, match="GenerateRequests"):
+        tgi_contract.validate({"inputs": "x"}, "GenerateRequests")
+
+
+def test_missing_contract_file_fails_loudly(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tgi-requests\.json"):
+        TgiContract.load(tmp_path / "tgi-requests.json")
+
+
+def test_tgi_standin_answers_valid_bodies_and_rejects_invalid_ones_with_tgi_422(tgi_contract):
+    from local.tgi_standin import TgiStandIn
+
+    stand_in = TgiStandIn("vlm", tgi_contract=tgi_contract)
+    for schema, body in BUILT_BODIES.values():
+        status, answer = stand_in.invoke(json.dumps(body).encode())
+        assert status == 200, answer
+        assert ("choices" in answer) is (schema == "ChatRequest")
+    for bad in (
+        {"inputs": IDEFICS_PROMPT, "parameters": {"temperature": 0, "do_sample": True}},
+        {"inputs": IDEFICS_PROMPT, "parameters": {"max_new_tokens": "many"}},
+        {"parameters": {"max_new_tokens": 5}},
+        {"messages": [{"role": "user", "content": [{"type": "video", "video": "x"}]}]},
+        [1, 2],
+    ):
+        status, answer = stand_in.invoke(json.dumps(bad).encode())
+        assert status == 422, (bad, answer)
+        assert tgi_contract.errors(answer, "ErrorResponse") == []
+        assert answer["error_type"] == "validation" and answer["error"].startswith(
+            ("Input validation error: ", "Failed to deserialize")
+        )
+    status, answer = stand_in.invoke(b'{"inputs": "x", "parameters": {"temperature": 0}}')
+    assert "temperature" in answer["error"]
+
+
+def test_tgi_standin_does_not_start_without_the_contract(monkeypatch, tmp_path):
+    from local import tgi_contract, tgi_standin
+
+    monkeypatch.setattr(tgi_contract, "CONTRACT_PATH", tmp_path / "missing.json")
+    tgi_contract.contract.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError):
+            tgi_standin.TgiStandIn("llm")
+    finally:
+        tgi_contract.contract.cache_clear()
 
 
 @pytest.mark.parametrize(
