@@ -10,7 +10,9 @@ synthesized template (local/assembly.py), so the local API answers with the same
 - no route or method: MISSING_AUTHENTICATION_TOKEN (403), as API Gateway answers for an IAM-authorized API;
   a body over 10 MB: REQUEST_TOO_LARGE (413); integration timeout: 504; a function error or a malformed proxy
   response: 502; stage throttling (THROTTLED, 429) only with --throttle;
-- authentication is OFF locally (the cloud API uses the method's authorization, e.g. AWS_IAM): the log says so.
+- authentication (local/auth.py) before routing, as `--auth` says: `none` (the default: the log says so), `iam`
+  (SigV4 against local credentials) or `api_key` (`x-api-key`); a refused call gets API Gateway's 403 (missing
+  token, invalid signature, invalid key) in the project's shape, and the caller goes into requestContext.identity.
 
 The stage prefix is optional: http://127.0.0.1:8080/v1/analyze and http://127.0.0.1:8080/live/v1/analyze (ApiUrl +
 route, as in the cloud) are the same route.
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from local.auth import MODES, Authenticator, AuthError, read_api_keys, read_credentials
 from local.common import ACCOUNT, Handler, Server, die_with_parent, serve, setup_logging
 
 log = logging.getLogger("api")
@@ -41,8 +44,18 @@ TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|x-www-form-urlencoded|ja
 
 
 class RestApi:
-    def __init__(self, api: dict, functions: dict[str, dict], lambda_endpoint: str, *, throttle: bool = False) -> None:
+    def __init__(
+        self,
+        api: dict,
+        functions: dict[str, dict],
+        lambda_endpoint: str,
+        *,
+        throttle: bool = False,
+        auth: Authenticator | None = None,
+    ) -> None:
         from jsonschema import Draft4Validator
+
+        self.auth = auth or Authenticator("none")
 
         self.stage = api.get("stage", "v1")
         self.functions = functions
@@ -192,7 +205,14 @@ def _describe(error: Any) -> str:
 
 
 def _event(
-    handler: ApiHandler, route: dict, path: str, parameters: dict, body: bytes, request_id: str, stage: str
+    handler: ApiHandler,
+    route: dict,
+    path: str,
+    parameters: dict,
+    body: bytes,
+    request_id: str,
+    stage: str,
+    identity: dict | None = None,
 ) -> dict:
     headers: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
@@ -247,6 +267,9 @@ def _event(
                 "cognitoIdentityPoolId": None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
+                "apiKey": None,
+                "apiKeyId": None,
+                **(identity or {}),
             },
             "domainName": handler.headers.get("Host", "127.0.0.1"),
             "apiId": "local",
@@ -263,9 +286,13 @@ class ApiHandler(Handler):
         content_type = headers.pop("Content-Type", None) or headers.pop("content-type", None)
         self.send(status, body, headers=headers, content_type=content_type)
 
-    def _gateway(self, kind: str, status: int, message: str, request_id: str, validation: str = "") -> None:
+    def _gateway(
+        self, kind: str, status: int, message: str, request_id: str, validation: str = "", error_type: str = ""
+    ) -> None:
         assert API is not None
         status, headers, body = API.gateway_response(kind, status, message, request_id, validation)
+        if error_type:
+            headers = {**headers, "x-amzn-ErrorType": error_type}
         log.info("%s %s %d %s", self.command, self.path, status, kind)
         self._reply(status, headers, body, request_id)
 
@@ -288,6 +315,12 @@ class ApiHandler(Handler):
         if self.command == "OPTIONS" and path in API.preflight:
             headers = dict(API.preflight[path])
             return self._reply(204, headers, b"", request_id)
+        try:
+            identity = API.auth.check(self.command, self.path, self.headers, body)
+        except AuthError as refused:
+            return self._gateway(
+                refused.kind, refused.status, refused.message, request_id, error_type=refused.error_type
+            )
         route, parameters, _ = API.match(self.command, path)
         if route is None or route.get("function") not in API.functions:
             return self._gateway("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", request_id)
@@ -297,7 +330,7 @@ class ApiHandler(Handler):
             problem = self._validate(route["validator"], body)
             if problem is not None:
                 return self._gateway("BAD_REQUEST_BODY", 400, "Invalid request body", request_id, problem)
-        event = json.dumps(_event(self, route, path, parameters, body, request_id, API.stage)).encode()
+        event = json.dumps(_event(self, route, path, parameters, body, request_id, API.stage, identity)).encode()
         if len(event) > LAMBDA_MAX_PAYLOAD:
             return self._gateway("REQUEST_TOO_LARGE", 413, "Request Too Long", request_id)
         timeout = route["timeout_ms"] / 1000
@@ -366,21 +399,37 @@ def main() -> None:
     parser.add_argument("--deployment", type=Path, required=True, help="JSON written by local.up")
     parser.add_argument("--lambda-endpoint", required=True)
     parser.add_argument("--throttle", action="store_true", help="enforce the stage's throttling (429 THROTTLED)")
+    parser.add_argument("--auth", choices=MODES, default="none", help="none (default), iam (SigV4) or api_key")
+    parser.add_argument("--credentials", type=Path, help="--auth iam: the credentials.json local.up wrote")
+    parser.add_argument("--api-keys", type=Path, help="--auth api_key: a JSON list of keys")
     args = parser.parse_args()
     setup_logging("api")
     die_with_parent()
     deployment = json.loads(args.deployment.read_text())
-    API = RestApi(deployment["api"], deployment["functions"], args.lambda_endpoint, throttle=args.throttle)
+    if args.auth == "iam" and args.credentials is None:
+        parser.error("--auth iam needs --credentials FILE")
+    if args.auth == "api_key" and args.api_keys is None:
+        parser.error("--auth api_key needs --api-keys FILE")
+    auth = Authenticator(
+        args.auth,
+        credentials=read_credentials(args.credentials) if args.auth == "iam" else None,
+        api_keys=read_api_keys(args.api_keys) if args.auth == "api_key" else None,
+    )
+    API = RestApi(deployment["api"], deployment["functions"], args.lambda_endpoint, throttle=args.throttle, auth=auth)
     server = Server(("127.0.0.1", args.port), ApiHandler)
     for route in API.routes:
         log.info(
-            "route %s %s -> %s (cloud auth %s: OFF locally)",
+            "route %s %s -> %s (cloud auth %s, local auth %s)",
             route["method"],
             route["path"],
             route["function"],
             route["authorization"],
+            auth.mode,
         )
-    log.info("authentication is OFF in local mode (the cloud API uses api.auth=%s)", deployment.get("auth"))
+    if auth.mode == "none":
+        log.info("authentication is OFF in local mode (the cloud API uses api.auth=%s)", deployment.get("auth"))
+    else:
+        log.info("authentication: %s (the cloud API uses api.auth=%s)", auth.mode, deployment.get("auth"))
     if API.throttle:
         log.info("stage throttling enforced: %s", API.throttle)
     serve(server, log, "API")

@@ -56,6 +56,9 @@ class LocalStack:
     env_overrides: dict[str, str] = field(default_factory=dict)  # [FUNCTION:]VAR -> value, for every function
     synth: bool = True
     throttle: bool = False
+    auth: str = "none"  # the API's auth (local/auth.py): none, iam (SigV4, generated credentials) or api_key
+    api_keys: Path | None = None  # --auth api_key: a JSON list of keys
+    credentials: Any = None  # --auth iam: local.auth.Credentials, generated at start
     detached: bool = False  # `up`: the services outlive this process
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     deployment: Any = None
@@ -248,25 +251,55 @@ class LocalStack:
             self._spawn("sfn", stepfunctions.command(sfn_config))
             deployment_file = self.run_dir / "deployment.json"
             write_json(deployment_file, asdict(deployment))
-            api_command = [
-                str(VENV_PYTHON),
-                "-m",
-                "local.api",
-                "--port",
-                str(self.ports["api"]),
-                "--deployment",
-                str(deployment_file),
-                "--lambda-endpoint",
-                self.url("lambda"),
-            ]
-            self._spawn("api", api_command + (["--throttle"] if self.throttle else []))
+            self._spawn("api", self.api_command(deployment_file))
             self.wait_ready(deadline=started + timeout)
         except BaseException:
             self.stop()
             raise
         self.write_state()
-        log.info("local mode is up in %.0f s: API %s (auth OFF locally)", time.monotonic() - started, self.api_url)
+        log.info("local mode is up in %.0f s: API %s (auth %s)", time.monotonic() - started, self.api_url, self.auth)
         return self
+
+    def api_command(self, deployment_file: Path) -> list[str]:
+        """The API process's command line; with --auth iam, writes fresh credentials to run/credentials.json
+        (also written, without secrets, for the other modes: clients read the mode from it)."""
+        from local import auth
+
+        command = [
+            str(VENV_PYTHON),
+            "-m",
+            "local.api",
+            "--port",
+            str(self.ports["api"]),
+            "--deployment",
+            str(deployment_file),
+            "--lambda-endpoint",
+            self.url("lambda"),
+            "--auth",
+            self.auth,
+        ]
+        if self.throttle:
+            command.append("--throttle")
+        keys: list[str] = []
+        if self.auth == "api_key":
+            if self.api_keys is None:
+                raise StartError("--auth api_key needs --api-keys FILE (a JSON list of keys)")
+            try:
+                keys = list(auth.read_api_keys(self.api_keys))
+            except ValueError as error:
+                raise StartError(str(error)) from error
+            command += ["--api-keys", str(self.api_keys.resolve())]
+        elif self.auth == "iam":
+            self.credentials = self.credentials or auth.generate_credentials(REGION)
+            command += ["--credentials", str(self.credentials_file)]
+        elif self.auth != "none":
+            raise StartError(f"--auth {self.auth}: one of {', '.join(auth.MODES)}")
+        auth.write_credentials(self.credentials_file, self.auth, self.credentials, keys)
+        return command
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.run_dir / "credentials.json"
 
     def _ping(self, service: str) -> bool:
         path = {"s3": "/", "sagemaker": "/ping", "lambda": "/ping", "sfn": "/ping", "api": "/"}[service]
@@ -390,6 +423,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-synth", action="store_true", help="skip cdk synth: run docs/pipeline.md's definition")
     parser.add_argument("--throttle", action="store_true", help="enforce the API stage's throttling")
+    parser.add_argument(
+        "--auth",
+        choices=("none", "iam", "api_key"),
+        default="none",
+        help="the API's auth: none (default), iam (SigV4 with generated credentials, written to "
+        "run/credentials.json) or api_key (x-api-key, keys from --api-keys)",
+    )
+    parser.add_argument("--api-keys", type=Path, metavar="FILE", help="--auth api_key: a JSON list of keys")
     return parser.parse_args(argv)
 
 
@@ -445,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         env_overrides=_pairs(args.set, "--set"),
         synth=not args.no_synth,
         throttle=args.throttle,
+        auth=args.auth,
+        api_keys=args.api_keys,
         detached=args.command == "up",
     )
     try:
@@ -476,7 +519,7 @@ def _alive(pid: int) -> bool:
 def summary(stack: LocalStack) -> None:
     print(f"""
 VLP local mode ({stack.env}): {stack.deployment.source}
-  API          {stack.api_url}          (POST /v1/uploads, /v1/analyze, /v1/jobs; GET /v1/jobs/{{id}}; auth OFF)
+  API          {stack.api_url}          (/v1/uploads, /v1/analyze, /v1/jobs, /v1/jobs/{{id}}; auth {stack.auth})
   S3           {stack.url("s3")}          buckets {stack.deployment.requests_bucket}, {stack.deployment.artifacts_bucket}
   SageMaker    {stack.url("sagemaker")}          faults/latency: POST {stack.url("sagemaker")}/_admin/faults | /_admin/latency
   Lambda       {stack.url("lambda")}          {len(stack.deployment.functions)} functions
@@ -485,6 +528,14 @@ VLP local mode ({stack.env}): {stack.deployment.source}
 Models: tiny RANDOM-weight models unless --weights (responses say "random_weights": true); VLM/LLM answers are
 placeholders from a TGI stand-in. Stop with `make down`.
 """)
+    if stack.credentials is not None:
+        print(f"""SigV4 credentials (--auth iam; service execute-api, region {stack.credentials.region}), also in \
+{stack._rel(stack.credentials_file)}:
+  export AWS_ACCESS_KEY_ID={stack.credentials.access_key_id}
+  export AWS_SECRET_ACCESS_KEY={stack.credentials.secret_access_key}
+""")
+    elif stack.auth == "api_key":
+        print(f"API keys (--auth api_key): send one of {stack.api_keys} as the x-api-key header.\n")
 
 
 if __name__ == "__main__":
