@@ -16,12 +16,17 @@ Retry policy:
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_SESSION = None
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.config import Config
+    from botocore.session import Session
+
+_SESSION: Session | None = None
 
 
-def session():
+def session() -> Session:
     global _SESSION
     if _SESSION is None:
         import botocore.session
@@ -33,7 +38,7 @@ def session():
     return _SESSION
 
 
-def _config(**kwargs: Any):
+def _config(**kwargs: Any) -> Config:
     from botocore.config import Config
 
     return Config(tcp_keepalive=True, **kwargs)
@@ -43,7 +48,7 @@ def _region() -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
-def s3_config():
+def s3_config() -> Config:
     return _config(
         connect_timeout=3,
         read_timeout=20,
@@ -54,7 +59,7 @@ def s3_config():
     )
 
 
-def sagemaker_runtime_config(read_timeout: int):
+def sagemaker_runtime_config(read_timeout: int) -> Config:
     return _config(
         connect_timeout=3,
         read_timeout=read_timeout,
@@ -63,26 +68,26 @@ def sagemaker_runtime_config(read_timeout: int):
     )
 
 
-def stepfunctions_config(read_timeout: int = 10):
+def stepfunctions_config(read_timeout: int = 10) -> Config:
     return _config(connect_timeout=3, read_timeout=read_timeout, retries={"mode": "standard", "total_max_attempts": 3})
 
 
-def stepfunctions_sync_config():
+def stepfunctions_sync_config() -> Config:
     # StartSyncExecution holds the connection for the whole Express execution (at most 5 minutes); one attempt,
     # so a slow execution is never started twice.
     return _config(connect_timeout=3, read_timeout=310, retries={"mode": "standard", "total_max_attempts": 1})
 
 
-def s3_client():
+def s3_client() -> BaseClient:
     return session().create_client("s3", region_name=_region(), config=s3_config())
 
 
-def sagemaker_runtime_client(read_timeout: int):
+def sagemaker_runtime_client(read_timeout: int) -> BaseClient:
     return session().create_client(
         "sagemaker-runtime", region_name=_region(), config=sagemaker_runtime_config(read_timeout)
     )
 
 
-def stepfunctions_client(*, sync: bool = False):
+def stepfunctions_client(*, sync: bool = False) -> BaseClient:
     config = stepfunctions_sync_config() if sync else stepfunctions_config()
     return session().create_client("stepfunctions", region_name=_region(), config=config)

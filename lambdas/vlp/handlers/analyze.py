@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from vlp import aws
 from vlp.api.executions import execution_input, run_sync, sync_result
 from vlp.api.models import AnalyzeRequest, parse_body
@@ -10,6 +12,11 @@ from vlp.keys import new_id
 from vlp.runtime import api_handler, logger
 from vlp.settings import AnalyzeSettings, load_settings
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from vlp.http import ApiEvent
+
 SETTINGS: AnalyzeSettings = load_settings(AnalyzeSettings)
 SFN = aws.stepfunctions_client(sync=True)
 S3 = aws.s3_client()  # signs the result URLs (masks)
@@ -17,7 +24,7 @@ MAX_BODY_BYTES = 512 * 1024
 
 
 @api_handler("analyze", cors_origins=SETTINGS.cors_origins)
-def handler(event, context):
+def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
     request_id = new_id()
     logger.append_keys(pipeline_request_id=request_id)

@@ -3,6 +3,8 @@ GET /v1/jobs/{id} -> DescribeExecution (status, result or error). docs/api.md.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from vlp import aws
 from vlp.api.executions import describe_job, execution_input, job_view, start_job
 from vlp.api.models import AnalyzeRequest, parse_body
@@ -12,13 +14,18 @@ from vlp.keys import new_id
 from vlp.runtime import api_handler, logger
 from vlp.settings import JobsSettings, load_settings
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from vlp.http import ApiEvent
+
 SETTINGS: JobsSettings = load_settings(JobsSettings)
 SFN = aws.stepfunctions_client()
 S3 = aws.s3_client()  # signs the result URLs (masks)
 MAX_BODY_BYTES = 512 * 1024
 
 
-def _submit(event):
+def _submit(event: ApiEvent) -> dict[str, Any]:
     request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
     job_id = new_id()
     logger.append_keys(job_id=job_id)
@@ -29,7 +36,7 @@ def _submit(event):
     return json_response(202, body, request_id=event.request_id, headers={"Location": location})
 
 
-def _status(event):
+def _status(event: ApiEvent) -> dict[str, Any]:
     job_id = event.path_parameter("id") or event.path_parameter("job_id") or ""
     logger.append_keys(job_id=job_id)
     description = describe_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, job_id=job_id)
@@ -40,7 +47,7 @@ def _status(event):
 
 
 @api_handler("jobs", cors_origins=SETTINGS.cors_origins)
-def handler(event, context):
+def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     if event.method == "POST":
         return _submit(event)
     if event.method == "GET":

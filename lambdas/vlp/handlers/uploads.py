@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from vlp import aws
 from vlp.api.models import UploadRequest, parse_body
 from vlp.api.uploads import max_bytes_for, presign_upload
@@ -9,13 +11,18 @@ from vlp.http import json_response
 from vlp.runtime import api_handler
 from vlp.settings import UploadsSettings, load_settings
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from vlp.http import ApiEvent
+
 SETTINGS: UploadsSettings = load_settings(UploadsSettings)
 S3 = aws.s3_client()
 MAX_BODY_BYTES = 4096
 
 
 @api_handler("uploads", cors_origins=SETTINGS.cors_origins)
-def handler(event, context):
+def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     request = parse_body(UploadRequest, event.body_bytes(MAX_BODY_BYTES), what="upload request")
     limit = max_bytes_for(
         request.kind,
