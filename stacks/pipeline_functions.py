@@ -21,7 +21,6 @@ from stacks.request_function import RequestFunction
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_EXCLUDE = ["tests", "**/tests", "**/__pycache__", "**/*.pyc"]
-DEFAULT_READ_TIMEOUT_SECONDS = 65  # above SageMaker's 60 s real-time cut-off
 LOG_LEVEL = "INFO"
 
 # One reason for every resource wildcard of the request path (IAM5), so each acknowledgement says the same thing.

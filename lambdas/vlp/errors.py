@@ -16,7 +16,7 @@ Pure Python, no third-party imports: every handler imports this module.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 # ---- the model steps: each names its failure codes <STEP>_FAILED / _TIMEOUT / _UNAVAILABLE ----
 MODEL_STEPS = ("asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt")
@@ -172,11 +172,17 @@ TERMINAL_ERROR_NAMES = ("CallerError", "ModelFailedError", "ConfigurationError")
 ERROR_NAMES = RETRYABLE_ERROR_NAMES + TERMINAL_ERROR_NAMES
 
 
-def model_error(kind: type[VlpError], step: str, message: str, **kwargs: Any) -> VlpError:
+_E = TypeVar("_E", bound=VlpError)
+_MODEL_ERROR_SUFFIXES: dict[type[VlpError], str] = {
+    ModelTimeoutError: "TIMEOUT",
+    ModelNotReadyError: "UNAVAILABLE",
+    ModelRetryableError: "UNAVAILABLE",
+}
+
+
+def model_error(kind: type[_E], step: str, message: str, **kwargs: Any) -> _E:
     """A model-step error with the step's code: FAILED (502), UNAVAILABLE (503) or TIMEOUT (504)."""
-    suffix = {ModelTimeoutError: "TIMEOUT", ModelNotReadyError: "UNAVAILABLE", ModelRetryableError: "UNAVAILABLE"}.get(
-        kind, "FAILED"
-    )
+    suffix = _MODEL_ERROR_SUFFIXES.get(kind, "FAILED")
     kwargs.setdefault("code", f"{step.upper()}_{suffix}")
     return kind(message, step=step, **kwargs)
 

@@ -108,7 +108,9 @@ def parse_event(event: Any) -> ApiEvent:
         raise VlpError("The function was invoked with an event that is not an API Gateway proxy event.") from None
 
 
-def json_response(status: int, body: Any, *, request_id: str | None = None, headers: dict[str, str] | None = None):
+def json_response(
+    status: int, body: Any, *, request_id: str | None = None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     merged = dict(JSON_HEADERS)
     if request_id:
         merged["X-Request-Id"] = request_id

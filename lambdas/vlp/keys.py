@@ -18,7 +18,6 @@ import re
 UPLOADS_PREFIX = "uploads/"
 INPUTS_PREFIX = "inputs/"
 RESULTS_PREFIX = "results/"
-CALLER_PREFIXES = (UPLOADS_PREFIX, INPUTS_PREFIX)
 
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 UUID_RE = re.compile(rf"^{UUID_PATTERN}$")

@@ -111,7 +111,7 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
         @tracer.capture_lambda_handler(capture_response=False)
         @metrics.log_metrics(raise_on_empty_metrics=False)
         @functools.wraps(fn)
-        def handler(event: dict, context: Any) -> dict:
+        def handler(event: Any, context: Any) -> dict:  # event: whatever JSON the invoker sent
             started = time.perf_counter()
             request_id = event.get("request_id") if isinstance(event, dict) else None
             logger.set_correlation_id(request_id)
@@ -122,7 +122,7 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
                 tracer.put_annotation(key="request_id", value=request_id)
             try:
                 result = fn(event, context)
-                if isinstance(result, dict) and isinstance(result.get("model_ms"), (int, float)):
+                if isinstance(result.get("model_ms"), (int, float)):
                     record_model_latency(result["model_ms"])
                 return result
             except Exception as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -110,11 +110,14 @@ def _bool_env(value: str) -> bool | str:
     return value  # let pydantic report it
 
 
-def load_settings(model: type[_Settings], environ: Mapping[str, str] | None = None):
+_S = TypeVar("_S", bound=_Settings)
+
+
+def load_settings(model: type[_S], environ: Mapping[str, str] | None = None) -> _S:
     """Build ``model`` from the environment; a ConfigurationError names every bad variable."""
     environ = os.environ if environ is None else environ
     data: dict[str, object] = {}
-    for name, field in model.model_fields.items():
+    for field in model.model_fields.values():
         alias = field.alias
         if alias and alias in environ:
             value: object = environ[alias]
@@ -132,7 +135,10 @@ def load_settings(model: type[_Settings], environ: Mapping[str, str] | None = No
         problems = []
         for item in error.errors():
             field_name = str(item["loc"][0]) if item["loc"] else ""
-            field = model.model_fields.get(field_name)
-            where = field.alias if field is not None and field.alias else ".".join(str(p) for p in item["loc"])
+            bad_field = model.model_fields.get(field_name)
+            if bad_field is not None and bad_field.alias:
+                where = bad_field.alias
+            else:
+                where = ".".join(str(p) for p in item["loc"])
             problems.append(f"{where}: {item['msg']}")
         raise ConfigurationError("invalid Lambda environment: " + "; ".join(problems)) from None

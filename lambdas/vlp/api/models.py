@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -18,7 +18,6 @@ from vlp.errors import CODES, CallerError
 from vlp.keys import CALLER_KEY_PATTERN, is_caller_key
 
 Task = Literal["auto", "describe", "segment", "tag", "prompt"]
-TASKS = ("auto", "describe", "segment", "tag", "prompt")
 
 MAX_TEXT_CHARS = 2000  # the intent_keywords contract's limit
 MAX_LABELS = 500  # labels travel inside the state machine's 256 KB states
@@ -256,7 +255,10 @@ def caller_error(error: ValidationError, *, what: str = "request") -> CallerErro
     return CallerError(message[:1000], code=code, details=details if len(items) > 1 else None)
 
 
-def parse_body(model: type[BaseModel], body: bytes, *, what: str = "request"):
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse_body(model: type[_M], body: bytes, *, what: str = "request") -> _M:
     """Validate a JSON body against ``model``; a CallerError with a precise code otherwise."""
     if not body.strip():
         raise CallerError(f"The {what} body is empty: send a JSON object.", code="INVALID_JSON")

@@ -50,7 +50,9 @@ def parse_intent(body: Any, *, step: str = "intent", role: str = "intent_keyword
     intent = body.get("intent") if isinstance(body, dict) else None
     if not isinstance(intent, dict) or not isinstance(intent.get("label"), str) or not _number(intent.get("score")):
         raise _bad(step, role, "no intent")
-    scores = intent.get("scores") if isinstance(intent.get("scores"), dict) else {}
+    scores = intent.get("scores")
+    if not isinstance(scores, dict):
+        scores = {}
     return {
         "label": intent["label"],
         "score": float(intent["score"]),
@@ -182,7 +184,9 @@ def interrogator_request(image_b64: str, *, mode: str = "fast") -> dict[str, Any
 def parse_interrogator(body: Any, *, step: str = "prompt", role: str = "clip_interrogator") -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
         raise _bad(step, role, "no prompt")
-    flavors = body.get("flavors") if isinstance(body.get("flavors"), list) else []
+    flavors = body.get("flavors")
+    if not isinstance(flavors, list):
+        flavors = []
     caption = body.get("caption") if isinstance(body.get("caption"), str) else None
     return {
         "prompt": body["prompt"],

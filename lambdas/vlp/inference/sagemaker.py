@@ -1,15 +1,16 @@
 """InvokeEndpoint with error classification: every failure becomes one of the domain errors of vlp.errors.
 
-| what happened                                               | raised                | code            |
-| ----------------------------------------------------------- | --------------------- | --------------- |
-| ThrottlingException, ServiceUnavailable, InternalFailure,   | ModelRetryableError   | <STEP>_UNAVAILABLE (503) |
-| InternalDependencyException, connection error               |                       |                 |
-| ModelError with OriginalStatusCode 5xx or 429               | ModelRetryableError   | <STEP>_FAILED (502) / _UNAVAILABLE |
-| ModelNotReadyException, inference component without capacity| ModelNotReadyError    | <STEP>_UNAVAILABLE (503) |
-| read timeout, or SageMaker's "invocation timed out"          | ModelTimeoutError     | <STEP>_TIMEOUT (504) |
-| ModelError with OriginalStatusCode 4xx (not 429), or a body  | CallerError           | the model's code (e.g. TOO_MANY_LABELS), its status |
-| with an ``error`` key whose status is 4xx                    |                       |                 |
-| anything else (endpoint not found, access denied, bad JSON) | ModelFailedError      | <STEP>_FAILED (502) |
+| what happened                                                | raised              | code                         |
+| ------------------------------------------------------------ | ------------------- | ---------------------------- |
+| ThrottlingException, ServiceUnavailable, InternalFailure,    | ModelRetryableError | <STEP>_UNAVAILABLE (503)     |
+| InternalDependencyException, connection error                |                     |                              |
+| ModelError with OriginalStatusCode 5xx or 429                | ModelRetryableError | <STEP>_FAILED (502) /        |
+|                                                              |                     | <STEP>_UNAVAILABLE (503)     |
+| ModelNotReadyException, inference component without capacity | ModelNotReadyError  | <STEP>_UNAVAILABLE (503)     |
+| read timeout, or SageMaker's "invocation timed out"          | ModelTimeoutError   | <STEP>_TIMEOUT (504)         |
+| ModelError with OriginalStatusCode 4xx (not 429), or a body  | CallerError         | the model's code (e.g.       |
+| with an ``error`` key whose status is 4xx                    |                     | TOO_MANY_LABELS), its status |
+| anything else (endpoint not found, access denied, bad JSON)  | ModelFailedError    | <STEP>_FAILED (502)          |
 """
 
 from __future__ import annotations

@@ -56,12 +56,11 @@ def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
     context = parse_context(event)
     route = resolve_route(context)
     answer = context.understood("answer")
-    if route == "describe" and not answer.get("answer"):
-        if answer.get("reason") == "vlm not deployed":
-            raise CallerError(
-                "Describing the image needs the vlm model, which this environment does not deploy.",
-                code="TASK_NOT_AVAILABLE",
-            )
+    if route == "describe" and not answer.get("answer") and answer.get("reason") == "vlm not deployed":
+        raise CallerError(
+            "Describing the image needs the vlm model, which this environment does not deploy.",
+            code="TASK_NOT_AVAILABLE",
+        )
     outputs = _step_outputs(context, route)
     result = context.result if isinstance(context.result, dict) and route in ("segment", "tag", "prompt") else {}
 
@@ -82,7 +81,7 @@ def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
                 entry["model"] = step_output[key]
         entry["random_weights"] = entry["random_weights"] or step_output.get("random_weights") is True
 
-    timings: dict[str, float] = {k: v for k, v in context.timings_ms.items() if isinstance(v, (int, float))}
+    timings: dict[str, float] = dict(context.timings_ms)  # validated numbers (Context)
     for step, step_output in outputs.items():
         if _ran(step_output) and isinstance(step_output.get("elapsed_ms"), (int, float)):
             timings[step] = step_output["elapsed_ms"]

@@ -14,6 +14,7 @@ Pure Python over the first (and, for Ogg, the last) 64 KiB of the file: no decod
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 64 * 1024
@@ -158,11 +159,10 @@ def _mp3_duration(head: bytes, size: int) -> float | None:
         if offset >= len(head) - 4:
             return None  # the tag is larger than what we read: let the model decide
         raise AudioHeaderError("no MPEG audio frame after the ID3 tag")
-    # Xing/Info header sits after the side information of the first frame
-    if frame["version"] == 1:
-        side = 17 if frame["mono"] else 32
-    else:
-        side = 9 if frame["mono"] else 17
+    # Xing/Info header sits after the side information of the first frame: 32 bytes (17 mono) in MPEG-1,
+    # 17 (9 mono) in MPEG-2/2.5
+    stereo_side, mono_side = (32, 17) if frame["version"] == 1 else (17, 9)
+    side = mono_side if frame["mono"] else stereo_side
     xing = offset + 4 + side
     if head[xing : xing + 4] in (b"Xing", b"Info") and len(head) >= xing + 12:
         (flags,) = struct.unpack_from(">I", head, xing + 4)
@@ -228,7 +228,8 @@ def _vint(data: bytes, offset: int, *, keep_marker: bool) -> tuple[int, int] | N
     return value, length
 
 
-def _elements(data: bytes, start: int, end: int):
+def _elements(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, bool]]:
+    """EBML elements between ``start`` and ``end``: (id, body offset, body end, size unknown)."""
     offset = start
     while offset < end:
         element_id = _vint(data, offset, keep_marker=True)

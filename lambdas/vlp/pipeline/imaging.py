@@ -11,8 +11,13 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vlp.errors import CallerError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PilImage
+    from PIL.ImageFile import ImageFile as PilImageFile
 
 FORMATS = ("JPEG", "PNG", "WEBP")
 NORMALISED_MAX_SIDE = 2048  # docs/model-contracts.md: what the DJL packages receive
@@ -57,7 +62,7 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> CallerError:
     )
 
 
-def _open(data: bytes, max_pixels: int, formats: tuple[str, ...] = FORMATS):
+def _open(data: bytes, max_pixels: int, formats: tuple[str, ...] = FORMATS) -> PilImageFile:
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -80,7 +85,7 @@ def _open(data: bytes, max_pixels: int, formats: tuple[str, ...] = FORMATS):
             raise CallerError("The image header is corrupt.", code="INVALID_IMAGE") from None
 
 
-def _to_rgb(image):
+def _to_rgb(image: PilImage) -> PilImage:
     from PIL import Image
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -98,7 +103,7 @@ def _to_rgb(image):
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _jpeg(image, quality: int) -> bytes:
+def _jpeg(image: PilImage, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

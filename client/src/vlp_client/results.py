@@ -1,0 +1,201 @@
+"""Typed, read-only views over the API's JSON responses (docs/api.md). `.raw` is always the response itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vlp_client.errors import VlpError
+
+
+@dataclass(frozen=True)
+class Intent:
+    label: str
+    score: float
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Keyword:
+    keyword: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Mask:
+    index: int  # the detection's index: DIR/mask-<index>.png
+    label: str
+    key: str
+    url: str | None
+    area: int | None
+
+
+@dataclass(frozen=True)
+class Detection:
+    label: str
+    score: float
+    box: tuple[float, float, float, float]  # [x0, y0, x1, y1] in pixels of the original image
+    mask: Mask | None
+
+
+@dataclass(frozen=True)
+class Tag:
+    label: str
+    score: float
+
+
+def _float(value: Any, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, (int, float)) else default
+
+
+@dataclass(frozen=True)
+class AnalyzeResult:
+    """The result of POST /v1/analyze (or of a succeeded job)."""
+
+    raw: dict[str, Any]
+
+    @property
+    def request_id(self) -> str | None:
+        return self.raw.get("request_id")
+
+    @property
+    def task(self) -> str | None:
+        return self.raw.get("task")
+
+    @property
+    def answer(self) -> str | None:
+        return self.raw.get("answer")
+
+    @property
+    def intent(self) -> Intent | None:
+        intent = self.raw.get("intent")
+        if not isinstance(intent, dict):
+            return None
+        return Intent(str(intent.get("label")), _float(intent.get("score")), dict(intent.get("scores") or {}))
+
+    @property
+    def keywords(self) -> list[Keyword]:
+        return [Keyword(str(k.get("keyword")), _float(k.get("score"))) for k in self.raw.get("keywords") or []]
+
+    @property
+    def detections(self) -> list[Detection]:
+        found = []
+        for index, detection in enumerate(self.raw.get("detections") or []):
+            box = [_float(v) for v in (detection.get("box") or [0, 0, 0, 0])][:4]
+            mask = detection.get("mask")
+            found.append(
+                Detection(
+                    label=str(detection.get("label")),
+                    score=_float(detection.get("score")),
+                    box=(box[0], box[1], box[2], box[3]),
+                    mask=Mask(index, str(detection.get("label")), mask["key"], mask.get("url"), mask.get("area"))
+                    if isinstance(mask, dict) and mask.get("key")
+                    else None,
+                )
+            )
+        return found
+
+    @property
+    def masks(self) -> list[Mask]:
+        return [d.mask for d in self.detections if d.mask is not None]
+
+    @property
+    def overlay(self) -> dict[str, Any] | None:
+        """segment: the overlay PNG (`key`, `url`), when the service made one."""
+        overlay = self.raw.get("overlay")
+        return overlay if isinstance(overlay, dict) else None
+
+    @property
+    def tags(self) -> list[Tag]:
+        return [Tag(str(t.get("label")), _float(t.get("score"))) for t in self.raw.get("tags") or []]
+
+    @property
+    def prompt(self) -> str | None:
+        """prompt: the text-to-image prompt (the whole object is `prompt_info`)."""
+        info = self.prompt_info
+        return info.get("prompt") if info else None
+
+    @property
+    def prompt_info(self) -> dict[str, Any] | None:
+        prompt = self.raw.get("prompt")
+        return prompt if isinstance(prompt, dict) else None
+
+    @property
+    def transcript(self) -> str | None:
+        """The spoken question's transcript (the whole object, with the language, is `transcript_info`)."""
+        info = self.transcript_info
+        return info.get("text") if info else None
+
+    @property
+    def transcript_info(self) -> dict[str, Any] | None:
+        transcript = self.raw.get("transcript")
+        return transcript if isinstance(transcript, dict) else None
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(w) for w in self.raw.get("warnings") or []]
+
+    @property
+    def random_weights(self) -> bool:
+        """True when any model that answered has random weights (a local test stack: outputs are meaningless)."""
+        if self.raw.get("random_weights"):
+            return True
+        return any(isinstance(m, dict) and m.get("random_weights") for m in (self.raw.get("models") or {}).values())
+
+    @property
+    def image(self) -> dict[str, Any] | None:
+        image = self.raw.get("image")
+        return image if isinstance(image, dict) else None
+
+    @property
+    def timings_ms(self) -> dict[str, float]:
+        return dict(self.raw.get("timings_ms") or {})
+
+
+TERMINAL = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job of POST /v1/jobs, as GET /v1/jobs/{id} last described it."""
+
+    job_id: str
+    status: str  # queued, running, succeeded, failed
+    result: AnalyzeResult | None = None
+    error: dict[str, Any] | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_view(cls, view: dict[str, Any]) -> Job:
+        result = view.get("result")
+        error = view.get("error")
+        return cls(
+            job_id=str(view.get("job_id")),
+            status=str(view.get("status")),
+            result=AnalyzeResult(result) if isinstance(result, dict) else None,
+            error=error if isinstance(error, dict) else None,
+            created_at=view.get("created_at"),
+            completed_at=view.get("completed_at"),
+            raw=view,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    def raise_for_error(self) -> None:
+        """A failed job's error as a VlpError (its `status` is what /v1/analyze would have answered)."""
+        if self.status != "failed":
+            return
+        error = self.error or {}
+        raise VlpError(
+            str(error.get("code") or "JOB_FAILED"),
+            str(error.get("message") or "The job failed."),
+            status=error.get("status") if isinstance(error.get("status"), int) else 500,
+            request_id=self.job_id,
+            retry_after=error.get("retry_after"),
+            details=error.get("details"),
+            step=error.get("step"),
+        )
