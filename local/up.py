@@ -1,9 +1,14 @@
 """Start and stop local mode: `python -m local.up up|down|status|run` (`make up`, `make down`).
 
     up      start every service in the background (state and logs under .local/), wait until all answer
-    down    stop everything `up` started
+    down    stop everything `up` started, finished or not (also a start-up still going, or a `run`)
     status  what is running, where
     run     like up, in the foreground (Ctrl-C stops it)
+
+Each service is recorded in .local/run/state.json as it starts; Ctrl-C / SIGTERM during start-up stops what has
+started; a second `up` while one starts or runs says so and starts nothing (.local/run/up.lock). See local/lifecycle.py.
+Test-only knob: VLP_LOCAL_TEST_HOLD_AFTER=<service> makes start-up wait (up to 5 minutes) right after that service
+starts, so tests/local/test_up_lifecycle.py can stop or interrupt a start-up at a known point.
 
 Services, each its own process (group), all on 127.0.0.1:
 
@@ -19,11 +24,8 @@ Services, each its own process (group), all on 127.0.0.1:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,12 +36,27 @@ from pathlib import Path
 from typing import Any
 
 from local.common import ACCESS_KEY, HOST, REGION, ROOT, SECRET_KEY, free_port, port_in_use, write_json
+from local.lifecycle import (
+    SIGNALS,
+    STATE_FILE,
+    AlreadyRunning,
+    Interrupted,
+    UpLock,
+    group_alive,
+    live_services,
+    lock_holder,
+    read_state,
+    stop_groups,
+    stop_local,
+)
 
 log = logging.getLogger("local")
 SERVICES = ("s3", "sagemaker", "lambda", "sfn", "api")
 DEFAULT_PORTS = {"api": 8080, "s3": 8081, "sagemaker": 8082, "lambda": 8083, "sfn": 8084}
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 MODELS_PYTHON = ROOT / ".venv-models" / "bin" / "python"
+HOLD_AFTER_ENV = "VLP_LOCAL_TEST_HOLD_AFTER"  # test-only (see the module's docstring)
+HOLD_SECONDS = 300.0
 
 
 class StartError(RuntimeError):
@@ -106,20 +123,25 @@ class LocalStack:
         environ["PYTHONUNBUFFERED"] = "1"
         if not self.detached:
             environ["VLP_LOCAL_DIE_WITH_PARENT"] = "1"
-        log_file = open(self.log_dir / f"{name}.log", "ab")
-        log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
-        log_file.flush()
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=environ,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.processes[name] = process
+        # a signal waits until the process is recorded in state.json: none goes untracked
+        with open(self.log_dir / f"{name}.log", "ab") as log_file, SIGNALS.deferred():
+            log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+            log_file.flush()
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environ,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self.processes[name] = process
+            self.write_state("starting")
         log.info("%-9s pid %d, log %s", name, process.pid, self._rel(self.log_dir / f"{name}.log"))
+        if os.environ.get(HOLD_AFTER_ENV) == name:
+            log.info("start-up held after %s (%s, a test knob)", name, HOLD_AFTER_ENV)
+            time.sleep(HOLD_SECONDS)
         return process
 
     @staticmethod
@@ -150,6 +172,7 @@ class LocalStack:
                 raise StartError(f"{required} is missing: run `make install`")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.write_state("starting")
         try:
             # endpoints are named by the config: the model servers start while the CDK app synthesizes
             planned = assembly.load_deployment(self.env)
@@ -256,7 +279,7 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        self.write_state()
+        self.write_state("up")
         log.info("local mode is up in %.0f s: API %s (auth %s)", time.monotonic() - started, self.api_url, self.auth)
         return self
 
@@ -336,10 +359,18 @@ class LocalStack:
         return f"--- {self._rel(path)} (last {len(text)} lines)\n" + "\n".join(text)
 
     # ---- state ----
-    def write_state(self) -> None:
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / STATE_FILE
+
+    def write_state(self, phase: str) -> None:
+        """run/state.json: written before the first service starts, as each one starts (`starting`), and once all
+        answer (`up`); `down` stops the process groups it lists, whatever the phase."""
         write_json(
-            self.run_dir / "state.json",
+            self.state_file,
             {
+                "phase": phase,
+                "owner": os.getpid(),
                 "env": self.env,
                 "ports": self.ports,
                 "pids": {n: p.pid for n, p in self.processes.items()},
@@ -351,50 +382,19 @@ class LocalStack:
         )
 
     def stop(self) -> None:
-        stop_groups({name: process.pid for name, process in self.processes.items()}, self.processes)
-        self.processes.clear()
+        """Stop every process this object started; the state file goes if this process wrote it."""
+        with SIGNALS.deferred():  # a Ctrl-C now must not cut the clean-up short
+            stop_groups({name: process.pid for name, process in self.processes.items()}, self.processes)
+            self.processes.clear()
+            state = read_state(self.run_dir)
+            if state is not None and state.get("owner") == os.getpid():
+                self.state_file.unlink(missing_ok=True)
 
     def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-def stop_groups(
-    pids: dict[str, int], processes: dict[str, subprocess.Popen] | None = None, timeout: float = 15.0
-) -> list[str]:
-    """SIGTERM each service's process group (the service, its whisper server / sandboxes), then SIGKILL."""
-    stopped = []
-    for name in reversed(SERVICES):
-        pid = pids.get(name)
-        if pid is None:
-            continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            stopped.append(name)
-        except (ProcessLookupError, PermissionError):
-            continue
-    deadline = time.monotonic() + timeout
-    for name in stopped:
-        pid = pids[name]
-        while time.monotonic() < deadline:
-            process = (processes or {}).get(name)
-            if process is not None:
-                if process.poll() is not None:
-                    break
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        if processes and name in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                processes[name].wait(timeout=5)
-    return stopped
 
 
 # ---- CLI ----
@@ -447,37 +447,36 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s local %(message)s", datefmt="%H:%M:%S")
     args = _parse(argv)
-    state_file = args.state_dir / "run" / "state.json"
-    if args.command in ("down", "status"):
-        if not state_file.exists():
-            print("local mode is not running (no .local/run/state.json)")
-            return 0
-        state = json.loads(state_file.read_text())
-        if args.command == "status":
-            alive = {}
-            for name, pid in state["pids"].items():
-                try:
-                    os.kill(pid, 0)
-                    alive[name] = True
-                except ProcessLookupError:
-                    alive[name] = False
-            for name, port in state["ports"].items():
-                print(
-                    f"{name:<10} http://{HOST}:{port}  pid {state['pids'].get(name)}  "
-                    f"{'running' if alive.get(name) else 'STOPPED'}"
-                )
-            print(f"deployment: {state.get('source')}")
-            return 0
-        stopped = stop_groups(state["pids"])
-        state_file.unlink()
-        print(f"local mode stopped ({', '.join(stopped) or 'nothing was running'})")
-        return 0
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        if any(_alive(pid) for pid in state["pids"].values()):
-            print(f"local mode is already up ({state['api_url']}); `make down` first", file=sys.stderr)
-            return 1
-        state_file.unlink()
+    run_dir = args.state_dir / "run"
+    if args.command == "status":
+        return status(run_dir)
+    if args.command == "down":
+        return down(run_dir)
+    lock = UpLock(run_dir)
+    try:
+        previous = lock.acquire()
+    except AlreadyRunning as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        if previous is not None:
+            log.info("took over the lock of pid %d, which is no longer running", previous)
+        return _start(args, run_dir)
+    finally:
+        lock.release()
+
+
+def _start(args: argparse.Namespace, run_dir: Path) -> int:
+    """`up` / `run` under the lock."""
+    state = read_state(run_dir)
+    alive = live_services(state)
+    if state is not None and alive:
+        print(
+            f"error: local mode is already up ({state.get('api_url')}; running: {', '.join(alive)}): `make down` first",
+            file=sys.stderr,
+        )
+        return 1
+    (run_dir / STATE_FILE).unlink(missing_ok=True)  # a stale record: nothing of it runs
     stack = LocalStack(
         env=args.env,
         state_dir=args.state_dir,
@@ -490,30 +489,50 @@ def main(argv: list[str] | None = None) -> int:
         api_keys=args.api_keys,
         detached=args.command == "up",
     )
+    SIGNALS.install()
+    ready = False
     try:
         stack.start()
+        ready = True
+        summary(stack)
+        if args.command == "run":
+            SIGNALS.wait()
     except StartError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    summary(stack)
-    if args.command == "up":
-        return 0
-    try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stack.stop()
-        state_file.unlink(missing_ok=True)
+    except Interrupted as interrupted:
+        stack.stop()  # start() already did, when the signal came during start-up
+        if ready:  # `run`, stopped as documented
+            print(f"local mode stopped ({interrupted.name})")
+            return 0
+        print(f"local mode: {interrupted.name} during start-up: stopped what had started", file=sys.stderr)
+        return 128 + interrupted.signum
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+def status(run_dir: Path) -> int:
+    state = read_state(run_dir)
+    if state is None:
+        print(f"local mode is not running (no {run_dir / STATE_FILE})")
+        return 0
+    print(f"local mode: {state.get('phase')} (launched by pid {state.get('owner')})")
+    pids = state.get("pids") or {}
+    for name, port in (state.get("ports") or {}).items():
+        pid = pids.get(name)
+        running = "running" if pid and group_alive(pid) else ("STOPPED" if pid else "not started")
+        print(f"{name:<10} http://{HOST}:{port}  pid {pid}  {running}")
+    print(f"deployment: {state.get('source')}")
+    return 0
+
+
+def down(run_dir: Path) -> int:
+    if read_state(run_dir) is None and lock_holder(run_dir) is None:
+        print(f"local mode is not running (no {run_dir / STATE_FILE})")
+        return 0
+    stopped, launcher = stop_local(run_dir)
+    interrupted = f"; its launcher, pid {launcher}, too" if launcher is not None else ""
+    print(f"local mode stopped ({', '.join(stopped) or 'nothing was running'}{interrupted})")
+    return 0
 
 
 def summary(stack: LocalStack) -> None:
