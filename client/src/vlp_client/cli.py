@@ -435,7 +435,8 @@ def cmd_chat(client: VlpClient, args: argparse.Namespace, ui: Ui) -> int:
             warned = True
         reply = _reply_text(result)
         ui.out.print(Text("assistant> ", style="bold") + Text(reply))
-        said = " ".join(part for part in (text, result.transcript) if part) or "(audio)"
+        spoken = result.transcript if audio else None
+        said = " ".join(part for part in (text, spoken) if part) or "(audio)"
         history += [{"role": "user", "text": said}, {"role": "assistant", "text": reply}]
     return status
 
