@@ -145,7 +145,7 @@ def _tiny_clip_interrogator() -> Weights:
     props = shipped_properties("clip_interrogator")
     props.update(
         model_id=str(root),
-        clip_model_name=helpers.CLIP_NAME,
+        model_name=helpers.CLIP_NAME,
         caption_model_name=helpers.CAPTION_NAME,
         terms_dir=str(root / "terms"),
         term_cache_dir=str(CACHE / "clip-interrogator-terms"),

@@ -18,6 +18,7 @@ from stacks import constants as c
 from stacks.instances import INSTANCES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+PACKAGES_DIR = Path(__file__).resolve().parent.parent / "model_packages"
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|metal)$")
 TGI_QUANTIZATIONS = (
     "awq",
@@ -90,6 +91,57 @@ class TgiConfig(_Strict):
         return self
 
 
+DJL_DTYPES = ("fp16", "bf16", "fp32", "auto")
+# Options the stack sets from other fields (stacks/model_environment.py): model_id from weights, model_name from
+# model_id, dtype from djl.dtype.
+DJL_STACK_OPTIONS = ("model_id", "model_name", "dtype")
+
+
+def package_options(role: str, packages_dir: Path = PACKAGES_DIR) -> frozenset[str]:
+    """The `option.<name>` keys model_packages/<role>/serving.properties sets (without the prefix). DJL reads that
+    file first and takes an OPTION_<NAME> environment variable only for a key the file does not set."""
+    path = packages_dir / role / "serving.properties"
+    if not path.is_file():
+        return frozenset()
+    keys = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")):
+            key = re.split(r"[=:\s]", line, maxsplit=1)[0]
+            if key.startswith("option."):
+                keys.add(key.removeprefix("option."))
+    return frozenset(keys)
+
+
+class DjlConfig(_Strict):
+    """A DJL role's per-environment settings (LMI container, Python engine). They reach the package's handler as
+    OPTION_<NAME> environment variables, which DJL applies only where serving.properties is silent: the package's
+    serving.properties keeps what must not vary and sets none of these (checked here and in tests)."""
+
+    # fp16 | bf16 | fp32 | auto; unset: fp16 on a GPU instance, fp32 on CPU (the packages use fp32 without a GPU)
+    dtype: Literal[DJL_DTYPES] | None = None  # type: ignore[valid-type]
+    # further option.<name> values, e.g. sam_model_name (what responses report) or label_cache_size
+    options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str | int | float | bool] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _not_set_by_the_stack(cls, value: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
+        for key in value:
+            if key in DJL_STACK_OPTIONS:
+                source = "djl.dtype" if key == "dtype" else "model_id" if key == "model_name" else "weights"
+                raise ValueError(f"'{key}' is set by the stack from {source}, not under djl.options")
+        return value
+
+    def option_values(self) -> dict[str, str]:
+        """options as the strings DJL hands the handler (booleans as true/false)."""
+        return {
+            key: ("true" if value else "false") if isinstance(value, bool) else str(value)
+            for key, value in self.options.items()
+        }
+
+
 class ModelConfig(_Strict):
     enabled: bool = True
     model_id: str = Field(min_length=1)
@@ -104,6 +156,7 @@ class ModelConfig(_Strict):
     download_timeout_seconds: int = Field(900, ge=60, le=3600)
     volume_size_gb: int | None = Field(None, ge=1, le=512)
     tgi: TgiConfig | None = None
+    djl: DjlConfig | None = None
     environment: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("instance_type")
@@ -175,24 +228,28 @@ ROLE_DEFAULTS: dict[str, dict] = {
         "container_version": "0.33.0",
         "instance_type": "ml.g5.xlarge",
         "scaling": {"metric": "invocations", "target": 300},
+        "djl": {"options": {"keyword_model_name": "sentence-transformers/all-MiniLM-L6-v2"}},
     },
     c.MODEL_GROUNDED_SAM: {
         "model_id": "IDEA-Research/grounding-dino-base",
         "container_version": "0.33.0",
         "instance_type": "ml.g5.2xlarge",
         "scaling": {"metric": "invocations", "target": 60},
+        "djl": {"options": {"sam_model_name": "facebook/sam-vit-huge", "mask_batch_size": 16}},
     },
     c.MODEL_CLIP_TAGGING: {
         "model_id": "openai/clip-vit-large-patch14",
         "container_version": "0.33.0",
         "instance_type": "ml.g5.2xlarge",
         "scaling": {"metric": "invocations", "target": 200},
+        "djl": {"options": {"label_cache_size": 100_000, "label_cache_max_mb": 0, "text_batch_size": 256}},
     },
     c.MODEL_CLIP_INTERROGATOR: {
         "model_id": "openai/clip-vit-large-patch14",
         "container_version": "0.33.0",
         "instance_type": "ml.g5.2xlarge",
         "scaling": {"metric": "invocations", "target": 30},
+        "djl": {"options": {"caption_model_name": "Salesforce/blip-image-captioning-large"}},
     },
 }
 
@@ -222,6 +279,29 @@ class ModelsConfig(_Strict):
         for role in c.MODEL_ROLES:
             if role not in c.TGI_ROLES and getattr(self, role).tgi is not None:
                 raise ValueError(f"{role}.tgi: TGI settings apply only to {', '.join(c.TGI_ROLES)}")
+        return self
+
+    @model_validator(mode="after")
+    def _djl_settings_take_effect(self) -> ModelsConfig:
+        for role in c.MODEL_ROLES:
+            model: ModelConfig = getattr(self, role)
+            if role not in c.DJL_ROLES:
+                if model.djl is not None:
+                    raise ValueError(f"{role}.djl: DJL settings apply only to {', '.join(c.DJL_ROLES)}")
+                continue
+            for name in model.environment:
+                if name.upper().startswith(c.DJL_OPTION_ENV_PREFIX):
+                    raise ValueError(
+                        f"{role}.environment.{name}: set DJL options under {role}.djl (model_id, djl.dtype, "
+                        "djl.options), where they are checked against the package's serving.properties"
+                    )
+            fixed = package_options(role) & set(model.djl.options if model.djl else {})
+            if fixed:
+                key = sorted(fixed)[0]
+                raise ValueError(
+                    f"{role}.djl.options.{key}: model_packages/{role}/serving.properties sets option.{key}, and DJL "
+                    "lets the file win over the environment: change it there, or remove it there to configure it here"
+                )
         return self
 
     def items(self):

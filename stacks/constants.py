@@ -25,6 +25,14 @@ MODEL_ROLES = (
 # which serving stack runs each role
 TGI_ROLES = (MODEL_VLM, MODEL_LLM)
 DJL_ROLES = (MODEL_INTENT_KEYWORDS, MODEL_GROUNDED_SAM, MODEL_CLIP_TAGGING, MODEL_CLIP_INTERROGATOR)
+# DJL containers: OPTION_<NAME> becomes option.<name> (lower-cased) where serving.properties does not set it
+DJL_OPTION_ENV_PREFIX = "OPTION_"
+ENV_SERVING_FAIL_FAST = "SERVING_FAIL_FAST"
+
+
+def djl_option_env_var(option: str) -> str:
+    """`label_cache_size` -> `OPTION_LABEL_CACHE_SIZE`."""
+    return DJL_OPTION_ENV_PREFIX + option.upper()
 
 
 def endpoint_env_var(role: str) -> str:

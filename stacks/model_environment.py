@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
-
-from stacks.config import ModelConfig
+from stacks import constants as c
+from stacks.config import DjlConfig, ModelConfig
 
 MODEL_DIR = "/opt/ml/model"  # where SageMaker mounts ModelDataSource / ModelDataUrl contents
 
@@ -23,6 +22,8 @@ def _hub_token(model: ModelConfig) -> dict[str, str]:
     secret = model.weights.hub_token_secret if model.weights else None
     if not secret:
         return {}
+    import aws_cdk as cdk  # only here: the DJL environment is computed in the model tests' venv too, without CDK
+
     return {"HF_TOKEN": cdk.SecretValue.secrets_manager(secret).unsafe_unwrap()}
 
 
@@ -49,15 +50,25 @@ def tgi_environment(model: ModelConfig) -> dict[str, str]:
     return {**env, **_hub_token(model), **model.environment}
 
 
-def djl_environment(model: ModelConfig, *, weights_uri: str | None) -> dict[str, str]:
-    """DJL LMI, Python engine: the package comes as ModelDataUrl; weights from S3 (or the hub) via option.model_id."""
-    env = {
-        "OPTION_MODEL_ID": weights_uri or _hub_id(model),
-        "OPTION_ENGINE": "Python",
-        "OPTION_MODEL_NAME": model.model_id,  # what responses report as "model" (saved weights no longer carry it)
-        "OPTION_DTYPE": "fp16" if model.gpu_count else "fp32",
-        "SERVING_FAIL_FAST": "true",  # a package that cannot load fails the health check instead of serving errors
+def djl_options(model: ModelConfig, *, weights_uri: str | None) -> dict[str, str]:
+    """The option.<name> values a DJL role's config sets: model_id (the weights), model_name (what responses report
+    as "model"; staged weights no longer carry it), dtype, and djl.options. The package's serving.properties sets
+    none of them (config validation and tests/infra check it), because DJL lets the file win."""
+    djl = model.djl or DjlConfig()
+    return {
+        **djl.option_values(),
+        "model_id": weights_uri or _hub_id(model),
+        "model_name": model.model_id,
+        "dtype": djl.dtype or ("fp16" if model.gpu_count else "fp32"),
     }
+
+
+def djl_environment(model: ModelConfig, *, weights_uri: str | None) -> dict[str, str]:
+    """DJL LMI, Python engine: the package comes as ModelDataUrl (its serving.properties fixes the engine and what
+    must not vary); the role's config reaches the handler as OPTION_<NAME> variables (djl_options)."""
+    env = {c.djl_option_env_var(name): value for name, value in djl_options(model, weights_uri=weights_uri).items()}
+    # a package that cannot load fails the health check instead of serving errors
+    env[c.ENV_SERVING_FAIL_FAST] = "true"
     return {**env, **_hub_token(model), **model.environment}
 
 

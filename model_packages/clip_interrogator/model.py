@@ -120,7 +120,7 @@ class ClipInterrogatorService:
 
         clip_source = _locate(props.get_str("clip_model_id"), roots, default_clip_location(root, model_id))
         caption_source = _locate(props.get_str("caption_model_id"), roots, DEFAULT_CAPTION_MODEL)
-        self.model_name = display_name(props.get_str("clip_model_name"), clip_source)
+        self.model_name = display_name(props.get_str("model_name"), clip_source)
         self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
 
         self.clip_model = CLIPModel.from_pretrained(clip_source).to(device=self.device, dtype=self.dtype).eval()

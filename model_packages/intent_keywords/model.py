@@ -97,17 +97,18 @@ def handle(inputs: Input) -> Output | None:
         _initialise(inputs.get_properties())
         return None
     outputs = Output()
+    # Every body is JSON, errors too: one Content-Type for all (in a batch DJL gives every request the Output's
+    # code and properties, and only its own content entry: contract, "Conventions").
+    outputs.add_property("Content-Type", "application/json")
     if inputs.is_batch():
         # DJL sends one status for the whole batch: each request's body carries its own (contract, "Conventions").
         for i, (status, body) in enumerate(_run(inputs.get_batches())):
             if status != 200:
                 body["error"]["status"] = status
             outputs.add_as_json(body, key="data", batch_index=i)
-            outputs.add_property(f"batch_{i}_Content-Type", "application/json")
         return outputs
     status, body = _run([inputs])[0]
     outputs.set_code(status)
     outputs.set_message(_REASONS.get(status, "Error"))
-    outputs.add_property("Content-Type", "application/json")
     outputs.add_as_json(body, key="data")
     return outputs

@@ -7,7 +7,7 @@ into each model.tar.gz, where DJL puts it on sys.path beside model.py; tests put
 Wire conventions (docs/model-contracts.md, "Conventions"):
 - success: 200 and the response object;
 - bad input: 4xx and {"error": {"code", "message"}}; in a dynamic batch each request gets its own body, an error
-  body carries its "status", and the batch answers 200;
+  body carries its "status", and the batch answers 200 with one `Content-Type` (JSON) for every request;
 - a fault inside the model: 500 MODEL_FAILURE; the worker keeps serving.
 """
 
@@ -36,6 +36,7 @@ STATUS_BY_CODE = {
     "MODEL_FAILURE": 500,
 }
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+JSON_CONTENT_TYPE = "application/json"
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 
 
@@ -344,18 +345,20 @@ def _release_cuda_memory() -> None:
 
 
 def _to_output(output_cls, results: list, batched: bool):
+    """One DJL Output. Every body is JSON (results and errors alike), so one `Content-Type` serves all: in a
+    dynamic batch DJL gives each request the Output's code and properties and only its own content entry
+    (docs/model-contracts.md, "Conventions")."""
     output = output_cls()
+    output.add_property("Content-Type", JSON_CONTENT_TYPE)
     if not batched:
         result = results[0]
         if isinstance(result, RequestError):
             output.set_code(result.status)
             output.set_message(result.code)
             result = result.body(batched=False)
-        output.add_property("content-type", "application/json")
         output.add_as_json(result, key="data")
         return output
     for i, result in enumerate(results):
         body = result.body(batched=True) if isinstance(result, RequestError) else result
         output.add_as_json(body, key="data", batch_index=i)
-        output.add_property(f"batch_{i}_Content-Type", "application/json")
     return output

@@ -1,26 +1,46 @@
-"""A test double of DJL Serving's Python engine objects (`djl_python.Input` / `djl_python.Output`).
+"""A test double of DJL Serving's Python engine, as it drives a `model.py` package.
 
-It follows the contract DJL documents for `model.py` handlers
-(https://docs.djl.ai/master/docs/serving/serving/docs/modes.html#python-mode):
-- the first call is an initialisation request: `Input.is_empty()` is True and `get_properties()` holds the
-  serving.properties options with the `option.` prefix removed, plus `model_dir`;
-- a request carries its HTTP headers as properties (`Content-Type`, ...) and its body under the key `data`;
-- a dynamic batch carries `batch_size` and keys prefixed `batch_NNN_` (three digits); `get_batches()` splits them;
-- an Output holds a status code, a message, properties and keyed content; `add(..., batch_index=i)` prefixes the
-  key with `batch_{i}.`; `error()` sets the code and a JSON body.
+It follows djl-serving's source (GitHub deepjavalibrary/djl-serving, master branch as of 2025, read at these commits):
+- engines/python/setup/djl_python/inputs.py (0308fd24) and outputs.py (the version with `batch_index`): the `Input`
+  and `Output` objects, their JSON encoding and `Output.error()`;
+- engines/python/setup/djl_python/python_sync_engine.py (0818e928): `handle` returning None answers 204, an
+  exception raised by `handle` answers `Output().error(str(e))`: 424 "prediction failure" with a JSON body;
+- engines/python/src/main/java/ai/djl/python/engine/PyPredictor.java (013b2786): how a dynamic batch is built and
+  split (below);
+- wlm/src/main/java/ai/djl/serving/wlm/ModelInfo.java (the `OPTION_*` handling added by PR #961, 2023-07):
+  serving.properties is read first, then each `OPTION_<NAME>` environment variable is added as `option.<name>`
+  (lower-cased) only where the file does not set that key (`Properties.putIfAbsent`): THE FILE WINS. An
+  `option.model_id` that is an `s3://` URL is downloaded and replaced by the local directory.
+- engines/python/src/main/java/ai/djl/python/engine/PyModel.java: the `option.` keys reach the Python worker
+  without their prefix, as the properties of the empty initialisation request.
+
+A dynamic batch (PyPredictor.batchPredict, more than one request):
+- the batch Input has `batch_size` and, per request i, its properties as `batch_{iii}.<name>` and its content as
+  `batch_{iii}.<key>` (`data` for the body), three digits; `Input.get_batches()` splits them back (inputs.py);
+- the Output must hold exactly as many content entries as requests, each keyed `batch_{i}.<key>`
+  (`Output.add(..., batch_index=i)`), else the whole batch fails ("Batch output size mismatch");
+- every request of the batch gets the Output's code, message and properties: per-request properties such as
+  `batch_{i}_Content-Type` are NOT split back out, they reach every caller as they are;
+- an Output whose code is >= 300 is given, whole, to every request of the batch.
 
 `install()` registers the double as the `djl_python` module so a package's `from djl_python import Input, Output`
-works in tests. `invoke()` plays DJL's side: it builds the Input, calls `handle`, and decodes the Output.
+works in tests. `initialise()`, `invoke()` and `invoke_batch()` play DJL's side; `worker_properties()` computes
+what the initialisation request carries from a package's serving.properties and the container's environment.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+DJL_SERVING_SOURCE = "deepjavalibrary/djl-serving master (2025): PyPredictor 013b2786, python_sync_engine 0818e928"
+BATCH_OUTPUT_KEY = re.compile(r"batch_(\d+)\.(.*)", re.DOTALL)  # PyPredictor.BATCH_PATTERN
 
 
 class PairList:
@@ -28,14 +48,14 @@ class PairList:
 
     def __init__(self) -> None:
         self.keys: list[str | None] = []
-        self.values: list[bytes | bytearray] = []
+        self.values: list[bytearray] = []
 
     def add(self, key: str | None = None, value: bytes | bytearray = b"") -> None:
         self.keys.append(key)
-        self.values.append(value)
+        self.values.append(bytearray(value))
 
-    def get(self, key: str):
-        for k, v in zip(self.keys, self.values):
+    def get(self, key: str) -> bytearray | None:
+        for k, v in zip(self.keys, self.values, strict=True):
             if k == key:
                 return v
         return None
@@ -46,18 +66,19 @@ class PairList:
     def is_empty(self) -> bool:
         return not self.keys
 
-    def key_at(self, i: int):
+    def key_at(self, i: int) -> str | None:
         return self.keys[i]
 
-    def value_at(self, i: int):
+    def value_at(self, i: int) -> bytearray:
         return self.values[i]
 
-    def get_keys(self) -> list:
+    def get_keys(self) -> list[str | None]:
         return list(self.keys)
 
 
 class Input:
     def __init__(self) -> None:
+        self.function_name: str | None = None
         self.properties: dict[str, str] = {}
         self.content = PairList()
 
@@ -72,17 +93,21 @@ class Input:
             return [self]
         batch = [Input() for _ in range(self.get_batch_size())]
         for key, value in self.properties.items():
+            # e.g. batch_001.Content-Type: request 1's Content-Type (inputs.py slices, whatever the separator)
             if key.startswith("batch_") and key != "batch_size":
                 batch[int(key[6:9])].properties[key[10:]] = value
         for i in range(self.content.size()):
-            key = self.content.key_at(i)
+            key = self.content.key_at(i) or ""
             batch[int(key[6:9])].content.add(key[10:], self.content.value_at(i))
         return batch
 
-    def get_properties(self) -> dict:
+    def get_function_name(self) -> str | None:
+        return self.function_name
+
+    def get_properties(self) -> dict[str, str]:
         return self.properties
 
-    def get_property(self, key: str):
+    def get_property(self, key: str) -> str | None:
         return next((v for k, v in self.properties.items() if k.lower() == key.lower()), None)
 
     def get_content(self) -> PairList:
@@ -94,7 +119,7 @@ class Input:
     def is_empty(self) -> bool:
         return self.content.is_empty()
 
-    def get_as_bytes(self, key: str | None = None):
+    def get_as_bytes(self, key: str | None = None) -> bytearray | None:
         if self.content.is_empty():
             return None
         if key:
@@ -106,17 +131,20 @@ class Input:
         return value if value is not None else self.content.value_at(0)
 
     def get_as_string(self, key: str | None = None) -> str:
-        return bytes(self.get_as_bytes(key=key)).decode("utf-8")
+        raw = self.get_as_bytes(key=key)
+        if raw is None:  # the real engine fails here too (None has no decode)
+            raise AttributeError("'NoneType' object has no attribute 'decode'")
+        return raw.decode("utf-8")
 
-    def get_as_json(self, key: str | None = None):
+    def get_as_json(self, key: str | None = None) -> Any:
         return json.loads(self.get_as_string(key=key))
 
-    def get_as_image(self, key: str | None = None):
+    def get_as_image(self, key: str | None = None) -> Any:
         import io
 
         from PIL import Image
 
-        return Image.open(io.BytesIO(bytes(self.get_as_bytes(key=key))))
+        return Image.open(io.BytesIO(bytes(self.get_as_bytes(key=key) or b"")))
 
 
 class Output:
@@ -137,8 +165,9 @@ class Output:
     def error(self, error: str, code: int = 424, message: str = "prediction failure") -> Output:
         self.code = code
         self.message = message
+        body = {"code": self.code, "message": self.message, "error": error}
         self.add_property("content-type", "application/json")
-        self.add_as_json({"code": code, "message": message, "error": error})
+        self.add_as_json(body)
         return self
 
     def add_property(self, key: str, val: str) -> Output:
@@ -146,15 +175,16 @@ class Output:
         return self
 
     def add(self, value: Any, key: str | None = None, batch_index: int | None = None) -> Output:
+        if key is not None and not isinstance(key, str):
+            key = str(key)
         if batch_index is not None:
             key = f"batch_{batch_index}.{key or ''}"
         if isinstance(value, str):
-            value = value.encode("utf-8")
+            self.content.add(key=key, value=value.encode("utf-8"))
         elif isinstance(value, (bytes, bytearray)):
-            value = bytearray(value)
+            self.content.add(key=key, value=value)
         else:
-            value = self._encode_json(value)
-        self.content.add(key=key, value=value)
+            self.content.add(key=key, value=self._encode_json(value))
         return self
 
     def add_as_json(self, val: Any, key: str | None = None, batch_index: int | None = None) -> Output:
@@ -162,8 +192,10 @@ class Output:
 
     @staticmethod
     def _encode_json(val: Any) -> bytearray:
-        # DJL refuses NaN/Infinity in JSON output; so does the double.
-        return bytearray(json.dumps(val, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        # outputs.py: no NaN/Infinity, indented, compact separators
+        return bytearray(
+            json.dumps(val, ensure_ascii=False, allow_nan=False, indent=2, separators=(",", ":")).encode("utf-8")
+        )
 
 
 def install() -> types.ModuleType:
@@ -171,50 +203,137 @@ def install() -> types.ModuleType:
     module = sys.modules.get("djl_python")
     if module is None or getattr(module, "__is_test_double__", False) is False:
         module = types.ModuleType("djl_python")
-        module.Input = Input
-        module.Output = Output
-        module.__is_test_double__ = True
+        module.Input = Input  # type: ignore[attr-defined]
+        module.Output = Output  # type: ignore[attr-defined]
+        module.__is_test_double__ = True  # type: ignore[attr-defined]
         sys.modules["djl_python"] = module
         sys.modules["djl_python.inputs"] = module
         sys.modules["djl_python.outputs"] = module
     return module
 
 
-@dataclass
-class Response:
-    """What DJL Serving would send back for one request."""
-
-    code: int
-    body: Any
-    properties: dict = field(default_factory=dict)
+# ---- model loading: serving.properties, the environment, the initialisation request ----
 
 
-def initialise(handle: Callable[[Input], Any], properties: dict[str, str]) -> Any:
+def read_properties(text: str) -> dict[str, str]:
+    """java.util.Properties.load for what a serving.properties holds: `key=value`, `key: value` or `key value`
+    lines, `#`/`!` comments, a trailing backslash continuing the line, surrounding blanks dropped."""
+    props: dict[str, str] = {}
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            pending += line[:-1]
+            continue
+        logical.append(pending + line)
+        pending = ""
+    if pending:
+        logical.append(pending)
+    for line in logical:
+        match = re.match(r"((?:[^\\=:\s]|\\.)+)\s*[=:\s]?\s*(.*)", line)
+        if match:
+            props[match.group(1).replace("\\", "")] = match.group(2).strip()
+    return props
+
+
+def model_properties(serving_properties: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """ModelInfo: the package's serving.properties, then `OPTION_<NAME>` as `option.<name>` where the file has
+    no such key (the file wins)."""
+    props = read_properties(serving_properties)
+    for name, value in environ.items():
+        if name.startswith("OPTION_"):
+            props.setdefault("option." + name[len("OPTION_") :].lower(), value)
+    return props
+
+
+def worker_properties(
+    package_dir: Path | str,
+    environ: Mapping[str, str],
+    *,
+    downloads: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """What `handle` gets in the initialisation request when the container runs the package in `package_dir`
+    with the environment `environ`: the `option.` keys without their prefix, and `model_dir`. `downloads` maps an
+    `s3://` model_id to the local directory the container downloaded it to (as ModelInfo.downloadS3 does)."""
+    package = Path(package_dir)
+    props = model_properties((package / "serving.properties").read_text(encoding="utf-8"), environ)
+    options = {key[len("option.") :]: value for key, value in props.items() if key.startswith("option.")}
+    model_id = options.get("model_id", "")
+    if model_id.startswith("s3://"):
+        if not downloads or model_id not in downloads:
+            raise KeyError(f"{model_id}: say where the container downloaded it (downloads=...)")
+        options["model_id"] = downloads[model_id]
+    options["model_dir"] = str(package)
+    return options
+
+
+def initialise(handle: Callable[[Input], Any], properties: Mapping[str, str]) -> Any:
     """The empty first call DJL makes when a worker starts."""
     init = Input()
     init.properties.update(properties)
     return handle(init)
 
 
+# ---- requests ----
+
+
+@dataclass
+class Response:
+    """What DJL Serving sends back for one request."""
+
+    code: int
+    body: Any
+    properties: dict[str, str] = field(default_factory=dict)
+    message: str = "OK"
+
+    def header(self, name: str) -> str | None:
+        """A response property, matched as HTTP matches headers (case-insensitively)."""
+        return next((v for k, v in self.properties.items() if k.lower() == name.lower()), None)
+
+
 def request_input(body: Any, content_type: str = "application/json") -> Input:
     request = Input()
     request.properties["Content-Type"] = content_type
-    raw = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode("utf-8")
-    request.content.add("data", bytearray(raw))
+    request.content.add("data", _raw(body))
     return request
 
 
 def batch_input(bodies: list[Any], content_type: str = "application/json") -> Input:
+    """PyPredictor's batch Input: `batch_size`, then per request `batch_{iii}.<property>` and `batch_{iii}.data`."""
     batch = Input()
     batch.properties["batch_size"] = str(len(bodies))
     for i, body in enumerate(bodies):
-        batch.properties[f"batch_{i:03d}_Content-Type"] = content_type
-        raw = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode("utf-8")
-        batch.content.add(f"batch_{i:03d}_data", bytearray(raw))
+        prefix = f"batch_{i:03d}."
+        batch.properties[prefix + "Content-Type"] = content_type
+        batch.content.add(prefix + "data", _raw(body))
     return batch
 
 
-def _decode(raw: bytes | bytearray) -> Any:
+def _raw(body: Any) -> bytes:
+    return bytes(body) if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode("utf-8")
+
+
+def run_handler(handle: Callable[[Input], Any], inputs: Input) -> Output:
+    """python_sync_engine.run_server: what the worker sends back for one Input."""
+    try:
+        outputs = handle(inputs)
+        if outputs is None:
+            return Output(code=204, message="No content")
+        if not isinstance(outputs, Output):
+            return Output().error(f"Invalid output type: {type(outputs)}")
+        return outputs
+    except Exception as error:  # the engine answers every exception, as below
+        if type(error).__name__ in ("OutOfMemoryError", "MemoryError") or "CUDA error: out of memory" in str(error):
+            return Output(code=507, message=str(error))
+        return Output().error(str(error))
+
+
+def _decode(raw: bytes | bytearray | None) -> Any:
+    if raw is None:
+        return None
     try:
         return json.loads(bytes(raw).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -222,27 +341,52 @@ def _decode(raw: bytes | bytearray) -> Any:
 
 
 def invoke(handle: Callable[[Input], Any], body: Any, content_type: str = "application/json") -> Response:
-    """One request through `handle`, decoded as a client would see it."""
-    output = handle(request_input(body, content_type))
-    assert isinstance(output, Output), f"handle must return an Output, got {type(output)!r}"
-    raw = (
-        output.content.get("data")
-        if output.content.get("data") is not None
-        else (output.content.value_at(0) if output.content.size() else b"")
-    )
-    return Response(code=output.code, body=_decode(raw), properties=dict(output.properties))
+    """One request through `handle`, as the caller sees it."""
+    output = run_handler(handle, request_input(body, content_type))
+    raw = output.content.get("data")
+    if raw is None and output.content.size():
+        raw = output.content.value_at(0)
+    return Response(output.code, _decode(raw), dict(output.properties), output.message)
 
 
-def invoke_batch(handle: Callable[[Input], Any], bodies: list[Any]) -> list[Response]:
-    """A dynamic batch through `handle`; one Response per request, in order."""
-    output = handle(batch_input(bodies))
-    assert isinstance(output, Output), f"handle must return an Output, got {type(output)!r}"
+class BatchFailure(AssertionError):
+    """The real engine would fail the whole batch (PyPredictor raises a TranslateException)."""
+
+
+def invoke_batch(
+    handle: Callable[[Input], Any], bodies: list[Any], content_type: str = "application/json"
+) -> list[Response]:
+    """A dynamic batch through `handle`; one Response per request, in order, as PyPredictor splits it."""
+    if len(bodies) < 2:
+        raise ValueError("DJL sends a single request as it is, not as a batch: use invoke()")
+    output = run_handler(handle, batch_input(bodies, content_type))
+    if output.code >= 300:  # the same Output for every request
+        raw = output.content.value_at(0) if output.content.size() else None
+        return [Response(output.code, _decode(raw), dict(output.properties), output.message) for _ in bodies]
+    if output.content.size() != len(bodies):
+        raise BatchFailure(f"Batch output size mismatch, expected: {len(bodies)}, actual: {output.content.size()}")
+    contents: dict[int, list[tuple[str, bytearray]]] = {i: [] for i in range(len(bodies))}
+    for i in range(output.content.size()):
+        key = output.content.key_at(i)
+        match = BATCH_OUTPUT_KEY.fullmatch(key or "")
+        if not match:
+            raise BatchFailure(f"Unexpected batch output key: {key}")
+        index = int(match.group(1))
+        if index not in contents:
+            raise BatchFailure(f"batch output key {key} names no request of the batch")
+        contents[index].append((match.group(2), output.content.value_at(i)))
     responses = []
-    for i in range(len(bodies)):
-        raw = output.content.get(f"batch_{i}.data")
-        assert raw is not None, f"no content for batch item {i}"
-        body = _decode(raw)
-        code = body["error"].get("status", 400) if isinstance(body, dict) and "error" in body else 200
-        props = {k[len(f"batch_{i}_") :]: v for k, v in output.properties.items() if k.startswith(f"batch_{i}_")}
-        responses.append(Response(code=code, body=body, properties=props))
+    for index, entries in contents.items():
+        if len(entries) != 1:  # stricter than DJL, which only counts: one content entry per request
+            raise BatchFailure(f"request {index} has {len(entries)} content entries, expected exactly one")
+        responses.append(Response(output.code, _decode(entries[0][1]), dict(output.properties), output.message))
     return responses
+
+
+def contract_status(response: Response) -> int:
+    """The status our packages' contract gives one request of a batch: DJL answers a batch with one code (200),
+    so an error body carries its own `status` (docs/model-contracts.md, "Conventions"). Not a DJL rule."""
+    body = response.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict) and "status" in body["error"]:
+        return int(body["error"]["status"])
+    return response.code

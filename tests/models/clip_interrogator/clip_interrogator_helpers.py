@@ -93,7 +93,7 @@ def properties(root: Path, terms_dir: Path, cache_dir: Path, **extra) -> dict:
         "model_id": str(root),
         "clip_model_id": "clip",
         "caption_model_id": "caption",
-        "clip_model_name": CLIP_NAME,
+        "model_name": CLIP_NAME,
         "caption_model_name": CAPTION_NAME,
         "dtype": "fp16",
         "terms_dir": str(terms_dir),
@@ -103,16 +103,6 @@ def properties(root: Path, terms_dir: Path, cache_dir: Path, **extra) -> dict:
         "chunk_size": "64",
     }
     props.update({k: str(v) for k, v in extra.items()})
-    return props
-
-
-def serving_properties(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    props = {}
-    for line in (package_dir / "serving.properties").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            props[key.strip().removeprefix("option.")] = value.strip()
     return props
 
 

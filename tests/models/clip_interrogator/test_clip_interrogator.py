@@ -18,6 +18,7 @@ from pathlib import Path
 
 import clip_interrogator_helpers as helpers
 import djl_double
+import djl_settings
 import pytest
 import tiny_clip
 import torch
@@ -170,7 +171,7 @@ def test_both_model_ids_are_honoured_and_loaded_once(make_interrogator, staged, 
     module = make_interrogator(
         clip_model_id=str(elsewhere / "my-clip"),
         caption_model_id=str(elsewhere / "my-blip"),
-        clip_model_name="",
+        model_name="",
         caption_model_name="",
     )
     for mode in ("fast", "classic", "best", "negative", "fast", "best"):
@@ -199,20 +200,27 @@ def test_model_locations(interrogator, staged):
     assert terms.default_clip_location(str(staged), None) == str(staged / "clip")
 
 
-def test_package_serving_properties_initialise(staged, terms_dir, tmp_path):
-    props = helpers.serving_properties()
-    assert props["engine"] == "Python" and props["entryPoint"] == "model.py"
-    assert props["rolling_batch"] == "disable"
-    assert (props["clip_model_id"], props["caption_model_id"]) == ("clip", "caption")
-    props.update(
-        model_id=str(staged), model_dir=str(helpers.PACKAGE_DIR), terms_dir=str(terms_dir), term_cache_dir=str(tmp_path)
+@pytest.mark.parametrize(
+    ("env", "model"), djl_settings.configured("clip_interrogator"), ids=lambda v: getattr(v, "name", v)
+)
+def test_configured_settings_reach_the_handler(staged, terms_dir, tmp_path, caplog, env, model):
+    """config/<env>.yaml's model names and dtype reach handle() through the container environment, under DJL's
+    precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
+    tiny_terms = {"OPTION_TERMS_DIR": str(terms_dir), "OPTION_TERM_CACHE_DIR": str(tmp_path)}  # not config's: tests'
+    props = djl_settings.container_properties("clip_interrogator", model, staged, extra_env=tiny_terms)
+    assert props["rolling_batch"] == "disable" and (props["clip_model_id"], props["caption_model_id"]) == (
+        "clip",
+        "caption",
     )
     module = helpers.load_package_module()
-    assert djl_double.initialise(module.handle, props) is None
+    with caplog.at_level(logging.INFO):
+        assert djl_double.initialise(module.handle, props) is None
     service = module._service
+    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
     assert service.term_embeddings_source == "model_dir"
-    assert service.settings.flavor_intermediate_count == int(props["flavor_intermediate_count"])
-    assert (service.model_name, service.caption_model_name) == (props["clip_model_name"], props["caption_model_name"])
+    assert service.settings.flavor_intermediate_count == 1024  # fixed by serving.properties
+    body = interrogate(module, mode="fast", max_flavors=2).body
+    assert (body["model"], body["caption_model"]) == (model.model_id, model.djl.options["caption_model_name"])
 
 
 def test_shipped_tables_and_license():
@@ -367,7 +375,9 @@ def test_batch_with_one_bad_request(interrogator):
         {"image": b64(other), "min_flavors": 9, "max_flavors": 2},
     ]
     responses = djl_double.invoke_batch(interrogator.handle, bodies)
-    assert [r.code for r in responses] == [200, 400, 200, 422]
+    assert [r.code for r in responses] == [200] * 4  # DJL: one code for the batch
+    assert [djl_double.contract_status(r) for r in responses] == [200, 400, 200, 422]
+    assert all(r.properties == {"Content-Type": "application/json"} for r in responses)  # shared by the batch
     assert responses[1].body["error"]["code"] == "INVALID_IMAGE" and responses[1].body["error"]["status"] == 400
     assert responses[3].body["error"]["code"] == "VALUE_OUT_OF_RANGE"
     for i in (0, 2):
@@ -387,7 +397,7 @@ def test_a_request_that_breaks_the_model_fails_alone(make_interrogator):
     service.caption = fragile
     poison = b64(tiny_clip.image_bytes((13, 13), seed=3))
     responses = djl_double.invoke_batch(module.handle, [{"image": b64(IMAGE)}, {"image": poison}])
-    assert [r.code for r in responses] == [200, 500]
+    assert [djl_double.contract_status(r) for r in responses] == [200, 500]
     assert responses[1].body["error"]["code"] == "MODEL_FAILURE"
     assert djl_double.invoke(module.handle, {"image": poison}).code == 500
     assert djl_double.invoke(module.handle, {"image": poison, "mode": "negative"}).code == 200  # no caption needed

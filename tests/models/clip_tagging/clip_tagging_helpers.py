@@ -31,17 +31,6 @@ def properties(model_dir: Path, **extra) -> dict:
     return props
 
 
-def serving_properties(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """serving.properties as DJL reads it: options lose their `option.` prefix."""
-    props = {}
-    for line in (package_dir / "serving.properties").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            props[key.strip().removeprefix("option.")] = value.strip()
-    return props
-
-
 class TextEncoderSpy:
     """Wraps a CLIPModel's get_text_features on one instance: counts calls and the texts (rows) encoded."""
 

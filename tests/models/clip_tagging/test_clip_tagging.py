@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import math
 
 import clip_tagging_helpers as helpers
 import djl_double
+import djl_settings
 import pytest
 import tiny_clip
 import torch
@@ -64,24 +66,22 @@ def test_models_load_once_across_many_requests(clip_dir, monkeypatch, image_png)
     assert sorted(calls) == ["CLIPModel", "CLIPProcessor"]
 
 
-def test_package_serving_properties_initialise_and_are_honoured(clip_dir):
-    props = helpers.serving_properties()
-    assert props["engine"] == "Python" and props["entryPoint"] == "model.py"
-    assert props["rolling_batch"] == "disable"  # LMI would otherwise try an LLM rolling batcher
-    assert int(props["batch_size"]) > 1  # the handler batches: let DJL send batches
-    props.update(model_id=str(clip_dir), model_dir=str(helpers.PACKAGE_DIR))
+@pytest.mark.parametrize(("env", "model"), djl_settings.configured("clip_tagging"), ids=lambda v: getattr(v, "name", v))
+def test_configured_settings_reach_the_handler(clip_dir, image_png, caplog, env, model):
+    """config/<env>.yaml's model name, dtype and options reach handle() through the container environment, under
+    DJL's precedence (serving.properties first, OPTION_* for what it leaves open)."""
+    props = djl_settings.container_properties("clip_tagging", model, clip_dir)
+    assert props["rolling_batch"] == "disable" and props["entryPoint"] == "model.py"  # the package's own
     module = helpers.load_package_module()
-    assert djl_double.initialise(module.handle, props) is None
-    settings = module._service.settings
-    assert settings.max_labels == int(props["max_labels"]) == 10_000
-    assert module._service.cache.capacity == int(props["label_cache_size"])
-    assert module._service.model_name == props["model_name"]  # what responses report as "model"
-
-
-def test_requirements_stay_minimal():
-    lines = [line.split("#")[0].strip() for line in (helpers.PACKAGE_DIR / "requirements.txt").read_text().splitlines()]
-    pinned = {line.split("=")[0].split(">")[0].split("<")[0].strip().lower() for line in lines if line}
-    assert not pinned & {"torch", "transformers", "pillow", "numpy", "safetensors"}  # the container ships these
+    with caplog.at_level(logging.INFO):
+        assert djl_double.initialise(module.handle, props) is None
+    service = module._service
+    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
+    assert service.cache.capacity == int(model.djl.options["label_cache_size"])
+    assert service.settings.text_batch_size == int(model.djl.options["text_batch_size"])
+    assert service.settings.max_labels == 10_000  # fixed by serving.properties
+    response = tag(module, image_png)
+    assert response.code == 200 and response.body["model"] == model.model_id
 
 
 def test_bad_dtype_fails_the_start_visibly(clip_dir):
@@ -300,14 +300,15 @@ def test_batch_with_one_bad_request(tagger, image_png):
         {"image": b64(other), "labels": []},
     ]
     responses = djl_double.invoke_batch(tagger.handle, bodies)
-    assert [r.code for r in responses] == [200, 400, 200, 400]
+    assert [r.code for r in responses] == [200] * 4  # DJL: one code for the batch
+    assert [djl_double.contract_status(r) for r in responses] == [200, 400, 200, 400]
     assert responses[1].body["error"] == {
         "code": "INVALID_IMAGE",
         "message": responses[1].body["error"]["message"],
         "status": 400,
     }
     assert responses[3].body["error"]["code"] == "EMPTY_LABELS"
-    assert all(r.properties.get("Content-Type") == "application/json" for r in responses)
+    assert all(r.properties == {"Content-Type": "application/json"} for r in responses)  # shared by the batch
     for i in (0, 2):  # batched results equal single requests
         single = djl_double.invoke(tagger.handle, bodies[i]).body
         assert [t["label"] for t in responses[i].body["tags"]] == [t["label"] for t in single["tags"]]
@@ -336,7 +337,7 @@ def test_a_request_that_breaks_the_model_fails_alone_in_its_batch(make_tagger, i
             {"image": b64(image_png), "labels": ["x", "y"]},
         ],
     )
-    assert [r.code for r in responses] == [200, 500, 200]
+    assert [djl_double.contract_status(r) for r in responses] == [200, 500, 200]
     assert responses[1].body["error"]["code"] == "MODEL_FAILURE"
     single = tag(module, poison)
     assert single.code == 500 and single.body == {
@@ -404,7 +405,7 @@ def test_bad_input_gets_its_4xx_and_the_worker_keeps_serving(tagger, body, statu
     assert set(response.body) == {"error"}
     assert response.body["error"]["code"] == code
     assert isinstance(response.body["error"]["message"], str) and response.body["error"]["message"]
-    assert response.properties.get("content-type") == "application/json"
+    assert response.header("Content-Type") == "application/json"
     assert_serving(tagger)
 
 

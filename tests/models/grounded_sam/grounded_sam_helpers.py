@@ -174,17 +174,3 @@ def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
         sam_dir
     )
     return root
-
-
-def shipped_properties(package: str, **overrides) -> dict:
-    """model_packages/<package>/serving.properties as DJL hands it to the handler: `option.` removed, plus
-    model_dir; `overrides` play the endpoint's OPTION_* environment variables (model_id, ...)."""
-    props = {"model_dir": str(ROOT / "model_packages" / package)}
-    for line in (ROOT / "model_packages" / package / "serving.properties").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", "!")):
-            continue
-        key, _, value = line.partition("=")
-        props[key.strip().removeprefix("option.")] = value.strip()
-    props.update(overrides)
-    return props

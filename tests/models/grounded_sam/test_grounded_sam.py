@@ -13,6 +13,7 @@ import io
 import json
 
 import djl_double
+import djl_settings
 import grounded_sam_helpers as helpers
 import numpy as np
 import pytest
@@ -221,13 +222,14 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(grounded_sam, small_im
     good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}
     bad = {"image": small_image, "prompts": []}
     responses = djl_double.invoke_batch(grounded_sam.handle, [good, bad, {**good, "masks": "none"}])
-    assert [r.code for r in responses] == [200, 400, 200]
+    assert [r.code for r in responses] == [200] * 3  # DJL: one code for the batch
+    assert [djl_double.contract_status(r) for r in responses] == [200, 400, 200]
     assert responses[1].body == {
         "error": {"code": "EMPTY_PROMPTS", "message": responses[1].body["error"]["message"], "status": 400}
     }
     assert len(responses[0].body["detections"]) == 2 and "mask" in responses[0].body["detections"][0]
     assert "mask" not in responses[2].body["detections"][0]
-    assert all(r.properties.get("Content-Type") == "application/json" for r in responses)
+    assert all(r.properties == {"Content-Type": "application/json"} for r in responses)  # shared by the batch
 
 
 def test_a_batch_fault_is_a_per_item_500(grounded_sam, small_image, monkeypatch):
@@ -240,7 +242,7 @@ def test_a_batch_fault_is_a_per_item_500(grounded_sam, small_image, monkeypatch)
     )
     good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "masks": "none"}
     responses = djl_double.invoke_batch(grounded_sam.handle, [{**good, "boom": True}, good])
-    assert [r.code for r in responses] == [500, 200]
+    assert [djl_double.contract_status(r) for r in responses] == [500, 200]
     assert responses[0].body["error"]["code"] == "MODEL_FAILURE"
 
 
@@ -367,18 +369,25 @@ def test_model_sources_resolve_subfolder_local_dir_or_hub_id(grounded_sam_weight
         core.resolve_model_source(str(tmp_path), "grounding_dino", primary=True, default="x/y")
 
 
-def test_the_shipped_serving_properties_load_the_staged_layout(grounded_sam_weights, small_image):
-    props = helpers.shipped_properties("grounded_sam", model_id=str(grounded_sam_weights))
-    assert props["engine"] == "Python" and props["rolling_batch"] == "disable"
+@pytest.mark.parametrize(("env", "model"), djl_settings.configured("grounded_sam"), ids=lambda v: getattr(v, "name", v))
+def test_configured_settings_reach_the_handler(grounded_sam_weights, small_image, env, model):
+    """config/<env>.yaml's model names, dtype and options reach handle() through the container environment, under
+    DJL's precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
+    props = djl_settings.container_properties("grounded_sam", model, grounded_sam_weights)
+    assert props["rolling_batch"] == "disable"  # the package's own
     module = helpers.load_package_module("grounded_sam")
-    djl_double.initialise(module.handle, props)
+    assert djl_double.initialise(module.handle, props) is None
+    settings = module._model.settings
+    assert settings.dtype == model.djl.dtype
+    assert settings.mask_batch_size == int(model.djl.options["mask_batch_size"])
+    assert settings.nms_iou_threshold == 0.8  # fixed by serving.properties
     body = detect(module, small_image, max_detections=1).body
-    assert body["model"] == "IDEA-Research/grounding-dino-base" and body["sam_model"] == "facebook/sam-vit-huge"
+    assert (body["model"], body["sam_model"]) == (model.model_id, model.djl.options["sam_model_name"])
     assert len(body["detections"]) == 1
 
 
 def test_a_batch_item_that_is_not_json_fails_alone(grounded_sam, small_image):
     good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "masks": "none"}
     responses = djl_double.invoke_batch(grounded_sam.handle, [good, b"\x00garbage"])
-    assert [r.code for r in responses] == [200, 400]
+    assert [djl_double.contract_status(r) for r in responses] == [200, 400]
     assert responses[1].body["error"]["code"] == "INVALID_JSON"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import djl_double
+import djl_settings
 import intent_keywords_helpers as helpers
 import pytest
 
@@ -198,7 +199,9 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(intent_keywords):
         {"text": TEXT, "tasks": ["fly"]},
     ]
     responses = djl_double.invoke_batch(intent_keywords.handle, bodies)
-    assert [r.code for r in responses] == [200, 413, 200, 400]
+    assert [r.code for r in responses] == [200] * 4  # DJL: one code for the batch
+    assert [djl_double.contract_status(r) for r in responses] == [200, 413, 200, 400]
+    assert all(r.properties == {"Content-Type": "application/json"} for r in responses)  # shared by the batch
     assert responses[1].body["error"]["code"] == "TEXT_TOO_LONG" and responses[1].body["error"]["status"] == 413
     assert responses[3].body["error"]["code"] == "UNKNOWN_TASK"
     # batched NLI passes (padded together) give the same answers as single requests
@@ -223,7 +226,7 @@ def test_a_fault_in_a_shared_nli_pass_fails_only_the_faulty_request(intent_keywo
     responses = djl_double.invoke_batch(
         intent_keywords.handle, [{"text": TEXT}, {"text": "poison"}, {"text": "poison", "tasks": ["keywords"]}]
     )
-    assert [r.code for r in responses] == [200, 500, 200]
+    assert [djl_double.contract_status(r) for r in responses] == [200, 500, 200]
     assert responses[1].body["error"]["code"] == "MODEL_FAILURE"
     single = djl_double.invoke(intent_keywords.handle, {"text": "poison"})
     assert single.code == 500 and "device-side assert" in single.body["error"]["message"]
@@ -313,22 +316,28 @@ def test_model_sources_resolve_subfolder_local_dir_or_hub_id(intent_keywords_wei
         core.resolve_model_source(str(tmp_path), "keywords", primary=False, default="x/y")
 
 
-def test_the_shipped_serving_properties_load_the_staged_layout(intent_keywords_weights):
-    props = helpers.shipped_properties("intent_keywords", model_id=str(intent_keywords_weights))
-    assert props["engine"] == "Python" and props["rolling_batch"] == "disable"
+@pytest.mark.parametrize(
+    ("env", "model"), djl_settings.configured("intent_keywords"), ids=lambda v: getattr(v, "name", v)
+)
+def test_configured_settings_reach_the_handler(intent_keywords_weights, env, model):
+    """config/<env>.yaml's model names and dtype reach handle() through the container environment, under DJL's
+    precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
+    props = djl_settings.container_properties("intent_keywords", model, intent_keywords_weights)
+    assert props["rolling_batch"] == "disable"  # the package's own
     module = helpers.load_package_module("intent_keywords")
-    djl_double.initialise(module.handle, props)
-    assert module._model.settings.hypothesis_template == "The user wants to {}."
+    assert djl_double.initialise(module.handle, props) is None
+    settings = module._model.settings
+    assert settings.dtype == model.djl.dtype
+    assert settings.hypothesis_template == "The user wants to {}."  # fixed by serving.properties
     body = ask(module).body
     assert list(body["intent"]["scores"]) == CONFIGURED
-    assert body["model"] == "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
-    assert body["keyword_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (body["model"], body["keyword_model"]) == (model.model_id, model.djl.options["keyword_model_name"])
     assert body["keywords"]
 
 
 def test_a_batch_item_that_is_not_json_fails_alone(intent_keywords):
     responses = djl_double.invoke_batch(intent_keywords.handle, [b"{oops", {"text": TEXT, "tasks": ["intent"]}])
-    assert [r.code for r in responses] == [400, 200]
+    assert [djl_double.contract_status(r) for r in responses] == [400, 200]
     assert responses[0].body["error"] == {
         "code": "INVALID_JSON",
         "message": responses[0].body["error"]["message"],

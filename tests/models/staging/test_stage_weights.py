@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from model_packages import stage_weights
 from stacks import constants as c
-from stacks.config import CONFIG_DIR, load_config
+from stacks.config import CONFIG_DIR, load_all, load_config
 
 BUCKET = "vlp-dev-artifacts-123456789012-us-east-1"
 
@@ -99,3 +99,16 @@ def test_dry_run_touches_nothing(config):
     calls = []
     done = stage_weights.stage(config, s3=None, bucket=BUCKET, download=lambda *a: calls.append(a), dry_run=True)
     assert calls == [] and len(done) == len(stage_weights.plan(config))
+
+
+def test_staged_components_are_what_config_names_them():
+    """Responses report a package's second model by the name config gives it (djl.options); staging must put that
+    model in the subfolder the package loads it from."""
+    named = [
+        (c.MODEL_GROUNDED_SAM, "sam", "sam_model_name"),
+        (c.MODEL_INTENT_KEYWORDS, "keywords", "keyword_model_name"),
+        (c.MODEL_CLIP_INTERROGATOR, "caption", "caption_model_name"),
+    ]
+    for config in load_all():
+        for role, subfolder, option in named:
+            assert stage_weights.COMPONENTS[role][subfolder] == getattr(config.models, role).djl.options[option]
