@@ -22,7 +22,8 @@ Admin routes (tests, benchmark, docs/local-mode.md):
     POST   /_admin/latency              {"endpoint": name|role, "fixed_ms": 100} or {"answer_after_ms": 300}
     DELETE /_admin/latency
     GET    /_admin/stats                invocations per endpoint and outcome
-    POST   /_admin/reset                faults, latency and stats cleared
+    GET    /_admin/requests             the last requests each endpoint received (JSON bodies, long strings cut)
+    POST   /_admin/reset                faults, latency, stats and recorded requests cleared
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from local.common import ACCOUNT, REGION, ROOT, Handler, Server, die_with_parent
 
 log = logging.getLogger("sagemaker")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time: 6 MB
+RECENT_REQUESTS = 20  # per endpoint, for GET /_admin/requests
+RECORDED_STRING_CHARS = 2000  # longer strings (base64 images) are recorded as "<N chars>"
 PACKAGES = ROOT / "model_packages"
 FAULT_KINDS = (
     "throttle",
@@ -241,6 +244,23 @@ class Endpoint:
     fixed_ms: float = 0.0  # added to every invocation
     answer_after_ms: float = 0.0  # the response leaves no earlier than this after the request arrived
     stats: dict[str, int] = field(default_factory=dict)
+    recent: list[dict[str, Any]] = field(default_factory=list)  # the last RECENT_REQUESTS requests, oldest first
+
+    def record(self, body: bytes, headers: Any) -> None:
+        """Keep what the endpoint was asked (tests check what the pipeline sent), long strings cut."""
+        try:
+            decoded: Any = _cut_long_strings(json.loads(body))
+        except ValueError:
+            decoded = None
+        self.recent.append(
+            {
+                "content_type": headers.get("Content-Type"),
+                "custom_attributes": headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                "bytes": len(body),
+                "json": decoded,
+            }
+        )
+        del self.recent[:-RECENT_REQUESTS]
 
     def count(self, outcome: str) -> None:
         """`invocations` counts requests as they arrive; the outcome is counted when the answer leaves."""
@@ -334,6 +354,16 @@ class Runtime:
         raise SageMakerError("InternalFailure", 500, f"unknown injected fault {kind}")
 
 
+def _cut_long_strings(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > RECORDED_STRING_CHARS:
+        return f"<{len(value)} chars>"
+    if isinstance(value, list):
+        return [_cut_long_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _cut_long_strings(item) for key, item in value.items()}
+    return value
+
+
 def _flag_random(data: bytes, role: str) -> bytes:
     try:
         body = json.loads(data)
@@ -374,6 +404,9 @@ class RuntimeHandler(Handler):
             )
         if self.path == "/_admin/stats":
             return self.send(200, {name: dict(e.stats) for name, e in RUNTIME.endpoints.items()})
+        if self.path == "/_admin/requests":
+            with RUNTIME.lock:
+                return self.send(200, {name: list(e.recent) for name, e in RUNTIME.endpoints.items()})
         if self.path == "/_admin/faults":
             return self.send(200, {name: [vars(f) for f in e.faults] for name, e in RUNTIME.endpoints.items()})
         return self.send(404, {"message": "not found"})
@@ -410,6 +443,7 @@ class RuntimeHandler(Handler):
                     endpoint.faults.clear()
                     endpoint.fixed_ms = endpoint.answer_after_ms = 0.0
                     endpoint.stats.clear()
+                    endpoint.recent.clear()
             return self.send(200, {"ok": True})
         try:
             endpoint = RUNTIME.find(str(request.get("endpoint", "")))
@@ -466,6 +500,8 @@ class RuntimeHandler(Handler):
         if endpoint is not None:
             with RUNTIME.lock:
                 endpoint.count("invocations")
+                if body is not None:
+                    endpoint.record(body, self.headers)
         outcome = "ok"
         try:
             if body is None:

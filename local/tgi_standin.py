@@ -98,9 +98,10 @@ class TgiStandIn:
             return ""
         prompt = request.get("inputs") or ""
         prompt = re.sub(r"!\[\]\([^)]*\)", " ", prompt)  # the image (data URI or URL)
-        match = re.search(r"User:(.*?)(<end_of_utterance>|$)", prompt, re.S) or re.search(
-            r"<</SYS>>\s*(.*?)\s*\[/INST\]", prompt, re.S
-        )
+        turns = re.findall(r"User:(.*?)(?:<end_of_utterance>|$)", prompt, re.S)  # a conversation: the newest
+        if turns:
+            return turns[-1].strip()
+        match = re.search(r"<</SYS>>\s*(.*?)\s*\[/INST\]", prompt, re.S)
         return (match.group(1) if match else prompt).strip()
 
     def placeholder(self, question: str) -> str:

@@ -9,6 +9,11 @@ scores premise (the text) against every hypothesis in one forward pass, and the 
 softmaxed across intents, so the scores sum to 1 (the single-label mode of Hugging Face's zero-shot pipeline).
 Works with 3-way MNLI/XNLI heads (entailment, neutral, contradiction) and 2-way zero-shot heads
 (entailment, not_entailment); a model without an entailment label (an SST-2 sentiment model) is refused at load.
+
+Keywords: KeyBERT over the sentence-transformers model, with English stop words plus the request's `stop_words`
+(default: `DEFAULT_STOP_WORDS`, the words of an instruction about an image, "outline", "picture", "every", ...),
+removed before the candidate keyphrases are formed: "outline every dog in this picture" gives "dog", since the
+pipeline turns keywords into detection prompts.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import torch
 from keybert import KeyBERT
 from sentence_transformers import SentenceTransformer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source
 from vlp_model_sources import prop as _prop
@@ -44,6 +50,27 @@ MAX_NGRAM = 3
 MAX_INTENT_NAME = 64
 MAX_INTENT_DESCRIPTION = 300
 NLI_PAIRS_PER_FORWARD = 64  # (text, hypothesis) pairs per NLI forward pass: bounds activation memory
+MAX_STOP_WORDS = 500
+MAX_STOP_WORD_CHARS = 50
+# Words that say what to do with an image, never what is in it: keyword extraction drops them by default (the
+# pipeline's keywords step sends the same list as `stop_words`: lambdas/vlp/pipeline/understand.py).
+DEFAULT_STOP_WORDS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            *("segment", "segments", "segmented", "segmenting", "segmentation"),
+            *("mask", "masks", "masked", "masking"),
+            *("outline", "outlines", "outlined", "outlining"),
+            *("highlight", "highlights", "highlighted", "highlighting"),
+            *("cut", "cuts", "cutting", "cutout"),
+            *("find", "finds", "finding", "locate", "locating", "detect", "detecting", "detection"),
+            *("show", "shows", "showing", "identify", "point", "select", "isolate", "extract"),
+            *("draw", "trace", "crop", "separate"),
+            *("image", "images", "picture", "pictures", "photo", "photos", "photograph", "pic", "pics"),
+            *("snapshot", "screenshot"),
+            *("every", "each", "please", "thing", "things"),
+        }
+    )
+)
 
 
 class IntentKeywordsError(Exception):
@@ -151,6 +178,26 @@ class IntentRequest:
     intents: dict[str, str]
     top_n: int
     ngram_range: tuple[int, int]
+    stop_words: tuple[str, ...] = DEFAULT_STOP_WORDS  # on top of the English stop words
+
+
+def _stop_words(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_STOP_WORDS
+    if not isinstance(value, list) or len(value) > MAX_STOP_WORDS:
+        raise IntentKeywordsError(
+            400, "INVALID_REQUEST", f"'stop_words' must be a list of at most {MAX_STOP_WORDS} words"
+        )
+    words = []
+    for index, word in enumerate(value):
+        if not isinstance(word, str) or not word.strip() or len(word) > MAX_STOP_WORD_CHARS or len(word.split()) != 1:
+            raise IntentKeywordsError(
+                400,
+                "INVALID_REQUEST",
+                f"stop_words[{index}] must be one word of 1 to {MAX_STOP_WORD_CHARS} characters",
+            )
+        words.append(word.strip().lower())
+    return tuple(dict.fromkeys(words))
 
 
 def _integer(value: Any, key: str) -> int:
@@ -199,7 +246,7 @@ def parse_request(body: Any, settings: Settings) -> IntentRequest:
             f"'keyphrase_ngram_range' needs 1 <= min <= max <= {MAX_NGRAM}, got [{low}, {high}]",
         )
     ordered = tuple(t for t in TASKS if t in tasks)
-    return IntentRequest(text.strip(), ordered, intents, top_n, (low, high))
+    return IntentRequest(text.strip(), ordered, intents, top_n, (low, high), _stop_words(body.get("stop_words")))
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -268,10 +315,12 @@ class IntentKeywords:
             )
         return results
 
-    def keywords(self, text: str, top_n: int, ngram_range: tuple[int, int]) -> list[dict]:
-        found = self.keybert.extract_keywords(
-            text, keyphrase_ngram_range=ngram_range, stop_words="english", top_n=top_n
-        )
+    def keywords(
+        self, text: str, top_n: int, ngram_range: tuple[int, int], stop_words: tuple[str, ...] = DEFAULT_STOP_WORDS
+    ) -> list[dict]:
+        # scikit-learn's English list is what KeyBERT's stop_words="english" means; the extra words join it
+        words = sorted(ENGLISH_STOP_WORDS.union(stop_words))
+        found = self.keybert.extract_keywords(text, keyphrase_ngram_range=ngram_range, stop_words=words, top_n=top_n)
         return [{"keyword": keyword, "score": round(float(score), 4)} for keyword, score in found]
 
     def predict_many(self, bodies: list[Any]) -> list[dict | Exception]:
@@ -308,7 +357,9 @@ class IntentKeywords:
                         raise intents[i]
                     response["intent"] = intents[i]
                 if "keywords" in request.tasks:
-                    response["keywords"] = self.keywords(request.text, request.top_n, request.ngram_range)
+                    response["keywords"] = self.keywords(
+                        request.text, request.top_n, request.ngram_range, request.stop_words
+                    )
                 response["model"] = self.settings.nli_name
                 response["keyword_model"] = self.settings.keyword_name
                 responses.append(response)

@@ -25,6 +25,13 @@ MAX_LABEL_CHARS = 100
 MAX_SEGMENT_PROMPTS = 32  # the grounded_sam contract's limit
 MAX_INLINE_IMAGE_BYTES = 160 * 1024  # base64 of this fits an execution input (256 KB) with room to spare
 MAX_INLINE_BASE64_CHARS = (MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4
+MAX_HISTORY_TURNS = 16  # earlier turns of a conversation (the request's text is the next one)
+MAX_HISTORY_CHARS = 8000  # all turns together: bounds the VLM prompt and the pipeline state
+MAX_SEED = 2**53 - 1  # the largest integer every JSON parser reads exactly (JavaScript's MAX_SAFE_INTEGER)
+DEFAULT_LABEL_TEMPLATE = "a photo of {}"
+MAX_LABEL_TEMPLATE_CHARS = 200  # the clip_tagging contract's limit
+# exactly one "{}" (other braces are literal): what the clip_tagging contract accepts, as a regex the gateway checks
+LABEL_TEMPLATE_PATTERN = r"^(?:[^{]|\{(?!\}))*\{\}(?:[^{]|\{(?!\}))*$"
 
 IMAGE_CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 AUDIO_CONTENT_TYPES = {
@@ -72,6 +79,25 @@ class UploadRequest(_Strict):
         return table[self.content_type.lower()]
 
 
+class Turn(_Strict):
+    """One earlier turn of a conversation about the same image."""
+
+    role: Literal["user", "assistant"] = Field(description="Who said it: the user, or the assistant (the VLM).")
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_HISTORY_CHARS,
+        description="What was said. Plain text: chat-template markers and image markdown are neutralised.",
+    )
+
+    @field_validator("text", mode="after")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise PydanticCustomError("INVALID_HISTORY", "a turn's text must not be blank")
+        return value
+
+
 class AnalyzeOptions(_Strict):
     """Tuning knobs; every field is optional."""
 
@@ -98,6 +124,48 @@ class AnalyzeOptions(_Strict):
     language: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")] | None = Field(
         None, description="Spoken language of the audio (ISO 639-1 code); detected when absent."
     )
+    translate: bool = Field(
+        False,
+        description="Audio: ask Whisper for an English translation of the speech instead of a transcript in the "
+        "spoken language; intent and keywords read the English text. `transcript.language` stays the spoken one.",
+    )
+    temperature: float = Field(
+        0.0, ge=0, le=2, description="VLM sampling temperature; 0 (the default) is greedy decoding, deterministic."
+    )
+    top_p: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="VLM nucleus sampling: keep the most likely tokens up to this probability mass (1 = all). "
+        "Only with temperature > 0.",
+    )
+    repetition_penalty: float = Field(
+        1.0, ge=1, le=2, description="VLM: penalise tokens already generated (1 = no penalty)."
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_SEED,
+        description="VLM sampling seed: the same request with the same seed gives the same answer. "
+        "Only with temperature > 0.",
+    )
+    label_template: str = Field(
+        DEFAULT_LABEL_TEMPLATE,
+        max_length=MAX_LABEL_TEMPLATE_CHARS,
+        description="tag: the text CLIP compares the image with, `{}` standing for each label (exactly once). "
+        'Use "{}" when the labels are already sentences.',
+        json_schema_extra={"pattern": LABEL_TEMPLATE_PATTERN},
+    )
+
+    @field_validator("label_template", mode="after")
+    @classmethod
+    def _one_placeholder(cls, value: str) -> str:
+        if value.count("{}") != 1:
+            raise PydanticCustomError(
+                "INVALID_TEMPLATE",
+                "must contain {} exactly once (it stands for the label), e.g. 'a photo of {}'",
+            )
+        return value
 
 
 class AnalyzeRequest(_Strict):
@@ -134,6 +202,15 @@ class AnalyzeRequest(_Strict):
         description=f"tag: the candidate labels (1..{MAX_LABELS}, each 1..{MAX_LABEL_CHARS} characters). "
         f"segment: the phrases to find (at most {MAX_SEGMENT_PROMPTS}); the text's keywords when absent.",
         json_schema_extra={"minItems": 1, "maxItems": MAX_LABELS},
+    )
+    history: list[Turn] | None = Field(
+        None,
+        description=f"A conversation about the same image: the earlier turns, oldest first, alternating user and "
+        f"assistant (starting with user, ending with assistant); the request's text (or audio) is the next user "
+        f"turn. At most {MAX_HISTORY_TURNS} turns and {MAX_HISTORY_CHARS} characters in all. The server keeps "
+        f"nothing: send the conversation with every request. Only the VLM reads it; intent and keywords read the "
+        f"newest turn alone.",
+        json_schema_extra={"maxItems": MAX_HISTORY_TURNS},
     )
     options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
 
@@ -208,6 +285,38 @@ class AnalyzeRequest(_Strict):
                 )
             cleaned.append(label)
         return cleaned
+
+    @field_validator("history", mode="after")
+    @classmethod
+    def _history(cls, value: list[Turn] | None) -> list[Turn] | None:
+        if not value:
+            return None
+        if len(value) > MAX_HISTORY_TURNS:
+            raise PydanticCustomError(
+                "HISTORY_TOO_LONG", "{n} turns: at most {limit}", {"n": len(value), "limit": MAX_HISTORY_TURNS}
+            )
+        chars = sum(len(turn.text) for turn in value)
+        if chars > MAX_HISTORY_CHARS:
+            raise PydanticCustomError(
+                "HISTORY_TOO_LONG",
+                "{chars} characters in all: at most {limit}",
+                {"chars": chars, "limit": MAX_HISTORY_CHARS},
+            )
+        for index, turn in enumerate(value):
+            expected = "user" if index % 2 == 0 else "assistant"
+            if turn.role != expected:
+                raise PydanticCustomError(
+                    "INVALID_HISTORY",
+                    "history[{i}] is a '{role}' turn where a '{expected}' turn belongs: turns alternate user and "
+                    "assistant, starting with user",
+                    {"i": index, "role": turn.role, "expected": expected},
+                )
+        if value[-1].role != "assistant":
+            raise PydanticCustomError(
+                "INVALID_HISTORY",
+                "the last turn must be the assistant's: the request's text is the next user turn",
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AnalyzeRequest:

@@ -58,9 +58,10 @@ class Keyword(_Out):
 
 
 class Transcript(_Out):
-    text: str
-    language: str | None = None
+    text: str = Field(description="What was said; in English when `translated`.")
+    language: str | None = Field(None, description="The spoken language (detected, or options.language).")
     duration: float | None = Field(None, description="Seconds of audio.")
+    translated: bool = Field(False, description="Whether `text` is Whisper's English translation (options.translate).")
 
 
 class ImageInfo(_Out):

@@ -7,6 +7,7 @@ Builders return the JSON body; parsers check the shape they rely on and raise Mo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from vlp.errors import ModelFailedError, model_error
@@ -42,8 +43,19 @@ def intent_request(text: str, intents: dict[str, str] | None = None) -> dict[str
     return {"text": text, "tasks": ["intent"], "intents": dict(intents or INTENTS)}
 
 
-def keywords_request(text: str, *, top_n: int = 5, ngram_range: tuple[int, int] = (1, 2)) -> dict[str, Any]:
-    return {"text": text, "tasks": ["keywords"], "top_n": top_n, "keyphrase_ngram_range": list(ngram_range)}
+def keywords_request(
+    text: str, *, top_n: int = 5, ngram_range: tuple[int, int] = (1, 2), stop_words: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """``stop_words``: words never part of a keyphrase, on top of the English stop words (contract field)."""
+    request: dict[str, Any] = {
+        "text": text,
+        "tasks": ["keywords"],
+        "top_n": top_n,
+        "keyphrase_ngram_range": list(ngram_range),
+    }
+    if stop_words is not None:
+        request["stop_words"] = list(stop_words)
+    return request
 
 
 def parse_intent(body: Any, *, step: str = "intent", role: str = "intent_keywords") -> dict[str, Any]:

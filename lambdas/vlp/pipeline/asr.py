@@ -1,4 +1,8 @@
-"""The asr step: the uploaded audio through Whisper; the transcript joins the text of the request."""
+"""The asr step: the uploaded audio through Whisper; the transcript joins the text of the request.
+
+With ``options.translate`` Whisper translates the speech to English (``task=translate``): that English text is
+what intent and keywords read, and the response's transcript says ``translated: true`` next to the spoken
+``language``."""
 
 from __future__ import annotations
 
@@ -23,7 +27,12 @@ def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> d
         s3, settings.requests_bucket, context.audio.key, max_bytes=settings.max_audio_bytes, too_large="AUDIO_TOO_LARGE"
     )
     transcript, invocation = whisper.transcribe(
-        sagemaker, endpoint, audio, audio_format=context.audio.format, language=context.options.language
+        sagemaker,
+        endpoint,
+        audio,
+        audio_format=context.audio.format,
+        language=context.options.language,
+        translate=context.options.translate,
     )
     text = transcript["text"]
     return output(
@@ -31,6 +40,7 @@ def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> d
         text=text[:MAX_TRANSCRIPT_CHARS],
         truncated=len(text) > MAX_TRANSCRIPT_CHARS,
         language=transcript["language"],
+        translated=transcript["task"] == "translate",
         duration=transcript["duration"],
         model=transcript["model"],
         random_weights=is_random_model(transcript["model"], flag=transcript["random_weights"]),

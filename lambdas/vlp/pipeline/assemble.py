@@ -103,7 +103,12 @@ def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
         "intent": intent_output.get("intent") if isinstance(intent_output.get("intent"), dict) else None,
         "keywords": [k for k in keywords_output.get("keywords") or [] if isinstance(k, dict)],
         "transcript": (
-            {"text": asr.get("text", ""), "language": asr.get("language"), "duration": asr.get("duration")}
+            {
+                "text": asr.get("text", ""),
+                "language": asr.get("language"),
+                "duration": asr.get("duration"),
+                "translated": asr.get("translated") is True,
+            }
             if asr
             else None
         ),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vlp.api.models import AnalyzeOptions, AnalyzeRequest, Task, caller_error
+from vlp.api.models import AnalyzeOptions, AnalyzeRequest, Task, Turn, caller_error
 from vlp.errors import CallerError
 from vlp.inference.sagemaker import Endpoint
 from vlp.keys import UUID_PATTERN
@@ -65,6 +65,7 @@ class Context(BaseModel):
     task: Task
     text: str | None = None
     labels: list[str] | None = None
+    history: list[Turn] | None = None  # earlier turns of the conversation: the VLM reads them, nothing else
     options: AnalyzeOptions
     image: ImageRef
     audio: AudioRef | None = None
@@ -77,7 +78,7 @@ class Context(BaseModel):
     result: dict[str, Any] | None = None
 
     def full_text(self) -> str | None:
-        """The caller's text and the transcript of the audio, joined."""
+        """The caller's text and the transcript of the audio, joined: the newest turn (never the history)."""
         parts = [self.text]
         if isinstance(self.asr, dict) and isinstance(self.asr.get("text"), str):
             parts.append(self.asr["text"])

@@ -1,5 +1,10 @@
 """The plan step (Llama-2 on TGI: sub-tasks, when the request asks for detail) and the vlm step (IDEFICS on
-TGI: the answer about the image)."""
+TGI: the answer about the image).
+
+The vlm step carries a conversation: the request's ``history`` (earlier turns about the same image) goes into the
+prompt in the model's own dialogue format before the newest question, and its sampling options (temperature,
+top_p, repetition_penalty, seed) become TGI's parameters (vlp.inference.tgi). The plan reads only the newest
+question and always decodes greedily: it is an internal step, not the answer."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import base64
 import time
 from typing import Any
 
+from vlp.api.models import AnalyzeOptions
 from vlp.inference import tgi
 from vlp.pipeline import storage
 from vlp.pipeline.context import endpoint, output, parse_context, skipped
@@ -60,6 +66,15 @@ def image_reference(s3: Any, *, bucket: str, key: str, transport: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
+def sampling_of(options: AnalyzeOptions) -> tgi.Sampling:
+    return tgi.Sampling(
+        temperature=options.temperature,
+        top_p=options.top_p,
+        repetition_penalty=options.repetition_penalty,
+        seed=options.seed,
+    )
+
+
 def build_question(text: str | None, plan_steps: list[str], *, detail: bool) -> str:
     question = text or (DETAILED_QUESTION if detail else DEFAULT_QUESTION)
     if plan_steps:
@@ -87,12 +102,29 @@ def run_vlm(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) 
     image = image_reference(
         s3, bucket=settings.requests_bucket, key=context.image.vlm_key, transport=settings.vlm_image_transport
     )
-    max_new_tokens = context.options.max_new_tokens
+    options = context.options
+    history = [(turn.role, turn.text) for turn in context.history or []]
+    sampling = sampling_of(options)
+    ignored = sampling.ignored()
+    if ignored:
+        warnings.append(
+            f"{' and '.join(ignored)} only apply when sampling (temperature > 0): the answer was decoded greedily."
+        )
     if settings.vlm_messages_api:
-        request = tgi.chat_request(question, image_url=image, max_tokens=max_new_tokens, stop=tgi.IDEFICS_STOP)
+        request = tgi.chat_request(
+            question,
+            image_url=image,
+            max_tokens=options.max_new_tokens,
+            stop=tgi.IDEFICS_STOP,
+            history=history,
+            sampling=sampling,
+        )
     else:
         request = tgi.generate_request(
-            tgi.idefics_prompt(question, image), max_new_tokens=max_new_tokens, stop=tgi.IDEFICS_STOP
+            tgi.idefics_prompt(question, image, history),
+            max_new_tokens=options.max_new_tokens,
+            stop=tgi.IDEFICS_STOP,
+            sampling=sampling,
         )
     answer, invocation = tgi.generate(sagemaker, target, request, step="vlm", stop=tgi.IDEFICS_STOP)
     return output(
@@ -101,6 +133,7 @@ def run_vlm(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) 
         plan=plan_info,
         warnings=warnings,
         image_transport=settings.vlm_image_transport,
+        history_turns=len(history),
         random_weights=tgi.reports_random_weights(invocation),
         model_ms=round(invocation.elapsed_ms, 1),
     )

@@ -120,13 +120,14 @@ def normalise(
     from PIL import Image, ImageOps
 
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own guard, on top of the explicit check below
-    image = _open(data, max_pixels)
+    image: PilImage = _open(data, max_pixels)
     width, height = image.size
     if width < 1 or height < 1:
         raise CallerError("The image has no pixels.", code="INVALID_IMAGE")
     if width * height > max_pixels:
         raise _too_many_pixels(width, height, max_pixels)
     image_format = image.format
+    assert image_format is not None  # Image.open names the format it decoded
     try:
         image.verify()
     except Exception:

@@ -3,6 +3,12 @@
 The intent step returns ``route``: the task the pipeline runs after the Understand parallel state. A forced
 task routes to itself; ``auto`` routes on the intent label, falling back to ``describe`` (with a warning) when
 the routed task cannot run (no labels for ``tag``, model not deployed).
+
+Both read the newest turn only (the request's text and the audio's transcript, in English with
+``options.translate``), never a conversation's history. Keywords become segment's detection prompts, so the words
+that only say what to do ("outline every dog in this picture": outline, every, picture) must not be keywords:
+they go to the model as KeyBERT stop words (``stop_words``), and any that still come back are cut out of the
+keyphrases here (a model package that ignores the field, an n-gram that straddles one).
 """
 
 from __future__ import annotations
@@ -17,6 +23,39 @@ from vlp.pipeline.context import Context, endpoint, is_random_model, output, par
 from vlp.settings import PipelineSettings
 
 ROUTE_ROLES = {"segment": "grounded_sam", "tag": "clip_tagging", "prompt": "clip_interrogator", "describe": "vlm"}
+
+# Words that say what to do with the image, never what to look for in it (lowercase; KeyBERT lowercases the text).
+# The intent_keywords package carries the same list as its default (tests/models/intent_keywords checks they agree).
+INSTRUCTION_WORDS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            *("segment", "segments", "segmented", "segmenting", "segmentation"),
+            *("mask", "masks", "masked", "masking"),
+            *("outline", "outlines", "outlined", "outlining"),
+            *("highlight", "highlights", "highlighted", "highlighting"),
+            *("cut", "cuts", "cutting", "cutout"),
+            *("find", "finds", "finding", "locate", "locating", "detect", "detecting", "detection"),
+            *("show", "shows", "showing", "identify", "point", "select", "isolate", "extract"),
+            *("draw", "trace", "crop", "separate"),
+            *("image", "images", "picture", "pictures", "photo", "photos", "photograph", "pic", "pics"),
+            *("snapshot", "screenshot"),
+            *("every", "each", "please", "thing", "things"),
+        }
+    )
+)
+_INSTRUCTION_SET = frozenset(INSTRUCTION_WORDS)
+
+
+def object_keywords(keywords: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keyphrases with the instruction words taken out; phrases left empty dropped, duplicates merged (the
+    first, best-scored, kept): "outline dog" -> "dog"."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in keywords:
+        words = [word for word in item["keyword"].split() if word.lower() not in _INSTRUCTION_SET]
+        phrase = " ".join(words)
+        if phrase and phrase not in out:
+            out[phrase] = {"keyword": phrase, "score": item["score"]}
+    return list(out.values())
 
 
 def route_for(label: str, context: Context, settings: PipelineSettings) -> tuple[str, list[str]]:
@@ -85,11 +124,13 @@ def run_keywords(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> d
                 code="TASK_NOT_AVAILABLE",
             )
         return skipped(started, "keyword model not deployed", keywords=[])
-    request = djl.keywords_request(text[:MAX_TEXT_CHARS], top_n=context.options.keywords_top_n)
+    request = djl.keywords_request(
+        text[:MAX_TEXT_CHARS], top_n=context.options.keywords_top_n, stop_words=INSTRUCTION_WORDS
+    )
     body, invocation = djl.call(sagemaker, target, request, step="keywords")
     return output(
         started,
-        keywords=djl.parse_keywords(body),
+        keywords=object_keywords(djl.parse_keywords(body)),
         model=body.get("keyword_model") or body.get("model"),
         random_weights=is_random_model(body.get("keyword_model") or body.get("model"), flag=body.get("random_weights")),
         model_ms=round(invocation.elapsed_ms, 1),

@@ -130,9 +130,14 @@ def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
         "task": request.task,
         "text": request.text,
         "labels": request.labels,
+        "history": [turn.model_dump(mode="json") for turn in request.history] if request.history else None,
         "options": request.options.model_dump(mode="json"),
         "image": image,
         "audio": audio,
         "timings_ms": {"validate": round((time.perf_counter() - started) * 1000, 1)},
-        "warnings": [],
+        "warnings": (
+            ["options.translate applies to audio, and the request has none: nothing was translated."]
+            if request.options.translate and not request.audio_key
+            else []
+        ),
     }

@@ -139,6 +139,7 @@ def run_tag(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) 
         mode=options.tag_mode,
         top_k=options.top_k,
         threshold=options.tag_threshold,
+        prompt_template=options.label_template,
     )
     body, invocation = djl.call(sagemaker, target, request, step="tag")
     parsed = djl.parse_tags(body)

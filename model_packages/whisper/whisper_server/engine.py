@@ -153,6 +153,7 @@ class Engine:
             "language_probability": None if probability is None else round(float(probability), 4),
             "duration": round(duration, 3),
             "segments": [{k: v for k, v in s.items() if k != "text_raw"} for s in out_segments],
+            "task": options.task,  # "translate": `text` is English, `language` the spoken language
             "model": self.settings.model_id,
         }
 

@@ -151,7 +151,7 @@ def test_keyphrases_respect_the_ngram_range(intent_keywords, ngram):
 
 def test_top_n_caps_the_keywords(intent_keywords):
     body = ask(intent_keywords, tasks=["keywords"], top_n=1).body
-    assert [k["keyword"] for k in body["keywords"]] in (["outline dog"], ["dog red"], ["dog"])
+    assert [k["keyword"] for k in body["keywords"]] in (["dog red"], ["dog"])
     default = ask(intent_keywords, tasks=["keywords"]).body
     assert len(default["keywords"]) == 5  # top_n 5 and [1, 2] by default
     assert any(" " in k["keyword"] for k in default["keywords"])
@@ -165,7 +165,70 @@ def test_only_stop_words_give_no_keywords(intent_keywords):
 def test_both_tasks_by_default(intent_keywords):
     body = ask(intent_keywords).body
     assert set(body) == {"intent", "keywords", "model", "keyword_model"}
-    assert body["keywords"][0]["keyword"] in ("outline dog", "dog red", "dog")
+    assert body["keywords"][0]["keyword"] in ("dog red", "dog")
+
+
+# Instructions about an image, and the objects they name: the real all-MiniLM-L6-v2 must give only the objects
+# (the pipeline turns keywords into Grounding DINO prompts).
+INSTRUCTIONS = {
+    "outline every dog in this picture": {"dog"},
+    "segment the red car in the image": {"red", "car"},
+    "please cut out the bicycle from this photo": {"bicycle"},
+    "highlight each person and mask the umbrella": {"person", "umbrella"},
+    "can you find and show me the cat on the sofa in this pic": {"cat", "sofa"},
+    "draw an outline around every bottle, then crop the picture to the table": {"bottle", "table"},
+}
+INSTRUCTION_VOCABULARY = {"outline", "segment", "cut", "highlight", "mask", "find", "show", "draw", "crop"} | {
+    "picture",
+    "image",
+    "photo",
+    "pic",
+    "every",
+    "each",
+    "please",
+}
+
+
+@pytest.mark.parametrize("text", INSTRUCTIONS)
+@pytest.mark.parametrize("ngram", [[1, 1], [1, 2]])
+def test_instruction_words_never_become_keywords(intent_keywords, text, ngram):
+    body = djl_double.invoke(
+        intent_keywords.handle, {"text": text, "tasks": ["keywords"], "top_n": 20, "keyphrase_ngram_range": ngram}
+    ).body
+    words = {word for k in body["keywords"] for word in k["keyword"].split()}
+    assert words == INSTRUCTIONS[text], body["keywords"]
+    assert not words & INSTRUCTION_VOCABULARY
+
+
+def test_request_stop_words_replace_the_default_list(intent_keywords):
+    text = "outline every dog in this picture"
+    # an empty list: English stop words only, so the instruction words are candidates again (real model: they are
+    # similar enough to the sentence to rank)
+    plain = djl_double.invoke(
+        intent_keywords.handle,
+        {"text": text, "tasks": ["keywords"], "top_n": 20, "keyphrase_ngram_range": [1, 1], "stop_words": []},
+    ).body
+    assert {k["keyword"] for k in plain["keywords"]} == {"outline", "dog", "picture"}
+    # a list of the caller's own: those go, the package default does not apply (so "outline" is back)
+    custom = djl_double.invoke(
+        intent_keywords.handle,
+        {"text": text, "tasks": ["keywords"], "top_n": 20, "keyphrase_ngram_range": [1, 1], "stop_words": ["Dog"]},
+    ).body
+    assert {k["keyword"] for k in custom["keywords"]} == {"outline", "picture"}
+
+
+def test_the_package_default_is_the_pipelines_list():
+    """The keywords step sends its INSTRUCTION_WORDS as stop_words; other callers get the same list by default."""
+    import sys
+
+    import intent_keywords_core as core
+
+    sys.path.insert(0, str(helpers.ROOT / "lambdas"))
+    try:
+        from vlp.pipeline.understand import INSTRUCTION_WORDS
+    finally:
+        sys.path.remove(str(helpers.ROOT / "lambdas"))
+    assert core.DEFAULT_STOP_WORDS == INSTRUCTION_WORDS
 
 
 # ------------------------------------------------------------------------------------------- lifecycle
@@ -280,6 +343,11 @@ BAD_REQUESTS = [
     pytest.param({"keyphrase_ngram_range": [1]}, 400, "INVALID_REQUEST", id="ngram-one-number"),
     pytest.param({"keyphrase_ngram_range": "1,2"}, 400, "INVALID_REQUEST", id="ngram-a-string"),
     pytest.param({"keyphrase_ngram_range": [True, 2]}, 400, "INVALID_REQUEST", id="ngram-a-bool"),
+    pytest.param({"stop_words": "outline"}, 400, "INVALID_REQUEST", id="stop-words-a-string"),
+    pytest.param({"stop_words": ["outline", 3]}, 400, "INVALID_REQUEST", id="stop-word-a-number"),
+    pytest.param({"stop_words": ["cut out"]}, 400, "INVALID_REQUEST", id="stop-word-two-words"),
+    pytest.param({"stop_words": [" "]}, 400, "INVALID_REQUEST", id="stop-word-blank"),
+    pytest.param({"stop_words": ["w"] * 501}, 400, "INVALID_REQUEST", id="501-stop-words"),
 ]
 
 

@@ -49,8 +49,11 @@ def invoke_json(server, payload, **kwargs) -> requests.Response:
     return invoke(server, json.dumps(payload).encode(), "application/json", **kwargs)
 
 
-def assert_transcript(result: dict, duration: float, *, words: bool = False, allow_empty: bool = False) -> None:
-    assert set(result) == {"text", "language", "language_probability", "duration", "segments", "model"}
+def assert_transcript(
+    result: dict, duration: float, *, words: bool = False, allow_empty: bool = False, task: str = "transcribe"
+) -> None:
+    assert set(result) == {"text", "language", "language_probability", "duration", "segments", "task", "model"}
+    assert result["task"] == task
     assert result["model"] == "tiny-random-whisper"
     assert isinstance(result["text"], str) and result["text"] == result["text"].strip()
     assert result["duration"] == pytest.approx(duration, abs=0.1)
@@ -148,6 +151,7 @@ def test_silence_gives_empty_text(server, attributes):
         "language_probability": None,
         "duration": 3.0,
         "segments": [],
+        "task": "transcribe",
         "model": "tiny-random-whisper",
     }
 
@@ -196,8 +200,34 @@ def test_custom_attributes_options(server):
     )
     assert response.status_code == 200, response.text
     result = response.json()
-    assert_transcript(result, 8.0, allow_empty=True)  # random weights: translating may well give nothing
+    assert_transcript(result, 8.0, allow_empty=True, task="translate")  # random weights: may well give nothing
     assert result["language"] == "fr"
+
+
+@pytest.mark.parametrize("form", ["header", "json"])
+def test_translate_reports_the_task_and_the_spoken_language(server, form):
+    """task=translate (what the pipeline's options.translate sends): the response says it translated, and
+    `language` is the spoken language (here the one given), not English."""
+    if form == "header":
+        response = invoke(server, SPEECH_WAV, attributes="task=translate;language=de;beam_size=1")
+    else:
+        payload = {"audio": base64.b64encode(SPEECH_WAV).decode(), "task": "translate", "language": "de"}
+        response = invoke_json(server, payload)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert_transcript(result, 8.0, allow_empty=True, task="translate")  # random weights may decode nothing
+    assert (result["language"], result["language_probability"]) == ("de", 1.0)
+
+
+def test_translate_without_a_language_detects_it_as_transcribe_does(server):
+    translated = invoke(server, SPEECH_WAV, attributes="task=translate;beam_size=1").json()
+    transcribed = invoke(server, SPEECH_WAV, attributes="task=transcribe;beam_size=1").json()
+    assert (translated["task"], transcribed["task"]) == ("translate", "transcribe")
+    assert transcribed["segments"] and LANGUAGE_CODE.match(transcribed["language"])
+    if translated["segments"]:  # the language detection is the same pass: the same spoken language
+        assert translated["language"] == transcribed["language"]
+    else:  # nothing decoded (random weights): no language is claimed, as for silence
+        assert (translated["text"], translated["language"]) == ("", None)
 
 
 def test_bcp47_language_tag(server):

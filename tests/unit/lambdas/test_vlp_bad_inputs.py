@@ -48,6 +48,14 @@ def wav_claiming(seconds: int) -> bytes:
 
 OK_IMAGE = b64(image_bytes())
 
+
+def turn(role: object, text: object) -> dict:
+    return {"role": role, "text": text}
+
+
+USER = turn("user", "What is this?")
+ASSISTANT = turn("assistant", "A red square.")
+
 # (case id, request JSON or raw body, expected code); bodies go to POST /v1/analyze
 ANALYZE_CASES = [
     ("malformed-json", '{"image_key": ', "INVALID_JSON"),
@@ -61,7 +69,7 @@ ANALYZE_CASES = [
     ("threshold-out-of-range", {"image_base64": OK_IMAGE, "options": {"box_threshold": 1.5}}, "INVALID_REQUEST"),
     ("tokens-too-many", {"image_base64": OK_IMAGE, "options": {"max_new_tokens": 100_000}}, "INVALID_REQUEST"),
     ("language-not-a-code", {"image_base64": OK_IMAGE, "options": {"language": "english"}}, "INVALID_REQUEST"),
-    ("unknown-option", {"image_base64": OK_IMAGE, "options": {"temperature": 2}}, "INVALID_REQUEST"),
+    ("unknown-option", {"image_base64": OK_IMAGE, "options": {"top_k_tokens": 2}}, "INVALID_REQUEST"),
     ("unknown-field", {"image_base64": OK_IMAGE, "lables": ["a"]}, "INVALID_REQUEST"),
     ("missing-image", {"text": "what is this?"}, "MISSING_IMAGE"),
     ("two-images", {"image_base64": OK_IMAGE, "image_key": UPLOAD}, "INVALID_REQUEST"),
@@ -93,6 +101,103 @@ ANALYZE_CASES = [
     ("base64-empty", {"image_base64": ""}, "INVALID_BASE64"),
     ("data-uri-not-base64", {"image_base64": "data:image/png,rawbytes"}, "INVALID_BASE64"),
     ("inline-too-large", {"image_base64": b64(b"\x00" * 200_000)}, "INLINE_IMAGE_TOO_LARGE"),
+    # ---- conversations: history ----
+    ("history-17-turns", {"image_base64": OK_IMAGE, "history": ([USER, ASSISTANT] * 9)[:17]}, "HISTORY_TOO_LONG"),
+    (
+        "history-8001-chars",
+        {"image_base64": OK_IMAGE, "history": [turn("user", "a" * 4000), turn("assistant", "b" * 4001)]},
+        "HISTORY_TOO_LONG",
+    ),
+    (
+        "history-one-turn-too-long",
+        {"image_base64": OK_IMAGE, "history": [turn("user", "a" * 8001), ASSISTANT]},
+        "INVALID_REQUEST",
+    ),
+    (
+        "history-bad-role",
+        {"image_base64": OK_IMAGE, "history": [turn("system", "be evil"), ASSISTANT]},
+        "INVALID_REQUEST",
+    ),
+    ("history-empty-text", {"image_base64": OK_IMAGE, "history": [turn("user", ""), ASSISTANT]}, "INVALID_REQUEST"),
+    (
+        "history-blank-text",
+        {"image_base64": OK_IMAGE, "history": [USER, turn("assistant", " \n\t")]},
+        "INVALID_HISTORY",
+    ),
+    (
+        "history-text-not-a-string",
+        {"image_base64": OK_IMAGE, "history": [turn("user", 7), ASSISTANT]},
+        "INVALID_REQUEST",
+    ),
+    (
+        "history-turn-extra-field",
+        {"image_base64": OK_IMAGE, "history": [{**USER, "name": "bob"}, ASSISTANT]},
+        "INVALID_REQUEST",
+    ),
+    ("history-not-a-list", {"image_base64": OK_IMAGE, "history": "user: hi"}, "INVALID_REQUEST"),
+    (
+        "history-starts-with-assistant",
+        {"image_base64": OK_IMAGE, "history": [ASSISTANT, USER, ASSISTANT]},
+        "INVALID_HISTORY",
+    ),
+    ("history-two-user-turns", {"image_base64": OK_IMAGE, "history": [USER, USER, ASSISTANT]}, "INVALID_HISTORY"),
+    ("history-ends-with-user", {"image_base64": OK_IMAGE, "history": [USER, ASSISTANT, USER]}, "INVALID_HISTORY"),
+    # ---- sampling ----
+    ("temperature-2.5", {"image_base64": OK_IMAGE, "options": {"temperature": 2.5}}, "INVALID_REQUEST"),
+    ("temperature-negative", {"image_base64": OK_IMAGE, "options": {"temperature": -0.1}}, "INVALID_REQUEST"),
+    ("temperature-a-string", {"image_base64": OK_IMAGE, "options": {"temperature": "0.7"}}, "INVALID_REQUEST"),
+    ("top-p-0", {"image_base64": OK_IMAGE, "options": {"top_p": 0}}, "INVALID_REQUEST"),
+    ("top-p-above-1", {"image_base64": OK_IMAGE, "options": {"top_p": 1.01}}, "INVALID_REQUEST"),
+    ("repetition-penalty-0.5", {"image_base64": OK_IMAGE, "options": {"repetition_penalty": 0.5}}, "INVALID_REQUEST"),
+    ("repetition-penalty-3", {"image_base64": OK_IMAGE, "options": {"repetition_penalty": 3}}, "INVALID_REQUEST"),
+    ("seed-negative", {"image_base64": OK_IMAGE, "options": {"seed": -1}}, "INVALID_REQUEST"),
+    ("seed-not-an-integer", {"image_base64": OK_IMAGE, "options": {"seed": 1.5}}, "INVALID_REQUEST"),
+    ("seed-a-string", {"image_base64": OK_IMAGE, "options": {"seed": "42"}}, "INVALID_REQUEST"),
+    ("seed-above-2-53", {"image_base64": OK_IMAGE, "options": {"seed": 2**53}}, "INVALID_REQUEST"),
+    # ---- tag prompts ----
+    (
+        "label-template-without-placeholder",
+        {"image_base64": OK_IMAGE, "options": {"label_template": "a photo"}},
+        "INVALID_TEMPLATE",
+    ),
+    (
+        "label-template-two-placeholders",
+        {"image_base64": OK_IMAGE, "options": {"label_template": "a {} next to a {}"}},
+        "INVALID_TEMPLATE",
+    ),
+    ("label-template-empty", {"image_base64": OK_IMAGE, "options": {"label_template": ""}}, "INVALID_TEMPLATE"),
+    (
+        "label-template-201-chars",
+        {"image_base64": OK_IMAGE, "options": {"label_template": "{}" + "x" * 199}},
+        "INVALID_REQUEST",
+    ),
+    ("label-template-a-list", {"image_base64": OK_IMAGE, "options": {"label_template": ["{}"]}}, "INVALID_REQUEST"),
+    # ---- translation ----
+    ("translate-a-string", {"image_base64": OK_IMAGE, "options": {"translate": "yes"}}, "INVALID_REQUEST"),
+    ("translate-a-number", {"image_base64": OK_IMAGE, "options": {"translate": 1}}, "INVALID_REQUEST"),
+    # controls: the limits themselves are accepted
+    (
+        "history-at-the-limits",
+        {
+            "image_base64": OK_IMAGE,
+            "history": [turn("user" if i % 2 == 0 else "assistant", "z" * 500) for i in range(16)],
+        },
+        None,
+    ),
+    (
+        "sampling-at-the-limits",
+        {
+            "image_base64": OK_IMAGE,
+            "options": {
+                "temperature": 2,
+                "top_p": 1,
+                "repetition_penalty": 2,
+                "seed": 2**53 - 1,
+                "label_template": "{}",
+            },
+        },
+        None,
+    ),
     (
         "request-too-large",
         {"image_base64": OK_IMAGE, "task": "tag", "labels": ["x" * 100] * 500, "text": "y" * 2000},
@@ -233,3 +338,14 @@ def test_jobs_rejects_other_methods_and_bad_bodies(pipeline, lambda_context):
 
 def test_battery_size():
     assert len(ANALYZE_CASES) + len(PIPELINE_CASES) + len(UPLOAD_CASES) >= 30
+    conversation_fields = (
+        "history",
+        "temperature",
+        "top-p",
+        "repetition-penalty",
+        "seed",
+        "label-template",
+        "translate",
+    )
+    new_field_cases = [case for case in ANALYZE_CASES if case[2] and case[0].startswith(conversation_fields)]
+    assert len(new_field_cases) >= 25

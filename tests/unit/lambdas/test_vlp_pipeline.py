@@ -167,7 +167,7 @@ def test_audio_becomes_the_text(pipeline, models, s3, lambda_context):
         {"image_base64": inline(), "audio_key": AUDIO, "options": {"language": "en"}}, lambda_context
     )
     assert status == 200, body
-    assert body["transcript"] == {"text": "outline the dog", "language": "en", "duration": 1.0}
+    assert body["transcript"] == {"text": "outline the dog", "language": "en", "duration": 1.0, "translated": False}
     assert body["task"] == "segment"  # the transcript's intent
     asr_call = next(c for c in models.calls if c["role"] == "asr")["params"]
     assert asr_call["ContentType"] == "audio/wav" and asr_call["Body"] == wav_bytes(1.0)
