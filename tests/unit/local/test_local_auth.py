@@ -244,3 +244,31 @@ def test_the_local_api_answers_a_refusal_in_the_projects_shape():
     }
     status, _, body = api.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", "r2")
     assert json.loads(body)["error"]["code"] == "MISSING_AUTHENTICATION_TOKEN"
+
+
+def test_the_caller_goes_into_the_proxy_events_identity():
+    """As API Gateway does: userArn/accessKey for IAM, apiKey/apiKeyId for keys; the other fields stay."""
+    from types import SimpleNamespace
+
+    from local.api import _event
+
+    headers = sign()
+    handler = SimpleNamespace(
+        headers=headers,
+        path="/live/v1/analyze",
+        command="POST",
+        request_version="HTTP/1.1",
+        client_address=("1.2.3.4", 1),
+    )
+    route = {"path": "/v1/analyze"}
+    identity = check(headers)
+    event = _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live", identity)  # type: ignore[arg-type]
+    seen = event["requestContext"]["identity"]
+    assert seen["userArn"] == CREDENTIALS.user_arn and seen["accessKey"] == CREDENTIALS.access_key_id
+    assert seen["sourceIp"] == "1.2.3.4" and seen["apiKeyId"] is None
+    keyed = _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live", {"apiKey": "k", "apiKeyId": "id1"})  # type: ignore[arg-type]
+    assert keyed["requestContext"]["identity"]["apiKeyId"] == "id1"
+    assert keyed["requestContext"]["identity"]["userArn"] is None
+    assert (
+        _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live")["requestContext"]["identity"]["apiKey"] is None
+    )  # type: ignore[arg-type]
