@@ -27,10 +27,11 @@ help: ## list the targets
 .stamps:
 	@mkdir -p .stamps
 
-.stamps/venv: requirements/app.txt | .stamps
+.stamps/venv: requirements/app.txt client/pyproject.toml | .stamps
 	$(PYTHON) -m venv .venv
 	.venv/bin/python -m pip install -q --disable-pip-version-check uv==0.13.8
 	$(UV) pip sync -q --python .venv/bin/python requirements/app.txt
+	$(UV) pip install -q --python .venv/bin/python --no-deps -e ./client
 	@touch $@
 
 .stamps/venv-models: requirements/models.txt .stamps/venv
