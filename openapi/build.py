@@ -40,6 +40,7 @@ def _errors(*statuses: int) -> dict:
         400: "Bad request",
         404: "Not found",
         405: "Method not allowed",
+        409: "Conflict",
         413: "Too large",
         415: "Unsupported media",
         422: "Cannot be processed",
@@ -55,7 +56,7 @@ def _errors(*statuses: int) -> dict:
         if status == 502:
             codes = "<STEP>_FAILED, PIPELINE_FAILED"
         elif status == 503:
-            codes = "<STEP>_UNAVAILABLE, PIPELINE_UNAVAILABLE, STORAGE_UNAVAILABLE"
+            codes = "<STEP>_UNAVAILABLE, PIPELINE_UNAVAILABLE, STORAGE_UNAVAILABLE, IDEMPOTENCY_UNAVAILABLE (jobs)"
         elif status == 504:
             codes = "<STEP>_TIMEOUT, PIPELINE_TIMEOUT"
         out[str(status)] = _error(f"{names[status]}. Codes: {codes}.")
@@ -93,6 +94,23 @@ def schemas() -> dict:
     ]
     _, document = models_json_schema(pairs, ref_template=REF)
     return dict(sorted(document["$defs"].items()))
+
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes the submission safe to retry: the same key and body within 24 hours return the same job "
+    "(202, same job_id, `Idempotent-Replayed: true`); the same key with another body is 409 "
+    "IDEMPOTENCY_KEY_REUSED. Keys are scoped per caller. A UUID per logical request is a good key.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$",
+    },
+    "example": "3f1c0f9e-2b7d-4c1a-9d7e-0a1b2c3d4e5f",
+}
 
 
 def build() -> dict:
@@ -150,14 +168,23 @@ def build() -> dict:
                 "post": {
                     "operationId": "createJob",
                     "summary": "Start the pipeline asynchronously; poll the job for the result",
+                    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
                     "requestBody": _body("AnalyzeRequest", analyze_example),
                     "responses": {
                         "202": _ok(
-                            "Accepted.",
+                            "Accepted (or, with an Idempotency-Key seen in the last 24 hours with the same body, the "
+                            "job that request started).",
                             "JobAccepted",
-                            {"Location": {"description": "The job's URL path.", "schema": {"type": "string"}}},
+                            {
+                                "Location": {"description": "The job's URL path.", "schema": {"type": "string"}},
+                                "Idempotent-Replayed": {
+                                    "description": "`true` when the job is the one an earlier request with the "
+                                    "same Idempotency-Key started.",
+                                    "schema": {"type": "string", "enum": ["true"]},
+                                },
+                            },
                         ),
-                        **_errors(400, 413, 429, 500, 503),
+                        **_errors(400, 409, 413, 429, 500, 503),
                     },
                 }
             },

@@ -91,3 +91,9 @@ def sagemaker_runtime_client(read_timeout: int) -> BaseClient:
 def stepfunctions_client(*, sync: bool = False) -> BaseClient:
     config = stepfunctions_sync_config() if sync else stepfunctions_config()
     return session().create_client("stepfunctions", region_name=_region(), config=config)
+
+
+def dynamodb_client() -> BaseClient:
+    # The jobs function's Idempotency-Key records: a few item calls per request, "standard" retries like S3.
+    config = _config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+    return session().create_client("dynamodb", region_name=_region(), config=config)

@@ -44,9 +44,12 @@ CODES: dict[str, tuple[int, str]] = {
     "UPLOAD_NOT_FOUND": (400, "The referenced S3 object does not exist (not uploaded yet, or expired)."),
     "INVALID_IMAGE": (400, "The image cannot be decoded (corrupt, truncated, or not an image)."),
     "INVALID_AUDIO": (400, "The audio header is corrupt."),
+    "INVALID_IDEMPOTENCY_KEY": (400, "The `Idempotency-Key` header is not 1..128 printable ASCII characters."),
     "NOT_FOUND": (404, "No such route."),
     "JOB_NOT_FOUND": (404, "No job with this id."),
     "METHOD_NOT_ALLOWED": (405, "The route exists but not with this method."),
+    "IDEMPOTENCY_KEY_REUSED": (409, "This `Idempotency-Key` came with another body in the last 24 hours."),
+    "IDEMPOTENCY_KEY_IN_PROGRESS": (409, "A request with this `Idempotency-Key` is still being handled: retry."),
     "REQUEST_TOO_LARGE": (413, "The request (labels, text, inline image) exceeds the pipeline's input budget."),
     "INLINE_IMAGE_TOO_LARGE": (413, "`image_base64` is above the inline limit: upload the image with /v1/uploads."),
     "IMAGE_TOO_LARGE": (413, "The image file is above the byte limit."),
@@ -66,6 +69,7 @@ CODES: dict[str, tuple[int, str]] = {
     "PIPELINE_FAILED": (502, "The pipeline failed for a reason it did not classify."),
     "PIPELINE_UNAVAILABLE": (503, "The pipeline could not be started or a step could not be invoked."),
     "STORAGE_UNAVAILABLE": (503, "S3 failed after retries."),
+    "IDEMPOTENCY_UNAVAILABLE": (503, "The idempotency store (DynamoDB) failed: retry with the same key."),
     "PIPELINE_TIMEOUT": (504, "The pipeline did not finish in time (use /v1/jobs for long requests)."),
     "JOB_ABORTED": (500, "The job was stopped by an operator."),
 }
@@ -167,6 +171,44 @@ class ConfigurationError(VlpError):
 
     code = "CONFIGURATION_ERROR"
     status = 500
+
+
+# Exceptions of libraries the API functions call, by class name (no import: this module has no dependencies):
+# class name -> (code, message, retry_after). ``library_error`` turns them into domain errors.
+LIBRARY_ERRORS: dict[str, tuple[str, str, int | None]] = {
+    # Powertools Idempotency (POST /v1/jobs with an Idempotency-Key)
+    "IdempotencyValidationError": (
+        "IDEMPOTENCY_KEY_REUSED",
+        "This Idempotency-Key was used with a different request body in the last 24 hours: send a new key for a "
+        "new request, or the same body to get the same job.",
+        None,
+    ),
+    "IdempotencyAlreadyInProgressError": (
+        "IDEMPOTENCY_KEY_IN_PROGRESS",
+        "A request with this Idempotency-Key is still being handled: retry in a moment to get its job.",
+        1,
+    ),
+    "IdempotencyPersistenceLayerError": (
+        "IDEMPOTENCY_UNAVAILABLE",
+        "The idempotency store could not be reached: retry with the same Idempotency-Key.",
+        2,
+    ),
+    "IdempotencyInconsistentStateError": (
+        "IDEMPOTENCY_UNAVAILABLE",
+        "The idempotency store changed during the request: retry with the same Idempotency-Key.",
+        1,
+    ),
+}
+
+
+def library_error(exc: BaseException) -> VlpError | None:
+    """The domain error of a library exception listed in ``LIBRARY_ERRORS`` (or of a subclass), else None."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in LIBRARY_ERRORS:
+            code, message, retry_after = LIBRARY_ERRORS[cls.__name__]
+            kind = CallerError if status_of(code) < 500 else DependencyError
+            return kind(message, code=code, retry_after=retry_after)
+    return None
 
 
 # The Error names Step Functions sees, for Retry/Catch (docs/pipeline.md).

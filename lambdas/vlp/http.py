@@ -27,6 +27,8 @@ class _RequestContext(BaseModel):
     model_config = ConfigDict(extra="ignore", defer_build=True)
     requestId: str = Field(min_length=1)
     http: _Http | None = None  # HTTP API (payload 2.0)
+    identity: dict[str, Any] | None = None  # REST API: the caller (userArn, apiKeyId, cognitoIdentityId, ...)
+    authorizer: dict[str, Any] | None = None  # claims (Cognito), iam / jwt (HTTP API)
 
 
 class ApiEvent(BaseModel):
@@ -95,7 +97,7 @@ def cors_headers(event: ApiEvent | None, allowed: tuple[str, ...]) -> dict[str, 
         return {
             "Access-Control-Allow-Origin": origin,
             "Vary": "Origin",
-            "Access-Control-Expose-Headers": "X-Request-Id, Location, Retry-After",
+            "Access-Control-Expose-Headers": "X-Request-Id, Location, Retry-After, Idempotent-Replayed",
         }
     return {}
 

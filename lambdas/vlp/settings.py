@@ -21,6 +21,7 @@ MiB = 1024 * 1024
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
 _ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+_TABLE_NAME = r"^[a-zA-Z0-9_.-]{3,255}$"
 
 
 def endpoint_env_var(role: str) -> str:
@@ -72,6 +73,8 @@ class AnalyzeSettings(_Settings, _Api):
 class JobsSettings(_Settings, _Api):
     jobs_state_machine_arn: str = Field(alias="JOBS_STATE_MACHINE_ARN", pattern=_STATE_MACHINE_ARN)
     presign_expiry_seconds: int = Field(900, alias="PRESIGN_EXPIRY_SECONDS", ge=60, le=43_200)
+    # the DynamoDB table of Idempotency-Key records (stacks/constants.py ENV_IDEMPOTENCY_TABLE)
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", pattern=_TABLE_NAME)
 
 
 class PipelineSettings(_Settings, _Limits):

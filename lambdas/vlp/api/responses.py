@@ -101,6 +101,11 @@ class MasksRle(_Out):
     bytes: int
 
 
+class Overlay(_Out):
+    key: str = Field(description="S3 key of the overlay PNG (RGB, size of the original image).")
+    url: str | None = Field(None, description="Presigned GET URL of the PNG (expires at urls_expire_at).")
+
+
 class Tag(_Out):
     label: str
     score: float
@@ -130,6 +135,11 @@ class AnalyzeResult(_Out):
     image: ImageInfo
     detections: list[Detection] = Field(description="segment: what was found, best first.")
     masks_rle: MasksRle | None = Field(description="segment: every RLE in one S3 document, when too large inline.")
+    overlay: Overlay | None = Field(
+        None,
+        description="segment: the original image with each mask tinted in its own colour (45 % opacity), its box "
+        "and `label score`; null when nothing was detected, for other tasks, or with options.overlay false.",
+    )
     tags: list[Tag] | None = Field(description="tag: labels by score, best first.")
     prompt: PromptResult | None = Field(description="prompt: the Stable Diffusion prompt.")
     models: dict[str, ModelInfo] = Field(description="Per model role that ran.")

@@ -1,4 +1,4 @@
-"""Presigned GET URLs for the result objects of a finished request (masks), added at response time.
+"""Presigned GET URLs for the result objects of a finished request (masks, the overlay), added at response time.
 
 The state machine's output carries S3 keys only; URLs are signed when a response is built, so a job fetched
 hours later still gets working links. Only keys under ``results/<request id>/`` are ever signed.
@@ -37,6 +37,7 @@ def attach_urls(result: dict[str, Any], *, s3: Any, bucket: str, expires_in: int
         if isinstance(detection, dict):
             sign(detection.get("mask"))
     sign(result.get("masks_rle"))
+    sign(result.get("overlay"))
     if signed:
         issued = time.time() if now is None else now
         result["urls_expire_at"] = datetime.fromtimestamp(issued + expires_in, tz=UTC).isoformat(timespec="seconds")

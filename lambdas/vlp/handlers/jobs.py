@@ -1,5 +1,6 @@
-"""POST /v1/jobs -> StartExecution on the Standard state machine (202 + job id);
-GET /v1/jobs/{id} -> DescribeExecution (status, result or error). docs/api.md."""
+"""POST /v1/jobs -> StartExecution on the Standard state machine (202 + job id), at most once per
+Idempotency-Key (vlp.api.idempotency); GET /v1/jobs/{id} -> DescribeExecution (status, result or error).
+docs/api.md."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlp import aws
 from vlp.api.executions import describe_job, execution_input, job_view, start_job
+from vlp.api.idempotency import IdempotentJobs, caller_scope, idempotency_key
 from vlp.api.models import AnalyzeRequest, parse_body
 from vlp.errors import CallerError
 from vlp.http import json_response
@@ -23,17 +25,38 @@ SETTINGS: JobsSettings = load_settings(JobsSettings)
 SFN = aws.stepfunctions_client()
 S3 = aws.s3_client()  # signs the result URLs (masks)
 MAX_BODY_BYTES = 512 * 1024
+IDEMPOTENT = IdempotentJobs(SETTINGS.idempotency_table, aws.dynamodb_client)  # DynamoDB client at first use
 
 
-def _submit(event: ApiEvent) -> dict[str, Any]:
-    request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
+def _start(request: AnalyzeRequest, event: ApiEvent) -> dict[str, Any]:
     job_id = new_id()
     logger.append_keys(job_id=job_id)
     payload = execution_input(request, request_id=job_id, api_request_id=event.request_id, source="jobs")
     start_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, job_id=job_id, payload=payload)
-    location = f"/v1/jobs/{job_id}"
-    body = {"job_id": job_id, "status": "queued", "status_url": location}
-    return json_response(202, body, request_id=event.request_id, headers={"Location": location})
+    return {"job_id": job_id}
+
+
+def _submit(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
+    key = idempotency_key(event)
+    request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
+    headers: dict[str, str] = {}
+    if key is None:
+        job = _start(request, event)
+    else:
+        job, replayed = IDEMPOTENT.submit(
+            caller=caller_scope(event),
+            key=key,
+            request=request.model_dump(mode="json"),
+            start=lambda: _start(request, event),
+            lambda_context=context,
+        )
+        if replayed:
+            logger.append_keys(job_id=job["job_id"])
+            logger.info("idempotent replay", extra={"idempotency_key_chars": len(key)})
+            headers["Idempotent-Replayed"] = "true"
+    location = f"/v1/jobs/{job['job_id']}"
+    body = {"job_id": job["job_id"], "status": "queued", "status_url": location}
+    return json_response(202, body, request_id=event.request_id, headers={"Location": location, **headers})
 
 
 def _status(event: ApiEvent) -> dict[str, Any]:
@@ -49,7 +72,7 @@ def _status(event: ApiEvent) -> dict[str, Any]:
 @api_handler("jobs", cors_origins=SETTINGS.cors_origins)
 def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     if event.method == "POST":
-        return _submit(event)
+        return _submit(event, context)
     if event.method == "GET":
         return _status(event)
     raise CallerError(f"{event.method or 'This method'} is not allowed here.", code="METHOD_NOT_ALLOWED")

@@ -122,6 +122,7 @@ def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
         },
         "detections": list(result.get("detections") or []) if route == "segment" else [],
         "masks_rle": result.get("masks_rle") if route == "segment" else None,
+        "overlay": result.get("overlay") if route == "segment" else None,
         "tags": list(result.get("tags") or []) if route == "tag" else None,
         "prompt": (
             {

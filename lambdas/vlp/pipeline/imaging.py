@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vlp.errors import CallerError
 
@@ -167,3 +167,22 @@ def normalise(
         original_height=upright[1],
         format=image_format,
     )
+
+
+def upright_rgb(data: bytes, *, max_pixels: int) -> Any:
+    """The image as a person sees it, at full size: decoded, EXIF orientation applied, transparency flattened onto
+    white, RGB (a Pillow image). Same decoding as ``normalise`` without the resizing: the overlay's background."""
+    from PIL import Image, ImageOps
+
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    image = _open(data, max_pixels)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise _too_many_pixels(width, height, max_pixels)
+    try:
+        image.load()
+        return _to_rgb(ImageOps.exif_transpose(image))
+    except CallerError:
+        raise
+    except Exception:
+        raise CallerError("The image is corrupt or truncated.", code="INVALID_IMAGE") from None

@@ -9,6 +9,7 @@ places back (from the third run on) and written 5 bits per character (+48), with
 from __future__ import annotations
 
 import io
+from typing import Any
 
 
 def rle_counts(counts: str) -> list[int]:
@@ -74,9 +75,8 @@ def decode_rle(rle: dict) -> tuple[int, int, bytes]:
     return height, width, bytes(buffer)
 
 
-def mask_png(rle: dict, *, size: tuple[int, int] | None = None) -> tuple[bytes, int]:
-    """A 1-bit PNG of the mask, resized (nearest neighbour) to ``size`` = (width, height) when given, and the
-    mask's area in pixels of that PNG."""
+def mask_image(rle: dict, *, size: tuple[int, int] | None = None) -> Any:
+    """The mask as a Pillow "L" image (0 or 255), resized (nearest neighbour) to ``size`` = (width, height)."""
     from PIL import Image
 
     height, width, column_major = decode_rle(rle)
@@ -84,7 +84,18 @@ def mask_png(rle: dict, *, size: tuple[int, int] | None = None) -> tuple[bytes, 
     image = Image.frombytes("L", (height, width), column_major).transpose(Image.Transpose.TRANSPOSE)
     if size is not None and size != (width, height):
         image = image.resize(size, Image.Resampling.NEAREST)
+    return image
+
+
+def encode_mask(image: Any) -> tuple[bytes, int]:
+    """A 1-bit PNG of an "L" mask image, and the mask's area in pixels."""
     area = image.histogram()[255]
     buffer = io.BytesIO()
     image.convert("1").save(buffer, format="PNG", optimize=True)
     return buffer.getvalue(), area
+
+
+def mask_png(rle: dict, *, size: tuple[int, int] | None = None) -> tuple[bytes, int]:
+    """A 1-bit PNG of the mask, resized (nearest neighbour) to ``size`` = (width, height) when given, and the
+    mask's area in pixels of that PNG."""
+    return encode_mask(mask_image(rle, size=size))

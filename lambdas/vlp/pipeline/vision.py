@@ -2,8 +2,10 @@
 
 They send the normalised image (long side <= 2048) as base64. Segment maps the boxes back to pixels of the
 original (upright) image, writes every mask as a PNG of the original size under results/<request id>/, and
-keeps the COCO RLE (in the normalised image's frame, its ``size`` says so) inline while the total stays under
-``RLE_INLINE_BUDGET`` bytes; above it, all RLE goes to one S3 JSON object and the state keeps its key.
+(``options.overlay``, on by default) one overlay picture, ``overlay.png``, drawn in the same pass over the masks
+(vlp.pipeline.overlay); none when nothing was detected. It keeps the COCO RLE (in the normalised image's frame,
+its ``size`` says so) inline while the total stays under ``RLE_INLINE_BUDGET`` bytes; above it, all RLE goes to
+one S3 JSON object and the state keeps its key.
 """
 
 from __future__ import annotations
@@ -22,11 +24,27 @@ from vlp.settings import PipelineSettings
 
 RLE_INLINE_BUDGET = 48 * 1024  # bytes of RLE JSON kept in the state (states are limited to 256 KB)
 MAX_PROMPTS = 32
+OVERLAY_NAME = "overlay.png"
 
 
 def _image_b64(s3: Any, context: Context, settings: PipelineSettings) -> str:
     data = storage.read(s3, settings.requests_bucket, context.image.key)
     return base64.b64encode(data).decode("ascii")
+
+
+def _overlay(s3: Any, context: Context, settings: PipelineSettings) -> Any:
+    """The overlay canvas: the original image (what the caller sent, upright, RGB) at its full size."""
+    from vlp.pipeline.imaging import upright_rgb
+    from vlp.pipeline.overlay import Overlay
+
+    data = storage.read(s3, settings.requests_bucket, context.image.source_key, max_bytes=settings.max_image_bytes)
+    base = upright_rgb(data, max_pixels=settings.max_image_pixels)
+    size = (context.image.original_width, context.image.original_height)
+    if base.size != size:  # not expected: validate measured the same file
+        from PIL import Image
+
+        base = base.resize(size, Image.Resampling.LANCZOS)
+    return Overlay(base)
 
 
 def segment_prompts(context: Context) -> tuple[list[str], list[str]]:
@@ -80,6 +98,7 @@ def run_segment(
     width, height = context.image.original_width, context.image.original_height
     sx, sy = width / parsed["width"], height / parsed["height"]
     bucket = settings.requests_bucket
+    drawing = _overlay(s3, context, settings) if parsed["detections"] and options.overlay else None
     detections: list[dict[str, Any]] = []
     rle_items: list[dict[str, Any]] = []
     for index, item in enumerate(parsed["detections"]):
@@ -89,19 +108,30 @@ def run_segment(
             "box": scale_box(item["box"], sx=sx, sy=sy, width=width, height=height),
         }
         if item["rle"] is not None:
-            from vlp.pipeline.masks import mask_png  # Pillow only when there is a mask to draw
+            from vlp.pipeline.masks import encode_mask, mask_image  # Pillow only when there is a mask to draw
 
             try:
-                png, area = mask_png(item["rle"], size=(width, height))
+                mask = mask_image(item["rle"], size=(width, height))
+                png, area = encode_mask(mask)
             except (ValueError, KeyError, TypeError):
                 raise model_error(
                     ModelFailedError, "segment", "The grounded_sam model returned an invalid mask."
                 ) from None
             key = result_key(context.request_id, f"mask-{index}.png")
             storage.write(s3, bucket, key, png, "image/png")
+            if drawing is not None:
+                drawing.tint(mask, index)
+            del mask
             detection["mask"] = {"key": key, "area": area, "rle": item["rle"]}
             rle_items.append({"index": index, "label": item["label"], "rle": item["rle"]})
+        if drawing is not None:
+            drawing.outline(index, detection["box"], detection["label"], detection["score"])
         detections.append(detection)
+    overlay = None
+    if drawing is not None:
+        key = result_key(context.request_id, OVERLAY_NAME)
+        storage.write(s3, bucket, key, drawing.png(), "image/png")
+        overlay = {"key": key}
     masks_rle = None
     rle_size = sum(len(json.dumps(entry["rle"], separators=(",", ":"))) for entry in rle_items)
     if rle_size > rle_budget:
@@ -117,6 +147,7 @@ def run_segment(
         started,
         detections=detections,
         masks_rle=masks_rle,
+        overlay=overlay,
         prompts=prompts,
         warnings=warnings,
         model=parsed.get("model"),

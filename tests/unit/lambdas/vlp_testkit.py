@@ -20,6 +20,7 @@ BUCKET = "vlp-test-requests"
 REGION = "us-east-1"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:vlp-test-analyze"
 JOBS_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:vlp-test-jobs"
+IDEMPOTENCY_TABLE = "vlp-test-idempotency"
 ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
 ENDPOINTS = {role: f"vlp-test-{role.replace('_', '-')}" for role in ROLES}
 
@@ -38,6 +39,7 @@ os.environ.update(
         "REQUESTS_BUCKET": BUCKET,
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         "JOBS_STATE_MACHINE_ARN": JOBS_STATE_MACHINE_ARN,
+        "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
         **{f"ENDPOINT_{role.upper()}": name for role, name in ENDPOINTS.items()},
     }
 )
