@@ -18,6 +18,7 @@ TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--
 LAYER_DIR := build/lambda-layer/python
 PYTEST := .venv/bin/python -m pytest
 PYTEST_MODELS := .venv-models/bin/python -m pytest
+DJL_PACKAGES := $(patsubst model_packages/%/serving.properties,%,$(wildcard model_packages/*/serving.properties))
 
 .PHONY: help install synth test test-unit test-models test-infra test-local deploy diff bench lint lock clean up down stage-weights build packages
 
@@ -100,6 +101,11 @@ lock: .stamps/venv ## re-resolve the pinned requirements after editing requireme
 	$(UV) pip compile -q --generate-hashes --python-version 3.11 requirements/app.in -o requirements/app.txt
 	$(UV) pip compile -q --generate-hashes --python-version 3.11 $(TORCH_SOURCE) requirements/models.in -o requirements/models.txt
 	$(UV) pip compile -q --generate-hashes --python-version 3.12 --python-platform aarch64-manylinux_2_28 --only-binary :all: requirements/lambda.in -o requirements/lambda.txt
+# what each DJL container installs at start-up: the versions tests/models ran, with hashes; torch stays the container's
+	for p in $(DJL_PACKAGES); do \
+		$(UV) pip compile -q --generate-hashes --python-version 3.11 -c requirements/models.txt \
+			--override requirements/djl-container.txt model_packages/$$p/requirements.in -o model_packages/$$p/requirements.txt; \
+	done
 
 clean: ## remove build outputs (keeps the installed environments)
 	rm -rf cdk.out build .stamps/lambda-layer

@@ -55,6 +55,7 @@ from vlp_djl_support import (
     resolve_model_source,
     select_device_and_dtype,
 )
+from vlp_requirements import verify_installed
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class ClipInterrogatorService:
 
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
+        verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
         props = Properties(properties)
         self.settings = InterrogatorSettings.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)

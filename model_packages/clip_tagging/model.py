@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from clip_tagging_cache import LabelEmbeddingCache
@@ -38,6 +39,7 @@ from vlp_djl_support import (
     resolve_model_source,
     select_device_and_dtype,
 )
+from vlp_requirements import verify_installed
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ class ClipTaggingService:
 
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
+        verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
         props = Properties(properties)
         self.settings = TaggingSettings.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import grounded_sam_core as core
 from djl_python import Input, Output
+from vlp_requirements import verify_installed
 
 LOGGER = logging.getLogger(__name__)
 _REASONS = {
@@ -30,6 +32,7 @@ _model: core.GroundedSam | None = None
 def _initialise(properties: dict) -> None:
     global _model
     if _model is None:  # DJL initialises a worker once; never reload
+        verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
         _model = core.GroundedSam(core.Settings.from_properties(properties))
 
 

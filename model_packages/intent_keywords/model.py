@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import intent_keywords_core as core
 from djl_python import Input, Output
+from vlp_requirements import verify_installed
 
 LOGGER = logging.getLogger(__name__)
 _REASONS = {
@@ -35,6 +37,7 @@ class _InvalidJson(Exception):
 def _initialise(properties: dict) -> None:
     global _model
     if _model is None:  # DJL initialises a worker once; never reload
+        verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
         _model = core.IntentKeywords(core.Settings.from_properties(properties))
 
 
