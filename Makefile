@@ -19,6 +19,7 @@ LAYER_DIR := build/lambda-layer/python
 PYTEST := .venv/bin/python -m pytest
 PYTEST_MODELS := .venv-models/bin/python -m pytest
 DJL_PACKAGES := $(patsubst model_packages/%/serving.properties,%,$(wildcard model_packages/*/serving.properties))
+PYTEST_DEMO := .venv-demo/bin/python -m pytest
 
 .PHONY: help install synth test test-unit test-models test-infra test-local deploy diff bench lint lock clean up down stage-weights build packages
 
@@ -65,7 +66,7 @@ diff: build ## show what a deploy would change: make diff ENV=dev
 	cdk diff "$(ENV)/*"
 
 test: install ## the whole offline suite: unit, model packages, infra, local end-to-end
-	$(MAKE) --no-print-directory test-unit test-models test-infra test-local
+	$(MAKE) --no-print-directory test-unit test-models test-infra test-local test-demo test-browser
 
 test-unit: build ## Lambda and CDK-config unit tests
 	$(PYTEST) tests/unit -q
@@ -84,6 +85,30 @@ up: install ## local mode: the whole service on 127.0.0.1 (API :8080), offline; 
 
 down: ## stop local mode
 	.venv/bin/python -m local.up down
+
+# ---- the Gradio demo (demo/, docs/demo.md): its own venv .venv-demo (requirements/demo.txt + the client from the tree)
+.PHONY: demo demo-down test-demo test-browser
+DEMO_PORT ?= 7860
+# `make demo ENV=dev` (ENV on the command line) or API_URL=... : a deployed stack; otherwise local mode
+DEMO_TARGET = $(if $(API_URL),--api-url $(API_URL),$(if $(filter command line,$(origin ENV)),--env $(ENV)))
+
+.stamps/venv-demo: requirements/demo.txt client/pyproject.toml .stamps/venv
+	$(UV) venv -q --allow-existing --python $(PYTHON) .venv-demo
+	$(UV) pip sync -q --python .venv-demo/bin/python requirements/demo.txt
+	$(UV) pip install -q --python .venv-demo/bin/python --no-deps -e ./client
+	@touch $@
+
+demo: install .stamps/venv-demo ## the Gradio demo on http://127.0.0.1:7860, over local mode (started if not up), or ENV=dev / API_URL=...; Ctrl-C stops it
+	.venv-demo/bin/python -m demo.run up --port $(DEMO_PORT) $(DEMO_TARGET) --local-env $(ENV) --local-args "$(LOCAL_ARGS)" $(DEMO_ARGS)
+
+demo-down: ## stop the demo (and the local mode it started)
+	@if [ -x .venv-demo/bin/python ]; then .venv-demo/bin/python -m demo.run down $(DEMO_ARGS); else echo "demo: not installed"; fi
+
+test-demo: .stamps/venv-demo ## the demo's own logic (no browser)
+	$(PYTEST_DEMO) tests/demo -q
+
+test-browser: install .stamps/venv-demo ## the demo in real headless Chromium against `make demo` (Debian chromium + chromium-driver)
+	$(PYTEST_DEMO) tests/browser -q
 
 bench: install ## run every benchmark under bench/
 	@for f in bench/*.py; do n=$$(basename $$f .py); echo "== bench-$$n"; $(MAKE) --no-print-directory bench-$$n; done
@@ -106,6 +131,7 @@ lock: .stamps/venv ## re-resolve the pinned requirements after editing requireme
 		$(UV) pip compile -q --generate-hashes --python-version 3.11 -c requirements/models.txt \
 			--override requirements/djl-container.txt model_packages/$$p/requirements.in -o model_packages/$$p/requirements.txt; \
 	done
+	$(UV) pip compile -q --generate-hashes --python-version 3.11 requirements/demo.in client/pyproject.toml -o requirements/demo.txt
 
 clean: ## remove build outputs (keeps the installed environments)
 	rm -rf cdk.out build .stamps/lambda-layer

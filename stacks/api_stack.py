@@ -4,9 +4,11 @@ Standard state machines, the REST API and (config `api.waf`) its web ACL. docs/p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks import constants as c
@@ -33,7 +35,7 @@ class ApiStack(cdk.Stack):
         config: EnvironmentConfig,
         key: kms.IKey,
         models: Mapping[str, ModelTarget],
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         names = StateMachineNames(
@@ -58,7 +60,7 @@ class ApiStack(cdk.Stack):
         cdk.CfnOutput(self, c.OUTPUT_STATE_MACHINE_ARN, value=self.express.state_machine_arn)
         cdk.CfnOutput(self, c.OUTPUT_JOBS_STATE_MACHINE_ARN, value=self.standard.state_machine_arn)
 
-    def _build_state_machines(self, config: EnvironmentConfig):
+    def _build_state_machines(self, config: EnvironmentConfig) -> list[sfn.StateMachine]:
         pipeline = Construct(self, c.PIPELINE_ID)
         steps = {name: self.functions[name] for name in c.STEP_FUNCTIONS}
         machines = [

@@ -9,18 +9,18 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stacks import constants as c
-from stacks.instances import INSTANCES
+from stacks.instances import INSTANCES, InstanceSpec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 PACKAGES_DIR = Path(__file__).resolve().parent.parent / "model_packages"
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:[0-9]*x?large|medium|small|metal)$")
-TGI_QUANTIZATIONS = (
+TgiQuantization = Literal[
     "awq",
     "bitsandbytes",
     "bitsandbytes-fp4",
@@ -30,7 +30,8 @@ TGI_QUANTIZATIONS = (
     "fp8",
     "gptq",
     "marlin",
-)
+]
+TGI_QUANTIZATIONS: tuple[str, ...] = get_args(TgiQuantization)
 
 
 class ConfigError(Exception):
@@ -75,7 +76,7 @@ class TgiConfig(_Strict):
     max_total_tokens: int = Field(4096, ge=2)
     max_batch_prefill_tokens: int | None = Field(None, ge=1)
     max_batch_total_tokens: int | None = Field(None, ge=1)
-    quantize: Literal[TGI_QUANTIZATIONS] | None = None  # type: ignore[valid-type]
+    quantize: TgiQuantization | None = None
     messages_api: bool = False
 
     @model_validator(mode="after")
@@ -91,7 +92,8 @@ class TgiConfig(_Strict):
         return self
 
 
-DJL_DTYPES = ("fp16", "bf16", "fp32", "auto")
+DjlDtype = Literal["fp16", "bf16", "fp32", "auto"]
+DJL_DTYPES: tuple[str, ...] = get_args(DjlDtype)
 # Options the stack sets from other fields (stacks/model_environment.py): model_id from weights, model_name from
 # model_id, dtype from djl.dtype.
 DJL_STACK_OPTIONS = ("model_id", "model_name", "dtype")
@@ -119,7 +121,7 @@ class DjlConfig(_Strict):
     serving.properties keeps what must not vary and sets none of these (checked here and in tests)."""
 
     # fp16 | bf16 | fp32 | auto; unset: fp16 on a GPU instance, fp32 on CPU (the packages use fp32 without a GPU)
-    dtype: Literal[DJL_DTYPES] | None = None  # type: ignore[valid-type]
+    dtype: DjlDtype | None = None
     # further option.<name> values, e.g. sam_model_name (what responses report) or label_cache_size
     options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str | int | float | bool] = Field(
         default_factory=dict
@@ -197,7 +199,7 @@ class ModelConfig(_Strict):
         return self.gpus if self.gpus is not None else INSTANCES[self.instance_type].gpus
 
     @property
-    def instance(self):
+    def instance(self) -> InstanceSpec | None:
         return INSTANCES.get(self.instance_type)
 
 
@@ -265,7 +267,7 @@ class ModelsConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_role_defaults(cls, data):
+    def _apply_role_defaults(cls, data: Any) -> Any:
         data = dict(data or {})
         for role, defaults in ROLE_DEFAULTS.items():
             given = data.get(role)
@@ -304,11 +306,11 @@ class ModelsConfig(_Strict):
                 )
         return self
 
-    def items(self):
+    def items(self) -> list[tuple[str, ModelConfig]]:
         """(role, config) for every role, in the order of constants.MODEL_ROLES."""
         return [(role, getattr(self, role)) for role in c.MODEL_ROLES]
 
-    def enabled(self):
+    def enabled(self) -> list[tuple[str, ModelConfig]]:
         return [(role, model) for role, model in self.items() if model.enabled]
 
 

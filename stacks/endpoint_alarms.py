@@ -80,7 +80,9 @@ class EndpointAlarms(Construct):
             alarm.add_alarm_action(actions.SnsAction(topic))
             alarm.add_ok_action(actions.SnsAction(topic))
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, *, threshold: float, periods: int, description: str):
+    def _alarm(
+        self, construct_id: str, metric: cloudwatch.Metric, *, threshold: float, periods: int, description: str
+    ) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(
             self,
             construct_id,

@@ -235,8 +235,11 @@ class HttpApi(Construct):
             description=f"{name} of openapi/vlp-api.json (JSON Schema draft 4)",
             schema=schema,
         )
-        # A changed schema must redeploy the stage.
-        self.rest_api.latest_deployment.add_to_logical_id({"model": name, "schema": schema})
+        # A changed schema must redeploy the stage (a RestApi built with deploy=True always has a deployment).
+        deployment = self.rest_api.latest_deployment
+        if deployment is None:
+            raise ValueError(f"{self.node.path}: the REST API has no deployment to tie the {name} schema to")
+        deployment.add_to_logical_id({"model": name, "schema": schema})
         return apigw.Model.from_model_name(self, f"{name}ModelRef", model.ref)
 
     def _build_gateway_responses(self) -> None:

@@ -104,7 +104,10 @@ class ModelEndpoint(Construct):
                     actions=["s3:GetObject"], resources=[package.bucket.arn_for_objects(package.s3_object_key)]
                 )
             )
-        log_group = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints/{self.endpoint_name}"
+        log_group = (
+            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:"
+            f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
+        )
         log_streams = f"{log_group}:log-stream:*"
         wildcards.append(log_streams)
         role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogGroup"], resources=[log_group]))

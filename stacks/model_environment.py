@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stacks import constants as c
-from stacks.config import DjlConfig, ModelConfig
+from stacks.config import DjlConfig, ModelConfig, TgiConfig
 
 MODEL_DIR = "/opt/ml/model"  # where SageMaker mounts ModelDataSource / ModelDataUrl contents
 
@@ -29,7 +29,7 @@ def _hub_token(model: ModelConfig) -> dict[str, str]:
 
 def tgi_environment(model: ModelConfig) -> dict[str, str]:
     """Text Generation Inference launcher settings (https://huggingface.co/docs/text-generation-inference)."""
-    tgi = model.tgi
+    tgi = model.tgi or TgiConfig()  # a TGI role without a tgi block gets TGI's defaults
     weights_from_s3 = model.weights is not None and model.weights.s3_prefix is not None
     # TGI renamed MAX_INPUT_LENGTH to MAX_INPUT_TOKENS in 2.1; older images only know the old name.
     input_key = "MAX_INPUT_TOKENS" if _version_tuple(model.container_version) >= (2, 1) else "MAX_INPUT_LENGTH"

@@ -31,8 +31,9 @@ def write_model_tarball(source: Path, target: Path, shared: Path | None = SHARED
     """Write `source` (plus the shared modules at its root) as a gzip tar with fixed metadata (mtime 0, root owner,
     0644), so the bytes depend on the contents alone."""
     members = {str(path.relative_to(source)): path for path in package_files(source)}
-    for path in package_files(shared) if shared and shared.is_dir() else []:
-        members.setdefault(str(path.relative_to(shared)), path)
+    if shared is not None and shared.is_dir():
+        for path in package_files(shared):
+            members.setdefault(str(path.relative_to(shared)), path)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, path in sorted(members.items()):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -23,7 +25,7 @@ class MonitoringStack(cdk.Stack):
         *,
         config: EnvironmentConfig,
         endpoint_names: dict[str, str],
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.topic = self._build_topic(config)

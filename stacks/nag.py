@@ -7,6 +7,7 @@ exactly the wildcards we wrote and nothing added later."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import aws_cdk as cdk
 from constructs import IConstruct
@@ -31,7 +32,7 @@ def acknowledge_wildcard_resources(construct: IConstruct, resources: Iterable[st
     acknowledge(construct, "AwsSolutions-IAM5", reason, findings=findings)
 
 
-def _render(value) -> str:
+def _render(value: Any) -> str:
     """A resolved CloudFormation value as cdk-nag prints it in a finding id."""
     if isinstance(value, str):
         return value

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "vlp-api.json"
 DRAFT_4 = "http://json-schema.org/draft-04/schema#"
@@ -68,7 +69,7 @@ def draft4_schema(name: str, document: dict | None = None) -> dict:
     return {"$schema": DRAFT_4, **_convert(schemas[name], schemas, ())}
 
 
-def _convert(node, schemas: dict, seen: tuple[str, ...]):
+def _convert(node: Any, schemas: dict[str, Any], seen: tuple[str, ...]) -> Any:
     if isinstance(node, list):
         return [_convert(item, schemas, seen) for item in node]
     if not isinstance(node, dict):

@@ -60,7 +60,7 @@ class FunctionSpec:
     lists: tuple[str, ...] = ()  # s3:ListBucket on these prefixes
 
 
-def _model_step(memory_mb: int, read: int, margin: int, role: str, **access) -> FunctionSpec:
+def _model_step(memory_mb: int, read: int, margin: int, role: str, **access: tuple[str, ...]) -> FunctionSpec:
     return FunctionSpec(memory_mb, read + margin, read_timeout_seconds=read, model_role=role, **access)
 
 

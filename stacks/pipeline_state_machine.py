@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
+from typing import Any, TypeVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
@@ -16,6 +17,8 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.request_function import LOG_RETENTION, depend_on_policy_only
+
+_Catchable = TypeVar("_Catchable", bound=sfn.TaskStateBase | sfn.Parallel)  # the states that take a Catch
 
 COMMENT = (
     "VLP request pipeline. Same definition for the Express machine (POST /v1/analyze) and the Standard machine "
@@ -33,14 +36,14 @@ LAMBDA_ERRORS = [
     "Lambda.TooManyRequestsException",
 ]
 # Keyword arguments of State.add_retry, in the order docs/pipeline.md lists the retriers.
-LAMBDA_RETRY = {
+LAMBDA_RETRY: dict[str, Any] = {
     "errors": LAMBDA_ERRORS,
     "interval": SECONDS(1),
     "max_attempts": 3,
     "backoff_rate": 2,
     "jitter_strategy": sfn.JitterType.FULL,
 }
-MODEL_RETRY = {
+MODEL_RETRY: dict[str, Any] = {
     "errors": ["ModelRetryableError", "DependencyError"],
     "interval": SECONDS(1),
     "max_attempts": 3,
@@ -48,8 +51,8 @@ MODEL_RETRY = {
     "max_delay": SECONDS(8),
     "jitter_strategy": sfn.JitterType.FULL,
 }
-TIMEOUT_RETRY = {"errors": ["ModelTimeoutError"], "interval": SECONDS(2), "max_attempts": 1}
-VALIDATE_RETRY = {
+TIMEOUT_RETRY: dict[str, Any] = {"errors": ["ModelTimeoutError"], "interval": SECONDS(2), "max_attempts": 1}
+VALIDATE_RETRY: dict[str, Any] = {
     "errors": ["DependencyError"],
     "interval": SECONDS(1),
     "max_attempts": 2,
@@ -57,7 +60,7 @@ VALIDATE_RETRY = {
     "jitter_strategy": sfn.JitterType.FULL,
 }
 # Standard only: an endpoint starting from zero instances (~25 minutes of retries).
-NOT_READY_RETRY = {
+NOT_READY_RETRY: dict[str, Any] = {
     "errors": ["ModelNotReadyError"],
     "interval": SECONDS(60),
     "max_attempts": 10,
@@ -103,7 +106,9 @@ class _Builder:
         task.add_retry(**LAMBDA_RETRY)
         return task
 
-    def model_task(self, state: str, function: str, *, result_path: str | None = None, catch: bool = True):
+    def model_task(
+        self, state: str, function: str, *, result_path: str | None = None, catch: bool = True
+    ) -> tasks.LambdaInvoke:
         task = self._task(state, function, result_path=result_path)
         task.add_retry(**MODEL_RETRY)
         task.add_retry(**TIMEOUT_RETRY)
@@ -113,13 +118,13 @@ class _Builder:
             self.catch(task)
         return task
 
-    def plain_task(self, state: str, function: str, *, retries: tuple[dict, ...] = ()) -> tasks.LambdaInvoke:
+    def plain_task(self, state: str, function: str, *, retries: tuple[dict[str, Any], ...] = ()) -> tasks.LambdaInvoke:
         task = self._task(state, function)
         for retry in retries:
             task.add_retry(**retry)
         return self.catch(task)
 
-    def catch(self, state):
+    def catch(self, state: _Catchable) -> _Catchable:
         state.add_catch(self.failed, errors=[sfn.Errors.ALL], result_path="$.error")
         return state
 
@@ -216,4 +221,4 @@ class PipelineStateMachine(Construct):
             # ERROR only, without execution data: inputs hold user text.
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ERROR, include_execution_data=False),
         )
-        depend_on_policy_only(self.state_machine.node.default_child, self.state_machine.role)
+        depend_on_policy_only(self.state_machine, self.state_machine.role)

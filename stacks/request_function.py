@@ -17,10 +17,13 @@ from stacks.lambda_layer import ARCHITECTURE, RUNTIME
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
-def depend_on_policy_only(resource: cdk.CfnResource, role: iam.IRole) -> None:
+def depend_on_policy_only(construct: Construct, role: iam.IRole) -> None:
     """CDK makes a function or state machine depend on its role and the role's policy; the role dependency repeats
     the GetAtt of the role (cfn-lint W3005), so keep only the policy's."""
+    resource = construct.node.default_child
     policy = role.node.find_child("DefaultPolicy").node.default_child
+    if not isinstance(resource, cdk.CfnResource) or not isinstance(policy, cdk.CfnResource):
+        raise TypeError(f"{construct.node.path}: expected a CloudFormation resource and a role with a DefaultPolicy")
     resource.add_override("DependsOn", [policy.logical_id])
 
 
@@ -73,7 +76,7 @@ class RequestFunction(Construct):
         )
         # The role is ours (CDK adds no AWSLambdaBasicExecutionRole to it): write access to this log group only.
         self.log_group.grant_write(self.role)
-        depend_on_policy_only(self.function.node.default_child, self.role)
+        depend_on_policy_only(self.function, self.role)
 
     def allow(self, actions: Sequence[str], resources: Sequence[str], conditions: Mapping | None = None) -> None:
         self.role.add_to_policy(
