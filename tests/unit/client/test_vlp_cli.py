@@ -234,3 +234,20 @@ def test_history_is_trimmed_to_the_apis_limits():
     long = [{"role": "user", "text": "x" * 5000}, {"role": "assistant", "text": "y" * 2000}] * 2
     kept = _trim(long)
     assert sum(len(t["text"]) for t in kept) <= 8000 and kept[0]["role"] == "user"
+
+
+def test_on_a_terminal_uploads_show_a_progress_bar_and_jobs_their_status(http, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich: stderr is a terminal
+    large = tmp_path / "large.png"
+    large.write_bytes(png_bytes((400, 400), noise=True))
+    key = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png"
+    http.post(API + "/v1/uploads", json={"url": S3_URL, "fields": {"key": key}, "key": key}, status=201)
+    http.post(S3_URL, status=204)
+    http.post(API + "/v1/jobs", json={"job_id": "j5", "status": "queued", "status_url": "/v1/jobs/j5"}, status=202)
+    http.get(API + "/v1/jobs/j5", json={"job_id": "j5", "status": "succeeded", "result": TAG_RESULT})
+    status, out, err = run(capsys, "job", "submit", str(large), "--wait")
+    assert status == 0 and "tags" in out
+    assert "uploading" in err and "job j5" in err
+    assert json.loads(http.calls[2].request.body) == {"image_key": key}
+    status, _, err = run(capsys, "--quiet", "job", "submit", str(large))
+    assert status == 0 and err == ""
