@@ -81,7 +81,9 @@ def openapi_operations() -> dict[tuple[str, str], dict]:
 
 def inline(node):
     """An OpenAPI schema with its $refs inlined, without the post-draft-4 `examples` annotations and the
-    `default: null` annotations (a JSON null cannot pass through jsii into a template)."""
+    `default: null` annotations (a JSON null cannot pass through jsii into a template), and with draft 4's
+    boolean `exclusiveMinimum` (2020-12's `"exclusiveMinimum": 0` is draft 4's `"minimum": 0,
+    "exclusiveMinimum": true`)."""
     if isinstance(node, list):
         return [inline(item) for item in node]
     if not isinstance(node, dict):
@@ -91,6 +93,10 @@ def inline(node):
     out = {}
     for key, value in node.items():
         if key == "examples" or (key == "default" and value is None):
+            continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
             continue
         out[key] = {k: inline(v) for k, v in value.items()} if key == "properties" else inline(value)
     return out
@@ -139,12 +145,42 @@ def test_request_models_are_the_openapi_request_schemas(assembly, configs):
         (("POST", "/v1/analyze"), {"image_base64": "aGk=", "lables": ["dog"]}),
         (("POST", "/v1/jobs"), {"image_base64": "aGk=", "task": "draw"}),
         (("POST", "/v1/jobs"), {"image_base64": "aGk=", "options": {"max_new_tokens": "256"}}),
+        # conversations, sampling, tag prompts, translation (the Lambda checks what a schema cannot: alternation,
+        # 8,000 characters in all, blank turns)
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "history": [{"role": "user", "text": "hi"}] * 17}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "history": [{"role": "system", "text": "hi"}]}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "history": [{"role": "user", "text": ""}]}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "history": [{"role": "user"}]}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"temperature": 2.5}}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"top_p": 0}}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"repetition_penalty": 0.5}}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"seed": -1}}),
+        (("POST", "/v1/jobs"), {"image_base64": "aGk=", "options": {"seed": 1.5}}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"label_template": "a photo"}}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"label_template": "a {} and a {}"}}),
+        (("POST", "/v1/analyze"), {"image_base64": "aGk=", "options": {"translate": "yes"}}),
     ],
 )
 def test_request_models_refuse_bad_bodies(assembly, route, body):
     template = assembly.templates[api_stack("dev")]
     schema = request_schema(template, routes(template)[route])
     assert list(jsonschema.Draft4Validator(schema).iter_errors(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"image_base64": "aGk=", "history": [{"role": "user", "text": "hi"}, {"role": "assistant", "text": "yo"}]},
+        {"image_base64": "aGk=", "options": {"temperature": 0, "top_p": 1, "repetition_penalty": 1, "seed": 0}},
+        {"image_base64": "aGk=", "options": {"temperature": 2, "top_p": 0.01, "repetition_penalty": 2}},
+        {"image_base64": "aGk=", "options": {"label_template": "{}", "translate": True}},
+        {"image_base64": "aGk=", "options": {"label_template": "} {{}} {"}},  # other braces are literal
+    ],
+)
+def test_request_models_accept_the_new_fields_within_their_limits(assembly, body):
+    template = assembly.templates[api_stack("dev")]
+    schema = request_schema(template, routes(template)[("POST", "/v1/analyze")])
+    assert list(jsonschema.Draft4Validator(schema).iter_errors(body)) == []
 
 
 def test_every_method_validates_and_is_authorized_per_config(assembly, configs):
