@@ -42,7 +42,7 @@ class Ui:
 
     def __init__(self, quiet: bool = False, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         self.out = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
-        self.err = Console(file=stderr or sys.stderr, highlight=False)
+        self.err = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
         self.live = not quiet and self.err.is_terminal
         self.quiet = quiet
 
