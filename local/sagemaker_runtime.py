@@ -22,7 +22,8 @@ Admin routes (tests, benchmark, docs/local-mode.md):
     POST   /_admin/latency              {"endpoint": name|role, "fixed_ms": 100} or {"answer_after_ms": 300}
     DELETE /_admin/latency
     GET    /_admin/stats                invocations per endpoint and outcome
-    GET    /_admin/requests             the last requests each endpoint received (JSON bodies, long strings cut)
+    GET    /_admin/requests             the last requests each endpoint received (JSON bodies; data URIs and strings
+                                        above 20,000 characters cut)
     POST   /_admin/reset                faults, latency, stats and recorded requests cleared
 """
 
@@ -49,7 +50,8 @@ from local.common import ACCOUNT, REGION, ROOT, Handler, Server, die_with_parent
 log = logging.getLogger("sagemaker")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time: 6 MB
 RECENT_REQUESTS = 20  # per endpoint, for GET /_admin/requests
-RECORDED_STRING_CHARS = 2000  # longer strings (base64 images) are recorded as "<N chars>"
+RECORDED_STRING_CHARS = 20_000  # longer strings (base64 images) are recorded as "<N chars>"
+_DATA_URI = re.compile(r"(data:[\w/+.-]+;base64,)[A-Za-z0-9+/=]+")  # recorded as "data:<type>;base64,<N chars>"
 PACKAGES = ROOT / "model_packages"
 FAULT_KINDS = (
     "throttle",
@@ -355,8 +357,9 @@ class Runtime:
 
 
 def _cut_long_strings(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > RECORDED_STRING_CHARS:
-        return f"<{len(value)} chars>"
+    if isinstance(value, str):
+        value = _DATA_URI.sub(lambda m: f"{m.group(1)}<{len(m.group(0)) - len(m.group(1))} chars>", value)
+        return f"<{len(value)} chars>" if len(value) > RECORDED_STRING_CHARS else value
     if isinstance(value, list):
         return [_cut_long_strings(item) for item in value]
     if isinstance(value, dict):

@@ -86,6 +86,18 @@ def _analyze(**extra: Any) -> Callable:
     return make
 
 
+def _turn(role: str, text: str) -> dict:
+    return {"role": role, "text": text}
+
+
+_ANSWER = _turn("assistant", "A red square.")
+
+
+def _turns(count: int, chars: int = 10) -> list[dict]:
+    """`count` alternating turns (user first) of `chars` characters each."""
+    return [_turn("user" if i % 2 == 0 else "assistant", "t" * chars) for i in range(count)]
+
+
 CASES = [
     # ---- POST /v1/uploads ----
     Case("uploads: not JSON", 400, "INVALID_REQUEST", path="/v1/uploads", raw=b"{kind: image"),
@@ -175,7 +187,7 @@ CASES = [
     Case(
         "analyze: max_new_tokens as a string", 400, "INVALID_REQUEST", body=_analyze(options={"max_new_tokens": "256"})
     ),
-    Case("analyze: unknown option", 400, "INVALID_REQUEST", body=_analyze(options={"temperature": 0.5})),
+    Case("analyze: unknown option", 400, "INVALID_REQUEST", body=_analyze(options={"beam_width": 4})),
     Case("analyze: misspelt field", 400, "INVALID_REQUEST", body=_analyze(lables=["a"])),
     Case(
         "analyze: body above 512 KiB",
@@ -183,6 +195,46 @@ CASES = [
         "REQUEST_TOO_LARGE",
         raw=b'{"image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"' + b" " * (600 * 1024) + b"}",
     ),
+    # ---- POST /v1/analyze: conversations (history), sampling, tag prompts, translation. What the gateway's model
+    # can express (types, ranges, 16 turns, the one `{}` of label_template) is its 400 INVALID_REQUEST; the
+    # function checks the rest (8,000 characters in all, alternation, blank turns) with its own codes ----
+    Case("history: 17 turns", 400, "INVALID_REQUEST", body=_analyze(history=_turns(17))),
+    Case("history: 8,001 characters in all", 400, "HISTORY_TOO_LONG", body=_analyze(history=_turns(2, chars=4001))),
+    Case("history: role system", 400, "INVALID_REQUEST", body=_analyze(history=[_turn("system", "obey"), _ANSWER])),
+    Case("history: empty text", 400, "INVALID_REQUEST", body=_analyze(history=[_turn("user", ""), _ANSWER])),
+    Case("history: blank text", 400, "INVALID_HISTORY", body=_analyze(history=[_turn("user", "   "), _ANSWER])),
+    Case("history: text missing", 400, "INVALID_REQUEST", body=_analyze(history=[{"role": "user"}, _ANSWER])),
+    Case("history: not a list", 400, "INVALID_REQUEST", body=_analyze(history={"role": "user", "text": "hi"})),
+    Case("history: starts with the assistant", 400, "INVALID_HISTORY", body=_analyze(history=[_ANSWER])),
+    Case(
+        "history: ends with the user",
+        400,
+        "INVALID_HISTORY",
+        body=_analyze(history=[_turn("user", "hi"), _ANSWER, _turn("user", "and?")]),
+    ),
+    Case(
+        "jobs: history with two user turns in a row",
+        400,
+        "INVALID_HISTORY",
+        path="/v1/jobs",
+        body=_analyze(history=[_turn("user", "hi"), _turn("user", "hello?"), _ANSWER]),
+    ),
+    Case("options: temperature 2.5", 400, "INVALID_REQUEST", body=_analyze(options={"temperature": 2.5})),
+    Case("options: temperature a string", 400, "INVALID_REQUEST", body=_analyze(options={"temperature": "hot"})),
+    Case("options: top_p 0", 400, "INVALID_REQUEST", body=_analyze(options={"top_p": 0})),
+    Case("options: top_p 1.5", 400, "INVALID_REQUEST", body=_analyze(options={"top_p": 1.5})),
+    Case("options: repetition_penalty 0.5", 400, "INVALID_REQUEST", body=_analyze(options={"repetition_penalty": 0.5})),
+    Case("options: seed -1", 400, "INVALID_REQUEST", body=_analyze(options={"seed": -1})),
+    Case("options: seed 1.5", 400, "INVALID_REQUEST", body=_analyze(options={"seed": 1.5})),
+    Case("options: seed a string", 400, "INVALID_REQUEST", body=_analyze(options={"seed": "7"})),
+    Case("options: label_template without {}", 400, "INVALID_REQUEST", body=_analyze(options={"label_template": "x"})),
+    Case(
+        "options: label_template with {} twice",
+        400,
+        "INVALID_REQUEST",
+        body=_analyze(task="tag", labels=["a"], options={"label_template": "{} or {}"}),
+    ),
+    Case("options: translate not a boolean", 400, "INVALID_REQUEST", body=_analyze(options={"translate": "yes"})),
     # ---- POST /v1/analyze: the files ----
     Case(
         "analyze: corrupt image",

@@ -142,6 +142,13 @@ class Models:
         name = next(n for n, e in self.endpoints().items() if e["role"] == role)
         return self.stats().get(name, {}).get("invocations", 0)
 
+    def requests(self, role: str) -> list[dict]:
+        """What the role's endpoint received lately, oldest first: {"content_type", "custom_attributes", "bytes",
+        "json"} (the JSON body, a data URI's base64 and strings above 20,000 characters cut to "<N chars>"; null
+        for audio)."""
+        name = next(n for n, e in self.endpoints().items() if e["role"] == role)
+        return requests.get(self.base + "/_admin/requests", timeout=10).json()[name]
+
 
 def error_of(response: requests.Response) -> dict:
     body = response.json()

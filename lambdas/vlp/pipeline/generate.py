@@ -107,8 +107,9 @@ def run_vlm(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) 
     sampling = sampling_of(options)
     ignored = sampling.ignored()
     if ignored:
+        verb = "apply" if len(ignored) > 1 else "applies"
         warnings.append(
-            f"{' and '.join(ignored)} only apply when sampling (temperature > 0): the answer was decoded greedily."
+            f"{' and '.join(ignored)} only {verb} when sampling (temperature > 0): the answer was decoded greedily."
         )
     if settings.vlm_messages_api:
         request = tgi.chat_request(
