@@ -97,3 +97,11 @@ def test_documented_environment_variables_exist():
         assert alias in documented, alias
     for name in documented - aliases:
         assert name in {"ENDPOINT_<ROLE>", "INFERENCE_COMPONENT_<ROLE>", "POWERTOOLS_LOG_LEVEL"}, name
+
+
+def test_every_request_field_and_option_is_in_the_api_tables():
+    from vlp.api.models import AnalyzeOptions, AnalyzeRequest
+
+    section = API.split("## 2. Analyze", 1)[1].split("### ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", section, flags=re.M))
+    assert set(AnalyzeRequest.model_fields) | set(AnalyzeOptions.model_fields) <= documented
