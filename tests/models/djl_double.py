@@ -11,8 +11,9 @@ It follows djl-serving's source (GitHub deepjavalibrary/djl-serving, master bran
   serving.properties is read first, then each `OPTION_<NAME>` environment variable is added as `option.<name>`
   (lower-cased) only where the file does not set that key (`Properties.putIfAbsent`): THE FILE WINS. An
   `option.model_id` that is an `s3://` URL is downloaded and replaced by the local directory.
-- engines/python/src/main/java/ai/djl/python/engine/PyModel.java: the `option.` keys reach the Python worker
-  without their prefix, as the properties of the empty initialisation request.
+- engines/python/src/main/java/ai/djl/python/engine/PyModel.java and PyProcess.java: the `option.` keys reach the
+  Python worker without their prefix, as the properties of the empty initialisation request (no `model_dir`:
+  PyEnv puts the model directory on the worker's PYTHONPATH instead), plus the `device_id` python_sync_engine adds.
 
 A dynamic batch (PyPredictor.batchPredict, more than one request):
 - the batch Input has `batch_size` and, per request i, its properties as `batch_{iii}.<name>` and its content as
@@ -256,8 +257,9 @@ def worker_properties(
     downloads: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """What `handle` gets in the initialisation request when the container runs the package in `package_dir`
-    with the environment `environ`: the `option.` keys without their prefix, and `model_dir`. `downloads` maps an
-    `s3://` model_id to the local directory the container downloaded it to (as ModelInfo.downloadS3 does)."""
+    with the environment `environ`: the `option.` keys without their prefix (PyModel/PyProcess), plus the
+    `device_id` python_sync_engine adds (-1: no GPU). `downloads` maps an `s3://` model_id to the local directory
+    the container downloaded it to (as ModelInfo.downloadS3 does)."""
     package = Path(package_dir)
     props = model_properties((package / "serving.properties").read_text(encoding="utf-8"), environ)
     options = {key[len("option.") :]: value for key, value in props.items() if key.startswith("option.")}
@@ -266,7 +268,7 @@ def worker_properties(
         if not downloads or model_id not in downloads:
             raise KeyError(f"{model_id}: say where the container downloaded it (downloads=...)")
         options["model_id"] = downloads[model_id]
-    options["model_dir"] = str(package)
+    options["device_id"] = "-1"
     return options
 
 
