@@ -168,10 +168,8 @@ def check_segment_files(out: Path, width: int, height: int) -> dict:
         assert mask.size == (width, height)  # the original image's size
     names = {p.name for p in out.iterdir()}
     assert names >= {"result.json"} | {f"mask-{i}.png" for i in range(len(result["detections"]))}
-    if result.get("overlay"):
-        assert Image.open(out / "overlay.png").size == (width, height)
-    else:
-        assert "overlay.png" not in names
+    assert result["overlay"]["key"].endswith("overlay.png")  # drawn whenever there are detections
+    assert Image.open(out / "overlay.png").size == (width, height)
     return result
 
 
@@ -297,6 +295,20 @@ def test_cli_api_key(key_api, small_image):
     assert json.loads(found.stdout)["task"] == "describe"
     wrong = vlp("--api-url", key_api.url, "--api-key", "not-the-key-0123456789", "analyze", small_image)
     assert (wrong.returncode, wrong.stderr.strip()[:30]) == (2, "error INVALID_API_KEY: Forbidd")
+
+
+def test_cli_idempotency_key_is_scoped_to_the_signed_caller(iam_api, key_api, small_image):
+    """The same key and body give the same job for one caller (the identity local auth put into the event), and
+    another job for another caller; the same key with another body is refused."""
+    key = f"order-{time.time_ns()}"
+    signed = ["--api-url", iam_api.url, "--auth", "iam", "job", "submit", small_image, "--idempotency-key", key]
+    first = ok(vlp(*signed, "--text", "hi", env=iam_env(iam_api))).stdout.split()[1]
+    again = ok(vlp(*signed, "--text", "hi", env=iam_env(iam_api))).stdout.split()[1]
+    assert again == first
+    other = ok(vlp("--api-url", key_api.url, "--api-key", API_KEY, *signed[4:], "--text", "hi")).stdout.split()[1]
+    assert other != first
+    reused = vlp(*signed, "--text", "another body", env=iam_env(iam_api))
+    assert reused.returncode == 2 and reused.stderr.startswith("error IDEMPOTENCY_KEY_REUSED: ")
 
 
 # ---- the Python client in each mode ----
