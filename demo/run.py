@@ -171,7 +171,10 @@ def up(args: argparse.Namespace, app_args: list[str]) -> int:
         started_at=time.time(),
     )
     pid_file.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    # Ctrl-C and `make demo-down` (SIGTERM) stop it the same way; SIGINT explicitly too, as a shell that started
+    # make in the background may have left it ignored
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     app = session = None
     code = 0
     try:
@@ -194,6 +197,7 @@ def up(args: argparse.Namespace, app_args: list[str]) -> int:
         code = 2
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if app is not None:
             with contextlib.suppress(Exception):
                 app.close()

@@ -31,6 +31,8 @@ ARTIFACTS = ROOT / "build" / "test-artifacts" / "browser"
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
 START_TIMEOUT = 900  # a fresh clone synthesizes the CDK app before local mode answers
 LOCAL_PORTS = " ".join(f"--{service}-port 0" for service in ("api", "s3", "sagemaker", "lambda", "sfn"))
+# local mode with the cloud's default auth: the page's calls are SigV4-signed with local mode's credentials
+LOCAL_AUTH = "--auth iam"
 
 
 def browser_paths() -> tuple[str, str] | None:
@@ -75,7 +77,8 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 @pytest.fixture(scope="session")
 def demo(chromium: tuple[str, str], artifacts: Path) -> Iterator[str]:
-    """`make demo` as a user runs it; `make demo-down` afterwards, which also stops the local mode it started."""
+    """`make demo` as a user runs it (over local mode with IAM auth); `make demo-down` afterwards, which also stops
+    the local mode it started."""
     existing = os.environ.get("VLP_DEMO_URL")
     if existing:
         yield existing.rstrip("/")
@@ -96,7 +99,7 @@ def demo(chromium: tuple[str, str], artifacts: Path) -> Iterator[str]:
                 "demo",
                 *make_args,
                 *shlex.split(os.environ.get("VLP_DEMO_MAKE_ARGS", "")),
-                f"LOCAL_ARGS=--state-dir {state} {LOCAL_PORTS}",
+                f"LOCAL_ARGS=--state-dir {state} {LOCAL_PORTS} {LOCAL_AUTH}",
             ],
             cwd=ROOT,
             env=env,
