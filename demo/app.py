@@ -107,9 +107,14 @@ def build(session: Session, target: str) -> gr.Blocks:
                 warnings = gr.Markdown("", elem_id="vlp-warnings")
                 with gr.Row():
                     overlay = gr.Image(
-                        label="Overlay (from the service)", type="filepath", interactive=False, format="png",
-                        height=300, elem_id="vlp-overlay",
-                    )  # fmt: skip
+                        label="Overlay (from the service)",
+                        type="filepath",
+                        interactive=False,
+                        format="png",
+                        height=300,
+                        buttons=["download", "fullscreen"],
+                        elem_id="vlp-overlay",
+                    )
                     masks = gr.AnnotatedImage(label="Masks (hover a label to highlight it)", elem_id="vlp-masks")
                 detections = gr.Dataframe(
                     headers=views.DETECTION_HEADERS, label="Detections", interactive=False, elem_id="vlp-detections"
