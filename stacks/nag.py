@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from typing import Any
 
 import aws_cdk as cdk
 from constructs import IConstruct

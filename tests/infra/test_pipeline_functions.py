@@ -126,10 +126,6 @@ def test_constants_name_the_variables_the_lambdas_read():
         "SAGEMAKER_READ_TIMEOUT_SECONDS",
         "VLM_MESSAGES_API",
         "VLM_IMAGE_TRANSPORT",
-        "MAX_IMAGE_BYTES",
-        "MAX_IMAGE_PIXELS",
-        "MAX_AUDIO_BYTES",
-        "MAX_AUDIO_SECONDS",
     ):
         assert getattr(c, f"ENV_{name}") in pipeline_aliases
     assert c.ENV_CORS_ALLOW_ORIGINS in {f.alias for f in lambda_settings.UploadsSettings.model_fields.values()}
