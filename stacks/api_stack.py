@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 

@@ -63,7 +63,6 @@ class EndpointAutoscaling(Construct):
 
     def _build_scale_from_zero(self, endpoint: ModelEndpoint) -> appscaling.StepScalingPolicy:
         assert endpoint.inference_component_name is not None  # endpoints that scale to zero serve a component
-        assert endpoint.inference_component_name is not None  # endpoints that scale to zero serve a component
         no_capacity = cloudwatch.Metric(
             namespace="AWS/SageMaker",
             metric_name="NoCapacityInvocationFailures",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from typing import Any
 
 import aws_cdk as cdk
 from constructs import IConstruct

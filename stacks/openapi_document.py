@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from typing import Any
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "vlp-api.json"
 DRAFT_4 = "http://json-schema.org/draft-04/schema#"

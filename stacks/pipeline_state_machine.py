@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, TypeVar
-from typing import Any, TypeVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
@@ -18,8 +17,6 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.request_function import LOG_RETENTION, depend_on_policy_only
-
-_Catchable = TypeVar("_Catchable", bound=sfn.TaskStateBase | sfn.Parallel)  # the states that take a Catch
 
 _Catchable = TypeVar("_Catchable", bound=sfn.TaskStateBase | sfn.Parallel)  # the states that take a Catch
 
