@@ -72,6 +72,7 @@ class Deployment:
     source: str  # "cdk.out:<path>" or "docs/pipeline.md"
     requests_bucket: str
     artifacts_bucket: str
+    idempotency_table: str = ""  # the jobs function's DynamoDB table (served next to S3, local/dynamodb.py)
     functions: dict[str, dict] = field(default_factory=dict)  # name -> {handler, arn, timeout, memory, environment}
     machines: list[dict] = field(default_factory=list)  # {name, arn, type, definition (string), roleArn, source}
     endpoints: dict[str, dict] = field(default_factory=dict)  # role -> {name, inference_component}
@@ -490,6 +491,7 @@ def _documented(deployment: Deployment, config: Any) -> None:
             env["STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-pipeline")
         elif name == "jobs":
             env["JOBS_STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-jobs")
+            env["IDEMPOTENCY_TABLE"] = deployment.idempotency_table
         else:
             env.update(
                 VLM_MESSAGES_API="true" if getattr(config.models.vlm.tgi, "messages_api", False) else "false",
@@ -565,6 +567,7 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
     """The functions, state machines and endpoints of `env`: from the synthesized Api stack when `outdir` holds
     one, else as documented."""
     sys.path.insert(0, str(ROOT))
+    from stacks import constants
     from stacks.config import load_config
 
     config = load_config(ROOT / "config" / f"{env}.yaml")
@@ -573,6 +576,7 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
         source="docs/pipeline.md",
         requests_bucket=config.bucket_name("requests", ACCOUNT),
         artifacts_bucket=config.bucket_name("artifacts", ACCOUNT),
+        idempotency_table=constants.idempotency_table_name(config.prefix),
         sync_timeout_seconds=config.api.sync_timeout_seconds,
         auth=config.api.auth,
         cors_origins=list(config.api.cors_origins),

@@ -10,7 +10,8 @@ way S3 does before handing it to moto as a PutObject:
   400 EntityTooLarge / EntityTooSmall (XML error bodies), 204 on success.
 
 Presigned GET/PUT URLs past their X-Amz-Expires are refused (403 AccessDenied, "Request has expired").
-The buckets are created at start-up. Objects live in memory for the life of the process.
+The buckets are created at start-up. Objects live in memory for the life of the process. The same port also
+serves the local DynamoDB (local/dynamodb.py: the idempotency table of `--dynamodb-table`).
 """
 
 from __future__ import annotations
@@ -248,6 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bucket", action="append", default=[])
+    parser.add_argument("--dynamodb-table", action="append", default=[], help="an idempotency table to create")
     args = parser.parse_args()
     setup_logging("s3")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access line per object operation
@@ -259,7 +261,11 @@ def main() -> None:
     for bucket in args.bucket:
         s3_backends[ACCOUNT]["aws"].create_bucket(bucket, REGION)
         log.info("bucket %s created", bucket)
-    app = S3Front(create_backend_app("s3"), SECRET_KEY)
+    from local import dynamodb
+
+    for table in args.dynamodb_table:
+        dynamodb.create_idempotency_table(table)
+    app = dynamodb.app(S3Front(create_backend_app("s3"), SECRET_KEY))
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
     log.info("S3 listening on http://127.0.0.1:%d (moto)", args.port)
     import signal

@@ -105,6 +105,7 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_SESSION_TOKEN": "local",
             "AWS_ENDPOINT_URL_S3": self.url("s3"),
+            "AWS_ENDPOINT_URL_DYNAMODB": self.url("s3"),  # local/dynamodb.py shares the S3 server
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url("sagemaker"),
             "AWS_ENDPOINT_URL_SFN": self.url("sfn"),
             "AWS_ENDPOINT_URL_LAMBDA": self.url("lambda"),
@@ -188,6 +189,8 @@ class LocalStack:
                     planned.requests_bucket,
                     "--bucket",
                     planned.artifacts_bucket,
+                    "--dynamodb-table",
+                    planned.idempotency_table,
                 ],
             )
             models_config = self.run_dir / "models.json"

@@ -53,6 +53,7 @@ REQUESTS_BUCKET_ID = "RequestsBucket"
 ACCESS_LOGS_BUCKET_ID = "AccessLogsBucket"
 ALARM_TOPIC_ID = "AlarmTopic"
 DASHBOARD_ID = "Dashboard"
+IDEMPOTENCY_TABLE_ID = "IdempotencyTable"
 
 
 def model_construct_id(role: str) -> str:
@@ -82,6 +83,7 @@ OUTPUT_REQUESTS_BUCKET = "RequestsBucketName"
 OUTPUT_ALARM_TOPIC = "AlarmTopicArn"
 OUTPUT_DASHBOARD = "DashboardName"
 OUTPUT_API_URL = "ApiUrl"
+OUTPUT_IDEMPOTENCY_TABLE = "IdempotencyTableName"
 
 
 def output_endpoint_name(role: str) -> str:
@@ -93,6 +95,16 @@ ENV_CORS_ALLOW_ORIGINS = "CORS_ALLOW_ORIGINS"
 ENV_SAGEMAKER_READ_TIMEOUT_SECONDS = "SAGEMAKER_READ_TIMEOUT_SECONDS"
 ENV_VLM_MESSAGES_API = "VLM_MESSAGES_API"
 ENV_VLM_IMAGE_TRANSPORT = "VLM_IMAGE_TRANSPORT"
+ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"  # jobs: the DynamoDB table of Idempotency-Key records
+
+# ---- the idempotency table (Storage stack; Powertools' DynamoDB persistence layer, default attribute names) ----
+IDEMPOTENCY_PARTITION_KEY = "id"
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"  # epoch seconds; DynamoDB TTL deletes expired records
+
+
+def idempotency_table_name(prefix: str) -> str:
+    """`vlp-dev-idempotency`: a literal name, so the jobs function's IAM resource is a literal ARN."""
+    return f"{prefix}-idempotency"
 
 
 def inference_component_env_var(role: str) -> str:

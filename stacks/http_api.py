@@ -183,8 +183,9 @@ class HttpApi(Construct):
                     "X-Amz-Security-Token",
                     "X-Amz-Content-Sha256",
                     "X-Api-Key",
+                    "Idempotency-Key",
                 ],
-                expose_headers=["X-Request-Id", "Location", "Retry-After"],
+                expose_headers=["X-Request-Id", "Location", "Retry-After", "Idempotent-Replayed"],
                 max_age=cdk.Duration.hours(1),
             )
         return apigw.RestApi(

@@ -76,12 +76,18 @@ SPECS: dict[str, FunctionSpec] = {
     "plan": _model_step(256, 65, 10, c.MODEL_LLM),
     "vlm": _model_step(512, 65, 20, c.MODEL_VLM, reads=(IN,)),
     # 1769 MB = one full vCPU: masks are drawn at the original image size.
-    "segment": _model_step(1769, 65, 30, c.MODEL_GROUNDED_SAM, reads=(IN,), writes=(OUT,)),
+    # reads the original (uploads/ or inputs/) to draw the overlay on
+    "segment": _model_step(1769, 65, 30, c.MODEL_GROUNDED_SAM, reads=(UP, IN), writes=(OUT,)),
     "tag": _model_step(512, 30, 20, c.MODEL_CLIP_TAGGING, reads=(IN,)),
     "prompt": _model_step(512, 65, 20, c.MODEL_CLIP_INTERROGATOR, reads=(IN,)),
     "assemble": FunctionSpec(256, 10),
 }
 assert set(SPECS) == set(c.API_FUNCTIONS + c.STEP_FUNCTIONS)
+
+
+IDEMPOTENCY_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# What a caller of a table encrypted with a customer managed key needs (DynamoDB calls KMS on its behalf).
+IDEMPOTENCY_KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,7 @@ class PipelineFunctions(Construct):
             c.FUNCTION_JOBS: {
                 **api_common,
                 c.ENV_JOBS_STATE_MACHINE_ARN: self._state_machine_arn(self._state_machines.standard),
+                c.ENV_IDEMPOTENCY_TABLE: c.idempotency_table_name(self._config.prefix),
             },
         }
         for name in c.STEP_FUNCTIONS:
@@ -220,7 +227,24 @@ class PipelineFunctions(Construct):
             self._wildcards.add(executions)
             function.allow(["states:StartExecution"], [self._state_machine_arn(self._state_machines.standard)])
             function.allow(["states:DescribeExecution"], [executions])
+            self._grant_idempotency_table(function)
         self._wildcards.add("*")  # X-Ray (Tracing.ACTIVE)
+
+    def _grant_idempotency_table(self, function: RequestFunction) -> None:
+        """Idempotency-Key records (Powertools' DynamoDB persistence layer): these four item actions on this one
+        table; the data key only through DynamoDB (the table is encrypted with it)."""
+        table = self._stack.format_arn(
+            service="dynamodb",
+            resource="table",
+            resource_name=c.idempotency_table_name(self._config.prefix),
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        function.allow(IDEMPOTENCY_TABLE_ACTIONS, [table])
+        function.allow(
+            IDEMPOTENCY_KEY_ACTIONS,
+            [self._key.key_arn],
+            {"StringEquals": {"kms:ViaService": f"dynamodb.{self._stack.region}.amazonaws.com"}},
+        )
 
     def _objects(self, prefixes: tuple[str, ...]) -> list[str]:
         arns = [f"{self._bucket_arn}/{prefix}*" for prefix in prefixes]

@@ -1,10 +1,12 @@
-"""Stateful storage of one environment: the data key, the artifacts and requests buckets, access logs."""
+"""Stateful storage of one environment: the data key, the artifacts and requests buckets, access logs, and the
+idempotency table of POST /v1/jobs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -63,8 +65,29 @@ class StorageStack(cdk.Stack):
             ],
             cors=self._cors(config),
         ).bucket
+        self.idempotency_table = self._build_idempotency_table(config, removal)
         cdk.CfnOutput(self, c.OUTPUT_ARTIFACTS_BUCKET, value=self.artifacts.bucket_name)
         cdk.CfnOutput(self, c.OUTPUT_REQUESTS_BUCKET, value=self.requests.bucket_name)
+        cdk.CfnOutput(self, c.OUTPUT_IDEMPOTENCY_TABLE, value=self.idempotency_table.table_name)
+
+    def _build_idempotency_table(self, config: EnvironmentConfig, removal: cdk.RemovalPolicy) -> dynamodb.Table:
+        """Idempotency-Key records of POST /v1/jobs (Powertools' DynamoDB persistence layer): one item per key,
+        deleted by TTL a day after it was written. On demand, encrypted with the environment's data key."""
+        return dynamodb.Table(
+            self,
+            c.IDEMPOTENCY_TABLE_ID,
+            table_name=c.idempotency_table_name(config.prefix),
+            partition_key=dynamodb.Attribute(name=c.IDEMPOTENCY_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=c.IDEMPOTENCY_TTL_ATTRIBUTE,
+            deletion_protection=removal == cdk.RemovalPolicy.RETAIN,
+            removal_policy=removal,
+        )
 
     def _build_access_logs(self, config: EnvironmentConfig, removal: cdk.RemovalPolicy) -> s3.IBucket:
         logs = SecureBucket(

@@ -31,6 +31,17 @@ def _put(prefix):
 
 
 DECRYPT, GENERATE = ("kms:Decrypt", KEY), ("kms:GenerateDataKey", KEY)
+TABLE = "<idempotency table>"
+IDEMPOTENCY = {
+    ("dynamodb:GetItem", TABLE),
+    ("dynamodb:PutItem", TABLE),
+    ("dynamodb:UpdateItem", TABLE),
+    ("dynamodb:DeleteItem", TABLE),
+    DECRYPT,
+    GENERATE,
+    ("kms:Encrypt", KEY),
+    ("kms:DescribeKey", KEY),
+}
 UP, IN, OUT = c.UPLOADS_PREFIX, c.INPUTS_PREFIX, c.RESULTS_PREFIX
 # docs/pipeline.md "Permissions", row by row (the endpoint of `role` is added per environment).
 DOCUMENTED: dict[str, tuple[set, str | None]] = {
@@ -42,7 +53,8 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
             DECRYPT,
             ("states:StartExecution", "<standard>"),
             ("states:DescribeExecution", "<standard executions>"),
-        },
+        }
+        | IDEMPOTENCY,
         None,
     ),
     "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
@@ -51,7 +63,7 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
     "keywords": (set(), c.MODEL_INTENT_KEYWORDS),
     "plan": (set(), c.MODEL_LLM),
     "vlm": ({_get(IN), DECRYPT}, c.MODEL_VLM),
-    "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),
+    "segment": ({_get(UP), _get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),
     "tag": ({_get(IN), DECRYPT}, c.MODEL_CLIP_TAGGING),
     "prompt": ({_get(IN), DECRYPT}, c.MODEL_CLIP_INTERROGATOR),
     "assemble": (set(), None),
@@ -86,6 +98,7 @@ def _pairs(template: dict, role_id: str, env: str, config) -> tuple[set, list[di
         (f"{states}:stateMachine:{config.prefix}-pipeline", "<express>"),
         (f"{states}:stateMachine:{config.prefix}-jobs", "<standard>"),
         (f"{states}:execution:{config.prefix}-jobs:*", "<standard executions>"),
+        (f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{c.idempotency_table_name(config.prefix)}", TABLE),
         (bucket, R),
         (sagemaker, ""),
     ]
@@ -156,7 +169,12 @@ def test_bucket_listing_and_kms_are_scoped(assembly, configs):
                 if "s3:ListBucket" in actions:
                     assert statement["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*", "inputs/*"]}}, name
                 if any(action.startswith("kms:") for action in actions):
-                    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+                    # S3 objects; the jobs function also reads and writes the idempotency table
+                    services = ["s3"] + (["dynamodb"] if name == c.FUNCTION_JOBS else [])
+                    assert statement["Condition"] in [
+                        {"StringEquals": {"kms:ViaService": f"{service}.us-east-1.amazonaws.com"}}
+                        for service in services
+                    ], (name, statement)
 
 
 def test_only_tracing_and_log_delivery_use_a_star_resource(assembly, configs):
