@@ -135,8 +135,8 @@ def main() -> None:
             "lambda",
             region_name=env["AWS_REGION"],
             endpoint_url=env["AWS_ENDPOINT_URL_LAMBDA"],
-            aws_access_key_id="x",
-            aws_secret_access_key="y",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],  # local mode's dummy credentials
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
         functions = stack.deployment.functions
         for _ in range(args.warmup):
@@ -158,7 +158,8 @@ def main() -> None:
     overhead50 = (p50 - CRITICAL_PATH_MS) / CRITICAL_PATH_MS * 100
     overhead95 = (p95 - CRITICAL_PATH_MS) / CRITICAL_PATH_MS * 100
     print(
-        f"\naudio + image `segment` request, {args.rounds} rounds after {args.warmup} warm-up, {stack.deployment.source}"
+        f"\naudio + image `segment` request, {args.rounds} rounds after {args.warmup} warm-up, "
+        f"{stack.deployment.source}"
     )
     print(
         "injected model latencies: "

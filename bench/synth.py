@@ -30,9 +30,8 @@ def main() -> None:
             size = template.stat().st_size
             total += size
             resources = len(json.loads(template.read_text())["Resources"])
-            print(
-                f"{template.parent.name.removeprefix('assembly-') + '/' + template.stem.split('.')[0]:<22} {resources:>9} {size / 1024:>13.1f}"
-            )
+            name = template.parent.name.removeprefix("assembly-") + "/" + template.stem.split(".")[0]
+            print(f"{name:<22} {resources:>9} {size / 1024:>13.1f}")
         print(f"{'total':<22} {'':>9} {total / 1024:>13.1f}")
     print(f"synth_seconds={seconds:.2f}")
 

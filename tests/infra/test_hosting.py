@@ -119,7 +119,7 @@ def test_dev_scales_to_zero_with_inference_components(assembly, configs):
         assert variant["ManagedInstanceScaling"]["Status"] == "ENABLED"
         assert variant["ManagedInstanceScaling"]["MinInstanceCount"] == 0
         assert "ModelName" not in variant
-    for role, model in enabled:
+    for role, _ in enabled:
         resource_id = f"inference-component/{endpoint_name(config, role)}-ic"
         target_id, target = next((k, t) for k, t in targets.items() if t["Properties"]["ResourceId"] == resource_id)
         assert target["Properties"]["MinCapacity"] == 0

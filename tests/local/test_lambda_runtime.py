@@ -45,23 +45,24 @@ def service(tmp_path_factory):
     }
     write_json(state / "functions.json", {"base_environment": {"PATH": "/usr/bin:/bin"}, "functions": functions})
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local.lambda_service",
-            "--port",
-            str(port),
-            "--functions",
-            str(state / "functions.json"),
-            "--log-dir",
-            str(state),
-        ],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "VLP_LOCAL_DIE_WITH_PARENT": "1"},
-        stdout=open(state / "service.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with open(state / "service.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.lambda_service",
+                "--port",
+                str(port),
+                "--functions",
+                str(state / "functions.json"),
+                "--log-dir",
+                str(state),
+            ],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "VLP_LOCAL_DIE_WITH_PARENT": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -41,7 +41,8 @@ def test_200_analyze_requests_at_concurrency_16(api, models, image_key):
     latencies = sorted(seconds for _, seconds, _ in results)
     print(
         f"\n{REQUESTS} requests at concurrency {CONCURRENCY} in {wall:.1f} s ({REQUESTS / wall:.1f}/s); latency "
-        f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[int(0.95 * len(latencies)) - 1] * 1000:.0f} ms"
+        f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p95 {latencies[int(0.95 * len(latencies)) - 1] * 1000:.0f} ms"
     )
     assert errors == [], errors[:5]
     stats = models.stats()

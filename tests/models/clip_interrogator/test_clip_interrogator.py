@@ -72,7 +72,7 @@ class Reference:
 
     def ranked(self, image: bytes, texts: list[str]) -> list[str]:
         cosines = self.cosines(image, texts)
-        return [t for _, t in sorted(zip(cosines, texts), key=lambda pair: -pair[0])]
+        return [t for _, t in sorted(zip(cosines, texts, strict=True), key=lambda pair: -pair[0])]
 
     def token_count(self, text: str) -> int:
         return len(self.processor.tokenizer(text)["input_ids"])

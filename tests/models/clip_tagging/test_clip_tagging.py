@@ -106,7 +106,7 @@ def test_softmax_matches_clip_zero_shot_and_sums_to_one(tagger, clip_dir, image_
     cosines, scale = helpers.reference_cosines(clip_dir, image_png, [f"a photo of {label}" for label in LABELS])
     expected = torch.softmax(scale * torch.tensor(cosines), dim=0).tolist()
     by_label = {t["label"]: t["score"] for t in tags}
-    for label, probability in zip(LABELS, expected):
+    for label, probability in zip(LABELS, expected, strict=True):
         assert by_label[label] == pytest.approx(probability, abs=1e-5)
 
 
@@ -120,7 +120,7 @@ def test_sigmoid_scores_are_independent_and_follow_the_documented_bias(tagger, c
     cosines, scale = helpers.reference_cosines(clip_dir, image_png, [f"a photo of {label}" for label in LABELS])
     center = tagger._service.settings.sigmoid_center
     by_label = {t["label"]: t["score"] for t in tags}
-    for label, cosine in zip(LABELS, cosines):
+    for label, cosine in zip(LABELS, cosines, strict=True):
         assert by_label[label] == pytest.approx(1 / (1 + math.exp(-scale * (cosine - center))), abs=1e-5)
     # multi-label: a label's score does not depend on the other labels sent with it
     alone = tag(tagger, image_png, labels=[LABELS[2]], mode="sigmoid").body["tags"][0]["score"]

@@ -87,7 +87,7 @@ def test_png_and_both_formats_decode_to_the_same_mask(grounded_sam, small_image)
     both = detect(grounded_sam, small_image, masks="both", max_detections=3).body["detections"]
     png_only = detect(grounded_sam, small_image, masks="png", max_detections=3).body["detections"]
     assert both and len(both) == len(png_only)
-    for d, p in zip(both, png_only):
+    for d, p in zip(both, png_only, strict=True):
         assert set(p["mask"]) == {"png", "area"}
         from_png = png_to_mask(d["mask"]["png"])
         assert from_png.shape == (120, 160)

@@ -43,7 +43,7 @@ def expected_intent_scores(nli_dir, text: str, intents: dict, template: str = "T
                 if k != "token_type_ids" or "token_type_ids" in model.forward.__code__.co_varnames
             }
             logits.append(model(**batch).logits[0, entail])
-    return dict(zip(intents, torch.softmax(torch.stack(logits), dim=0).tolist()))
+    return dict(zip(intents, torch.softmax(torch.stack(logits), dim=0).tolist(), strict=True))
 
 
 # ------------------------------------------------------------------------------------------- intent
@@ -268,7 +268,7 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(intent_keywords):
     assert responses[1].body["error"]["code"] == "TEXT_TOO_LONG" and responses[1].body["error"]["status"] == 413
     assert responses[3].body["error"]["code"] == "UNKNOWN_TASK"
     # batched NLI passes (padded together) give the same answers as single requests
-    for body, response in zip(bodies[::2], responses[::2]):
+    for body, response in zip(bodies[::2], responses[::2], strict=True):
         single = djl_double.invoke(intent_keywords.handle, body).body
         assert set(single) == set(response.body)
         for name, score in single["intent"]["scores"].items():

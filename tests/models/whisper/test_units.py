@@ -162,10 +162,10 @@ def test_resolve_model(tmp_path, tiny_model):
     assert resolve_model(str(nested)) == str(nested / "faster-whisper")  # a tarball with a top folder
     with pytest.raises(ModelLoadError, match="does not exist"):
         resolve_model(str(tmp_path / "missing"))
-    with pytest.raises(ModelLoadError, match="no model.bin"):
+    with pytest.raises(ModelLoadError, match=r"no model\.bin"):
         resolve_model(str(tmp_path))
     (nested / "faster-whisper" / "tokenizer.json").unlink()
-    with pytest.raises(ModelLoadError, match="tokenizer.json"):
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json"):
         resolve_model(str(nested))
 
 
@@ -248,7 +248,7 @@ def test_ping_and_invocations_answer_503_while_the_model_loads():
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        url = "http://127.0.0.1:%d" % server.server_address[1]
+        url = f"http://127.0.0.1:{server.server_address[1]}"
         ping = requests.get(url + "/ping", timeout=5)
         assert ping.status_code == 503 and ping.json()["status"] == "loading"
         response = requests.post(url + "/invocations", data=b"RIFF", headers={"Content-Type": "audio/wav"}, timeout=5)

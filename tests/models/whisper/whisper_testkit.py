@@ -127,7 +127,7 @@ class WhisperServer:
             HF_HUB_OFFLINE="1",
         )
         env.update(self.env)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (the server's log while it runs: stop() closes it)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "whisper_server", "serve"],
             cwd=PACKAGE_DIR,

@@ -23,5 +23,5 @@ def test_package_tarball_is_complete_and_deterministic(role, tmp_path):
 
 
 def test_missing_package_fails_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model.py is missing"):
+    with pytest.raises(FileNotFoundError, match=r"model\.py is missing"):
         build_package("no_such_package", tmp_path)

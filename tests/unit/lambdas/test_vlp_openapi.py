@@ -71,7 +71,7 @@ def test_schema_and_model_agree_on_examples(body, valid):
 def test_operation_examples_validate():
     document = json.loads(DOCUMENT.read_text())
     for path, methods in document["paths"].items():
-        for method, operation in methods.items():
+        for operation in methods.values():
             body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
             if "example" in body:
                 model = {"UploadRequest": UploadRequest, "AnalyzeRequest": AnalyzeRequest}[
