@@ -41,11 +41,15 @@ def _step_outputs(context: Context, route: str) -> dict[str, dict[str, Any]]:
     }
     if route in ("segment", "tag", "prompt"):
         outputs[route] = context.result
+    elif isinstance(context.result, dict) and context.result.get("route") == "describe":
+        outputs["segment"] = context.result  # an `auto` segment with nothing to look for: its warning
     return {step: value for step, value in outputs.items() if isinstance(value, dict)}
 
 
 def resolve_route(context: Context) -> str:
     route = context.understood("intent").get("route")
+    if route == "segment" and isinstance(context.result, dict) and context.result.get("route") == "describe":
+        return "describe"  # `auto`, nothing to segment (vision.run_segment): the VLM's answer stands
     if route in ("describe", "segment", "tag", "prompt"):
         return route
     return context.task if context.task != "auto" else "describe"

@@ -19,7 +19,7 @@ from vlp.errors import CallerError, ModelFailedError, model_error
 from vlp.inference import djl
 from vlp.keys import result_key
 from vlp.pipeline import storage
-from vlp.pipeline.context import Context, is_random_model, output, parse_context, require_endpoint
+from vlp.pipeline.context import Context, is_random_model, output, parse_context, require_endpoint, skipped
 from vlp.settings import PipelineSettings
 
 RLE_INLINE_BUDGET = 48 * 1024  # bytes of RLE JSON kept in the state (states are limited to 256 KB)
@@ -83,7 +83,20 @@ def run_segment(
     started = time.perf_counter()
     context = parse_context(event)
     target = require_endpoint(settings, "grounded_sam", what="Task 'segment'")
-    prompts, warnings = segment_prompts(context)
+    try:
+        prompts, warnings = segment_prompts(context)
+    except CallerError as error:
+        if context.task != "auto" or error.code != "NO_SEGMENT_PROMPTS":
+            raise
+        # `auto` routed here on the intent, but the text names nothing to look for (only instruction words, e.g.
+        # "highlight this picture"): the VLM's answer stands, as for the other fallbacks to describe
+        return skipped(
+            started,
+            "nothing to segment",
+            route="describe",
+            detections=[],
+            warnings=["The text asks to segment but names nothing to look for: described the image instead."],
+        )
     options = context.options
     request = djl.grounded_sam_request(
         _image_b64(s3, context, settings),

@@ -209,6 +209,19 @@ def test_only_instruction_words_is_nothing_to_segment(pipeline, models, lambda_c
     assert models.requests("grounded_sam") == []
 
 
+def test_auto_with_nothing_to_segment_describes_instead(pipeline, models, lambda_context):
+    """`auto`: the intent says segment, but the text names no object: the VLM's answer, with a warning (a forced
+    `segment` is 422 NO_SEGMENT_PROMPTS, above)."""
+    status, body = analyze({"image_base64": inline(), "text": "outline this picture"}, lambda_context)
+    assert status == 200, body
+    assert (body["requested_task"], body["task"], body["intent"]["label"]) == ("auto", "describe", "segment")
+    assert body["answer"] == "A red square." and body["detections"] == [] and body["keywords"] == []
+    assert body["warnings"] == ["The text asks to segment but names nothing to look for: described the image instead."]
+    assert models.requests("grounded_sam") == [] and "grounded_sam" not in body["models"]
+    assert "Segment" in pipeline.runner.visited
+    AnalyzeResult.model_validate(body)
+
+
 def test_object_keywords_strip_instruction_words_and_merge_duplicates():
     from vlp.pipeline.understand import object_keywords
 
