@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "models"))
 
-import djl_double  # noqa: E402
-import tiny_clip  # noqa: E402
+import djl_double  # noqa: E402 (after the sys.path set-up)
+import tiny_clip  # noqa: E402 (after the sys.path set-up)
 
 LABELS = 1000
 CACHED_RUNS = 7

@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "models"))
 sys.path.insert(0, str(ROOT / "model_packages" / "grounded_sam"))
 
-import djl_double  # noqa: E402
+import djl_double  # noqa: E402 (after the sys.path set-up)
 
 djl_double.install()
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np  # noqa: E402 (after the sys.path set-up)
+import torch  # noqa: E402 (after the sys.path set-up)
+from PIL import Image  # noqa: E402 (after the sys.path set-up)
 
 REQUESTS = 8  # timed requests per mode, after one warm-up
 IMAGE_SIZE = (480, 360)

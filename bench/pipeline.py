@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
 
-from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402
+from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)
 
-from local.up import LocalStack  # noqa: E402
+from local.up import LocalStack  # noqa: E402 (after the sys.path set-up)
 
 LATENCY_MS = {"asr": 300, "intent": 100, "keywords": 100, "vlm": 800, "segmentation": 500}
 ENDPOINT_LATENCY = {

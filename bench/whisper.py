@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests" / "models"), str(ROOT / "tests" / "models" / "whisper")]
 
-import requests  # noqa: E402
-import whisper_testkit as kit  # noqa: E402
-from tiny_whisper import cached_tiny_whisper  # noqa: E402
+import requests  # noqa: E402 (after the sys.path set-up)
+import whisper_testkit as kit  # noqa: E402 (after the sys.path set-up)
+from tiny_whisper import cached_tiny_whisper  # noqa: E402 (after the sys.path set-up)
 
 CLIPS = [
     (10.0, "wav"),

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stacks import constants as c  # noqa: E402
-from stacks.config import EnvironmentConfig, load_config  # noqa: E402
+from stacks import constants as c  # noqa: E402 (after the sys.path set-up)
+from stacks.config import EnvironmentConfig, load_config  # noqa: E402 (after the sys.path set-up)
 
 log = logging.getLogger("stage_weights")
 

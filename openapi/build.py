@@ -15,10 +15,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lambdas"))
 
-from pydantic.json_schema import models_json_schema  # noqa: E402
-from vlp.api import models as requests  # noqa: E402
-from vlp.api import responses  # noqa: E402
-from vlp.errors import CODES  # noqa: E402
+from pydantic.json_schema import models_json_schema  # noqa: E402 (after the sys.path set-up)
+from vlp.api import models as requests  # noqa: E402 (after the sys.path set-up)
+from vlp.api import responses  # noqa: E402 (after the sys.path set-up)
+from vlp.errors import CODES  # noqa: E402 (after the sys.path set-up)
 
 OUTPUT = HERE / "vlp-api.json"
 REF = "#/components/schemas/{model}"

@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402
+from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)
 
-from local.up import LocalStack  # noqa: E402
+from local.up import LocalStack  # noqa: E402 (after the sys.path set-up)
 
 # The keywords function's SageMaker read timeout, lower than the deployed 20 s so the slow-model test takes seconds
 # (every other function keeps the synthesized value).

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # What the package build copies into every model.tar.gz beside model.py (stacks/model_package_asset.py).
 sys.path.insert(0, str(ROOT / "model_packages" / "shared"))
 
-import djl_double  # noqa: E402
+import djl_double  # noqa: E402 (after the sys.path set-up)
 
 djl_double.install()
 

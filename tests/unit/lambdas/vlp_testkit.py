@@ -46,9 +46,9 @@ os.environ.update(
 for _name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
     os.environ.pop(_name, None)
 
-from botocore.exceptions import ClientError  # noqa: E402
-from botocore.response import StreamingBody  # noqa: E402
-from vlp_asl import AslRunner  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402 (after the environment set-up)
+from botocore.response import StreamingBody  # noqa: E402 (after the environment set-up)
+from vlp_asl import AslRunner  # noqa: E402 (after the environment set-up)
 
 sys.path.insert(0, str(ROOT / "lambdas"))
 
