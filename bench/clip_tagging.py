@@ -101,6 +101,8 @@ def load_package():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("vlp_bench_conftest", ROOT / "tests" / "models" / "conftest.py")
+    if spec is None or spec.loader is None:
+        raise ImportError("tests/models/conftest.py cannot be loaded")
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     return conftest.load_package_module("clip_tagging")

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "models"))
@@ -120,7 +121,10 @@ def build_models(root: Path) -> dict:
     SamProcessor(SamImageProcessor(size={"longest_edge": 384}, pad_size={"height": 384, "width": 384})).save_pretrained(
         root / "sam"
     )
-    count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+
+    def count(module: torch.nn.Module) -> float:
+        return sum(p.numel() for p in module.parameters()) / 1e6
+
     size = sum(f.stat().st_size for f in root.rglob("*.safetensors")) / 1e6
     return {"detector_params_m": count(detector), "sam_params_m": count(sam), "weights_mb": size}
 
@@ -172,7 +176,9 @@ def main() -> None:
         spec = importlib.util.spec_from_file_location(
             "bench_grounded_sam_model", ROOT / "model_packages" / "grounded_sam" / "model.py"
         )
-        handler = importlib.util.module_from_spec(spec)
+        if spec is None or spec.loader is None:
+            raise ImportError("model_packages/grounded_sam/model.py cannot be loaded")
+        handler: Any = importlib.util.module_from_spec(spec)  # the package module: handle() and its _model
         spec.loader.exec_module(handler)
 
         start = time.perf_counter()

@@ -15,7 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lambdas"))
 
-from pydantic.json_schema import models_json_schema  # noqa: E402 (after the sys.path set-up)
+from pydantic import BaseModel  # noqa: E402 (after the sys.path set-up)
+from pydantic.json_schema import JsonSchemaMode, models_json_schema  # noqa: E402 (after the sys.path set-up)
 from vlp.api import models as requests  # noqa: E402 (after the sys.path set-up)
 from vlp.api import responses  # noqa: E402 (after the sys.path set-up)
 from vlp.errors import CODES  # noqa: E402 (after the sys.path set-up)
@@ -81,7 +82,9 @@ def _ok(description: str, model: str, headers: dict | None = None) -> dict:
 
 
 def schemas() -> dict:
-    pairs = [(model, "validation") for model in (requests.UploadRequest, requests.AnalyzeRequest)]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (model, "validation") for model in (requests.UploadRequest, requests.AnalyzeRequest)
+    ]
     pairs += [
         (model, "serialization")
         for model in (
