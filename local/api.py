@@ -122,7 +122,9 @@ class RestApi:
     def invoke(self, function: str, body: bytes, timeout: float) -> tuple[int, dict[str, str], bytes]:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = http.client.HTTPConnection(self.lambda_endpoint.hostname, self.lambda_endpoint.port)
+            connection = http.client.HTTPConnection(
+                self.lambda_endpoint.hostname or "127.0.0.1", self.lambda_endpoint.port
+            )
             self._local.connection = connection
         connection.timeout = timeout
         if connection.sock is not None:
@@ -168,10 +170,10 @@ def _describe(error: Any) -> str:
         extra = sorted(name for name in instance if name not in allowed) if isinstance(instance, dict) else []
         text = f"object instance has properties which are not allowed by the schema: {json.dumps(extra)}"
     elif keyword == "type":
-        allowed = value if isinstance(value, list) else [value]
+        allowed_types = value if isinstance(value, list) else [value]
         text = (
             f"instance type ({_TYPES.get(type(instance), 'unknown')}) does not match any allowed primitive type "
-            f"(allowed: {json.dumps(allowed)})"
+            f"(allowed: {json.dumps(allowed_types)})"
         )
     elif keyword == "enum":
         text = f"instance value ({json.dumps(instance)[:100]}) not found in enum (possible values: {json.dumps(value)})"

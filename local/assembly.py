@@ -29,7 +29,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from local.common import ACCOUNT, REGION, ROOT
 
@@ -190,7 +190,7 @@ class Unresolvable(ValueError):
 class Resolver:
     """Resolves the intrinsics of one template to the values local mode runs with."""
 
-    NAME_PROPERTIES = {
+    NAME_PROPERTIES: ClassVar[dict[str, str | None]] = {
         "AWS::Lambda::Function": "FunctionName",
         "AWS::StepFunctions::StateMachine": "StateMachineName",
         "AWS::S3::Bucket": "BucketName",
@@ -590,7 +590,7 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
         deployment.endpoints[role] = {"name": name, "inference_component": component}
     templates = stack_templates(outdir) if outdir is not None else {}
     api_stack = f"{env}/Api"
-    if api_stack in templates and _from_template(deployment, api_stack, templates, outdir):
+    if outdir is not None and api_stack in templates and _from_template(deployment, api_stack, templates, outdir):
         deployment.source = f"cdk.out ({api_stack})"
         # the endpoints the synthesized functions name (they win over the config-derived names)
         step_env = deployment.functions.get("validate", {}).get("environment", {})

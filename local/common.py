@@ -19,7 +19,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account: names built from it match what moto reports
 # Dummy credentials: every local service accepts them; nothing here ever reaches AWS.
 ACCESS_KEY = "local"
-SECRET_KEY = "local-secret"
+SECRET_KEY = "local-secret"  # noqa: S105 (the dummy credential above, not a secret)
 
 
 def setup_logging(name: str, level: str = "INFO") -> logging.Logger:
@@ -77,6 +77,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "vlp-local"
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's pending header lines (send_header fills it)
     sys_version = ""
     log = logging.getLogger("http")
 

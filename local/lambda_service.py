@@ -148,15 +148,16 @@ class LambdaService:
                     "_HANDLER": spec["handler"],
                 }
             )
-            log_file = open(self.log_dir / f"lambda-{name}.log", "ab")
-            pool.zygote = subprocess.Popen(
-                [sys.executable, str(SANDBOX_SCRIPT)],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=spec.get("task_root") or str(ROOT / "lambdas"),
-            )
+            # the zygote keeps its own copy of the log's descriptor
+            with open(self.log_dir / f"lambda-{name}.log", "ab") as log_file:
+                pool.zygote = subprocess.Popen(
+                    [sys.executable, str(SANDBOX_SCRIPT)],
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=spec.get("task_root") or str(ROOT / "lambdas"),
+                )
             with pool.cond:
                 for _ in range(prewarm):
                     pool.request_sandbox()
@@ -232,7 +233,8 @@ class LambdaService:
             frame = recv_frame(sandbox.sock)
         except TimeoutError:
             pool.discard(sandbox)
-            message = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} Task timed out after {timeout:.2f} seconds"
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            message = f"{now} {request_id} Task timed out after {timeout:.2f} seconds"
             log.warning("%s %s timed out after %.2f s", pool.name, request_id, timeout)
             return False, json.dumps({"errorMessage": message, "errorType": "Sandbox.Timedout"}).encode()
         except OSError:

@@ -111,6 +111,8 @@ class DjlBackend:
             sys.path.append(shared)
         package_dir = str(PACKAGES / role)
         spec = importlib.util.spec_from_file_location(f"vlp_local_{role}_model", PACKAGES / role / "model.py")
+        if spec is None or spec.loader is None:
+            raise ImportError(f"model_packages/{role}/model.py cannot be loaded")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         sys.path.insert(0, package_dir)  # model.py imports its sibling modules
@@ -164,15 +166,15 @@ class WhisperBackend:
             # random weights fail Whisper's quality checks on every window: no sampled temperature fallback
             env["WHISPER_TEMPERATURES"] = "0"
         self.log_path = log_dir / "whisper.log"
-        self.log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "whisper_server", "serve"],
-            cwd=PACKAGES / "whisper",
-            env=env,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: die_with_parent(always=True),
-        )
+        with open(self.log_path, "ab") as log_file:  # the server keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "whisper_server", "serve"],
+                cwd=PACKAGES / "whisper",
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=lambda: die_with_parent(always=True),
+            )
         self.url = f"http://127.0.0.1:{self.port}"
         self.session = None
 
@@ -559,6 +561,7 @@ def load(config: dict, log_dir: Path) -> None:
     asr = next((e for e in endpoints if e["role"] == "asr"), None)
     if asr is not None:  # the container starts in the background while the DJL packages load
         weights = model_weights.prepare("asr", asr.get("weights"))
+        assert weights.model_dir is not None and weights.model_id is not None  # prepare("asr") sets both
         RUNTIME.whisper = WhisperBackend(weights.model_dir, weights.model_id, log_dir)
         RUNTIME.endpoints[asr["name"]] = Endpoint(
             asr["name"], "asr", RUNTIME.whisper, weights.random, asr.get("inference_component"), weights.model_id
@@ -568,9 +571,9 @@ def load(config: dict, log_dir: Path) -> None:
         if role == "asr":
             continue
         if role in ("vlm", "llm"):
-            backend = TgiBackend(role)
+            tgi = TgiBackend(role)
             RUNTIME.endpoints[spec["name"]] = Endpoint(
-                spec["name"], role, backend, True, spec.get("inference_component"), backend.stand_in.model_id
+                spec["name"], role, tgi, True, spec.get("inference_component"), tgi.stand_in.model_id
             )
             continue
         weights = model_weights.prepare(role, spec.get("weights"))
