@@ -118,7 +118,7 @@ IDEMPOTENCY_KEY_PARAMETER = {
 
 def build() -> dict:
     analyze_example = {
-        "image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg",
+        "image_key": "uploads/5f1d3a0c9b2e4d6f8a7c1e3b5d7f9a2c/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg",
         "text": "outline every dog in this picture",
         "task": "auto",
     }

@@ -11,8 +11,9 @@ from pathlib import Path
 MAX_INLINE_IMAGE_BYTES = 160 * 1024
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 AUDIO_TYPES = ("audio/wav", "audio/mpeg", "audio/flac", "audio/ogg", "audio/webm")
-# keys the API issues (uploads/<uuid>/<name>, inputs/<uuid>/<name>): a string argument that is one is sent as a key
-KEY_PATTERN = re.compile(r"^(uploads|inputs)/[0-9a-fA-F-]{36}/[A-Za-z0-9._-]{1,100}$")
+# keys the API issues (uploads/<caller>/<uuid>/<name>, inputs/<caller>/<uuid>/<name>): a string argument that is one
+# is sent as a key
+KEY_PATTERN = re.compile(r"^(uploads|inputs)/([0-9a-f]{32}/)?[0-9a-fA-F-]{36}/[A-Za-z0-9._-]{1,100}$")
 _BY_EXTENSION = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",

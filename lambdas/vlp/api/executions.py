@@ -1,9 +1,15 @@
 """Starting pipeline executions (POST /v1/analyze, POST /v1/jobs), reading them (GET /v1/jobs/{id}), and
 turning their outcome into HTTP responses. Same execution input for the Express and the Standard machine.
+
+Every execution carries its caller's prefix (``caller``, vlp.keys.caller_prefix), set here from the request's
+authenticated identity and never from its body. A job's execution is named ``<caller>-<job id>``: GET /v1/jobs/{id}
+looks the job up under the asking caller's prefix only, so another caller's job id is ``404 JOB_NOT_FOUND``
+exactly like an unknown one (and the execution input's ``caller`` is checked once more).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from datetime import datetime
@@ -12,7 +18,7 @@ from typing import Any
 from vlp.api.models import AnalyzeRequest
 from vlp.api.results import attach_urls
 from vlp.errors import CallerError, VlpError, error_from_execution
-from vlp.keys import UUID_RE
+from vlp.keys import CALLER_RE, UUID_RE
 
 # Step Functions limits an execution input to 256 KiB; keep room for what the machine adds.
 MAX_EXECUTION_INPUT_BYTES = 250_000
@@ -28,11 +34,18 @@ JOB_STATUS = {
 
 
 def execution_input(
-    request: AnalyzeRequest, *, request_id: str, api_request_id: str | None, source: str, now: float | None = None
+    request: AnalyzeRequest,
+    *,
+    caller: str,
+    request_id: str,
+    api_request_id: str | None,
+    source: str,
+    now: float | None = None,
 ) -> str:
     """The execution input JSON (docs/pipeline.md, "Execution input"); 413 when above the state budget."""
     document = {
         "request_id": request_id,
+        "caller": caller,
         "api_request_id": api_request_id,
         "received_at_ms": int((time.time() if now is None else now) * 1000),
         "source": source,
@@ -78,12 +91,21 @@ def run_sync(sfn: Any, *, state_machine_arn: str, request_id: str, payload: str)
         raise _start_error(error) from None
 
 
-def start_job(sfn: Any, *, state_machine_arn: str, job_id: str, payload: str) -> str:
-    """StartExecution on the Standard machine; the execution name is the job id. Returns the execution ARN."""
+def job_execution_name(caller: str, job_id: str) -> str:
+    """A job's execution name: ``<caller prefix>-<job id>`` (69 characters; Step Functions allows 80)."""
+    if not CALLER_RE.match(caller):
+        raise ValueError("not a caller prefix")
+    return f"{caller}-{job_id}"
+
+
+def start_job(sfn: Any, *, state_machine_arn: str, caller: str, job_id: str, payload: str) -> str:
+    """StartExecution on the Standard machine, named ``<caller>-<job id>``. Returns the execution ARN."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=job_id, input=payload)
+        response = sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=job_execution_name(caller, job_id), input=payload
+        )
     except (BotoCoreError, ClientError) as error:
         raise _start_error(error) from None
     return response["executionArn"]
@@ -94,20 +116,35 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
-def describe_job(sfn: Any, *, state_machine_arn: str, job_id: str) -> dict[str, Any]:
-    """DescribeExecution of a job; 404 JOB_NOT_FOUND for an id that is malformed or unknown."""
+def _owned_by(description: dict[str, Any], caller: str) -> bool:
+    try:
+        recorded = json.loads(description.get("input") or "").get("caller")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(recorded, str) and hmac.compare_digest(recorded, caller)
+
+
+def describe_job(sfn: Any, *, state_machine_arn: str, caller: str, job_id: str) -> dict[str, Any]:
+    """DescribeExecution of the caller's job; 404 JOB_NOT_FOUND for an id that is malformed, unknown, or
+    another caller's (the same answer for all three)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    not_found = CallerError("No job with this id.", code="JOB_NOT_FOUND")
     if not UUID_RE.match(job_id or ""):
-        raise CallerError("No job with this id.", code="JOB_NOT_FOUND")
+        raise not_found
     try:
-        return sfn.describe_execution(executionArn=execution_arn(state_machine_arn, job_id))
+        description = sfn.describe_execution(
+            executionArn=execution_arn(state_machine_arn, job_execution_name(caller, job_id))
+        )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
-            raise CallerError("No job with this id.", code="JOB_NOT_FOUND") from None
+            raise not_found from None
         raise _start_error(error) from None
     except BotoCoreError as error:
         raise _start_error(error) from None
+    if not _owned_by(description, caller):
+        raise not_found
+    return description
 
 
 def _output(raw: str | None) -> dict[str, Any]:
@@ -130,12 +167,14 @@ def outcome_error(status: str, error: str | None, cause: str | None) -> dict[str
 
 
 def sync_result(
-    response: dict[str, Any], *, s3: Any, bucket: str, expires_in: int
+    response: dict[str, Any], *, s3: Any, bucket: str, caller: str, expires_in: int
 ) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None]:
     """(HTTP status, result or None, error or None) of a StartSyncExecution response."""
     status = response.get("status")
     if status == "SUCCEEDED":
-        result = attach_urls(_output(response.get("output")), s3=s3, bucket=bucket, expires_in=expires_in)
+        result = attach_urls(
+            _output(response.get("output")), s3=s3, bucket=bucket, caller=caller, expires_in=expires_in
+        )
         return 200, result, None
     error = outcome_error(status or "FAILED", response.get("error"), response.get("cause"))
     return error["status"], None, error
@@ -145,7 +184,9 @@ def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else None
 
 
-def job_view(description: dict[str, Any], *, job_id: str, s3: Any, bucket: str, expires_in: int) -> dict[str, Any]:
+def job_view(
+    description: dict[str, Any], *, job_id: str, s3: Any, bucket: str, caller: str, expires_in: int
+) -> dict[str, Any]:
     """The GET /v1/jobs/{id} body: status, and the result or the error once the job is done."""
     raw_status = description.get("status", "RUNNING")
     view: dict[str, Any] = {
@@ -155,7 +196,9 @@ def job_view(description: dict[str, Any], *, job_id: str, s3: Any, bucket: str, 
         "completed_at": _iso(description.get("stopDate")),
     }
     if raw_status == "SUCCEEDED":
-        view["result"] = attach_urls(_output(description.get("output")), s3=s3, bucket=bucket, expires_in=expires_in)
+        view["result"] = attach_urls(
+            _output(description.get("output")), s3=s3, bucket=bucket, caller=caller, expires_in=expires_in
+        )
     elif view["status"] == "failed":
         view["error"] = outcome_error(raw_status, description.get("error"), description.get("cause"))
     return {key: value for key, value in view.items() if value is not None}

@@ -77,6 +77,14 @@ def caller_scope(event: ApiEvent) -> str:
     return "|".join(parts) or "anonymous"
 
 
+def caller_prefix_of(event: ApiEvent, salt: str) -> str:
+    """The caller's S3 key prefix (vlp.keys.caller_prefix over ``caller_scope``): who owns uploads, inputs,
+    results and jobs."""
+    from vlp.keys import caller_prefix
+
+    return caller_prefix(caller_scope(event), salt)
+
+
 class IdempotentJobs:
     """``submit`` runs ``start`` at most once per (caller, key) and request body within 24 hours."""
 

@@ -1,7 +1,8 @@
 """Presigned GET URLs for the result objects of a finished request (masks, the overlay), added at response time.
 
 The state machine's output carries S3 keys only; URLs are signed when a response is built, so a job fetched
-hours later still gets working links. Only keys under ``results/<request id>/`` are ever signed.
+hours later still gets working links. Only keys under ``results/<caller>/<request id>/`` are ever signed, where
+``caller`` is the prefix of the caller asking (never one read from the result).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from vlp.keys import RESULTS_PREFIX
+from vlp.keys import UUID_RE, result_prefix
 
 
 def _sign(s3: Any, bucket: str, key: str, expires_in: int) -> str:
@@ -19,12 +20,14 @@ def _sign(s3: Any, bucket: str, key: str, expires_in: int) -> str:
     )
 
 
-def attach_urls(result: dict[str, Any], *, s3: Any, bucket: str, expires_in: int, now: float | None = None) -> dict:
+def attach_urls(
+    result: dict[str, Any], *, s3: Any, bucket: str, caller: str, expires_in: int, now: float | None = None
+) -> dict:
     """Add ``url`` next to every result ``key`` (in place) and ``urls_expire_at``; returns ``result``."""
     request_id = result.get("request_id")
-    if not isinstance(request_id, str):
+    if not isinstance(request_id, str) or not UUID_RE.match(request_id):
         return result
-    prefix = f"{RESULTS_PREFIX}{request_id}/"
+    prefix = result_prefix(caller, request_id)
     signed = 0
 
     def sign(holder: Any) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlp import aws
 from vlp.api.executions import execution_input, run_sync, sync_result
+from vlp.api.idempotency import caller_prefix_of
 from vlp.api.models import AnalyzeRequest, parse_body
 from vlp.http import execution_error_response, json_response
 from vlp.keys import new_id
@@ -28,10 +29,13 @@ def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
     request_id = new_id()
     logger.append_keys(pipeline_request_id=request_id)
-    payload = execution_input(request, request_id=request_id, api_request_id=event.request_id, source="analyze")
+    caller = caller_prefix_of(event, SETTINGS.requests_bucket)
+    payload = execution_input(
+        request, caller=caller, request_id=request_id, api_request_id=event.request_id, source="analyze"
+    )
     response = run_sync(SFN, state_machine_arn=SETTINGS.state_machine_arn, request_id=request_id, payload=payload)
     status, result, error = sync_result(
-        response, s3=S3, bucket=SETTINGS.requests_bucket, expires_in=SETTINGS.presign_expiry_seconds
+        response, s3=S3, bucket=SETTINGS.requests_bucket, caller=caller, expires_in=SETTINGS.presign_expiry_seconds
     )
     if error is not None:
         logger.info("execution did not succeed", extra={"execution_status": response.get("status"), "error": error})

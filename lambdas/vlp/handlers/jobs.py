@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlp import aws
 from vlp.api.executions import describe_job, execution_input, job_view, start_job
-from vlp.api.idempotency import IdempotentJobs, caller_scope, idempotency_key
+from vlp.api.idempotency import IdempotentJobs, caller_prefix_of, caller_scope, idempotency_key
 from vlp.api.models import AnalyzeRequest, parse_body
 from vlp.errors import CallerError
 from vlp.http import json_response
@@ -30,9 +30,10 @@ IDEMPOTENT = IdempotentJobs(SETTINGS.idempotency_table, aws.dynamodb_client)  # 
 
 def _start(request: AnalyzeRequest, event: ApiEvent) -> dict[str, Any]:
     job_id = new_id()
+    caller = caller_prefix_of(event, SETTINGS.requests_bucket)
     logger.append_keys(job_id=job_id)
-    payload = execution_input(request, request_id=job_id, api_request_id=event.request_id, source="jobs")
-    start_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, job_id=job_id, payload=payload)
+    payload = execution_input(request, caller=caller, request_id=job_id, api_request_id=event.request_id, source="jobs")
+    start_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, caller=caller, job_id=job_id, payload=payload)
     return {"job_id": job_id}
 
 
@@ -62,9 +63,15 @@ def _submit(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
 def _status(event: ApiEvent) -> dict[str, Any]:
     job_id = event.path_parameter("id") or event.path_parameter("job_id") or ""
     logger.append_keys(job_id=job_id)
-    description = describe_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, job_id=job_id)
+    caller = caller_prefix_of(event, SETTINGS.requests_bucket)
+    description = describe_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, caller=caller, job_id=job_id)
     body = job_view(
-        description, job_id=job_id, s3=S3, bucket=SETTINGS.requests_bucket, expires_in=SETTINGS.presign_expiry_seconds
+        description,
+        job_id=job_id,
+        s3=S3,
+        bucket=SETTINGS.requests_bucket,
+        caller=caller,
+        expires_in=SETTINGS.presign_expiry_seconds,
     )
     return json_response(200, body, request_id=event.request_id)
 

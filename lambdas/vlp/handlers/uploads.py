@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
+from vlp.api.idempotency import caller_prefix_of
 from vlp.api.models import UploadRequest, parse_body
 from vlp.api.uploads import max_bytes_for, presign_upload
 from vlp.http import json_response
@@ -33,6 +34,7 @@ def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     body = presign_upload(
         S3,
         bucket=SETTINGS.requests_bucket,
+        caller=caller_prefix_of(event, SETTINGS.requests_bucket),
         request=request,
         max_bytes=limit,
         expires_in=SETTINGS.presign_expiry_seconds,

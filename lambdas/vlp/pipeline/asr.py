@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from vlp.inference import whisper
+from vlp.keys import input_prefix
 from vlp.pipeline import storage
 from vlp.pipeline.context import is_random_model, output, parse_context, require_endpoint, skipped
 from vlp.settings import PipelineSettings
@@ -23,6 +24,9 @@ def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> d
     if context.audio is None:
         return skipped(started, "no audio")
     endpoint = require_endpoint(settings, "asr", what="Audio input")
+    if not context.audio.key.startswith(input_prefix(context.caller, context.request_id)):
+        # the validate step's copy only: never the caller's upload, which may have changed since
+        raise ValueError("the asr step reads the validated copy under inputs/<caller>/<request id>/ only")
     audio = storage.read(
         s3, settings.requests_bucket, context.audio.key, max_bytes=settings.max_audio_bytes, too_large="AUDIO_TOO_LARGE"
     )

@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vlp.api.models import AnalyzeOptions, AnalyzeRequest, Task, Turn, caller_error
 from vlp.errors import CallerError
 from vlp.inference.sagemaker import Endpoint
-from vlp.keys import UUID_PATTERN
+from vlp.keys import CALLER_PATTERN, UUID_PATTERN
 from vlp.settings import PipelineSettings
 
 _REQUEST_ID = Field(pattern=rf"^{UUID_PATTERN}$")
+_CALLER = Field(pattern=rf"^{CALLER_PATTERN}$")  # the caller's key prefix, set by the API function (vlp.keys)
 
 
 class _Model(BaseModel):
@@ -27,6 +28,7 @@ class _Model(BaseModel):
 
 class ExecutionInput(_Model):
     request_id: str = _REQUEST_ID
+    caller: str = _CALLER
     api_request_id: str | None = None
     received_at_ms: int = Field(ge=0)
     source: Literal["analyze", "jobs"]
@@ -34,9 +36,9 @@ class ExecutionInput(_Model):
 
 
 class ImageRef(_Model):
-    key: str  # normalised image: inputs/<request id>/image.jpg (RGB, long side <= 2048)
-    vlm_key: str  # inputs/<request id>/vlm.jpg (long side <= 1024)
-    source_key: str  # what the caller sent: uploads/... or inputs/<request id>/source.<ext>
+    key: str  # normalised image: inputs/<caller>/<request id>/image.jpg (RGB, long side <= 2048)
+    vlm_key: str  # inputs/<caller>/<request id>/vlm.jpg (long side <= 1024)
+    source_key: str  # what the caller sent: uploads/<caller>/... or inputs/<caller>/<request id>/source.<ext>
     format: str
     bytes: int
     width: int  # normalised
@@ -46,7 +48,8 @@ class ImageRef(_Model):
 
 
 class AudioRef(_Model):
-    key: str
+    key: str  # the validated copy, inputs/<caller>/<request id>/audio.<ext>: later steps read only this
+    source_key: str | None = None  # what the caller sent (uploads/<caller>/...)
     format: Literal["wav", "mp3", "flac", "ogg", "webm"]
     content_type: str
     bytes: int
@@ -59,6 +62,7 @@ class Context(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
     request_id: str = _REQUEST_ID
+    caller: str = _CALLER
     api_request_id: str | None = None
     received_at_ms: int
     source: Literal["analyze", "jobs"]

@@ -12,6 +12,11 @@ _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 _TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling", "ThrottlingException"}
 
 
+def not_found(key: str) -> CallerError:
+    """UPLOAD_NOT_FOUND: a missing object, and a key under another caller's prefix (the same answer for both)."""
+    return CallerError(f"No object at '{key}': upload it first (POST /v1/uploads).", code="UPLOAD_NOT_FOUND")
+
+
 def _error(error: Exception, key: str) -> VlpError:
     from botocore.exceptions import ClientError
 
@@ -19,7 +24,7 @@ def _error(error: Exception, key: str) -> VlpError:
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _NOT_FOUND and code != "NoSuchBucket":
-            return CallerError(f"No object at '{key}': upload it first (POST /v1/uploads).", code="UPLOAD_NOT_FOUND")
+            return not_found(key)
         if code in _TRANSIENT or status >= 500:
             return DependencyError(f"S3 is unavailable ({code}).")
         return VlpError(f"S3 refused the request ({code or status}).", code="INTERNAL_ERROR")

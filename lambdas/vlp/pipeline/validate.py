@@ -2,10 +2,16 @@
 
 1. re-validate the request (an execution may be started by hand) and fail fast on a task whose model this
    environment does not deploy;
-2. image: read it from S3 (bounded size) or decode the inline base64; decode, verify, bound its pixels, apply
-   the EXIF orientation, flatten to RGB; write an inline image under inputs/<request id>/source.<ext>, the
-   normalised image (long side <= 2048) and the VLM copy (<= 1024) under inputs/<request id>/;
-3. audio: format by magic bytes (wav, mp3, flac, ogg, webm), size and duration bounds.
+2. ownership: ``image_key`` and ``audio_key`` must lie under the execution's caller prefix (``caller``, set by
+   the API function from the authenticated identity); another caller's key is UPLOAD_NOT_FOUND, word for word
+   the answer for a missing object;
+3. image: read it from S3 (bounded size) or decode the inline base64; decode, verify, bound its pixels, apply
+   the EXIF orientation, flatten to RGB; write an inline image under inputs/<caller>/<request id>/source.<ext>,
+   the normalised image (long side <= 2048) and the VLM copy (<= 1024) under inputs/<caller>/<request id>/;
+4. audio: read once (bounded size), format by magic bytes (wav, mp3, flac, ogg, webm), size and duration bounds
+   checked on those bytes, which are then copied to inputs/<caller>/<request id>/audio.<ext>: the ASR step reads
+   that copy only, so overwriting the upload after validation (its presigned POST stays valid for a while)
+   changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from vlp.api.models import AnalyzeRequest
 from vlp.errors import CallerError
 from vlp.inference.whisper import CONTENT_TYPES as AUDIO_CONTENT_TYPES
-from vlp.keys import input_key
+from vlp.keys import input_key, owns
 from vlp.pipeline import audio as audio_headers
 from vlp.pipeline import storage
 from vlp.pipeline.context import parse_execution_input
@@ -49,7 +55,9 @@ def check_available(request: AnalyzeRequest, settings: PipelineSettings) -> None
             )
 
 
-def _image(s3: Any, request: AnalyzeRequest, request_id: str, settings: PipelineSettings) -> dict[str, Any]:
+def _image(
+    s3: Any, request: AnalyzeRequest, caller: str, request_id: str, settings: PipelineSettings
+) -> dict[str, Any]:
     from vlp.pipeline.imaging import normalise
 
     bucket = settings.requests_bucket
@@ -61,10 +69,10 @@ def _image(s3: Any, request: AnalyzeRequest, request_id: str, settings: Pipeline
         source_key = None
     normalised = normalise(data, max_pixels=settings.max_image_pixels)
     if source_key is None:
-        source_key = input_key(request_id, f"source.{_EXTENSIONS[normalised.format]}")
+        source_key = input_key(caller, request_id, f"source.{_EXTENSIONS[normalised.format]}")
         storage.write(s3, bucket, source_key, data, _MEDIA_TYPES[normalised.format])
-    key = input_key(request_id, "image.jpg")
-    vlm_key = input_key(request_id, "vlm.jpg")
+    key = input_key(caller, request_id, "image.jpg")
+    vlm_key = input_key(caller, request_id, "vlm.jpg")
     storage.write(s3, bucket, key, normalised.jpeg, "image/jpeg")
     storage.write(s3, bucket, vlm_key, normalised.vlm_jpeg, "image/jpeg")
     return {
@@ -80,23 +88,21 @@ def _image(s3: Any, request: AnalyzeRequest, request_id: str, settings: Pipeline
     }
 
 
-def _audio(s3: Any, key: str, settings: PipelineSettings) -> dict[str, Any]:
+def _audio(s3: Any, key: str, caller: str, request_id: str, settings: PipelineSettings) -> tuple[dict[str, Any], bytes]:
+    """The audio's reference (``key``: where its copy goes) and its bytes; nothing is written yet."""
     bucket = settings.requests_bucket
-    size = storage.head(s3, bucket, key).get("ContentLength", 0)
-    if size > settings.max_audio_bytes:
-        raise CallerError(
-            f"The audio file is {size} bytes, above the {settings.max_audio_bytes} allowed.", code="AUDIO_TOO_LARGE"
-        )
+    # one bounded read: what is checked is exactly what is copied (and later transcribed)
+    data = storage.read(s3, bucket, key, max_bytes=settings.max_audio_bytes, too_large="AUDIO_TOO_LARGE")
+    size = len(data)
     if size == 0:
         raise CallerError("The audio file is empty.", code="INVALID_AUDIO")
-    head = storage.read(s3, bucket, key, byte_range=f"bytes=0-{audio_headers.HEAD_BYTES - 1}")
+    head = data[: audio_headers.HEAD_BYTES]
     audio_format = audio_headers.sniff(head)
     if audio_format is None:
         raise CallerError("The audio is not WAV, MP3, FLAC, Ogg or WebM.", code="UNSUPPORTED_AUDIO_FORMAT")
     tail = b""
     if audio_format == "ogg" and size > len(head):
-        start = max(0, size - audio_headers.TAIL_BYTES)
-        tail = storage.read(s3, bucket, key, byte_range=f"bytes={start}-{size - 1}")
+        tail = data[max(0, size - audio_headers.TAIL_BYTES) :]
     try:
         seconds = audio_headers.duration(audio_format, head, size=size, tail=tail)
     except (audio_headers.AudioHeaderError, ValueError, IndexError) as error:
@@ -106,12 +112,13 @@ def _audio(s3: Any, key: str, settings: PipelineSettings) -> dict[str, Any]:
             f"The audio lasts {seconds:.0f} s, above the {settings.max_audio_seconds} s allowed.", code="AUDIO_TOO_LONG"
         )
     return {
-        "key": key,
+        "key": input_key(caller, request_id, f"audio.{audio_format}"),
+        "source_key": key,
         "format": audio_format,
         "content_type": AUDIO_CONTENT_TYPES[audio_format],
         "bytes": size,
         "duration": round(seconds, 3) if seconds is not None else None,
-    }
+    }, data
 
 
 def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
@@ -119,11 +126,20 @@ def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
     execution = parse_execution_input(event)
     request = execution.request
     check_available(request, settings)
+    caller, request_id = execution.caller, execution.request_id
+    for key in (request.image_key, request.audio_key):
+        if key is not None and not owns(caller, key):
+            raise storage.not_found(key)
     # audio first: its checks are cheap, and a bad audio file should not leave normalised images behind
-    audio = _audio(s3, request.audio_key, settings) if request.audio_key else None
-    image = _image(s3, request, execution.request_id, settings)
+    audio, audio_bytes = (
+        _audio(s3, request.audio_key, caller, request_id, settings) if request.audio_key else (None, b"")
+    )
+    image = _image(s3, request, caller, request_id, settings)
+    if audio is not None:  # the copy last: a bad image leaves no audio behind either
+        storage.write(s3, settings.requests_bucket, audio["key"], audio_bytes, audio["content_type"])
     return {
-        "request_id": execution.request_id,
+        "request_id": request_id,
+        "caller": caller,
         "api_request_id": execution.api_request_id,
         "received_at_ms": execution.received_at_ms,
         "source": execution.source,

@@ -130,7 +130,7 @@ def run_segment(
                 raise model_error(
                     ModelFailedError, "segment", "The grounded_sam model returned an invalid mask."
                 ) from None
-            key = result_key(context.request_id, f"mask-{index}.png")
+            key = result_key(context.caller, context.request_id, f"mask-{index}.png")
             storage.write(s3, bucket, key, png, "image/png")
             if drawing is not None:
                 drawing.tint(mask, index)
@@ -142,13 +142,13 @@ def run_segment(
         detections.append(detection)
     overlay = None
     if drawing is not None:
-        key = result_key(context.request_id, OVERLAY_NAME)
+        key = result_key(context.caller, context.request_id, OVERLAY_NAME)
         storage.write(s3, bucket, key, drawing.png(), "image/png")
         overlay = {"key": key}
     masks_rle = None
     rle_size = sum(len(json.dumps(entry["rle"], separators=(",", ":"))) for entry in rle_items)
     if rle_size > rle_budget:
-        key = result_key(context.request_id, "masks-rle.json")
+        key = result_key(context.caller, context.request_id, "masks-rle.json")
         document = json.dumps({"request_id": context.request_id, "masks": rle_items}, separators=(",", ":"))
         storage.write(s3, bucket, key, document.encode("utf-8"), "application/json")
         for detection in detections:

@@ -13,9 +13,9 @@ from botocore.stub import ANY, Stubber
 from vlp import aws
 from vlp.api.responses import AnalyzeResult, ErrorResponse, JobAccepted, JobStatus, UploadResponse
 from vlp.errors import CallerError, ModelNotReadyError, model_error
-from vlp_testkit import BUCKET, JOBS_STATE_MACHINE_ARN, STATE_MACHINE_ARN, api_event, response_json
+from vlp_testkit import ANON, BUCKET, JOBS_STATE_MACHINE_ARN, STATE_MACHINE_ARN, api_event, caller_of, response_json
 
-KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
+KEY = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
@@ -31,7 +31,11 @@ def result_document(request_id: str, *, with_mask: bool = False) -> dict:
                 "label": "dog",
                 "score": 0.9,
                 "box": [1.0, 2.0, 3.0, 4.0],
-                "mask": {"key": f"results/{request_id}/mask-0.png", "area": 4, "rle": {"size": [4, 4], "counts": "0"}},
+                "mask": {
+                    "key": f"results/{ANON}/{request_id}/mask-0.png",
+                    "area": 4,
+                    "rle": {"size": [4, 4], "counts": "0"},
+                },
             }
         ]
     return {
@@ -49,7 +53,7 @@ def result_document(request_id: str, *, with_mask: bool = False) -> dict:
             "normalised_width": 4,
             "normalised_height": 4,
             "format": "PNG",
-            "key": f"inputs/{request_id}/image.jpg",
+            "key": f"inputs/{ANON}/{request_id}/image.jpg",
         },
         "detections": detections,
         "masks_rle": None,
@@ -279,16 +283,26 @@ def test_job_submission_starts_the_standard_machine(s3, jobs_stub, lambda_contex
     assert response["headers"]["Location"] == f"/v1/jobs/{body['job_id']}" == body["status_url"]
 
 
-def _describe(jobs_stub, job_id: str, status: str, **fields):
-    arn = JOBS_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + ":" + job_id
+def _describe(jobs_stub, job_id: str, status: str, caller: str = ANON, recorded: str | None = None, **fields):
+    """DescribeExecution of ``caller``'s job (named ``<caller>-<job id>``), whose input records ``recorded``."""
+    arn = JOBS_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + f":{caller}-{job_id}"
+    document = {"request_id": job_id, "caller": recorded or caller}
     jobs_stub.add_response(
         "describe_execution",
-        {"executionArn": arn, "stateMachineArn": JOBS_STATE_MACHINE_ARN, "status": status, "startDate": NOW, **fields},
+        {
+            "executionArn": arn,
+            "stateMachineArn": JOBS_STATE_MACHINE_ARN,
+            "status": status,
+            "startDate": NOW,
+            "input": json.dumps(document),
+            **fields,
+        },
         {"executionArn": arn},
     )
 
 
 JOB_ID = "3f1c0f9e-2b7d-4c1a-9d7e-0a1b2c3d4e5f"
+OTHER = caller_of({"apiKeyId": "another-callers-key"})
 
 
 @pytest.mark.parametrize(
@@ -333,7 +347,7 @@ def test_job_status(s3, jobs_stub, lambda_context, status, fields, view_status):
 def test_unknown_job_is_404(s3, jobs_stub, lambda_context):
     from vlp.handlers import jobs
 
-    arn = JOBS_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + ":" + JOB_ID
+    arn = JOBS_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + f":{ANON}-{JOB_ID}"
     jobs_stub.add_client_error(
         "describe_execution", service_error_code="ExecutionDoesNotExist", expected_params={"executionArn": arn}
     )
@@ -351,15 +365,19 @@ def test_only_result_keys_of_the_request_are_signed():
     result = {
         "request_id": JOB_ID,
         "detections": [
-            {"mask": {"key": f"results/{JOB_ID}/mask-0.png"}},
+            {"mask": {"key": f"results/{ANON}/{JOB_ID}/mask-0.png"}},
             {"mask": {"key": "results/another-request/mask-0.png"}},
             {"mask": {"key": "uploads/x/secret.jpg"}},
+            {"mask": {"key": f"results/{OTHER}/{JOB_ID}/mask-0.png"}},  # the same request id, another caller
+            {"mask": {"key": f"results/{JOB_ID}/mask-0.png"}},  # the old layout, without a caller
         ],
-        "masks_rle": {"key": f"results/{JOB_ID}/masks-rle.json"},
+        "masks_rle": {"key": f"results/{ANON}/{JOB_ID}/masks-rle.json"},
     }
-    attach_urls(result, s3=Signer(), bucket=BUCKET, expires_in=60)
+    attach_urls(result, s3=Signer(), bucket=BUCKET, caller=ANON, expires_in=60)
     assert [d["mask"].get("url") for d in result["detections"]] == [
-        f"https://signed/results/{JOB_ID}/mask-0.png",
+        f"https://signed/results/{ANON}/{JOB_ID}/mask-0.png",
+        None,
+        None,
         None,
         None,
     ]

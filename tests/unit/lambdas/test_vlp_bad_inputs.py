@@ -12,10 +12,10 @@ import struct
 import pytest
 from PIL import Image
 from vlp_media import image_bytes, png_header_only, wav_bytes
-from vlp_testkit import api_event, put
+from vlp_testkit import ANON, api_event, put
 
-UPLOAD = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png"
-AUDIO = "uploads/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
+UPLOAD = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png"
+AUDIO = f"uploads/{ANON}/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
 
 
 def b64(data: bytes) -> str:

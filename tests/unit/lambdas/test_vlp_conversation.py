@@ -11,11 +11,11 @@ import re
 import pytest
 from vlp.api.responses import AnalyzeResult
 from vlp_media import image_bytes, wav_bytes
-from vlp_testkit import api_event, put, response_json
+from vlp_testkit import ANON, api_event, put, response_json
 
 from local.tgi_contract import TgiContract
 
-AUDIO = "uploads/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
+AUDIO = f"uploads/{ANON}/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
 HISTORY = [
     {"role": "user", "text": "What is on the sofa?"},
     {"role": "assistant", "text": "A brown dog."},

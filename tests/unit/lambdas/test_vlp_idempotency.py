@@ -13,9 +13,9 @@ from vlp.api.idempotency import EXPIRES_AFTER_SECONDS, IdempotentJobs, caller_sc
 from vlp.api.responses import ErrorResponse, JobAccepted
 from vlp.errors import CODES, CallerError, DependencyError, library_error
 from vlp.http import parse_event
-from vlp_testkit import IDEMPOTENCY_TABLE, JOBS_STATE_MACHINE_ARN, api_event, client_error, response_json
+from vlp_testkit import ANON, IDEMPOTENCY_TABLE, JOBS_STATE_MACHINE_ARN, api_event, client_error, response_json
 
-KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
+KEY = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 BODY = {"image_key": KEY, "task": "describe", "text": "what is it?"}
 ROLE = "arn:aws:sts::123456789012:assumed-role/analyst"
 
@@ -59,7 +59,9 @@ def submit(lambda_context, body=BODY, *, key: str | None = None, identity: dict 
 
 
 def executions(sfn) -> list[str]:
-    return [e["name"] for e in sfn.list_executions(stateMachineArn=JOBS_STATE_MACHINE_ARN)["executions"]]
+    """The job ids of the jobs machine's executions (named ``<caller prefix>-<job id>``)."""
+    listed = sfn.list_executions(stateMachineArn=JOBS_STATE_MACHINE_ARN)["executions"]
+    return [e["name"].removeprefix(f"{ANON}-") for e in listed]
 
 
 def records(dynamodb) -> list[dict]:
@@ -212,7 +214,7 @@ def test_a_failed_start_frees_the_key(cloud, lambda_context, monkeypatch):
     calls = []
 
     def throttled_once(**params):
-        calls.append(params["name"])
+        calls.append(params["name"].removeprefix(f"{ANON}-"))
         if len(calls) == 1:
             raise client_error("ThrottlingException", 400, "Rate exceeded")
         return real(**params)

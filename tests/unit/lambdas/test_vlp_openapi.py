@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from vlp.api.models import AnalyzeRequest, UploadRequest
 from vlp.api.responses import AnalyzeResult
-from vlp_testkit import ROOT
+from vlp_testkit import ANON, ROOT
 
 DOCUMENT = ROOT / "openapi" / "vlp-api.json"
 
@@ -48,7 +48,7 @@ def _schema_validator(name: str) -> Draft202012Validator:
 @pytest.mark.parametrize(
     ("body", "valid"),
     [
-        ({"image_key": "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg", "text": "hi"}, True),
+        ({"image_key": f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg", "text": "hi"}, True),
         ({"image_base64": "AAAA", "task": "tag", "labels": ["a"], "options": {"top_k": 3}}, True),
         ({"image_key": "results/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/x.png"}, False),
         ({"image_base64": "AAAA", "task": "classify"}, False),

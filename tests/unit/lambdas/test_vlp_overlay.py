@@ -12,9 +12,9 @@ from PIL import Image, ImageDraw
 from vlp.api.responses import AnalyzeResult, JobStatus
 from vlp.pipeline.overlay import OPACITY, Overlay, colour, line_width, text_colour
 from vlp_media import image_bytes, rle_from_mask
-from vlp_testkit import BUCKET, api_event, put, response_json
+from vlp_testkit import ANON, BUCKET, api_event, put, response_json
 
-UPLOAD = "uploads/5b0e9c52-3a57-4f6e-9c1e-2d7f0a1b3c4d/image.png"
+UPLOAD = f"uploads/{ANON}/5b0e9c52-3a57-4f6e-9c1e-2d7f0a1b3c4d/image.png"
 
 
 @pytest.fixture(autouse=True)
@@ -171,7 +171,7 @@ def test_segment_returns_an_overlay_of_the_original_size(pipeline, models, s3, l
     assert status == 200, body
     result = AnalyzeResult.model_validate(body)
     assert result.overlay is not None
-    assert result.overlay.key == f"results/{result.request_id}/overlay.png"
+    assert result.overlay.key == f"results/{ANON}/{result.request_id}/overlay.png"
     assert result.overlay.url and result.urls_expire_at
     picture = Image.open(io.BytesIO(get_object(s3, result.overlay.key)))
     assert picture.format == "PNG" and picture.mode == "RGB" and picture.size == (320, 160)
@@ -200,7 +200,7 @@ def test_no_detections_no_overlay(pipeline, models, s3, lambda_context):
     status, body = analyze({"image_base64": inline, "task": "segment", "labels": ["unicorn"]}, lambda_context)
     assert status == 200, body
     assert body["detections"] == [] and body["overlay"] is None
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"results/{body['request_id']}/")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"results/{ANON}/{body['request_id']}/")
     assert listed.get("KeyCount", 0) == 0
 
 
@@ -212,8 +212,10 @@ def test_overlay_false_draws_nothing_but_keeps_the_masks(pipeline, s3, lambda_co
     )
     assert status == 200, body
     assert body["overlay"] is None and body["detections"][0]["mask"]["url"]
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"results/{body['request_id']}/")["Contents"]]
-    assert keys == [f"results/{body['request_id']}/mask-0.png"]
+    keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"results/{ANON}/{body['request_id']}/")["Contents"]
+    ]
+    assert keys == [f"results/{ANON}/{body['request_id']}/mask-0.png"]
 
 
 def test_other_tasks_have_no_overlay(pipeline, lambda_context):
@@ -235,5 +237,5 @@ def test_job_result_signs_the_overlay_url(pipeline, s3, lambda_context):
     )
     view = JobStatus.model_validate(response_json(response))
     assert view.status == "succeeded" and view.result is not None and view.result.overlay is not None
-    assert view.result.overlay.url and f"results/{job_id}/overlay.png" in view.result.overlay.url
+    assert view.result.overlay.url and f"results/{ANON}/{job_id}/overlay.png" in view.result.overlay.url
     assert Image.open(io.BytesIO(get_object(s3, view.result.overlay.key))).size == (64, 48)

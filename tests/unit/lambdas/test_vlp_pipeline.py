@@ -12,10 +12,10 @@ from PIL import Image
 from vlp.api.responses import AnalyzeResult, JobStatus
 from vlp.errors import ModelRetryableError
 from vlp_media import image_bytes, rle_from_mask, wav_bytes
-from vlp_testkit import BUCKET, api_event, client_error, model_error, put, response_json
+from vlp_testkit import ANON, BUCKET, api_event, client_error, model_error, put, response_json
 
-UPLOAD = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
-AUDIO = "uploads/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
+UPLOAD = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
+AUDIO = f"uploads/{ANON}/7d3e1a52-1f9e-4c1e-8a43-6c1f0e2d9b10/audio.wav"
 
 
 def analyze(body, lambda_context):
@@ -52,7 +52,7 @@ def test_auto_describe_without_text(pipeline, models, s3, lambda_context):
     ]
     # inline image written to S3 under inputs/<request id>/, normalised copies beside it
     request_id = result.request_id
-    assert get_object(s3, f"inputs/{request_id}/source.png") == image_bytes()
+    assert get_object(s3, f"inputs/{ANON}/{request_id}/source.png") == image_bytes()
     assert Image.open(io.BytesIO(get_object(s3, result.image.key))).format == "JPEG"
     assert set(result.timings_ms) >= {"validate", "vlm", "assemble", "total"}
 
@@ -95,7 +95,7 @@ def test_auto_segment_scales_boxes_to_the_original_image(pipeline, models, s3, l
     assert detection.box == [1024.0, 512.0, 3072.0, 1536.0]
     png = Image.open(io.BytesIO(get_object(s3, detection.mask.key)))
     assert png.size == (4096, 2048) and detection.mask.area == 2048 * 1024
-    assert detection.mask.key.startswith(f"results/{result.request_id}/")
+    assert detection.mask.key.startswith(f"results/{ANON}/{result.request_id}/")
     assert detection.mask.url and detection.mask.rle.size == [4, 8]
     sent = models.requests("grounded_sam")[0]
     assert Image.open(io.BytesIO(base64.b64decode(sent["image"]))).size == (2048, 1024)

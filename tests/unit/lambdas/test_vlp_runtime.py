@@ -12,9 +12,9 @@ from vlp.errors import CallerError, DependencyError, VlpError
 from vlp.http import ApiEvent, cors_headers
 from vlp.pipeline import storage
 from vlp.runtime import api_handler, step_handler
-from vlp_testkit import BUCKET, api_event
+from vlp_testkit import ANON, BUCKET, api_event
 
-KEY = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
+KEY = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 
 
 def json_lines(text: str) -> list[dict]:

@@ -52,6 +52,19 @@ from vlp_asl import AslRunner  # noqa: E402 (after the environment set-up)
 
 sys.path.insert(0, str(ROOT / "lambdas"))
 
+from vlp.keys import caller_prefix  # noqa: E402 (after sys.path)
+
+ANON = caller_prefix("anonymous", BUCKET)  # the caller prefix of an event without identity (local mode, no auth)
+
+
+def caller_of(identity: dict[str, Any] | None = None, claims: dict[str, Any] | None = None) -> str:
+    """The caller prefix the API functions compute for an event built by ``api_event`` with these arguments."""
+    from vlp.api.idempotency import caller_prefix_of
+    from vlp.http import ApiEvent
+
+    return caller_prefix_of(ApiEvent.model_validate(api_event({}, identity=identity, claims=claims)), BUCKET)
+
+
 STEP_MODULES = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
 
 
@@ -82,8 +95,11 @@ def api_event(
     path_parameters: dict | None = None,
     raw: str | None = None,
     base64_encoded: bool = False,
+    identity: dict[str, Any] | None = None,
+    claims: dict[str, Any] | None = None,
 ) -> dict:
-    """A REST API (payload 1.0) proxy event."""
+    """A REST API (payload 1.0) proxy event; ``identity`` (requestContext.identity) and Cognito ``claims``
+    (requestContext.authorizer.claims) say who calls."""
     if raw is None and body is not None:
         raw = json.dumps(body)
     return {
@@ -92,7 +108,12 @@ def api_event(
         "httpMethod": method,
         "headers": {"Content-Type": "application/json"},
         "pathParameters": path_parameters,
-        "requestContext": {"requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "stage": "v1"},
+        "requestContext": {
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "stage": "v1",
+            **({"identity": identity} if identity else {}),
+            **({"authorizer": {"claims": claims}} if claims else {}),
+        },
         "body": raw,
         "isBase64Encoded": base64_encoded,
     }
