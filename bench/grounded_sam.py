@@ -65,7 +65,7 @@ def build_models(root: Path) -> dict:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
-    backbone = SwinConfig(
+    backbone = SwinConfig(  # type: ignore[call-arg]  # out_indices: a backbone keyword the types lack
         image_size=384,
         patch_size=4,
         embed_dim=64,

@@ -101,7 +101,7 @@ def upload_tree(s3, bucket: str, local: Path, key_prefix: str) -> int:
 def precompute_interrogator_embeddings(model_dir: Path, clip_model_name: str) -> Path:
     """The interrogator's term tables, embedded once by its CLIP model, stored beside the weights."""
     sys.path.insert(0, str(ROOT / "model_packages" / "clip_interrogator"))
-    from clip_interrogator_terms import precompute_term_embeddings  # type: ignore[import-not-found]
+    from clip_interrogator_terms import precompute_term_embeddings
 
     return precompute_term_embeddings(str(model_dir), clip_model_name=clip_model_name)
 

@@ -32,6 +32,10 @@ TgiQuantization = Literal[
     "marlin",
 ]
 TGI_QUANTIZATIONS: tuple[str, ...] = get_args(TgiQuantization)
+# How an endpoint update replaces the serving fleet (docs/operations.md, "Safe endpoint updates"): rolling batches,
+# or blue/green with canary, linear or all-at-once traffic shifting; every choice rolls back on the endpoint's alarms.
+DeploymentStrategy = Literal["rolling", "canary", "linear", "all_at_once"]
+DEPLOYMENT_STRATEGIES: tuple[str, ...] = get_args(DeploymentStrategy)
 
 
 class ConfigError(Exception):
@@ -160,6 +164,10 @@ class ModelConfig(_Strict):
     tgi: TgiConfig | None = None
     djl: DjlConfig | None = None
     environment: dict[str, str] = Field(default_factory=dict)
+    # unset: the environment's deployment.strategy
+    deployment: DeploymentStrategy | None = None
+    # unset: isolated when SageMaker itself fetches the weights from S3 (docs/operations.md, "Isolated containers")
+    network_isolation: bool | None = None
 
     @field_validator("instance_type")
     @classmethod
@@ -191,6 +199,15 @@ class ModelConfig(_Strict):
             raise ValueError("an enabled model needs weights (s3_prefix or hub_id)")
         if self.volume_size_gb is not None and spec is not None and spec.local_nvme:
             raise ValueError(f"volume_size_gb is not supported on {self.instance_type}: it has local NVMe storage")
+        if self.scaling.scale_to_zero and self.deployment not in (None, "rolling"):
+            raise ValueError(
+                f"deployment: {self.deployment} is blue/green, which endpoints with inference components "
+                "(scaling.scale_to_zero) do not support: use rolling"
+            )
+        if self.network_isolation and self.weights is not None and self.weights.hub_id:
+            raise ValueError(
+                "network_isolation: true needs weights.s3_prefix (an isolated container cannot reach the Hub)"
+            )
         return self
 
     @property
@@ -331,6 +348,44 @@ class AlarmsConfig(_Strict):
     evaluation_minutes: int = Field(5, ge=1, le=60)
 
 
+class DeploymentConfig(_Strict):
+    """Endpoint updates (CfnEndpoint DeploymentConfig, InferenceComponent DeploymentConfig). Blue/green (canary,
+    linear, all_at_once) provisions a full second fleet; rolling provisions one batch at a time."""
+
+    strategy: DeploymentStrategy = "rolling"
+    canary_percent: int = Field(10, ge=1, le=50)  # share of the new fleet that takes traffic first
+    linear_step_percent: int = Field(25, ge=5, le=50)
+    rolling_batch_percent: int = Field(25, ge=5, le=50)  # of the fleet (SageMaker allows 5-50 %)
+    wait_minutes: int = Field(10, ge=0, le=60)  # baking time between steps, watching the rollback alarms
+    termination_wait_minutes: int = Field(5, ge=0, le=60)  # blue/green: how long the old fleet stays after
+    timeout_minutes: int = Field(120, ge=10, le=480)
+
+    def headroom(self, strategy: str, max_instances: int) -> int:
+        """Extra instances an endpoint update provisions while the old fleet still serves: blue/green a whole
+        second fleet, a rolling update one batch (at least one instance)."""
+        if strategy == "rolling":
+            return max(1, -(-max_instances * self.rolling_batch_percent // 100))
+        return max_instances
+
+
+class VpcConfig(_Strict):
+    """An existing VPC the models and Lambdas run in (no lookups at synth: ids only). Private subnets need an S3
+    gateway endpoint and, for Lambdas, interface endpoints or NAT for the AWS APIs they call."""
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(min_length=1, max_length=16)
+    security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(min_length=1, max_length=5)
+    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")]] = Field(
+        min_length=1, max_length=16
+    )
+
+    @model_validator(mode="after")
+    def _zones_per_subnet(self) -> VpcConfig:
+        if len(self.availability_zones) != len(self.subnet_ids):
+            raise ValueError("availability_zones: one zone per entry of subnet_ids, in the same order")
+        return self
+
+
 class ApiConfig(_Strict):
     auth: Literal["iam", "cognito", "api_key"] = "iam"
     throttle_rate_limit: float = Field(50, gt=0)
@@ -353,7 +408,24 @@ class EnvironmentConfig(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    vpc: VpcConfig | None = None
     models: ModelsConfig
+
+    @model_validator(mode="after")
+    def _blue_green_needs_a_fleet(self) -> EnvironmentConfig:
+        for role, model in self.models.enabled():
+            if model.scaling.scale_to_zero and model.deployment is None and self.deployment.strategy != "rolling":
+                raise ValueError(
+                    f"models.{role}: deployment.strategy {self.deployment.strategy} is blue/green, which endpoints "
+                    "with inference components (scaling.scale_to_zero) do not support: set models."
+                    f"{role}.deployment: rolling"
+                )
+        return self
+
+    def deployment_strategy(self, model: ModelConfig) -> str:
+        """The update strategy of one model: its own, else the environment's."""
+        return model.deployment or self.deployment.strategy
 
     @property
     def prefix(self) -> str:

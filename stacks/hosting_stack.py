@@ -13,8 +13,8 @@ from stacks import constants as c
 from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.container_images import DJL_FRAMEWORK, TGI_FRAMEWORK, ModelImage, dlc_image, whisper_image
 from stacks.endpoint_autoscaling import EndpointAutoscaling
-from stacks.model_endpoint import ModelData, ModelEndpoint
-from stacks.model_environment import djl_environment, tgi_environment, whisper_environment
+from stacks.model_endpoint import ModelData, ModelEndpoint, UpdatePolicy
+from stacks.model_environment import djl_environment, network_isolated, tgi_environment, whisper_environment
 from stacks.model_package_asset import ModelPackageAsset
 
 
@@ -73,6 +73,9 @@ class HostingStack(cdk.Stack):
             model_data=data,
             artifacts=self._artifacts,
             key=self._key,
+            update=UpdatePolicy(self._config.deployment_strategy(model), self._config.deployment, self._config.alarms),
+            network_isolation=network_isolated(role, model),
+            vpc=self._config.vpc,
         )
 
     def _dlc(self, framework: str, version: str) -> ModelImage:

@@ -5,6 +5,11 @@ Two shapes, chosen by config:
 - `scaling.scale_to_zero`: an inference component on a variant with managed instance scaling, so the endpoint
   can sit at zero instances; the component's copy count autoscales and SageMaker adds or removes instances.
 
+Updates are safe (docs/operations.md, "Safe endpoint updates"): each endpoint (or its inference component) carries
+a DeploymentConfig (rolling, or blue/green with canary/linear/all-at-once traffic shifting) that rolls back on the
+endpoint's own 5XX and latency alarms, defined here, in the same stack, under fixed names. Models whose weights
+SageMaker fetches from S3 run network-isolated; an optional VPC (config `vpc`) holds the model containers.
+
 The L1 resources are used because the alpha L2 (aws-sagemaker-alpha) cannot express uncompressed S3 model data,
 start-up timeouts or inference components (docs/decisions.md).
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -21,11 +27,21 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.config import ModelConfig
+from stacks.config import AlarmsConfig, DeploymentConfig, ModelConfig, VpcConfig
 from stacks.container_images import ModelImage
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
 
 VARIANT_NAME = "AllTraffic"
+ROLLBACK_ALARM_SUFFIXES = ("rollback-5xx", "rollback-latency")  # <endpoint name>-<suffix>
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """How the endpoint is updated and what rolls it back (from the environment's `deployment` block)."""
+
+    strategy: str
+    settings: DeploymentConfig
+    alarms: AlarmsConfig
 
 
 @dataclass(frozen=True)
@@ -50,21 +66,29 @@ class ModelEndpoint(Construct):
         model_data: ModelData,
         artifacts: s3.IBucket,
         key: kms.IKey,
+        update: UpdatePolicy,
+        network_isolation: bool = False,
+        vpc: VpcConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = endpoint_name
         self.config = model
         self.scale_to_zero = model.scaling.scale_to_zero
         self.inference_component_name = f"{endpoint_name}-ic" if self.scale_to_zero else None
+        self.update = update
+        self.network_isolation = network_isolation
+        self.vpc = vpc
 
         self.role = self._build_role(image, model_data, artifacts, key)
         self.model = self._build_model(image, environment, model_data, artifacts)
         self.endpoint_config = self._build_endpoint_config(key)
+        self.rollback_alarms = self._build_rollback_alarms()
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            deployment_config=None if self.scale_to_zero else self._endpoint_deployment_config(),
         )
         self.inference_component = self._build_inference_component() if self.scale_to_zero else None
 
@@ -117,6 +141,25 @@ class ModelEndpoint(Construct):
                 resources=[log_streams],
             )
         )
+        if self.vpc:
+            # What SageMaker needs to attach the containers to the subnets (the documented VpcConfig permissions);
+            # the Describe/Create/Delete ENI actions support no resource-level scoping.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeDhcpOptions",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                    ],
+                    resources=["*"],
+                )
+            )
         acknowledge_wildcard_resources(
             role,
             wildcards,
@@ -150,6 +193,13 @@ class ModelEndpoint(Construct):
             "Model",
             execution_role_arn=self.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
+            # No network for the container: SageMaker itself fetches the model data and the image.
+            enable_network_isolation=True if self.network_isolation else None,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                subnets=self.vpc.subnet_ids, security_group_ids=self.vpc.security_group_ids
+            )
+            if self.vpc
+            else None,
         )
         # SageMaker checks the role's access when the model is created: the policy must exist first.
         cfn_model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
@@ -222,8 +272,124 @@ class ModelEndpoint(Construct):
                 ),
             ),
             runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(copy_count=1),
+            deployment_config=self._component_deployment_config(),
         )
         return component
+
+    # ---- safe updates ----
+    def _build_rollback_alarms(self) -> list[cloudwatch.Alarm]:
+        """The endpoint's 5XX and p90-latency alarms that a deployment watches while it shifts traffic. They live
+        here, with fixed names, because the monitoring stack depends on this one (its alarms cannot be referenced
+        from the endpoint without a cycle). Inference components report under InferenceComponentName."""
+        thresholds = self.update.alarms
+        if self.inference_component_name:
+            dimensions = {"InferenceComponentName": self.inference_component_name}
+        else:
+            dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}
+        periods = max(1, min(thresholds.evaluation_minutes, 3))  # a rollback should not wait long
+        specs = [
+            ("Invocation5XXErrors", "Sum", thresholds.error_5xx_threshold, "model returned 5XX errors"),
+            # ModelLatency is in microseconds.
+            (
+                "ModelLatency",
+                "p90",
+                thresholds.latency_p90_ms * 1000,
+                f"p90 latency above {thresholds.latency_p90_ms} ms",
+            ),
+        ]
+        alarms = []
+        for suffix, (metric_name, statistic, threshold, what) in zip(ROLLBACK_ALARM_SUFFIXES, specs, strict=True):
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    "".join(part.capitalize() for part in suffix.split("-")) + "Alarm",
+                    alarm_name=f"{self.endpoint_name}-{suffix}",
+                    alarm_description=f"{self.endpoint_name}: {what}; an endpoint update in progress rolls back",
+                    metric=cloudwatch.Metric(
+                        namespace="AWS/SageMaker",
+                        metric_name=metric_name,
+                        dimensions_map=dimensions,
+                        statistic=statistic,
+                        period=cdk.Duration.minutes(1),
+                    ),
+                    threshold=threshold,
+                    evaluation_periods=periods,
+                    datapoints_to_alarm=periods,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        return alarms
+
+    def _endpoint_deployment_config(self) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+        settings, strategy = self.update.settings, self.update.strategy
+        rollback = sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+            alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=a.alarm_name) for a in self.rollback_alarms]
+        )
+        timeout = settings.timeout_minutes * 60
+        wait = settings.wait_minutes * 60
+        if strategy == "rolling":
+            return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                auto_rollback_configuration=rollback,
+                rolling_update_policy=sagemaker.CfnEndpoint.RollingUpdatePolicyProperty(
+                    maximum_batch_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                        type="CAPACITY_PERCENT", value=settings.rolling_batch_percent
+                    ),
+                    rollback_maximum_batch_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                        type="CAPACITY_PERCENT", value=100
+                    ),
+                    wait_interval_in_seconds=wait,
+                    maximum_execution_timeout_in_seconds=timeout,
+                ),
+            )
+        routing: dict = {"type": strategy.upper()}
+        if strategy == "canary":
+            routing["canary_size"] = sagemaker.CfnEndpoint.CapacitySizeProperty(
+                type="CAPACITY_PERCENT", value=settings.canary_percent
+            )
+            routing["wait_interval_in_seconds"] = wait
+        elif strategy == "linear":
+            routing["linear_step_size"] = sagemaker.CfnEndpoint.CapacitySizeProperty(
+                type="CAPACITY_PERCENT", value=settings.linear_step_percent
+            )
+            routing["wait_interval_in_seconds"] = wait
+        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            auto_rollback_configuration=rollback,
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(**routing),
+                termination_wait_in_seconds=settings.termination_wait_minutes * 60,
+                maximum_execution_timeout_in_seconds=timeout,
+            ),
+        )
+
+    def _component_deployment_config(
+        self,
+    ) -> sagemaker.CfnInferenceComponent.InferenceComponentDeploymentConfigProperty:
+        # Inference components support rolling updates only (config validation refuses blue/green for them).
+        settings = self.update.settings
+        return sagemaker.CfnInferenceComponent.InferenceComponentDeploymentConfigProperty(
+            auto_rollback_configuration=sagemaker.CfnInferenceComponent.AutoRollbackConfigurationProperty(
+                alarms=[
+                    sagemaker.CfnInferenceComponent.AlarmProperty(alarm_name=a.alarm_name) for a in self.rollback_alarms
+                ]
+            ),
+            rolling_update_policy=sagemaker.CfnInferenceComponent.InferenceComponentRollingUpdatePolicyProperty(
+                maximum_batch_size=sagemaker.CfnInferenceComponent.InferenceComponentCapacitySizeProperty(
+                    type="CAPACITY_PERCENT", value=settings.rolling_batch_percent
+                ),
+                rollback_maximum_batch_size=sagemaker.CfnInferenceComponent.InferenceComponentCapacitySizeProperty(
+                    type="CAPACITY_PERCENT", value=100
+                ),
+                wait_interval_in_seconds=settings.wait_minutes * 60,
+                maximum_execution_timeout_in_seconds=settings.timeout_minutes * 60,
+            ),
+        )
+
+    @property
+    def update_headroom_instances(self) -> int:
+        """Instances an update needs on top of the fleet at its maximum: blue/green a whole second fleet, rolling
+        one batch (docs/operations.md)."""
+        return self.update.settings.headroom(self.update.strategy, self.config.max_instances)
 
     @property
     def scaling_resource_id(self) -> str:

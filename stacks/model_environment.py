@@ -79,3 +79,19 @@ def whisper_environment(model: ModelConfig) -> dict[str, str]:
     env["WHISPER_COMPUTE_TYPE"] = "float16" if model.gpu_count else "int8"
     env["MODEL_ID"] = model.model_id  # what responses report as "model"
     return {**env, **_hub_token(model), **model.environment}
+
+
+def network_isolated(role: str, model: ModelConfig) -> bool:
+    """Whether the model's container runs with EnableNetworkIsolation: by default when SageMaker itself copies the
+    weights from S3 into /opt/ml/model (TGI, Whisper with weights.s3_prefix). DJL packages read their weights
+    through option.model_id=s3://... from inside the container, which an isolated container cannot reach: they
+    stay off the internet only through `vpc` (private subnets with an S3 gateway endpoint)."""
+    from_s3 = model.weights is not None and model.weights.s3_prefix is not None
+    if model.network_isolation is None:
+        return from_s3 and role not in c.DJL_ROLES
+    if model.network_isolation and role in c.DJL_ROLES:
+        raise ValueError(
+            f"models.{role}.network_isolation: the DJL container downloads option.model_id itself; "
+            "use vpc (private subnets) to keep it off the internet"
+        )
+    return model.network_isolation

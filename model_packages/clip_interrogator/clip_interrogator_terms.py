@@ -295,9 +295,10 @@ def precompute_term_embeddings(
 
     model_dir = Path(model_dir)
     source = resolve_location(clip_model_id, [model_dir]) if clip_model_id else default_clip_location(model_dir)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    model = CLIPModel.from_pretrained(source).to(device=device, dtype=dtype).eval()
+    torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = dtype or (torch.float16 if torch_device.type == "cuda" else torch.float32)
+    model = CLIPModel.from_pretrained(source)
+    model = model.to(device=torch_device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers @wraps .to()
     tokenizer = AutoTokenizer.from_pretrained(source)
     encoder = ClipTextEncoder(model, tokenizer, batch_size=batch_size)
     tables = load_term_tables(terms_dir)

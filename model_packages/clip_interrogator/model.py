@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from clip_interrogator_rank import Interrogator, Prompt, TermTable
@@ -94,13 +96,14 @@ class InterrogatorSettings:
 class ClipInterrogatorService:
     def __init__(self) -> None:
         self.initialized = False
-        self.settings: InterrogatorSettings | None = None
-        self.clip_model = None
-        self.clip_processor = None
-        self.caption_model = None
-        self.caption_processor = None
-        self.encoder: ClipTextEncoder | None = None
-        self.interrogator: Interrogator | None = None
+        # set by initialize(), before any request
+        self.settings: InterrogatorSettings
+        self.clip_model: CLIPModel
+        self.clip_processor: CLIPProcessor
+        self.caption_model: Any  # BLIP or BLIP-2 (_load_captioner)
+        self.caption_processor: Any  # its AutoProcessor
+        self.encoder: ClipTextEncoder
+        self.interrogator: Interrogator
         self.model_name = ""
         self.caption_model_name = ""
         self.device = torch.device("cpu")
@@ -125,7 +128,9 @@ class ClipInterrogatorService:
         self.model_name = display_name(props.get_str("model_name"), clip_source)
         self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
 
-        self.clip_model = CLIPModel.from_pretrained(clip_source).to(device=self.device, dtype=self.dtype).eval()
+        clip_model = CLIPModel.from_pretrained(clip_source)
+        # transformers @wraps its .to(): mypy sees an unbound method and asks for self
+        self.clip_model = clip_model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]
         self.clip_processor = CLIPProcessor.from_pretrained(clip_source)
         self.caption_model = _load_captioner(caption_source).to(device=self.device, dtype=self.dtype).eval()
         self.caption_processor = AutoProcessor.from_pretrained(caption_source)
@@ -164,7 +169,7 @@ class ClipInterrogatorService:
             staged = next(
                 (Path(r) / staged for r in roots if r and (Path(r) / staged).is_file()), Path(roots[0] or ".") / staged
             )
-        cache_dir = Path(props.get_str("term_cache_dir", "/tmp/clip_interrogator"))
+        cache_dir = Path(props.get_str("term_cache_dir", str(Path(tempfile.gettempdir()) / "clip_interrogator")))
         key = hashlib.sha256(clip_source.encode()).hexdigest()[:16]
         cached = cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.model_name)[-60:]}-{key}.safetensors"
         for source, path in (("model_dir", staged), ("cache", cached)):
@@ -211,9 +216,9 @@ class ClipInterrogatorService:
         captions: dict[int, str] = {}
         if needs_caption:
             texts = self.caption([requests[i].image for i in needs_caption])
-            captions = dict(zip(needs_caption, texts))
+            captions = dict(zip(needs_caption, texts, strict=True))
         results = []
-        for i, (request, features) in enumerate(zip(requests, image_features)):
+        for i, (request, features) in enumerate(zip(requests, image_features, strict=True)):
             caption = captions.get(i)
             prompt = self._interrogate(request, features, caption)
             results.append(
@@ -230,13 +235,14 @@ class ClipInterrogatorService:
 
     def _interrogate(self, request: InterrogateRequest, features: torch.Tensor, caption: str | None) -> Prompt:
         ci = self.interrogator
+        if request.mode == "negative":
+            return ci.negative(features, request.min_flavors, request.max_flavors)
+        assert caption is not None  # run() captions every image whose mode is not negative
         if request.mode == "fast":
             return ci.fast(features, caption, request.max_flavors)
         if request.mode == "classic":
             return ci.classic(features, caption, request.max_flavors)
-        if request.mode == "best":
-            return ci.best(features, caption, request.min_flavors, request.max_flavors)
-        return ci.negative(features, request.min_flavors, request.max_flavors)
+        return ci.best(features, caption, request.min_flavors, request.max_flavors)
 
     def encode_images(self, images: list) -> torch.Tensor:
         """L2-normalised CLIP image embeddings, float32, (len(images), dim)."""

@@ -94,7 +94,7 @@ class LabelEmbeddingCache:
             keys, embeddings = keys[-self.capacity :], embeddings[-self.capacity :]
         slots = [self._take_slot() for _ in keys]
         self._slab[self._index(slots)] = embeddings
-        for key, slot in zip(keys, slots):
+        for key, slot in zip(keys, slots, strict=True):
             self._slots[key] = slot
 
     def _take_slot(self) -> int:

@@ -85,10 +85,11 @@ class TaggingSettings:
 class ClipTaggingService:
     def __init__(self) -> None:
         self.initialized = False
-        self.settings: TaggingSettings | None = None
-        self.model: CLIPModel | None = None
-        self.processor: CLIPProcessor | None = None
-        self.cache: LabelEmbeddingCache | None = None
+        # set by initialize(), before any request
+        self.settings: TaggingSettings
+        self.model: CLIPModel
+        self.processor: CLIPProcessor
+        self.cache: LabelEmbeddingCache
         self.model_name = ""
         self.device = torch.device("cpu")
         self.dtype = torch.float32
@@ -107,11 +108,12 @@ class ClipTaggingService:
         source = resolve_model_source(props.get_str("model_id") or model_dir, [model_dir])
         self.model_name = display_name(props.get_str("model_name"), source)
         model = CLIPModel.from_pretrained(source)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        # transformers @wraps its .to(): mypy sees an unbound method and asks for self
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]
         self.processor = CLIPProcessor.from_pretrained(source)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
-        self.context_length = int(self.model.config.text_config.max_position_embeddings)
-        dim = int(self.model.config.projection_dim)
+        self.context_length = int(self.model.text_model.config.max_position_embeddings)
+        dim = self.model.text_projection.out_features  # the embedding size (config.projection_dim)
         capacity = self.settings.label_cache_size
         max_mb = props.get_int("label_cache_max_mb", 0, low=0)
         row_bytes = dim * torch.empty((), dtype=self.dtype).element_size()
@@ -182,7 +184,7 @@ class ClipTaggingService:
         text_features = self.cache.get_many(prompts, self.encode_texts)
         row_of = {prompt: row for row, prompt in enumerate(prompts)}
         results = []
-        for request, image_feature in zip(requests, image_features):
+        for request, image_feature in zip(requests, image_features, strict=True):
             rows = torch.tensor([row_of[p] for p in request.prompts()], device=self.device)
             cosine = text_features.index_select(0, rows).float() @ image_feature
             results.append(self._tags(request, cosine))
@@ -194,7 +196,8 @@ class ClipTaggingService:
         else:
             scores = torch.sigmoid(self.logit_scale * (cosine - self.settings.sigmoid_center))
         top = torch.topk(scores, request.top_k)
-        scored = zip((round(score, 6) for score in top.values.cpu().tolist()), top.indices.cpu().tolist())
+        values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
+        scored = zip((round(score, 6) for score in values), indices, strict=True)
         tags = [
             {"label": request.labels[index], "score": score} for score, index in scored if score >= request.threshold
         ]
@@ -209,7 +212,8 @@ class ClipTaggingService:
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """L2-normalised text embeddings, (len(texts), dim), encoded in chunks of similar length (less padding)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty((len(texts), self.model.config.projection_dim), device=self.device, dtype=self.dtype)
+        dim = self.model.text_projection.out_features
+        out = torch.empty((len(texts), dim), device=self.device, dtype=self.dtype)
         step = self.settings.text_batch_size
         for start in range(0, len(order), step):
             chunk = order[start : start + step]

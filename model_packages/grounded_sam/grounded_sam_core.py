@@ -187,7 +187,7 @@ def parse_request(body: Any, settings: Settings) -> DetectRequest:
         )
     box_threshold = _number(body, "box_threshold", 0.35, 0.0, 1.0)
     text_threshold = _number(body, "text_threshold", 0.25, 0.0, 1.0)
-    max_detections = _number(body, "max_detections", 20, 1, MAX_DETECTIONS, integer=True)
+    max_detections = int(_number(body, "max_detections", 20, 1, MAX_DETECTIONS, integer=True))
     image = decode_image(body.get("image"), settings)
     return DetectRequest(image, kept, phrases, box_threshold, text_threshold, masks, max_detections)
 
@@ -270,11 +270,12 @@ class GroundedSam:
         self.detector_processor = AutoProcessor.from_pretrained(settings.detector_source)
         self.detector = (
             GroundingDinoForObjectDetection.from_pretrained(settings.detector_source, **dtype_kwargs(self.dtype))
-            .to(self.device)
+            .to(self.device)  # type: ignore[arg-type]  # transformers @wraps its .to(): mypy sees it unbound
             .eval()
         )
         self.sam_processor = SamProcessor.from_pretrained(settings.sam_source)
-        self.sam = SamModel.from_pretrained(settings.sam_source, **dtype_kwargs(self.dtype)).to(self.device).eval()
+        sam = SamModel.from_pretrained(settings.sam_source, **dtype_kwargs(self.dtype))
+        self.sam = sam.to(self.device).eval()  # type: ignore[arg-type]  # transformers @wraps its .to()
         self.tokenizer = self.detector_processor.tokenizer
         self.max_text_len = int(getattr(self.detector.config, "max_text_len", 256))
         post = inspect.signature(self.detector_processor.post_process_grounded_object_detection).parameters

@@ -46,8 +46,8 @@ def _free_accelerator_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:
-        pass
+    except Exception:  # best effort: the next request may still fit
+        LOGGER.debug("could not release accelerator memory", exc_info=True)
 
 
 def _run_one(item: Input) -> tuple[int, dict]:

@@ -310,7 +310,7 @@ class IntentKeywords:
                 {
                     "label": names[best],
                     "score": round(scores[best], 4),
-                    "scores": {name: round(score, 4) for name, score in zip(names, scores)},
+                    "scores": {name: round(score, 4) for name, score in zip(names, scores, strict=True)},
                 }
             )
         return results
@@ -334,7 +334,8 @@ class IntentKeywords:
         asked = [i for i, r in enumerate(results) if isinstance(r, IntentRequest) and "intent" in r.tasks]
         intents: dict[int, Any] = {}
         try:
-            for i, found in zip(asked, self.classify_many([(results[i].text, results[i].intents) for i in asked])):
+            classified = self.classify_many([(results[i].text, results[i].intents) for i in asked])
+            for i, found in zip(asked, classified, strict=True):
                 intents[i] = found
         except Exception as exc:
             LOGGER.exception("intent classification failed for %d request(s)", len(asked))

@@ -51,8 +51,8 @@ def _free_accelerator_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:
-        pass
+    except Exception:  # best effort: the next request may still fit
+        LOGGER.debug("could not release accelerator memory", exc_info=True)
 
 
 def _body(item: Input) -> Any:
@@ -84,7 +84,7 @@ def _run(items: list[Input]) -> list[tuple[int, dict]]:
     results: list[Any] = list(bodies)
     valid = [i for i, body in enumerate(bodies) if not isinstance(body, _InvalidJson)]
     try:
-        for i, result in zip(valid, _model.predict_many([bodies[i] for i in valid])):
+        for i, result in zip(valid, _model.predict_many([bodies[i] for i in valid]), strict=True):
             results[i] = result
     except Exception as exc:
         LOGGER.exception("intent_keywords batch failed")

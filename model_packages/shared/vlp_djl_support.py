@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def decode_image(body: Mapping, max_pixels: int, field: str = "image"):
     if not data:
         raise RequestError("INVALID_IMAGE", f"'{field}' is empty")
     try:
-        image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
+        image: Image.Image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
     except Image.DecompressionBombError:
         raise RequestError("IMAGE_TOO_LARGE", f"the image has more than {max_pixels} pixels") from None
     except Exception:
@@ -182,6 +182,10 @@ class Properties:
 
     values: Mapping[str, Any]
 
+    @overload
+    def get_str(self, name: str, default: str) -> str: ...
+    @overload
+    def get_str(self, name: str, default: None = None) -> str | None: ...
     def get_str(self, name: str, default: str | None = None) -> str | None:
         value = self.values.get(name)
         if value is None or str(value).strip() == "":
@@ -315,7 +319,7 @@ def serve(inputs, output_cls, parse: Callable[[Any], Any], run: Callable[[list],
             logger.exception("request validation failed unexpectedly")
             results[i] = model_failure()
     if valid:
-        for i, result in zip([i for i, _ in valid], _run_isolated(run, [p for _, p in valid])):
+        for i, result in zip([i for i, _ in valid], _run_isolated(run, [p for _, p in valid]), strict=True):
             results[i] = result
     return _to_output(output_cls, results, batched)
 
@@ -340,8 +344,8 @@ def _release_cuda_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:
-        pass
+    except Exception:  # best effort: the next request may still fit
+        logger.debug("could not release accelerator memory", exc_info=True)
 
 
 def _to_output(output_cls, results: list, batched: bool):

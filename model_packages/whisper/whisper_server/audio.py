@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import io
 import struct
+from collections.abc import Generator
+from typing import cast
 
 import av
 import numpy as np
@@ -48,7 +50,8 @@ def decode(data: bytes, *, max_seconds: float) -> np.ndarray:
     truncated = _wav_truncation(data)
     if truncated is not None:
         raise undecodable_audio(
-            f"the WAV file is truncated: its data chunk declares {truncated[0]} bytes but only {truncated[1]} are present"
+            f"the WAV file is truncated: its data chunk declares {truncated[0]} bytes "
+            f"but only {truncated[1]} are present"
         )
     max_samples = int(max_seconds * SAMPLE_RATE)
     try:
@@ -68,7 +71,8 @@ def decode(data: bytes, *, max_seconds: float) -> np.ndarray:
             exact_length = container.format.name == "flac"  # WAV truncation is caught above, from the RIFF header
             if declared is not None and declared > max_seconds + 1.0:
                 raise audio_too_long(f"the audio lasts {declared:.1f} s; the limit is {max_seconds:g} s")
-            frames = container.decode(stream)
+            # a generator (typed as a plain Iterator), closed below
+            frames = cast("Generator[av.AudioFrame, None, None]", container.decode(stream))
             try:
                 while True:
                     try:

@@ -34,7 +34,7 @@ class ModelLoadError(RuntimeError):
 class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model = None
+        self.model: Any = None  # faster_whisper.WhisperModel, once load() ran
         self.languages: tuple[str, ...] = ()
         self.multilingual = False
         self.device = ""

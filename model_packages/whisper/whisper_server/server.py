@@ -138,7 +138,8 @@ class WhisperHandler(BaseHTTPRequestHandler):
             audio_bytes = body
         if len(audio_bytes) > settings.max_audio_bytes:
             raise audio_too_large(
-                f"the audio is {len(audio_bytes)} bytes; the limit is {settings.max_audio_bytes} bytes (MAX_AUDIO_BYTES)"
+                f"the audio is {len(audio_bytes)} bytes; "
+                f"the limit is {settings.max_audio_bytes} bytes (MAX_AUDIO_BYTES)"
             )
         options = engine.options(raw_options)
         samples = audio.decode(audio_bytes, max_seconds=settings.max_audio_seconds)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (in the container: SageMaker calls the server from outside it)
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's (openai-whisper's) fallback schedule
 
 
@@ -46,7 +47,7 @@ class Settings:
         return cls(
             model=model,
             model_id=model_id,
-            host=env.get("WHISPER_HOST", "0.0.0.0").strip() or "0.0.0.0",
+            host=env.get("WHISPER_HOST", ALL_INTERFACES).strip() or ALL_INTERFACES,
             port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 0, 65535),
             device=device,
             compute_type=env.get("WHISPER_COMPUTE_TYPE", "").strip() or None,
