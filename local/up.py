@@ -330,7 +330,7 @@ class LocalStack:
     def _ping(self, service: str) -> bool:
         path = {"s3": "/", "sagemaker": "/ping", "lambda": "/ping", "sfn": "/ping", "api": "/"}[service]
         try:
-            with urllib.request.urlopen(self.url(service) + path, timeout=2) as response:
+            with urllib.request.urlopen(self.url(service) + path, timeout=2) as response:  # noqa: S310 (our own 127.0.0.1)
                 return response.status < 500
         except urllib.error.HTTPError as error:
             return error.code < 500 if service != "sagemaker" else False
@@ -539,13 +539,17 @@ def down(run_dir: Path) -> int:
 
 
 def summary(stack: LocalStack) -> None:
+    deployment = stack.deployment
+    buckets = f"{deployment.requests_bucket}, {deployment.artifacts_bucket}"
+    admin = f"POST {stack.url('sagemaker')}/_admin/faults | /_admin/latency"
+    machines = ", ".join(m["name"] + " (" + m["type"] + ")" for m in deployment.machines)
     print(f"""
-VLP local mode ({stack.env}): {stack.deployment.source}
+VLP local mode ({stack.env}): {deployment.source}
   API          {stack.api_url}          (/v1/uploads, /v1/analyze, /v1/jobs, /v1/jobs/{{id}}; auth {stack.auth})
-  S3           {stack.url("s3")}          buckets {stack.deployment.requests_bucket}, {stack.deployment.artifacts_bucket}
-  SageMaker    {stack.url("sagemaker")}          faults/latency: POST {stack.url("sagemaker")}/_admin/faults | /_admin/latency
-  Lambda       {stack.url("lambda")}          {len(stack.deployment.functions)} functions
-  StepFunctions {stack.url("sfn")}         {", ".join(m["name"] + " (" + m["type"] + ")" for m in stack.deployment.machines)}
+  S3           {stack.url("s3")}          buckets {buckets}
+  SageMaker    {stack.url("sagemaker")}          faults/latency: {admin}
+  Lambda       {stack.url("lambda")}          {len(deployment.functions)} functions
+  StepFunctions {stack.url("sfn")}         {machines}
   logs         {stack._rel(stack.log_dir)}/   state {stack._rel(stack.run_dir)}/
 Models: tiny RANDOM-weight models unless --weights (responses say "random_weights": true); VLM/LLM answers are
 placeholders from a TGI stand-in. Stop with `make down`.
