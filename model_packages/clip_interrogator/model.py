@@ -129,8 +129,7 @@ class ClipInterrogatorService:
         self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
 
         clip_model = CLIPModel.from_pretrained(clip_source)
-        # transformers @wraps its .to(): mypy sees an unbound method and asks for self
-        self.clip_model = clip_model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]
+        self.clip_model = clip_model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]  # @wraps .to()
         self.clip_processor = CLIPProcessor.from_pretrained(clip_source)
         self.caption_model = _load_captioner(caption_source).to(device=self.device, dtype=self.dtype).eval()
         self.caption_processor = AutoProcessor.from_pretrained(caption_source)

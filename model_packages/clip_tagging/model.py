@@ -108,8 +108,7 @@ class ClipTaggingService:
         source = resolve_model_source(props.get_str("model_id") or model_dir, [model_dir])
         self.model_name = display_name(props.get_str("model_name"), source)
         model = CLIPModel.from_pretrained(source)
-        # transformers @wraps its .to(): mypy sees an unbound method and asks for self
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]  # transformers @wraps .to()
         self.processor = CLIPProcessor.from_pretrained(source)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
         self.context_length = int(self.model.text_model.config.max_position_embeddings)
