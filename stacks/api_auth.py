@@ -24,6 +24,14 @@ API_KEY_REASON = (
     "Callers are identified by API keys (config api.auth: api_key), metered and throttled by the usage plan; IAM "
     "and Cognito are the other `api.auth` options."
 )
+# An API key identifies a caller (metering, throttling, the owner of its jobs and uploads); it is a shared secret
+# sent in a header on every request, with no signature, expiry or MFA: not authentication (docs/security.md).
+API_KEY_WITHOUT_WAF_ID = "vlp:apiKeyWithoutWaf"
+API_KEY_WITHOUT_WAF = (
+    "api.auth: api_key identifies callers, it does not authenticate them (a leaked key is usable from anywhere "
+    "until it is deleted). This environment retains its data (removal_policy: retain) but has no web ACL: set "
+    "api.waf: true (per-IP rate limit, managed rules), or use api.auth: iam or cognito (docs/security.md)."
+)
 COGNITO_TIER_REASON = (
     "The Essentials feature plan: the Plus plan's threat protection is billed per active user; enable it in the "
     "console per environment if wanted."
@@ -44,6 +52,8 @@ class ApiAuth(Construct):
             self.method_kwargs = self._build_cognito(config)
         else:
             self.method_kwargs = {"authorization_type": apigw.AuthorizationType.NONE, "api_key_required": True}
+            if config.removal_policy == "retain" and not config.api.waf:
+                cdk.Annotations.of(self).add_warning_v2(API_KEY_WITHOUT_WAF_ID, API_KEY_WITHOUT_WAF)
 
     def acknowledge_on(self, api: Construct) -> None:
         """Nag notes for the methods of `api` that follow from the chosen mode."""

@@ -1,10 +1,16 @@
 """A WAFv2 web ACL on the API stage (config `api.waf`): AWS managed rule groups and a per-IP rate limit whose
-block answers 429 with the API's error shape."""
+block answers 429 with the API's error shape. Its logs go to a CloudWatch log group `aws-waf-logs-<prefix>-api`
+(the name prefix WAF requires), encrypted with the environment's data key, kept `logs.retention_days`, retained
+with the environment's data; the credentials callers send (Authorization, x-api-key, the SigV4 token header) are
+redacted before WAF writes a record."""
 
 from __future__ import annotations
 
 import json
 
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
@@ -19,6 +25,9 @@ MANAGED_RULE_GROUPS = (
 )
 RATE_RULE_PRIORITY = 40
 THROTTLED_BODY_KEY = "throttled"
+# Headers that carry a caller's credentials: never written to the WAF log.
+REDACTED_HEADERS = ("authorization", "x-api-key", "x-amz-security-token")
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"  # WAF delivers only to log groups whose name starts with it
 THROTTLED_BODY = {"error": {"code": "THROTTLED", "message": "Too many requests from this address: retry with backoff."}}
 
 
@@ -29,7 +38,9 @@ def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 
 
 class ApiFirewall(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, stage_arn: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, stage_arn: str, key: kms.IKey
+    ) -> None:
         super().__init__(scope, construct_id)
         name = f"{config.prefix}-api"
         rules = [self._managed_rule(group, priority, counted) for group, priority, counted in MANAGED_RULE_GROUPS]
@@ -52,6 +63,39 @@ class ApiFirewall(Construct):
         self.association = wafv2.CfnWebACLAssociation(
             self, "Association", resource_arn=stage_arn, web_acl_arn=self.web_acl.attr_arn
         )
+        self.log_group, self.logging = self._build_logging(config, name, key)
+
+    def _build_logging(
+        self, config: EnvironmentConfig, name: str, key: kms.IKey
+    ) -> tuple[logs.LogGroup, wafv2.CfnLoggingConfiguration]:
+        log_group_name = f"{WAF_LOG_GROUP_PREFIX}{name}"
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=log_group_name,
+            encryption_key=key,  # client IPs, URIs and headers: the data key, as the other user-data logs
+            # retention: logs.retention_days, set on every log group of the stage (stacks/service_logs.ServiceLogs)
+            removal_policy=cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY,
+        )
+        # WAF takes the log group's ARN without the `:*` that LogGroup.log_group_arn ends with.
+        arn = cdk.Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=log_group_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        logging = wafv2.CfnLoggingConfiguration(
+            self,
+            "Logging",
+            resource_arn=self.web_acl.attr_arn,
+            log_destination_configs=[arn],
+            redacted_fields=[
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": header})
+                for header in REDACTED_HEADERS
+            ],
+        )
+        logging.node.add_dependency(log_group)
+        return log_group, logging
 
     @staticmethod
     def _managed_rule(group: str, priority: int, counted: tuple[str, ...]) -> wafv2.CfnWebACL.RuleProperty:

@@ -17,6 +17,7 @@ from stacks.config import EnvironmentConfig
 from stacks.http_api import HttpApi
 from stacks.lambda_layer import DependenciesLayer
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
+from stacks.pipeline_encryption import PipelineKey
 from stacks.pipeline_functions import WILDCARD_REASON, ModelTarget, PipelineFunctions, StateMachineNames
 from stacks.pipeline_state_machine import MachineKind, PipelineStateMachine, state_machine_name
 
@@ -51,7 +52,7 @@ class ApiStack(cdk.Stack):
         self.express, self.standard = self._build_state_machines(config)
         self.api = HttpApi(self, c.REST_API_ID, config=config, functions=self.functions)
         self.firewall = (
-            ApiFirewall(self, c.WEB_ACL_ID, config=config, stage_arn=self.api.stage.stage_arn)
+            ApiFirewall(self, c.WEB_ACL_ID, config=config, stage_arn=self.api.stage.stage_arn, key=key)
             if config.api.waf
             else None
         )
@@ -63,13 +64,20 @@ class ApiStack(cdk.Stack):
     def _build_state_machines(self, config: EnvironmentConfig) -> list[sfn.StateMachine]:
         pipeline = Construct(self, c.PIPELINE_ID)
         steps = {name: self.functions[name] for name in c.STEP_FUNCTIONS}
+        key = PipelineKey(pipeline, c.PIPELINE_KEY_ID, config=config)
         machines = [
-            PipelineStateMachine(pipeline, construct_id, config=config, kind=kind, functions=steps).state_machine
+            PipelineStateMachine(
+                pipeline, construct_id, config=config, kind=kind, functions=steps, encryption=key.encryption()
+            ).state_machine
             for construct_id, kind in (
                 (c.EXPRESS_STATE_MACHINE_ID, MachineKind.EXPRESS),
                 (c.STANDARD_STATE_MACHINE_ID, MachineKind.STANDARD),
             )
         ]
+        key.scope_log_delivery()
+        # the functions that start executions and read their output (stacks/pipeline_functions.py grants the calls)
+        key.grant_callers(state_machine_name(config, MachineKind.EXPRESS), [self.functions[c.FUNCTION_ANALYZE]])
+        key.grant_callers(state_machine_name(config, MachineKind.STANDARD), [self.functions[c.FUNCTION_JOBS]])
         # LambdaInvoke grants each function and its versions (`<arn>:*`); logging and tracing need `*`.
         versions = [f"{function.function_arn}:*" for function in steps.values()]
         acknowledge_wildcard_resources(pipeline, [*versions, "*"], WILDCARD_REASON)

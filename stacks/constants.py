@@ -28,6 +28,9 @@ DJL_ROLES = (MODEL_INTENT_KEYWORDS, MODEL_GROUNDED_SAM, MODEL_CLIP_TAGGING, MODE
 # DJL containers: OPTION_<NAME> becomes option.<name> (lower-cased) where serving.properties does not set it
 DJL_OPTION_ENV_PREFIX = "OPTION_"
 ENV_SERVING_FAIL_FAST = "SERVING_FAIL_FAST"
+# A role that loads its weights from the hub with a token: the Secrets Manager secret's name, which the container
+# reads into HF_TOKEN at start-up through its own role (model_packages/shared/vlp_hub_token.py); never the value.
+ENV_HF_TOKEN_SECRET_ID = "HF_TOKEN_SECRET_ID"  # noqa: S105 (a variable name, not a secret)
 
 
 def djl_option_env_var(option: str) -> str:
@@ -140,6 +143,7 @@ PIPELINE_FUNCTIONS_ID = "Functions"
 PIPELINE_ID = "Pipeline"
 EXPRESS_STATE_MACHINE_ID = "ExpressStateMachine"
 STANDARD_STATE_MACHINE_ID = "StandardStateMachine"
+PIPELINE_KEY_ID = "Key"  # the state machines' customer-managed key (stacks/pipeline_encryption.py)
 REST_API_ID = "RestApi"
 WEB_ACL_ID = "WebAcl"
 

@@ -29,6 +29,7 @@ from constructs import Construct
 
 from stacks.config import AlarmsConfig, DeploymentConfig, ModelConfig, VpcConfig
 from stacks.container_images import ModelImage
+from stacks.model_secrets import grant_hub_token_read
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
 
 VARIANT_NAME = "AllTraffic"
@@ -80,6 +81,7 @@ class ModelEndpoint(Construct):
         self.vpc = vpc
 
         self.role = self._build_role(image, model_data, artifacts, key)
+        grant_hub_token_read(self.role, environment)  # hub weights with a token: that one secret, read at start-up
         self.model = self._build_model(image, environment, model_data, artifacts)
         self.endpoint_config = self._build_endpoint_config(key)
         self.rollback_alarms = self._build_rollback_alarms()

@@ -18,17 +18,28 @@ def _hub_id(model: ModelConfig) -> str:
 
 
 def _hub_token(model: ModelConfig) -> dict[str, str]:
-    # A CloudFormation dynamic reference: the token never appears in config, template or repository.
+    """The hub token's secret by name, never its value: a value (or a `{{resolve:secretsmanager}}` reference, which
+    CloudFormation resolves into the model) would show in plaintext in DescribeModel and the console. The container
+    reads the secret at start-up through its own execution role (stacks/model_secrets.py grants GetSecretValue on
+    that secret only) and sets HF_TOKEN for the hub client in its own process."""
     secret = model.weights.hub_token_secret if model.weights else None
-    if not secret:
-        return {}
-    import aws_cdk as cdk  # only here: the DJL environment is computed in the model tests' venv too, without CDK
+    return {c.ENV_HF_TOKEN_SECRET_ID: secret} if secret else {}
 
-    return {"HF_TOKEN": cdk.SecretValue.secrets_manager(secret).unsafe_unwrap()}
+
+def _refuse_hub_token(model: ModelConfig) -> None:
+    """TGI containers run no code of ours and take the token only as a plaintext HF_TOKEN variable (no native
+    Secrets Manager support in the Hugging Face TGI DLC): a gated model on TGI must have its weights staged to S3."""
+    if model.weights is not None and model.weights.hub_token_secret:
+        raise ValueError(
+            f"model {model.model_id}: weights.hub_token_secret is not supported for TGI roles: the TGI container "
+            "would need the token in plaintext in its environment. Stage the weights to S3 (make stage-weights, "
+            "weights.s3_prefix) instead."
+        )
 
 
 def tgi_environment(model: ModelConfig) -> dict[str, str]:
     """Text Generation Inference launcher settings (https://huggingface.co/docs/text-generation-inference)."""
+    _refuse_hub_token(model)
     tgi = model.tgi or TgiConfig()  # a TGI role without a tgi block gets TGI's defaults
     weights_from_s3 = model.weights is not None and model.weights.s3_prefix is not None
     # TGI renamed MAX_INPUT_LENGTH to MAX_INPUT_TOKENS in 2.1; older images only know the old name.

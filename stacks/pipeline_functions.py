@@ -70,14 +70,14 @@ SPECS: dict[str, FunctionSpec] = {
     c.FUNCTION_ANALYZE: FunctionSpec(256, None, reads=(OUT,)),
     c.FUNCTION_JOBS: FunctionSpec(256, 10, reads=(OUT,)),
     "validate": FunctionSpec(2048, 30, reads=(UP, IN), writes=(IN,), lists=(UP, IN)),
-    "asr": _model_step(512, 65, 20, c.MODEL_ASR, reads=(UP, IN)),
+    "asr": _model_step(512, 65, 20, c.MODEL_ASR, reads=(IN,)),  # the validated copy only
     "intent": _model_step(256, 20, 10, c.MODEL_INTENT_KEYWORDS),
     "keywords": _model_step(256, 20, 10, c.MODEL_INTENT_KEYWORDS),
     "plan": _model_step(256, 65, 10, c.MODEL_LLM),
     "vlm": _model_step(512, 65, 20, c.MODEL_VLM, reads=(IN,)),
     # 1769 MB = one full vCPU: masks are drawn at the original image size.
     # reads the original (uploads/ or inputs/) to draw the overlay on
-    "segment": _model_step(1769, 65, 30, c.MODEL_GROUNDED_SAM, reads=(UP, IN), writes=(OUT,)),
+    "segment": _model_step(1769, 65, 30, c.MODEL_GROUNDED_SAM, reads=(IN,), writes=(OUT,)),  # inputs/ copies
     "tag": _model_step(512, 30, 20, c.MODEL_CLIP_TAGGING, reads=(IN,)),
     "prompt": _model_step(512, 65, 20, c.MODEL_CLIP_INTERROGATOR, reads=(IN,)),
     "assemble": FunctionSpec(256, 10),

@@ -192,6 +192,7 @@ class PipelineStateMachine(Construct):
         config: EnvironmentConfig,
         kind: MachineKind,
         functions: Mapping[str, lambda_.IFunction],
+        encryption: sfn.EncryptionConfiguration,
     ) -> None:
         super().__init__(scope, construct_id)
         name = state_machine_name(config, kind)
@@ -218,6 +219,8 @@ class PipelineStateMachine(Construct):
             comment=COMMENT,
             timeout=cdk.Duration.seconds(timeout),
             tracing_enabled=True,
+            # the definition and every execution's data under the pipeline's customer-managed key
+            encryption_configuration=encryption,
             # ERROR only, without execution data: inputs hold user text.
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ERROR, include_execution_data=False),
         )

@@ -53,7 +53,7 @@ def caller_prefix(identity: str, salt: str) -> str:
 
 
 def is_caller_key(key: str) -> bool:
-    return bool(CALLER_KEY_RE.match(key))
+    return bool(CALLER_KEY_RE.fullmatch(key))  # fullmatch: `$` alone would let a trailing newline through
 
 
 def key_caller(key: str) -> str | None:

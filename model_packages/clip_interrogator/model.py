@@ -19,6 +19,9 @@ computed once (a warning: minutes on a GPU) and cached under `option.term_cache_
 
 from __future__ import annotations
 
+import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path before any third-party import)
+
+# isort: split
 import hashlib
 import logging
 import re
@@ -57,6 +60,7 @@ from vlp_djl_support import (
     resolve_model_source,
     select_device_and_dtype,
 )
+from vlp_hub_token import load_hub_token
 from vlp_requirements import verify_installed
 
 logger = logging.getLogger(__name__)
@@ -115,6 +119,7 @@ class ClipInterrogatorService:
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
         verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
+        load_hub_token()  # HF_TOKEN_SECRET_ID: a gated hub model's token, read through the role
         props = Properties(properties)
         self.settings = InterrogatorSettings.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)

@@ -15,6 +15,9 @@ Scores:
 
 from __future__ import annotations
 
+import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path before any third-party import)
+
+# isort: split
 import logging
 import time
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ from vlp_djl_support import (
     resolve_model_source,
     select_device_and_dtype,
 )
+from vlp_hub_token import load_hub_token
 from vlp_requirements import verify_installed
 
 logger = logging.getLogger(__name__)
@@ -101,6 +105,7 @@ class ClipTaggingService:
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
         verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
+        load_hub_token()  # HF_TOKEN_SECRET_ID: a gated hub model's token, read through the role
         props = Properties(properties)
         self.settings = TaggingSettings.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)

@@ -9,12 +9,16 @@ MODEL_FAILURE Output. A failure to load at start-up raises, so the container fai
 
 from __future__ import annotations
 
+import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path before any third-party import)
+
+# isort: split
 import json
 import logging
 from pathlib import Path
 
 import grounded_sam_core as core
 from djl_python import Input, Output
+from vlp_hub_token import load_hub_token
 from vlp_requirements import verify_installed
 
 LOGGER = logging.getLogger(__name__)
@@ -33,6 +37,7 @@ def _initialise(properties: dict) -> None:
     global _model
     if _model is None:  # DJL initialises a worker once; never reload
         verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
+        load_hub_token()  # HF_TOKEN_SECRET_ID: a gated hub model's token, read through the role
         _model = core.GroundedSam(core.Settings.from_properties(properties))
 
 

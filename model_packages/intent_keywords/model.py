@@ -9,6 +9,9 @@ container fails its health check (SERVING_FAIL_FAST) instead of serving errors.
 
 from __future__ import annotations
 
+import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path before any third-party import)
+
+# isort: split
 import json
 import logging
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import intent_keywords_core as core
 from djl_python import Input, Output
+from vlp_hub_token import load_hub_token
 from vlp_requirements import verify_installed
 
 LOGGER = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ def _initialise(properties: dict) -> None:
     global _model
     if _model is None:  # DJL initialises a worker once; never reload
         verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
+        load_hub_token()  # HF_TOKEN_SECRET_ID: a gated hub model's token, read through the role
         _model = core.IntentKeywords(core.Settings.from_properties(properties))
 
 

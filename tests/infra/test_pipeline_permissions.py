@@ -58,12 +58,12 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
         None,
     ),
     "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
-    "asr": ({_get(UP), _get(IN), DECRYPT}, c.MODEL_ASR),
+    "asr": ({_get(IN), DECRYPT}, c.MODEL_ASR),  # the validated copy of the audio only
     "intent": (set(), c.MODEL_INTENT_KEYWORDS),
     "keywords": (set(), c.MODEL_INTENT_KEYWORDS),
     "plan": (set(), c.MODEL_LLM),
     "vlm": ({_get(IN), DECRYPT}, c.MODEL_VLM),
-    "segment": ({_get(UP), _get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),
+    "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),  # inputs/ copies only
     "tag": ({_get(IN), DECRYPT}, c.MODEL_CLIP_TAGGING),
     "prompt": ({_get(IN), DECRYPT}, c.MODEL_CLIP_INTERROGATOR),
     "assemble": (set(), None),

@@ -93,7 +93,7 @@ def run_sync(sfn: Any, *, state_machine_arn: str, request_id: str, payload: str)
 
 def job_execution_name(caller: str, job_id: str) -> str:
     """A job's execution name: ``<caller prefix>-<job id>`` (69 characters; Step Functions allows 80)."""
-    if not CALLER_RE.match(caller):
+    if not CALLER_RE.fullmatch(caller):
         raise ValueError("not a caller prefix")
     return f"{caller}-{job_id}"
 
@@ -130,7 +130,7 @@ def describe_job(sfn: Any, *, state_machine_arn: str, caller: str, job_id: str) 
     from botocore.exceptions import BotoCoreError, ClientError
 
     not_found = CallerError("No job with this id.", code="JOB_NOT_FOUND")
-    if not UUID_RE.match(job_id or ""):
+    if not UUID_RE.fullmatch(job_id or ""):
         raise not_found
     try:
         description = sfn.describe_execution(

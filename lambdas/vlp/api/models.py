@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +21,22 @@ from vlp.keys import CALLER_KEY_PATTERN, is_caller_key
 Task = Literal["auto", "describe", "segment", "tag", "prompt"]
 
 MAX_TEXT_CHARS = 2000  # the intent_keywords contract's limit
+# C0 controls but tab/newline/CR, DEL, C1 controls, bidi embeddings/overrides/isolates (Trojan-source text,
+# terminal escapes, forged log lines): refused in text and history (INVALID_TEXT); labels refuse every control.
+_HOSTILE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_HOSTILE_LABEL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _refuse_hostile_text(value: str, where: str) -> None:
+    found = _HOSTILE_TEXT.search(value)
+    if found:
+        raise PydanticCustomError(
+            "INVALID_TEXT",
+            "{where} holds a control character or a bidirectional override (U+{code}) at offset {at}",
+            {"where": where, "code": f"{ord(found.group()):04X}", "at": found.start()},
+        )
+
+
 MAX_LABELS = 500  # labels travel inside the state machine's 256 KB states
 MAX_LABEL_CHARS = 100
 MAX_SEGMENT_PROMPTS = 32  # the grounded_sam contract's limit
@@ -95,6 +112,7 @@ class Turn(_Strict):
         value = value.strip()
         if not value:
             raise PydanticCustomError("INVALID_HISTORY", "a turn's text must not be blank")
+        _refuse_hostile_text(value, "a turn's text")
         return value
 
 
@@ -261,6 +279,7 @@ class AnalyzeRequest(_Strict):
         if value is None:
             return None
         value = value.strip()
+        _refuse_hostile_text(value, "text")
         return value or None
 
     @field_validator("labels", mode="after")
@@ -277,6 +296,10 @@ class AnalyzeRequest(_Strict):
         cleaned = []
         for index, label in enumerate(value):
             label = label.strip()
+            if _HOSTILE_LABEL.search(label):
+                raise PydanticCustomError(
+                    "INVALID_LABEL", "labels[{i}] holds a control character or a bidirectional override", {"i": index}
+                )
             if not label or len(label) > MAX_LABEL_CHARS:
                 raise PydanticCustomError(
                     "INVALID_LABEL",

@@ -25,7 +25,7 @@ def attach_urls(
 ) -> dict:
     """Add ``url`` next to every result ``key`` (in place) and ``urls_expire_at``; returns ``result``."""
     request_id = result.get("request_id")
-    if not isinstance(request_id, str) or not UUID_RE.match(request_id):
+    if not isinstance(request_id, str) or not UUID_RE.fullmatch(request_id):
         return result
     prefix = result_prefix(caller, request_id)
     signed = 0

@@ -38,7 +38,7 @@ class ExecutionInput(_Model):
 class ImageRef(_Model):
     key: str  # normalised image: inputs/<caller>/<request id>/image.jpg (RGB, long side <= 2048)
     vlm_key: str  # inputs/<caller>/<request id>/vlm.jpg (long side <= 1024)
-    source_key: str  # what the caller sent: uploads/<caller>/... or inputs/<caller>/<request id>/source.<ext>
+    source_key: str  # the checked copy of what the caller sent: inputs/<caller>/<request id>/source.<ext>
     format: str
     bytes: int
     width: int  # normalised

@@ -6,8 +6,9 @@
    the API function from the authenticated identity); another caller's key is UPLOAD_NOT_FOUND, word for word
    the answer for a missing object;
 3. image: read it from S3 (bounded size) or decode the inline base64; decode, verify, bound its pixels, apply
-   the EXIF orientation, flatten to RGB; write an inline image under inputs/<caller>/<request id>/source.<ext>,
-   the normalised image (long side <= 2048) and the VLM copy (<= 1024) under inputs/<caller>/<request id>/;
+   the EXIF orientation, flatten to RGB; copy the checked bytes (upload or inline) to
+   inputs/<caller>/<request id>/source.<ext> (the overlay's canvas), the normalised image (long side <= 2048)
+   and the VLM copy (<= 1024) beside it;
 4. audio: read once (bounded size), format by magic bytes (wav, mp3, flac, ogg, webm), size and duration bounds
    checked on those bytes, which are then copied to inputs/<caller>/<request id>/audio.<ext>: the ASR step reads
    that copy only, so overwriting the upload after validation (its presigned POST stays valid for a while)
@@ -63,14 +64,12 @@ def _image(
     bucket = settings.requests_bucket
     if request.image_key:
         data = storage.read(s3, bucket, request.image_key, max_bytes=settings.max_image_bytes)
-        source_key = request.image_key
     else:
         data = base64.b64decode(request.image_base64 or "")
-        source_key = None
     normalised = normalise(data, max_pixels=settings.max_image_pixels)
-    if source_key is None:
-        source_key = input_key(caller, request_id, f"source.{_EXTENSIONS[normalised.format]}")
-        storage.write(s3, bucket, source_key, data, _MEDIA_TYPES[normalised.format])
+    # the bytes just checked, copied: the overlay reads this copy, never the upload (which may change later)
+    source_key = input_key(caller, request_id, f"source.{_EXTENSIONS[normalised.format]}")
+    storage.write(s3, bucket, source_key, data, _MEDIA_TYPES[normalised.format])
     key = input_key(caller, request_id, "image.jpg")
     vlm_key = input_key(caller, request_id, "vlm.jpg")
     storage.write(s3, bucket, key, normalised.jpeg, "image/jpeg")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from . import __version__, audio
 from .engine import Engine
 from .errors import ApiError, audio_too_large, invalid_json, invalid_option, invalid_request, unsupported_media_type
+from .hub_token import HubTokenError, load_hub_token
 from .options import OPTION_NAMES, parse_custom_attributes
 from .settings import Settings, SettingsError
 
@@ -303,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    try:
+        load_hub_token()  # HF_TOKEN_SECRET_ID: the token of hub-loaded gated weights, read through the role
+    except HubTokenError as exc:
+        print(f"whisper_server: configuration error: {exc}", file=sys.stderr)
+        return 2
     engine = Engine(settings)
     server = WhisperHTTPServer(settings, engine)
     host, port = server.server_address[:2]

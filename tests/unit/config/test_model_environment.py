@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
+import pytest
 
+from stacks import constants as c
 from stacks.config import ROLE_DEFAULTS, ModelConfig
 from stacks.model_environment import djl_environment, tgi_environment, whisper_environment
 
@@ -34,15 +35,25 @@ def test_tgi_environment_old_version_uses_old_name_and_options():
     assert env["HF_MODEL_QUANTIZE"] == "gptq" and env["MESSAGES_API_ENABLED"] == "true"
 
 
-def test_hub_weights_take_the_token_from_secrets_manager_by_reference():
-    app = cdk.App()
-    stack = cdk.Stack(app, "S")
-    env = tgi_environment(
-        model("llm", weights={"hub_id": "meta-llama/Llama-2-7b-chat-hf", "hub_token_secret": "hf/token"})
-    )
-    assert env["HF_MODEL_ID"] == "meta-llama/Llama-2-7b-chat-hf"
-    resolved = stack.resolve(env["HF_TOKEN"])
-    assert resolved == "{{resolve:secretsmanager:hf/token:SecretString:::}}"
+def test_hub_weights_name_the_token_secret_never_its_value():
+    hub = {"hub_id": "openai/whisper-large-v3", "hub_token_secret": "hf/token"}
+    for env in (
+        whisper_environment(model("asr", weights=hub)),
+        djl_environment(
+            model("clip_tagging", weights={**hub, "hub_id": "openai/clip-vit-large-patch14"}), weights_uri=None
+        ),
+    ):
+        assert env[c.ENV_HF_TOKEN_SECRET_ID] == "hf/token"
+        assert "HF_TOKEN" not in env and not any("resolve:" in value for value in env.values())
+
+
+def test_tgi_refuses_a_hub_token_at_synth():
+    gated = model("llm", weights={"hub_id": "meta-llama/Llama-2-7b-chat-hf", "hub_token_secret": "hf/token"})
+    with pytest.raises(ValueError, match=r"hub_token_secret is not supported for TGI roles.*Stage the weights"):
+        tgi_environment(gated)
+    open_weights = tgi_environment(model("llm", weights={"hub_id": "mistralai/Mistral-7B-Instruct-v0.2"}))
+    assert open_weights["HF_MODEL_ID"] == "mistralai/Mistral-7B-Instruct-v0.2"
+    assert c.ENV_HF_TOKEN_SECRET_ID not in open_weights
 
 
 def test_djl_environment_points_option_model_id_at_the_weights():

@@ -355,6 +355,16 @@ def test_unknown_job_is_404(s3, jobs_stub, lambda_context):
     assert response["statusCode"] == 404 and response_json(response)["error"]["code"] == "JOB_NOT_FOUND"
 
 
+def test_a_job_whose_input_records_another_caller_is_404(s3, jobs_stub, lambda_context):
+    """Defence in depth: even an execution found under the caller's name must record that caller in its input."""
+    from vlp.handlers import jobs
+
+    _describe(jobs_stub, JOB_ID, "SUCCEEDED", recorded=OTHER, output=json.dumps(result_document(JOB_ID)))
+    response = jobs.handler(api_event(method="GET", path_parameters={"id": JOB_ID}), lambda_context)
+    assert response["statusCode"] == 404 and response_json(response)["error"]["code"] == "JOB_NOT_FOUND"
+    assert "result" not in response_json(response)
+
+
 def test_only_result_keys_of_the_request_are_signed():
     from vlp.api.results import attach_urls
 

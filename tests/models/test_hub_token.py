@@ -1,0 +1,85 @@
+"""The hub token of gated hub weights is read at start-up from Secrets Manager through the container's own role
+(model_packages/shared/vlp_hub_token.py, its copy in the Whisper server): a real boto3 client, its answers stubbed
+by botocore's Stubber (no network)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+import vlp_hub_token
+from botocore.stub import Stubber
+
+from stacks import constants as c
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "vlp/hf-token"
+TOKEN = "hf_" + "a1B2" * 9  # the shape of a real token; a test value
+
+
+def _client(*, answer: dict | None = None, error: str | None = None):
+    client = boto3.client(
+        "secretsmanager", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    stubber = Stubber(client)
+    if error:
+        stubber.add_client_error("get_secret_value", service_error_code=error, expected_params={"SecretId": SECRET})
+    else:
+        stubber.add_response("get_secret_value", answer or {}, expected_params={"SecretId": SECRET})
+    stubber.activate()
+    return client, stubber
+
+
+def test_the_secret_named_in_the_environment_becomes_hf_token():
+    client, stubber = _client(answer={"Name": SECRET, "SecretString": f"  {TOKEN}\n"})
+    env = {vlp_hub_token.SECRET_ID_VAR: SECRET}
+    assert vlp_hub_token.load_hub_token(env, client_factory=lambda: client) is True
+    assert env["HF_TOKEN"] == TOKEN
+    stubber.assert_no_pending_responses()
+
+
+def test_without_the_variable_nothing_is_read():
+    def no_client():
+        raise AssertionError("no secret should be read")
+
+    env: dict[str, str] = {}
+    assert vlp_hub_token.load_hub_token(env, client_factory=no_client) is False
+    assert "HF_TOKEN" not in env
+
+
+@pytest.mark.parametrize("error", ["AccessDeniedException", "ResourceNotFoundException"])
+def test_an_unreadable_secret_stops_the_worker_naming_the_secret(error, caplog):
+    client, _ = _client(error=error)
+    env = {vlp_hub_token.SECRET_ID_VAR: SECRET}
+    with pytest.raises(vlp_hub_token.HubTokenError, match=f"{SECRET}.*{error}"):
+        vlp_hub_token.load_hub_token(env, client_factory=lambda: client)
+    assert "HF_TOKEN" not in env
+
+
+def test_an_empty_or_binary_secret_is_refused():
+    client, _ = _client(answer={"Name": SECRET, "SecretBinary": b"\x00\x01"})
+    with pytest.raises(vlp_hub_token.HubTokenError, match="no SecretString"):
+        vlp_hub_token.load_hub_token({vlp_hub_token.SECRET_ID_VAR: SECRET}, client_factory=lambda: client)
+
+
+def test_the_value_is_never_logged(caplog):
+    client, _ = _client(answer={"Name": SECRET, "SecretString": TOKEN})
+    with caplog.at_level("DEBUG"):
+        vlp_hub_token.load_hub_token({vlp_hub_token.SECRET_ID_VAR: SECRET}, client_factory=lambda: client)
+    assert SECRET in caplog.text and TOKEN not in caplog.text
+
+
+def test_variable_name_matches_the_stacks_and_the_whisper_copy_is_identical():
+    assert vlp_hub_token.SECRET_ID_VAR == c.ENV_HF_TOKEN_SECRET_ID
+    shared = ROOT / "model_packages" / "shared" / "vlp_hub_token.py"
+    whisper = ROOT / "model_packages" / "whisper" / "whisper_server" / "hub_token.py"
+    assert whisper.read_text() == shared.read_text()
+
+
+@pytest.mark.parametrize("package", ["clip_interrogator", "clip_tagging", "grounded_sam", "intent_keywords"])
+def test_every_djl_package_reads_the_token_when_its_worker_starts(package):
+    # right after the requirements check that starts every worker, before any weights are loaded
+    source = (ROOT / "model_packages" / package / "model.py").read_text()
+    assert re.search(r"verify_installed\(.*\)[^\n]*\n\s+load_hub_token\(\)", source), package
