@@ -93,6 +93,7 @@ def sequential_once(lambda_client, functions: dict, body: dict) -> float:
         "validate",
         {
             "request_id": request_id,
+            "caller": body["image_key"].split("/")[1],  # the uploader's prefix (uploads/<caller>/<uuid>/...)
             "api_request_id": request_id,
             "source": "analyze",
             "received_at_ms": int(time.time() * 1000),

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from local.auth import MODES, Authenticator, AuthError, read_api_keys, read_credentials
+from local.auth import MODES, Authenticator, AuthError, read_api_keys, read_identities
 from local.common import ACCOUNT, Handler, Server, die_with_parent, serve, setup_logging
 
 log = logging.getLogger("api")
@@ -414,7 +414,7 @@ def main() -> None:
         parser.error("--auth api_key needs --api-keys FILE")
     auth = Authenticator(
         args.auth,
-        credentials=read_credentials(args.credentials) if args.auth == "iam" else None,
+        credentials=read_identities(args.credentials) if args.auth == "iam" else None,
         api_keys=read_api_keys(args.api_keys) if args.auth == "api_key" else None,
     )
     API = RestApi(deployment["api"], deployment["functions"], args.lambda_endpoint, throttle=args.throttle, auth=auth)

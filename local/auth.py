@@ -42,7 +42,7 @@ TIMESTAMP = "%Y%m%dT%H%M%SZ"
 
 # API Gateway's own messages (the project's templates put them into {"error": {"code", "message", "request_id"}})
 MISSING_TOKEN_MESSAGE = "Missing Authentication Token"  # noqa: S105 (a message, not a secret)
-INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."  # noqa: S105
+INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."  # noqa: S105 (a message)
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access "
     "Key and signing method. Consult the service documentation for details."
@@ -72,10 +72,11 @@ class Credentials:
     access_key_id: str
     secret_access_key: str
     region: str = REGION
+    user_name: str = LOCAL_USER  # the IAM user these keys belong to (its ARN is the caller's identity)
 
     @property
     def user_arn(self) -> str:
-        return f"arn:aws:iam::{ACCOUNT}:user/{LOCAL_USER}"
+        return f"arn:aws:iam::{ACCOUNT}:user/{self.user_name}"
 
     @property
     def user_id(self) -> str:
@@ -118,6 +119,24 @@ def write_credentials(path: Path, mode: str, credentials: Credentials | None, ap
 def read_credentials(path: Path) -> Credentials:
     document = json.loads(path.read_text())
     return Credentials(document["aws_access_key_id"], document["aws_secret_access_key"], document.get("region", REGION))
+
+
+def read_identities(path: Path) -> list[Credentials]:
+    """Every identity `--auth iam` accepts: the credentials of credentials.json, then its optional
+    `additional_identities` (a list of {"aws_access_key_id", "aws_secret_access_key", "user_name"}): several IAM
+    users, e.g. to check that callers are kept apart."""
+    document = json.loads(path.read_text())
+    identities = [read_credentials(path)]
+    for item in document.get("additional_identities") or []:
+        identities.append(
+            Credentials(
+                item["aws_access_key_id"],
+                item["aws_secret_access_key"],
+                item.get("region", document.get("region", REGION)),
+                item.get("user_name", LOCAL_USER),
+            )
+        )
+    return identities
 
 
 def read_api_keys(path: Path) -> dict[str, str]:
@@ -171,16 +190,22 @@ class Authenticator:
     request target as received (path and query), `host` the Host header."""
 
     def __init__(
-        self, mode: str = "none", *, credentials: Credentials | None = None, api_keys: dict[str, str] | None = None
+        self,
+        mode: str = "none",
+        *,
+        credentials: Credentials | list[Credentials] | None = None,
+        api_keys: dict[str, str] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"auth mode {mode!r}: one of {', '.join(MODES)}")
-        if mode == "iam" and credentials is None:
+        if mode == "iam" and not credentials:
             raise ValueError("--auth iam needs credentials")
         if mode == "api_key" and not api_keys:
             raise ValueError("--auth api_key needs --api-keys FILE")
+        identities = credentials if isinstance(credentials, list) else [credentials] if credentials else []
         self.mode = mode
-        self.credentials = credentials
+        self.credentials = identities[0] if identities else None
+        self.identities = {identity.access_key_id: identity for identity in identities}
         self.api_keys = api_keys or {}
 
     def check(self, method: str, raw_path: str, headers: Any, body: bytes, now: datetime | None = None) -> dict:
@@ -200,7 +225,6 @@ class Authenticator:
         raise AuthError("INVALID_API_KEY", FORBIDDEN, "ForbiddenException")
 
     def _check_sigv4(self, method: str, raw_path: str, headers: Any, body: bytes, now: datetime) -> dict:
-        assert self.credentials is not None
         authorization = _header(headers, "Authorization")
         if not authorization:
             raise AuthError(
@@ -223,12 +247,13 @@ class Authenticator:
                 "IncompleteSignatureException",
             )
         access_key, date, region, service, _ = scope
-        if not hmac.compare_digest(access_key.encode(), self.credentials.access_key_id.encode()):
+        credentials = self.identities.get(access_key)
+        if credentials is None:
             raise AuthError("ACCESS_DENIED", INVALID_TOKEN_MESSAGE, "AccessDeniedException")
         if _header(headers, "X-Amz-Security-Token"):
             # the local credentials are long-term keys: a session token can only belong to other credentials
             raise AuthError("ACCESS_DENIED", INVALID_TOKEN_MESSAGE, "AccessDeniedException")
-        if region != self.credentials.region:
+        if region != credentials.region:
             raise AuthError(
                 "INVALID_SIGNATURE",
                 f"Credential should be scoped to a valid region, not '{region}'. ",
@@ -285,8 +310,8 @@ class Authenticator:
         request = AWSRequest(method=method, url=f"http://{host}{raw_path}", data=body)
         request.headers = signed
         request.context["timestamp"] = timestamp.strftime(TIMESTAMP)
-        secret = BotoCredentials(self.credentials.access_key_id, self.credentials.secret_access_key)
-        signer = _Verifier(secret, SERVICE, self.credentials.region, signed_names)
+        secret = BotoCredentials(credentials.access_key_id, credentials.secret_access_key)
+        signer = _Verifier(secret, SERVICE, credentials.region, signed_names)
         canonical = signer.canonical_request(request)
         string_to_sign = signer.string_to_sign(request, canonical)
         expected = signer.signature(string_to_sign, request)
@@ -297,13 +322,13 @@ class Authenticator:
                 f"The String-to-Sign should have been\n'{string_to_sign}'\n",
                 "InvalidSignatureException",
             )
-        user_id = self.credentials.user_id
+        user_id = credentials.user_id
         return {
             "caller": user_id,
             "user": user_id,
-            "userArn": self.credentials.user_arn,
+            "userArn": credentials.user_arn,
             "accountId": ACCOUNT,
-            "accessKey": self.credentials.access_key_id,
+            "accessKey": credentials.access_key_id,
         }
 
     @staticmethod

@@ -76,6 +76,7 @@ def test_step_functions_api(stack, image_key):
     execution_input = json.dumps(
         {
             "request_id": name,
+            "caller": image_key.split("/")[1],  # executions started by hand name the caller too
             "api_request_id": name,
             "received_at_ms": 0,
             "source": "jobs",
