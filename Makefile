@@ -59,8 +59,21 @@ build: .stamps/venv .stamps/node .stamps/lambda-layer
 synth: build ## synthesize every environment into cdk.out
 	cdk synth --all --quiet
 
-deploy: build ## deploy one environment: make deploy ENV=dev (needs AWS credentials)
-	cdk deploy "$(ENV)/*" --require-approval broadening
+# ---- operator commands (ops/, docs/operations.md "Operator commands"); each needs AWS credentials
+.PHONY: preflight smoke destroy packages-clean
+OPS := .venv/bin/python -m ops
+
+preflight: .stamps/venv ## is the account ready for ENV? credentials, CDK bootstrap, quotas, secrets, weights
+	$(OPS) preflight --env $(ENV)
+
+deploy: build ## deploy one environment in order (Storage, weights check or STAGE_WEIGHTS=yes, the rest): make deploy ENV=dev
+	$(OPS) deploy --env $(ENV) $(if $(filter yes,$(STAGE_WEIGHTS)),--stage-weights)
+
+smoke: .stamps/venv ## signed describe, segment and job calls against ENV's API (or API_URL=...), with latencies
+	$(OPS) smoke --env $(ENV) $(if $(API_URL),--api-url $(API_URL))
+
+destroy: build ## destroy ENV's stacks after a confirmation (CONFIRM=yes skips it); says what is retained
+	$(OPS) destroy --env $(ENV) $(if $(filter yes,$(CONFIRM)),--yes)
 
 diff: build ## show what a deploy would change: make diff ENV=dev
 	cdk diff "$(ENV)/*"
@@ -116,8 +129,23 @@ bench: install ## run every benchmark under bench/
 bench-%: install ## run one benchmark: make bench-synth
 	@if grep -q '^# venv: models' bench/$*.py; then .venv-models/bin/python bench/$*.py; else .venv/bin/python bench/$*.py; fi
 
-packages: .stamps/venv ## build each DJL model package into build/model-packages/<name>/model.tar.gz (synth does this too)
+# The LMI container's CPython (lmi.Dockerfile's python_version); a worker refuses vendor/ built for another one.
+LMI_PYTHON ?= 3.11
+VENDOR_DIR := build/vendor
+
+packages: .stamps/venv ## vendor each DJL package's pinned wheels (x86_64, the LMI CPython) and build model.tar.gz with them
+	@for p in $(patsubst model_packages/%/serving.properties,%,$(wildcard model_packages/*/serving.properties)); do \
+		echo "vendoring model_packages/$$p/requirements.txt into $(VENDOR_DIR)/$$p"; \
+		rm -rf $(VENDOR_DIR)/$$p; \
+		$(UV) pip install -q --target $(VENDOR_DIR)/$$p --python-platform x86_64-manylinux_2_28 \
+			--python-version $(LMI_PYTHON) --only-binary :all: --no-deps --no-compile --require-hashes \
+			-r model_packages/$$p/requirements.txt || exit 1; \
+		echo $(LMI_PYTHON) > $(VENDOR_DIR)/$$p/.vendored; \
+	done
 	.venv/bin/python -m stacks.model_package_asset
+
+packages-clean: ## drop the vendored wheels: synth packages requirements.txt again (DJL installs at start-up)
+	rm -rf $(VENDOR_DIR)
 
 stage-weights: .stamps/venv-models ## download weights from the Hub and upload them to the artifacts bucket (needs internet and AWS)
 	.venv-models/bin/python -m model_packages.stage_weights --env $(ENV)

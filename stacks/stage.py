@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks import constants as c
 from stacks.api_stack import ApiStack
 from stacks.config import EnvironmentConfig
+from stacks.function_vpc import attach_functions_to_vpc
 from stacks.hosting_stack import HostingStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.pipeline_functions import ModelTarget
@@ -43,6 +44,7 @@ class VlpStage(cdk.Stage):
         )
         self.api.add_stack_dependency(self.storage)
         self.api.add_stack_dependency(self.hosting)
+        attach_functions_to_vpc(self.api, config.vpc)  # the optional VPC (config `vpc`)
         self.monitoring = MonitoringStack(
             self,
             c.MONITORING_STACK_ID,

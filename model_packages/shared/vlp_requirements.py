@@ -58,8 +58,11 @@ def mismatches(pins: dict[str, str]) -> list[str]:
 
 
 def verify_installed(package_dir: str | Path) -> None:
-    """Raise unless every pin of `package_dir`/requirements.txt is installed at exactly that version."""
+    """Raise unless every pin of `package_dir`/requirements.txt (vendor/requirements.txt in a vendored package) is
+    installed at exactly that version."""
     requirements = Path(package_dir) / "requirements.txt"
+    if not requirements.is_file() and (Path(package_dir) / "vendor" / "requirements.txt").is_file():
+        requirements = Path(package_dir) / "vendor" / "requirements.txt"  # vendored by make packages (vlp_vendor)
     if not requirements.is_file():
         raise FileNotFoundError(f"{requirements} is missing: the package pins what its worker runs there")
     wrong = mismatches(read_pins(requirements))
