@@ -78,10 +78,10 @@ destroy: build ## destroy ENV's stacks after a confirmation (CONFIRM=yes skips i
 diff: build ## show what a deploy would change: make diff ENV=dev
 	cdk diff "$(ENV)/*"
 
-test: install ## the whole offline suite: unit, model packages, infra, local end-to-end
-	$(MAKE) --no-print-directory test-unit test-models test-infra test-local test-demo test-browser
+test: install ## lint, then the whole offline suite: unit, model packages, infra, local end-to-end
+	$(MAKE) --no-print-directory lint test-unit test-models test-infra test-local test-demo test-browser
 
-test-unit: build ## Lambda and CDK-config unit tests
+test-unit: build ## Lambda and CDK-config unit tests (sockets blocked: tests/unit/conftest.py)
 	$(PYTEST) tests/unit -q
 
 test-models: .stamps/venv-models ## model packages (tiny random-weight models on CPU)
@@ -92,6 +92,24 @@ test-infra: build ## synth assertions, cdk-nag, cfn-lint
 
 test-local: install ## the local end-to-end suite (starts its own local stack on free ports)
 	$(PYTEST) tests/local -q
+
+# mypy runs in two environments. .venv (config [tool.mypy] in pyproject.toml): app.py, lambdas/, stacks/, local/,
+# openapi/, bench/ but the benchmarks marked `# venv: models`. .venv-models' interpreter (torch, transformers... with
+# their own types): model_packages/ and those benchmarks; each DJL package is a separate set of top-level modules (model.py, its
+# siblings, shared/), so one run per package keeps the four model.py apart.
+MYPY := .venv/bin/mypy
+MYPY_MODELS := $(MYPY) --python-executable .venv-models/bin/python --cache-dir .mypy_cache/models
+DJL_PACKAGES := $(patsubst model_packages/%/model.py,%,$(wildcard model_packages/*/model.py))
+BENCH_MODELS := $(shell grep -l '^# venv: models' bench/*.py)
+
+lint: .stamps/venv .stamps/venv-models ## ruff (lint + format check) and mypy over lambdas, stacks, local, model_packages, bench
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	$(MYPY)
+	MYPYPATH=model_packages/shared:model_packages/whisper $(MYPY_MODELS) model_packages/shared \
+		model_packages/whisper/whisper_server model_packages/stage_weights.py $(BENCH_MODELS)
+	@for p in $(DJL_PACKAGES); do echo "mypy model_packages/$$p"; \
+		MYPYPATH=model_packages/shared:model_packages/$$p $(MYPY_MODELS) model_packages/$$p || exit 1; done
 
 up: install ## local mode: the whole service on 127.0.0.1 (API :8080), offline; LOCAL_ARGS='--api-port 9080 ...'
 	.venv/bin/python -m local.up up --env $(ENV) $(LOCAL_ARGS)

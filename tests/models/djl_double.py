@@ -204,9 +204,9 @@ def install() -> types.ModuleType:
     module = sys.modules.get("djl_python")
     if module is None or getattr(module, "__is_test_double__", False) is False:
         module = types.ModuleType("djl_python")
-        module.Input = Input  # type: ignore[attr-defined]
-        module.Output = Output  # type: ignore[attr-defined]
-        module.__is_test_double__ = True  # type: ignore[attr-defined]
+        module.Input = Input  # type: ignore[attr-defined]  # a bare ModuleType declares no attributes
+        module.Output = Output  # type: ignore[attr-defined]  # as above
+        module.__is_test_double__ = True  # type: ignore[attr-defined]  # as above
         sys.modules["djl_python"] = module
         sys.modules["djl_python.inputs"] = module
         sys.modules["djl_python.outputs"] = module

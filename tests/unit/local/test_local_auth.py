@@ -262,13 +262,13 @@ def test_the_caller_goes_into_the_proxy_events_identity():
     )
     route = {"path": "/v1/analyze"}
     identity = check(headers)
-    event = _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live", identity)  # type: ignore[arg-type]
+    event = _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live", identity)  # type: ignore[arg-type]  # a SimpleNamespace stands in for the request handler
     seen = event["requestContext"]["identity"]
     assert seen["userArn"] == CREDENTIALS.user_arn and seen["accessKey"] == CREDENTIALS.access_key_id
     assert seen["sourceIp"] == "1.2.3.4" and seen["apiKeyId"] is None
-    keyed = _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live", {"apiKey": "k", "apiKeyId": "id1"})  # type: ignore[arg-type]
+    keyed = _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live", {"apiKey": "k", "apiKeyId": "id1"})  # type: ignore[arg-type]  # a SimpleNamespace stands in for the request handler
     assert keyed["requestContext"]["identity"]["apiKeyId"] == "id1"
     assert keyed["requestContext"]["identity"]["userArn"] is None
     assert (
         _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live")["requestContext"]["identity"]["apiKey"] is None
-    )  # type: ignore[arg-type]
+    )  # type: ignore[arg-type]  # a SimpleNamespace stands in for the request handler
