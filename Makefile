@@ -179,5 +179,13 @@ lock: .stamps/venv ## re-resolve the pinned requirements after editing requireme
 	done
 	$(UV) pip compile -q --generate-hashes --python-version 3.11 requirements/demo.in client/pyproject.toml -o requirements/demo.txt
 
+# Known vulnerabilities in every lock file (tools/audit.py; accepted ones in audit-allowlist.toml, with a reason and an
+# expiry date). Needs pypi.org's JSON API and registry.npmjs.org's advisories: offline it stops with exit status 2
+# and says so, which is why `make test` (offline CI) does not run it; `npm ci` skips its own audit (--no-audit) for
+# the same reason, and this target is where npm packages are audited.
+.PHONY: audit
+audit: .stamps/venv .stamps/node ## pip-audit over the Python lock files and npm audit over package-lock.json (needs internet)
+	.venv/bin/python -m tools.audit
+
 clean: ## remove build outputs (keeps the installed environments)
 	rm -rf cdk.out build .stamps/lambda-layer
