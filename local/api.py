@@ -365,7 +365,7 @@ class ApiHandler(Handler):
         """None, or API Gateway's validationErrorString (its validator's wording) for an invalid body."""
         try:
             document = json.loads(body.decode("utf-8")) if body else None
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             return "Invalid request body"
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
         if not errors:
