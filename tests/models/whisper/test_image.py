@@ -15,7 +15,13 @@ DOCKERFILE = (kit.PACKAGE_DIR / "Dockerfile").read_text()
 PINS = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", (kit.PACKAGE_DIR / "requirements.txt").read_text(), re.M))
 DIRECT = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (kit.PACKAGE_DIR / "requirements.in").read_text(), re.M))
 # import name -> distribution, for what the server imports
-DISTRIBUTIONS = {"faster_whisper": "faster-whisper", "ctranslate2": "ctranslate2", "av": "av", "numpy": "numpy"}
+DISTRIBUTIONS = {
+    "faster_whisper": "faster-whisper",
+    "ctranslate2": "ctranslate2",
+    "av": "av",
+    "numpy": "numpy",
+    "boto3": "boto3",  # hub_token.py: the hub token secret, read at start-up
+}
 
 
 def _normal(name: str) -> str:
