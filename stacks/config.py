@@ -346,6 +346,42 @@ class AlarmsConfig(_Strict):
     gpu_utilization_percent: int = Field(90, ge=1, le=800)
     cpu_utilization_percent: int = Field(90, ge=1, le=10_000)
     evaluation_minutes: int = Field(5, ge=1, le=60)
+    # service alarms (docs/operations.md "Runbook"): API Gateway, state machines, Lambda functions, WAF, EMF steps
+    api_5xx_rate_percent: float = Field(1.0, gt=0, le=100)  # share of requests answered 5XX, per minute
+    api_latency_p99_ms: int = Field(60_000, ge=1)
+    state_machine_failures: int = Field(1, ge=1)  # failed / timed-out / throttled executions per minute
+    lambda_errors: int = Field(5, ge=1)  # per function per minute
+    lambda_throttles: int = Field(1, ge=1)
+    waf_blocked_requests_per_5min: int = Field(500, ge=1)
+    step_errors: int = Field(5, ge=1)  # EMF `Errors` per step per minute
+    step_model_latency_p90_ms: int = Field(30_000, ge=1)  # EMF `ModelLatency` of the model steps
+    no_capacity_failures: int = Field(1, ge=1)  # scale-to-zero components: requests refused without an instance
+    idle_gpu_minutes: int = Field(120, ge=10, le=1440)  # GPUs running with zero invocations for this long
+
+
+class BudgetConfig(_Strict):
+    """AWS Budgets: the environment's monthly cost (filtered by its `environment` tag when it has one), alerting
+    at 80 % and 100 % of actual spend to the alarm topic."""
+
+    monthly_usd: float = Field(1000, gt=0, le=10_000_000)
+
+
+# What CloudWatch Logs accepts as RetentionInDays.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
+
+
+class LogsConfig(_Strict):
+    """Every log group of the service, including those SageMaker and API Gateway would create at run time."""
+
+    retention_days: int = 90
+
+    @field_validator("retention_days")
+    @classmethod
+    def _allowed(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"{value} is not a CloudWatch Logs retention (one of {allowed})")
+        return value
 
 
 class DeploymentConfig(_Strict):
@@ -408,6 +444,8 @@ class EnvironmentConfig(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     vpc: VpcConfig | None = None
     models: ModelsConfig

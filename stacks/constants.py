@@ -56,6 +56,13 @@ REQUESTS_BUCKET_ID = "RequestsBucket"
 ACCESS_LOGS_BUCKET_ID = "AccessLogsBucket"
 ALARM_TOPIC_ID = "AlarmTopic"
 DASHBOARD_ID = "Dashboard"
+SERVICE_MONITORING_ID = "Service"  # cdk-monitoring-constructs facade: API, state machines, functions, WAF
+STEP_METRICS_ID = "StepMetrics"
+SERVICE_UNHEALTHY_ALARM_ID = "ServiceUnhealthy"
+FAILED_JOBS_RULE_ID = "FailedJobs"
+BUDGET_ID = "Budget"
+ENDPOINT_LOGS_ID = "RuntimeLogs"  # per endpoint, in the Hosting stack
+API_EXECUTION_LOGS_ID = "ExecutionLogs"  # in the Api stack
 IDEMPOTENCY_TABLE_ID = "IdempotencyTable"
 
 
@@ -78,13 +85,25 @@ ENV_PRESIGN_EXPIRY_SECONDS = "PRESIGN_EXPIRY_SECONDS"
 ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
-METRICS_NAMESPACE = "VLP"
+METRICS_NAMESPACE = "VLP"  # the Lambda code's default; each environment's stack sets metrics_namespace(env)
+
+
+def metrics_namespace(environment: str) -> str:
+    """`VLP/dev`: the EMF namespace of one environment, so environments sharing an account do not mix."""
+    return f"{METRICS_NAMESPACE}/{environment}"
+
+
+METRIC_SERVICE_DIMENSION = "service"  # Powertools' default dimension (POWERTOOLS_SERVICE_NAME)
+METRIC_STEP_DIMENSION = "Step"  # lambdas/vlp/runtime.py step_handler
+METRIC_ROUTE_DIMENSION = "Route"  # lambdas/vlp/runtime.py api_handler
 
 # ---- stack outputs ----
 OUTPUT_ARTIFACTS_BUCKET = "ArtifactsBucketName"
 OUTPUT_REQUESTS_BUCKET = "RequestsBucketName"
 OUTPUT_ALARM_TOPIC = "AlarmTopicArn"
 OUTPUT_DASHBOARD = "DashboardName"
+OUTPUT_SERVICE_ALARM = "ServiceUnhealthyAlarmName"
+OUTPUT_BUDGET = "BudgetName"
 OUTPUT_API_URL = "ApiUrl"
 OUTPUT_IDEMPOTENCY_TABLE = "IdempotencyTableName"
 

@@ -165,7 +165,7 @@ class PipelineFunctions(Construct):
         common = {
             c.ENV_REQUESTS_BUCKET: self._bucket_name,
             c.ENV_POWERTOOLS_SERVICE_NAME: c.APP_NAME,
-            c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
+            c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.metrics_namespace(self._config.name),
             c.ENV_LOG_LEVEL: LOG_LEVEL,
         }
         api_common = {

@@ -29,4 +29,12 @@ def test_disabled_models_produce_no_resources(tmp_path):
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 1)
     assert set(template.to_json()["Outputs"]) == {c.output_endpoint_name(c.MODEL_LLM)}
     alarms = Template.from_stack(monitoring).find_resources("AWS::CloudWatch::Alarm")
-    assert alarms and all("vlp-prod-llm" in str(a["Properties"]["Dimensions"]) for a in alarms.values())
+    # the endpoint alarms (SageMaker namespaces) watch the one enabled endpoint only
+    sagemaker = [
+        str(a["Properties"])
+        for a in alarms.values()
+        if "sagemaker" in str(a["Properties"].get("Namespace", a["Properties"].get("Metrics"))).lower()
+    ]
+    assert sagemaker and all("vlp-prod-llm" in props for props in sagemaker)
+    others = [role.replace("_", "-") for role in c.MODEL_ROLES if role != c.MODEL_LLM]
+    assert not any(f"vlp-prod-{other}" in str(alarms) for other in others)

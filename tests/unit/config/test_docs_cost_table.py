@@ -19,8 +19,10 @@ def test_operations_doc_has_the_current_cost_table():
 def test_cost_scales_with_instances():
     prod = {c.name: c for c in load_all()}["prod"]
     rows = {r[0]: r for r in cost_rows(prod)}
-    _role, instance, low, high, each, at_min, at_max = rows["vlm"]
+    _role, instance, low, high, each, at_min, at_max, idle = rows["vlm"]
     assert instance == "ml.g5.12xlarge" and each > rows["llm"][4]
     assert at_min == each * low and at_max == each * high
+    assert idle == at_min * 730 > 0  # prod keeps one instance per endpoint: it costs even without requests
     dev = {c.name: c for c in load_all()}["dev"]
     assert sum(r[5] for r in cost_rows(dev)) == 0  # scale to zero: nothing at idle
+    assert sum(r[7] for r in cost_rows(dev)) == 0
