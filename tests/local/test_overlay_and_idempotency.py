@@ -19,7 +19,7 @@ def test_segment_returns_an_overlay_png_of_the_images_size(api, image_key):
     body = response.json()
     assert body["detections"], body
     overlay = body["overlay"]
-    assert overlay["key"] == f"results/{body['request_id']}/overlay.png"
+    assert overlay["key"] == f"results/{image_key.split('/')[1]}/{body['request_id']}/overlay.png"  # the caller's
     download = requests.get(overlay["url"], timeout=30)  # the presigned GET URL
     assert download.status_code == 200 and download.content[:8] == b"\x89PNG\r\n\x1a\n"
     picture = Image.open(io.BytesIO(download.content))

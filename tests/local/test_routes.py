@@ -106,7 +106,7 @@ def test_segment_detections_and_masks_from_presigned_urls(api, image_key):
         x0, y0, x1, y1 = detection["box"]
         assert 0 <= x0 <= x1 <= 320 and 0 <= y0 <= y1 <= 240
         mask = detection["mask"]
-        assert mask["key"].startswith(f"results/{body['request_id']}/")
+        assert mask["key"].startswith(f"results/{image_key.split('/')[1]}/{body['request_id']}/")  # the caller's
         png = requests.get(mask["url"], timeout=30)  # the presigned GET URL the API returned
         assert png.status_code == 200
         assert png.content[:8] == b"\x89PNG\r\n\x1a\n"

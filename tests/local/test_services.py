@@ -124,7 +124,8 @@ def test_standard_machine_history_shows_the_retries(stack, api, models, image_ke
     )
     view, _ = api.wait_job(job_id)
     assert view["status"] == "succeeded", view
-    arn = stack.deployment.machine("STANDARD")["arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
+    caller = image_key.split("/")[1]  # a job's execution is named <caller>-<job id>
+    arn = stack.deployment.machine("STANDARD")["arn"].replace(":stateMachine:", ":execution:") + f":{caller}-{job_id}"
     events = _client(stack, "stepfunctions").get_execution_history(executionArn=arn)["events"]
     segment_arn = stack.deployment.functions["segment"]["arn"]
     scheduled = [
