@@ -21,8 +21,20 @@ BOB = {"apiKeyId": "bob-key"}
 UUID = "0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d"
 
 
-def call(handler, body=None, *, identity, lambda_context, **event) -> tuple[int, dict]:
-    response = handler.handler(api_event(body, identity=identity, **event), lambda_context)
+# the same two people under each kind of authentication: (requestContext.identity, Cognito claims)
+ROLE = "arn:aws:sts::123456789012:assumed-role/"
+PAIRS = {
+    "api_key": ((ALICE, None), (BOB, None)),
+    "iam": (
+        ({"userArn": ROLE + "alice/session-1", "caller": "AROAALICE:session-1"}, None),
+        ({"userArn": ROLE + "bob/session-1", "caller": "AROABOB:session-1"}, None),
+    ),
+    "cognito": ((None, {"sub": "7d3e1a52-alice"}), (None, {"sub": "7d3e1a52-bob"})),
+}
+
+
+def call(handler, body=None, *, identity, lambda_context, claims=None, **event) -> tuple[int, dict]:
+    response = handler.handler(api_event(body, identity=identity, claims=claims, **event), lambda_context)
     return response["statusCode"], response_json(response)
 
 
@@ -129,36 +141,44 @@ def test_everything_a_request_writes_lies_under_its_callers_prefix(pipeline, mod
 # ---- jobs ----
 
 
-def test_another_callers_job_is_404_like_an_unknown_one(pipeline, s3, lambda_context):
+@pytest.mark.parametrize("kind", PAIRS)
+def test_another_callers_job_is_404_like_an_unknown_one(pipeline, s3, lambda_context, kind):
+    alice, bob = PAIRS[kind]
     inline = base64.b64encode(image_bytes()).decode()
     body = {"image_base64": inline, "task": "segment", "labels": ["dog"]}
-    status, accepted = call(jobs, body, identity=ALICE, lambda_context=lambda_context, path="/v1/jobs")
+    status, accepted = call(
+        jobs, body, identity=alice[0], claims=alice[1], lambda_context=lambda_context, path="/v1/jobs"
+    )
     assert status == 202, accepted
     job_id = accepted["job_id"]
 
-    def get(identity, some_id=job_id):
+    def get(who, some_id=job_id):
         return call(
             jobs,
-            identity=identity,
+            identity=who[0],
+            claims=who[1],
             lambda_context=lambda_context,
             method="GET",
             path=f"/v1/jobs/{some_id}",
             path_parameters={"id": some_id},
         )
 
-    status, view = get(ALICE)
+    status, view = get(alice)
     assert status == 200, view
     result = JobStatus.model_validate(view).result
     assert result is not None and result.overlay is not None and result.overlay.url
-    assert f"results/{caller_of(ALICE)}/{job_id}/overlay.png" in result.overlay.url
+    assert f"results/{caller_of(*alice)}/{job_id}/overlay.png" in result.overlay.url
 
-    status, theirs = get(BOB)
-    status_unknown, unknown = get(BOB, "11111111-2222-4333-8444-555555555555")
+    status, theirs = get(bob)
+    status_unknown, unknown = get(bob, "11111111-2222-4333-8444-555555555555")
     assert status == status_unknown == 404
     assert theirs["error"]["code"] == unknown["error"]["code"] == "JOB_NOT_FOUND"
     assert theirs["error"]["message"] == unknown["error"]["message"]
     assert "result" not in theirs and job_id not in json.dumps(theirs["error"])
-    status, _ = get(None)  # no identity: the anonymous caller is a third one
+    status, _ = get((None, None))  # no identity: the anonymous caller is a third one
+    if kind == "iam":  # refreshed credentials (a new session of the same role) are the same caller
+        status, again = get(({"userArn": ROLE + "alice/session-2", "caller": "AROAALICE:session-2"}, None))
+        assert status == 200 and again["job_id"] == job_id
     assert status == 404
 
 
