@@ -176,10 +176,10 @@ def test_another_callers_job_is_404_like_an_unknown_one(pipeline, s3, lambda_con
     assert theirs["error"]["message"] == unknown["error"]["message"]
     assert "result" not in theirs and job_id not in json.dumps(theirs["error"])
     status, _ = get((None, None))  # no identity: the anonymous caller is a third one
+    assert status == 404
     if kind == "iam":  # refreshed credentials (a new session of the same role) are the same caller
         status, again = get(({"userArn": ROLE + "alice/session-2", "caller": "AROAALICE:session-2"}, None))
         assert status == 200 and again["job_id"] == job_id
-    assert status == 404
 
 
 # ---- inputs immutable after validation ----
