@@ -114,7 +114,13 @@ class MonitoringStack(cdk.Stack):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],  # a key policy's resource is the key itself
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                # confused-deputy guards: this account's alarms only
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:*"
+                    },
+                },
             )
         )
         topic = sns.Topic(
