@@ -37,6 +37,7 @@ def service(tmp_path_factory):
         f["name"]: f
         for f in (
             _function("echo", "fixture_handlers.echo"),
+            _function("gather", "fixture_handlers.gather", timeout=30),
             _function("slow", "fixture_handlers.slow", timeout=1),
             _function("crash", "fixture_handlers.crash"),
             _function("fail", "fixture_handlers.fail"),
@@ -93,9 +94,14 @@ def test_result_context_and_environment(service):
 
 
 def test_concurrent_invocations_get_their_own_environments(service):
-    url, _ = service
+    # An instant handler let a loaded machine finish one invocation before the next arrived, so one environment
+    # served all eight; "gather" returns only once all eight have started, so they overlap for certain.
+    url, state = service
+    markers = state / "gather"
+    markers.mkdir()
+    event = {"dir": str(markers), "expect": 8}
     with ThreadPoolExecutor(8) as pool:
-        bodies = [r.json() for r in pool.map(lambda _: _invoke(url, "echo"), range(8))]
+        bodies = [r.json() for r in pool.map(lambda _: _invoke(url, "gather", event), range(8))]
     assert len({b["request_id"] for b in bodies}) == 8
     assert len({b["pid"] for b in bodies}) >= 2
     assert len({b["init_pid"] for b in bodies}) == 1

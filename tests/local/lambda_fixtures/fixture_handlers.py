@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 COLD_STARTS = 0
 INIT_PID = os.getpid()
@@ -22,6 +23,17 @@ def echo(event, context):
         "init_pid": INIT_PID,
         "env": os.environ.get("FIXTURE_SETTING"),
     }
+
+
+def gather(event, context):
+    """Echo, once `expect` invocations have all started (marker files in event["dir"]), or after 20 s: the invocations
+    overlap whatever the load, so each needs an execution environment of its own."""
+    markers = Path(event["dir"])
+    (markers / context.aws_request_id).touch()
+    deadline = time.monotonic() + 20
+    while len(list(markers.iterdir())) < event["expect"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return echo(event, context)
 
 
 def slow(event, context):
