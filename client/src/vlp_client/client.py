@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -41,6 +41,18 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ImageInput = str | Path | bytes
 UploadProgress = Callable[[int, int], None]  # (bytes sent, total bytes)
 JobProgress = Callable[[Job], None]
+
+
+class RequestFields(TypedDict, total=False):
+    """The request fields besides the image that analyze and submit_job pass on to analyze_body (its defaults)."""
+
+    text: str | None
+    audio: str | Path | bytes | None
+    task: str
+    labels: list[str] | None
+    options: dict[str, Any] | None
+    history: list[dict[str, Any]] | None
+    progress: UploadProgress | None
 
 
 class _ProgressBody:
@@ -427,58 +439,23 @@ class VlpClient:
         return body
 
     # ---- the routes ----
-    def analyze(
-        self,
-        image: ImageInput | dict[str, str],
-        *,
-        text: str | None = None,
-        audio: str | Path | bytes | None = None,
-        task: str = "auto",
-        labels: list[str] | None = None,
-        options: dict[str, Any] | None = None,
-        history: list[dict[str, Any]] | None = None,
-        progress: UploadProgress | None = None,
-    ) -> AnalyzeResult:
+    def analyze(self, image: ImageInput | dict[str, str], **fields: Unpack[RequestFields]) -> AnalyzeResult:
         """POST /v1/analyze. `image`: a file path, bytes, an API key (uploads/... or inputs/...), or the dict of
-        prepare_image. Images above the inline limit and all audio are uploaded first."""
-        body = self.analyze_body(
-            image,
-            text=text,
-            audio=audio,
-            task=task,
-            labels=labels,
-            options=options,
-            history=history,
-            progress=progress,
-        )
-        return AnalyzeResult(self.request("POST", "/v1/analyze", body).json())
+        prepare_image; `fields`: those of analyze_body. Images above the inline limit and all audio are uploaded
+        first."""
+        return AnalyzeResult(self.request("POST", "/v1/analyze", self.analyze_body(image, **fields)).json())
 
     def submit_job(
         self,
         image: ImageInput | dict[str, str],
         *,
-        text: str | None = None,
-        audio: str | Path | bytes | None = None,
-        task: str = "auto",
-        labels: list[str] | None = None,
-        options: dict[str, Any] | None = None,
-        history: list[dict[str, Any]] | None = None,
         idempotency_key: str | None = None,
-        progress: UploadProgress | None = None,
+        **fields: Unpack[RequestFields],
     ) -> Job:
-        """POST /v1/jobs: the job, queued. With `idempotency_key`, sending the same request again returns the
-        same job."""
-        body = self.analyze_body(
-            image,
-            text=text,
-            audio=audio,
-            task=task,
-            labels=labels,
-            options=options,
-            history=history,
-            progress=progress,
-        )
+        """POST /v1/jobs: the job, queued (`fields`: those of analyze_body). With `idempotency_key`, sending the
+        same request again returns the same job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = self.analyze_body(image, **fields)
         return Job.from_view(self.request("POST", "/v1/jobs", body, headers=headers).json())
 
     def _job(self, job_id: str) -> tuple[Job, float | None]:
