@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.topic_access import allow_service_to_publish
 
 ALERT_PERCENTAGES = (80, 100)
 TAG_KEY = "environment"
@@ -60,25 +60,7 @@ class CostBudget(Construct):
             "StringEquals": {"aws:SourceAccount": stack.account},
             "ArnLike": {"aws:SourceArn": budget_arn},
         }
-        principal = iam.ServicePrincipal("budgets.amazonaws.com")
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="BudgetPublishes",
-                principals=[principal],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions=conditions,
-            )
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="BudgetEncrypts",
-                principals=[principal],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],  # a key policy's resource is the key itself
-                conditions=conditions,
-            )
-        )
+        allow_service_to_publish(topic, key, "budgets.amazonaws.com", sid="Budget", conditions=conditions)
         # Budgets checks that it may publish when the budget is created: the topic policy comes first.
         policy = topic.node.try_find_child("Policy")
         if policy is not None:

@@ -9,13 +9,13 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.topic_access import allow_service_to_publish
 
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -86,25 +86,7 @@ class FailedJobsRule(Construct):
             "ArnEquals": {"aws:SourceArn": rule_arn},
             "StringEquals": {"aws:SourceAccount": stack.account},
         }
-        principal = iam.ServicePrincipal("events.amazonaws.com")
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="FailedJobsRulePublishes",
-                principals=[principal],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions=conditions,
-            )
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="FailedJobsRuleEncrypts",
-                principals=[principal],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],  # a key policy's resource is the key itself
-                conditions=conditions,
-            )
-        )
+        allow_service_to_publish(topic, key, "events.amazonaws.com", sid="FailedJobsRule", conditions=conditions)
         acknowledge(
             self.rule,
             "Serverless-EventBusDLQ",
