@@ -77,17 +77,14 @@ def utilization_metric(
 ) -> cloudwatch.Metric:
     """`GPUUtilization` of a variant's instances, or `GPUUtilizationNormalized` of an inference component."""
     if target.inference_component_name:
-        return cloudwatch.Metric(
-            namespace=COMPONENT_NAMESPACE,
-            metric_name=f"{name}Normalized",
-            dimensions_map={"InferenceComponentName": target.inference_component_name},
-            statistic=statistic,
-            period=period or cdk.Duration.minutes(1),
-        )
+        namespace, metric_name = COMPONENT_NAMESPACE, f"{name}Normalized"
+        dimensions = {"InferenceComponentName": target.inference_component_name}
+    else:
+        namespace, metric_name, dimensions = ENDPOINT_INSTANCE_NAMESPACE, name, target.variant_dimensions()
     return cloudwatch.Metric(
-        namespace=ENDPOINT_INSTANCE_NAMESPACE,
-        metric_name=name,
-        dimensions_map=target.variant_dimensions(),
+        namespace=namespace,
+        metric_name=metric_name,
+        dimensions_map=dimensions,
         statistic=statistic,
         period=period or cdk.Duration.minutes(1),
     )

@@ -35,6 +35,11 @@ CONTEXT = "Context"
 NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
 
 
+def _at_least(count: int) -> ErrorCountThreshold:
+    """An alarm at `count` or more a period (the construct alarms above its maximum); no data is no error."""
+    return ErrorCountThreshold(max_error_count=count - 1, treat_missing_data_override=NOT_BREACHING)
+
+
 @dataclass(frozen=True)
 class ServiceTargets:
     """What the Monitoring stack watches, handed over by the stage (stacks/stage.py). Names rather than tokens
@@ -95,9 +100,7 @@ class ServiceMonitoring(Construct):
         )
         facade.add_large_header(f"{config.prefix}: state machines")
         for friendly, name in (("Pipeline", targets.express_state_machine), ("Jobs", targets.standard_state_machine)):
-            failures = ErrorCountThreshold(
-                max_error_count=thresholds.state_machine_failures - 1, treat_missing_data_override=NOT_BREACHING
-            )
+            failures = _at_least(thresholds.state_machine_failures)
             facade.monitor_step_function(
                 state_machine=sfn.StateMachine.from_state_machine_name(self, f"{friendly}StateMachine", name),
                 human_readable_name=f"State machine {name}",
@@ -112,16 +115,8 @@ class ServiceMonitoring(Construct):
                 lambda_function=lambda_.Function.from_function_name(self, c.function_construct_id(name), function_name),
                 human_readable_name=f"Function {function_name}",
                 alarm_friendly_name=c.function_construct_id(name),
-                add_fault_count_alarm={
-                    CONTEXT: ErrorCountThreshold(
-                        max_error_count=thresholds.lambda_errors - 1, treat_missing_data_override=NOT_BREACHING
-                    )
-                },
-                add_throttles_count_alarm={
-                    CONTEXT: ErrorCountThreshold(
-                        max_error_count=thresholds.lambda_throttles - 1, treat_missing_data_override=NOT_BREACHING
-                    )
-                },
+                add_fault_count_alarm={CONTEXT: _at_least(thresholds.lambda_errors)},
+                add_throttles_count_alarm={CONTEXT: _at_least(thresholds.lambda_throttles)},
             )
         if targets.web_acl is not None:
             facade.add_large_header(f"{config.prefix}: web ACL")

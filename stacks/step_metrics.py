@@ -5,6 +5,7 @@ row per step (latency, errors, retries)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -31,45 +32,55 @@ def model_steps() -> list[str]:
     return [step for step in c.STEP_FUNCTIONS if SPECS[step].model_role is not None]
 
 
+def _kebab(name: str) -> str:
+    """ModelLatency -> model-latency (the alarm names' form)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
 class StepMetrics(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
         thresholds = config.alarms
         periods = thresholds.evaluation_minutes
         self.alarms: list[cloudwatch.Alarm] = []
-        for step in c.STEP_FUNCTIONS:
+
+        def alarm(
+            step: str, metric: str, statistic: str, threshold: float, operator: cloudwatch.ComparisonOperator, what: str
+        ) -> None:
             self.alarms.append(
                 cloudwatch.Alarm(
                     self,
-                    f"{c.function_construct_id(step)}Errors",
-                    alarm_name=f"{config.prefix}-step-{step}-errors",
-                    metric=step_metric(config, step, "Errors", statistic="Sum"),
-                    threshold=thresholds.step_errors,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    f"{c.function_construct_id(step)}{metric}",
+                    alarm_name=f"{config.prefix}-step-{step}-{_kebab(metric)}",
+                    metric=step_metric(config, step, metric, statistic=statistic),
+                    threshold=threshold,
+                    comparison_operator=operator,
                     evaluation_periods=periods,
                     datapoints_to_alarm=periods,
-                    # EMF publishes Errors only when one happens: no data is a step without errors.
+                    # EMF publishes Errors only when one happens, ModelLatency only on a request: no data is a step
+                    # without errors, an idle step is not slow.
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                    alarm_description=f"Step {step}: {thresholds.step_errors}+ errors a minute (EMF, after retries "
-                    "the state machine may still succeed)",
+                    alarm_description=f"Step {step}: {what}",
                 )
             )
+
+        for step in c.STEP_FUNCTIONS:
+            alarm(
+                step,
+                "Errors",
+                "Sum",
+                thresholds.step_errors,
+                cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                f"{thresholds.step_errors}+ errors a minute (EMF, after retries the state machine may still succeed)",
+            )
         for step in model_steps():
-            self.alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    f"{c.function_construct_id(step)}ModelLatency",
-                    alarm_name=f"{config.prefix}-step-{step}-model-latency",
-                    metric=step_metric(config, step, "ModelLatency", statistic="p90"),
-                    threshold=thresholds.step_model_latency_p90_ms,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    evaluation_periods=periods,
-                    datapoints_to_alarm=periods,
-                    # No request, no latency: an idle step is not slow.
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                    alarm_description=f"Step {step}: p90 of its SageMaker call above "
-                    f"{thresholds.step_model_latency_p90_ms} ms",
-                )
+            alarm(
+                step,
+                "ModelLatency",
+                "p90",
+                thresholds.step_model_latency_p90_ms,
+                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                f"p90 of its SageMaker call above {thresholds.step_model_latency_p90_ms} ms",
             )
 
     @staticmethod
