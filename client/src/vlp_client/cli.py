@@ -157,9 +157,11 @@ def _option(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value)  # numbers, true/false, null, lists
+        parsed = json.loads(value)  # numbers, true/false, null, lists
     except ValueError:
         return key, value
+    # No option takes an object, and "{}" is a label_template: a JSON object stays the text it was.
+    return key, value if isinstance(parsed, dict) else parsed
 
 
 def _history(path: str) -> list[dict[str, Any]]:

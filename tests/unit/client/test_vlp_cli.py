@@ -71,12 +71,14 @@ def test_analyze_sends_labels_options_and_history(http, capsys, image, tmp_path)
         "tag_mode=sigmoid",
         "-o",
         "detail=true",
+        "-o",
+        "label_template={}",
         "--history",
         str(history),
     )
     body = json.loads(http.calls[0].request.body)
     assert body["labels"] == ["red", "blue"]
-    assert body["options"] == {"top_k": 2, "tag_mode": "sigmoid", "detail": True}
+    assert body["options"] == {"top_k": 2, "tag_mode": "sigmoid", "detail": True, "label_template": "{}"}
     assert body["history"][1] == {"role": "assistant", "text": "hello"}
     assert status == 0 and "red" in out and "0.900" in out
 
