@@ -18,17 +18,11 @@ from pathlib import Path
 
 import grounded_sam_core as core
 from djl_python import Input, Output
+from vlp_djl_support import HTTP_REASONS
 from vlp_hub_token import load_hub_token
 from vlp_requirements import verify_installed
 
 LOGGER = logging.getLogger(__name__)
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    500: "Internal Server Error",
-}
 
 _model: core.GroundedSam | None = None
 
@@ -92,6 +86,6 @@ def handle(inputs: Input) -> Output | None:
         return outputs
     status, body = _run_one(inputs)
     outputs.set_code(status)
-    outputs.set_message(_REASONS.get(status, "Error"))
+    outputs.set_message(HTTP_REASONS.get(status, "Error"))
     outputs.add_as_json(body, key="data")
     return outputs

@@ -35,6 +35,14 @@ STATUS_BY_CODE = {
     "VALUE_OUT_OF_RANGE": 422,
     "MODEL_FAILURE": 500,
 }
+# The reason phrase of a single (unbatched) Output's status.
+HTTP_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 JSON_CONTENT_TYPE = "application/json"
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
