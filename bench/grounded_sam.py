@@ -28,9 +28,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "models"))
+sys.path.insert(0, str(ROOT / "tests" / "models" / "grounded_sam"))
 sys.path.insert(0, str(ROOT / "model_packages" / "grounded_sam"))
 
 import djl_double  # noqa: E402 (after the sys.path set-up)
+import grounded_sam_helpers  # noqa: E402 (after the sys.path set-up)
 
 djl_double.install()
 
@@ -46,63 +48,41 @@ VOCAB_WORDS = ["dog", "cat", "red", "ball", "car", "person", "tree", "blue", "sk
 def build_models(root: Path) -> dict:
     """Scaled-down Grounding DINO (Swin backbone at 320 px, 6-layer 512-wide BERT, 3+3 deformable layers, 300
     queries) and SAM (8-layer 512-wide ViT at 384 px, windowed + global attention), random weights, saved with their
-    processors. Inputs are kept small so that, as on a GPU, compute per request is modest next to the weights."""
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SamConfig,
-        SamImageProcessor,
-        SamModel,
-        SamProcessor,
-        SwinConfig,
-    )
-
+    processors (the tests' builder, tests/models/grounded_sam). Inputs are kept small so that, as on a GPU, compute
+    per request is modest next to the weights."""
     torch.manual_seed(0)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
-    backbone = SwinConfig(  # type: ignore[call-arg]  # out_indices: a backbone keyword the types lack
-        image_size=384,
-        patch_size=4,
-        embed_dim=64,
-        depths=[2, 2, 4, 2],
-        num_heads=[2, 4, 8, 16],
-        window_size=12,
-        out_indices=[2, 3, 4],
-    )
-    text = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=512,
-        num_hidden_layers=6,
-        num_attention_heads=8,
-        intermediate_size=2048,
-        max_position_embeddings=256,
-    )
-    config = GroundingDinoConfig(
-        backbone_config=backbone,
-        text_config=text,
-        num_queries=300,
-        encoder_layers=3,
-        decoder_layers=3,
-        d_model=256,
-        encoder_ffn_dim=1024,
-        decoder_ffn_dim=1024,
-        encoder_attention_heads=8,
-        decoder_attention_heads=8,
-        max_text_len=256,
-    )
-    detector = GroundingDinoForObjectDetection(config).eval()
-    detector.save_pretrained(root / "grounding_dino")
-    GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 320, "longest_edge": 533}),
-        tokenizer=tokenizer,
-    ).save_pretrained(root / "grounding_dino")
-    sam_config = SamConfig(
-        vision_config={
+    detector, sam = grounded_sam_helpers.save_grounded_sam(
+        root,
+        vocab,
+        swin={
+            "image_size": 384,
+            "patch_size": 4,
+            "embed_dim": 64,
+            "depths": [2, 2, 4, 2],
+            "num_heads": [2, 4, 8, 16],
+            "window_size": 12,
+        },
+        bert={
+            "hidden_size": 512,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 8,
+            "intermediate_size": 2048,
+            "max_position_embeddings": 256,
+        },
+        dino={
+            "num_queries": 300,
+            "encoder_layers": 3,
+            "decoder_layers": 3,
+            "d_model": 256,
+            "encoder_ffn_dim": 1024,
+            "decoder_ffn_dim": 1024,
+            "encoder_attention_heads": 8,
+            "decoder_attention_heads": 8,
+            "max_text_len": 256,
+        },
+        dino_image_size={"shortest_edge": 320, "longest_edge": 533},
+        sam_vision={
             "hidden_size": 512,
             "num_hidden_layers": 8,
             "num_attention_heads": 8,
@@ -113,13 +93,9 @@ def build_models(root: Path) -> dict:
             "global_attn_indexes": [1, 3, 5, 7],
             "window_size": 8,
         },
-        prompt_encoder_config={"hidden_size": 256, "image_size": 384, "patch_size": 16},
-        mask_decoder_config={"hidden_size": 256},
-    )
-    sam = SamModel(sam_config).eval()
-    sam.save_pretrained(root / "sam")
-    SamProcessor(SamImageProcessor(size={"longest_edge": 384}, pad_size={"height": 384, "width": 384})).save_pretrained(
-        root / "sam"
+        sam_prompt={"hidden_size": 256, "image_size": 384, "patch_size": 16},
+        sam_decoder={"hidden_size": 256},
+        sam_side=384,
     )
 
     def count(module: torch.nn.Module) -> float:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import importlib.util
-import sys
 from pathlib import Path
+
+import package_loader
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = ROOT / "model_packages" / "clip_interrogator"
@@ -54,14 +54,7 @@ NEGATIVE = ["blurry", "bad anatomy", "lowres", "watermark"]
 
 
 def load_package_module(package: str = "clip_interrogator", module: str = "model"):
-    """tests/models/conftest.py's loader, imported by path (every conftest module is named `conftest`)."""
-    name = "vlp_tests_models_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "models" / "conftest.py")
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[name] = loaded
-        spec.loader.exec_module(loaded)
-    return sys.modules[name].load_package_module(package, module)
+    return package_loader.load_package_module(package, module)
 
 
 def write_terms(folder: Path, extra_flavors: tuple[str, ...] = ()) -> Path:

@@ -4,9 +4,9 @@ uses transformers directly (no package code), and a counter of text-encoder call
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 from pathlib import Path
+
+import package_loader
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = ROOT / "model_packages" / "clip_tagging"
@@ -14,14 +14,7 @@ MODEL_NAME = "tiny-random-clip"
 
 
 def load_package_module(package: str = "clip_tagging"):
-    """tests/models/conftest.py's loader, imported by path (every conftest module is named `conftest`)."""
-    name = "vlp_tests_models_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "models" / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].load_package_module(package)
+    return package_loader.load_package_module(package)
 
 
 def properties(model_dir: Path, **extra) -> dict:

@@ -5,27 +5,15 @@ exactly as in production; the properties DJL would pass; test images."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
+from package_loader import load_package_module  # noqa: F401 (the tests call it through this module)
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-grounding-dino"
 SAM_NAME = "tiny-random-sam"
-
-
-def load_package_module(package: str):
-    """tests/models/conftest.py's loader, imported by path (every conftest module is named `conftest`)."""
-    name = "vlp_tests_models_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "models" / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].load_package_module(package)
 
 
 def properties(weights: Path, **extra) -> dict:
@@ -86,7 +74,22 @@ VOCAB = [
 ]
 
 
-def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
+def save_grounded_sam(
+    root: Path,
+    vocab: list[str],
+    *,
+    swin: dict,
+    bert: dict,
+    dino: dict,
+    dino_image_size: dict,
+    sam_vision: dict,
+    sam_prompt: dict,
+    sam_decoder: dict,
+    sam_side: int,
+):
+    """Random-weight Grounding DINO (a Swin backbone, a BERT text encoder over `vocab`) and SAM of the given config
+    values, saved with their processors where `make stage-weights` puts them (<root>/grounding_dino, <root>/sam).
+    The tests (build) and bench/grounded_sam.py use it with their own sizes. Returns (detector, sam)."""
     from transformers import (
         BertConfig,
         BertTokenizer,
@@ -102,52 +105,64 @@ def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
     )
 
     root.mkdir(parents=True, exist_ok=True)
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(str(vocab), do_lower_case=True)
-
-    backbone = SwinConfig(
-        image_size=64,
-        patch_size=4,
-        embed_dim=8,
-        depths=[1, 1, 1, 1],
-        num_heads=[1, 1, 1, 1],
-        window_size=4,
-        out_indices=[2, 3, 4],
-    )
-    text = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    # d_model must be a multiple of 32 (GroupNorm); two decoder layers (the bbox heads are tied across layers).
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
     config = GroundingDinoConfig(
-        backbone_config=backbone,
-        text_config=text,
-        num_queries=num_queries,
-        encoder_layers=1,
-        decoder_layers=2,
-        d_model=32,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_n_points=1,
-        decoder_n_points=1,
-        max_text_len=max_text_len,
+        backbone_config=SwinConfig(out_indices=[2, 3, 4], **swin),
+        text_config=BertConfig(vocab_size=len(vocab), **bert),
+        **dino,
     )
     detector_dir = root / "grounding_dino"
-    GroundingDinoForObjectDetection(config).eval().save_pretrained(detector_dir)
+    detector = GroundingDinoForObjectDetection(config).eval()
+    detector.save_pretrained(detector_dir)
     GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 96, "longest_edge": 128}),
-        tokenizer=tokenizer,
+        image_processor=GroundingDinoImageProcessor(size=dino_image_size), tokenizer=tokenizer
     ).save_pretrained(detector_dir)
+    sam_config = SamConfig(vision_config=sam_vision, prompt_encoder_config=sam_prompt, mask_decoder_config=sam_decoder)
+    sam_dir = root / "sam"
+    sam = SamModel(sam_config).eval()
+    sam.save_pretrained(sam_dir)
+    SamProcessor(
+        SamImageProcessor(size={"longest_edge": sam_side}, pad_size={"height": sam_side, "width": sam_side})
+    ).save_pretrained(sam_dir)
+    return detector, sam
 
-    sam_config = SamConfig(
-        vision_config={
+
+def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
+    # d_model must be a multiple of 32 (GroupNorm); two decoder layers (the bbox heads are tied across layers).
+    save_grounded_sam(
+        root,
+        VOCAB,
+        swin={
+            "image_size": 64,
+            "patch_size": 4,
+            "embed_dim": 8,
+            "depths": [1, 1, 1, 1],
+            "num_heads": [1, 1, 1, 1],
+            "window_size": 4,
+        },
+        bert={
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "max_position_embeddings": 64,
+        },
+        dino={
+            "num_queries": num_queries,
+            "encoder_layers": 1,
+            "decoder_layers": 2,
+            "d_model": 32,
+            "encoder_ffn_dim": 32,
+            "decoder_ffn_dim": 32,
+            "encoder_attention_heads": 2,
+            "decoder_attention_heads": 2,
+            "encoder_n_points": 1,
+            "decoder_n_points": 1,
+            "max_text_len": max_text_len,
+        },
+        dino_image_size={"shortest_edge": 96, "longest_edge": 128},
+        sam_vision={
             "hidden_size": 16,
             "num_hidden_layers": 1,
             "num_attention_heads": 2,
@@ -159,18 +174,14 @@ def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
             "window_size": 2,
             "num_pos_feats": 8,
         },
-        prompt_encoder_config={"hidden_size": 16, "image_size": 64, "patch_size": 16, "mask_input_channels": 4},
-        mask_decoder_config={
+        sam_prompt={"hidden_size": 16, "image_size": 64, "patch_size": 16, "mask_input_channels": 4},
+        sam_decoder={
             "hidden_size": 16,
             "mlp_dim": 32,
             "num_hidden_layers": 1,
             "num_attention_heads": 2,
             "iou_head_hidden_dim": 16,
         },
-    )
-    sam_dir = root / "sam"
-    SamModel(sam_config).eval().save_pretrained(sam_dir)
-    SamProcessor(SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})).save_pretrained(
-        sam_dir
+        sam_side=64,
     )
     return root

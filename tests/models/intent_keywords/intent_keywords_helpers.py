@@ -4,10 +4,10 @@ package) for KeyBERT, laid out as `make stage-weights` does (<root>/nli, <root>/
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
+
+from package_loader import load_package_module  # noqa: F401 (the tests call it through this module)
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-nli"
@@ -58,17 +58,6 @@ VOCAB = [
     "##s",
     "##ing",
 ]
-
-
-def load_package_module(package: str):
-    """tests/models/conftest.py's loader, imported by path (every conftest module is named `conftest`)."""
-    name = "vlp_tests_models_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "models" / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].load_package_module(package)
 
 
 def minilm_path() -> Path:
