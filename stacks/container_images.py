@@ -75,6 +75,11 @@ def whisper_image(scope: Construct, construct_id: str) -> ModelImage:
     asset = ecr_assets.DockerImageAsset(
         scope,
         construct_id,
+        # The context is the Whisper folder alone, so whisper_server/hub_token.py is a copy of
+        # model_packages/shared/vlp_hub_token.py (tests/models/test_hub_token.py keeps them identical) rather than
+        # the shared module itself: using it would move the context to model_packages/ (a new Dockerfile path and
+        # exclude list, a different asset hash) and put shared/ on the PYTHONPATH of every whisper_server launcher
+        # (local mode, the model tests, the image), more change than one 60-line file is worth.
         directory=str(WHISPER_DIR),
         platform=ecr_assets.Platform.LINUX_AMD64,
         exclude=["tests", "**/__pycache__", "*.pyc"],
