@@ -15,67 +15,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from vlp_local_kit import image_bytes, speech_wav
+from vlp_local_kit import ApiProcess, image_bytes, speech_wav
 
 from local.common import ROOT, free_port
-from local.up import LocalStack
 
 VLP = ROOT / ".venv" / "bin" / "vlp"
 SEGMENT = ["--option", "box_threshold=0", "--option", "text_threshold=0", "--option", "max_detections=3"]
 API_KEY = "local-test-api-key-0123456789"
 
 
-class ExtraApi:
-    """A second API process (another auth mode) over a running stack's Lambda service."""
-
-    def __init__(self, stack: LocalStack, state_dir: Path, auth: str, api_keys: Path | None = None) -> None:
-        ports = dict(stack.ports, api=free_port())
-        self.view = LocalStack(env=stack.env, state_dir=state_dir, ports=ports, auth=auth, api_keys=api_keys)
-        self.view.run_dir.mkdir(parents=True, exist_ok=True)
-        command = self.view.api_command(stack.run_dir / "deployment.json")
-        # local mode's state as `make up` leaves it, so `vlp` finds this API and its auth without --api-url
-        (self.view.run_dir / "state.json").write_text(json.dumps({"api_url": self.url, "ports": ports}))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VLP_LOCAL"))}
-        env.update(PYTHONPATH=str(ROOT), VLP_LOCAL_DIE_WITH_PARENT="1")
-        self.log = open(state_dir / f"api-{auth}.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None, (state_dir / f"api-{auth}.log").read_text()
-            try:
-                requests.get(self.url + "/", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the extra API did not start"
-                time.sleep(0.1)
-
-    @property
-    def url(self) -> str:
-        return self.view.api_url
-
-    @property
-    def credentials(self) -> dict[str, Any]:
-        return json.loads(self.view.credentials_file.read_text())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def iam_api(stack, tmp_path_factory):
-    api = ExtraApi(stack, tmp_path_factory.mktemp("iam") / ".local", "iam")
+    api = ApiProcess(stack, tmp_path_factory.mktemp("iam") / ".local", "iam")
     yield api
     api.stop()
 
@@ -84,7 +38,7 @@ def iam_api(stack, tmp_path_factory):
 def key_api(stack, tmp_path_factory):
     keys = tmp_path_factory.mktemp("keys") / "api-keys.json"
     keys.write_text(json.dumps([API_KEY, {"id": "second", "value": "another-local-key-0123456789"}]))
-    api = ExtraApi(stack, tmp_path_factory.mktemp("key") / ".local", "api_key", api_keys=keys)
+    api = ApiProcess(stack, tmp_path_factory.mktemp("key") / ".local", "api_key", api_keys=keys)
     yield api
     api.stop()
 
@@ -129,7 +83,7 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def iam_env(api: ExtraApi, secret: str | None = None) -> dict[str, str]:
+def iam_env(api: ApiProcess, secret: str | None = None) -> dict[str, str]:
     credentials = api.credentials
     return base_env(
         AWS_ACCESS_KEY_ID=credentials["aws_access_key_id"],

@@ -6,70 +6,21 @@ other caller gets UPLOAD_NOT_FOUND / JOB_NOT_FOUND, the answers for things that 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
-from vlp_local_kit import Api, error_of, image_bytes, speech_wav
+from vlp_local_kit import Api, ApiProcess, error_of, image_bytes, speech_wav
 
 from local import auth
-from local.common import REGION, ROOT, free_port
-from local.up import LocalStack
+from local.common import REGION
 
 KEY_A = "isolation-alice-key-0123456789"
 KEY_B = "isolation-bob-key-0123456789ab"
-
-
-class ApiProcess:
-    """An API process with another auth mode over a running stack's Lambda service. ``prepare`` may rewrite
-    run/credentials.json (written by api_command) before the process reads it."""
-
-    def __init__(
-        self, stack: LocalStack, state_dir: Path, mode: str, *, api_keys: Path | None = None, prepare: Any = None
-    ) -> None:
-        ports = dict(stack.ports, api=free_port())
-        self.view = LocalStack(env=stack.env, state_dir=state_dir, ports=ports, auth=mode, api_keys=api_keys)
-        self.view.run_dir.mkdir(parents=True, exist_ok=True)
-        command = self.view.api_command(stack.run_dir / "deployment.json")
-        if prepare is not None:
-            prepare(self.view.credentials_file)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VLP_LOCAL"))}
-        env.update(PYTHONPATH=str(ROOT), VLP_LOCAL_DIE_WITH_PARENT="1")
-        self.log_path = state_dir / f"api-{mode}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None, self.log_path.read_text()
-            try:
-                requests.get(self.url + "/", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the API process did not start"
-                time.sleep(0.1)
-
-    @property
-    def url(self) -> str:
-        return self.view.api_url
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 class SigV4(requests.auth.AuthBase):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from rich.console import Console
-from test_client import ExtraApi
+from vlp_local_kit import ApiProcess
 
 from local.common import ROOT
 
@@ -22,7 +22,7 @@ from ops.__main__ import main
 
 @pytest.fixture(scope="module")
 def signed_api(stack, tmp_path_factory):
-    api = ExtraApi(stack, tmp_path_factory.mktemp("ops-iam") / ".local", "iam")
+    api = ApiProcess(stack, tmp_path_factory.mktemp("ops-iam") / ".local", "iam")
     yield api
     api.stop()
 

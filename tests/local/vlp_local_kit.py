@@ -1,18 +1,26 @@
 """Helpers of the local end-to-end tests (a unique module name: test folders share sys.path): an HTTP client of
-the local API, media builders, and the SageMaker runtime's fault/latency admin routes."""
+the local API, media builders, the SageMaker runtime's fault/latency admin routes, and a second API process in
+another auth mode."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+import os
 import struct
+import subprocess
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
+
+from local.common import ROOT, free_port
+from local.up import LocalStack
 
 TIMEOUT = 180
 
@@ -161,3 +169,60 @@ def error_of(response: requests.Response) -> dict:
 
 def json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+class ApiProcess:
+    """A second API process (another auth mode: `iam`, `api_key`) over a running stack's Lambda service, started
+    with the command local.up builds for it (LocalStack.api_command, which also writes run/credentials.json, the
+    credentials `make up` prints). `prepare(credentials_file)` may rewrite that file before the process reads it.
+    run/state.json is written as `make up` leaves it, so `vlp` finds this API and its auth without --api-url."""
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        state_dir: Path,
+        mode: str,
+        *,
+        api_keys: Path | None = None,
+        prepare: Callable[[Path], None] | None = None,
+    ) -> None:
+        ports = dict(stack.ports, api=free_port())
+        self.view = LocalStack(env=stack.env, state_dir=state_dir, ports=ports, auth=mode, api_keys=api_keys)
+        self.view.run_dir.mkdir(parents=True, exist_ok=True)
+        command = self.view.api_command(stack.run_dir / "deployment.json")
+        if prepare is not None:
+            prepare(self.view.credentials_file)
+        (self.view.run_dir / "state.json").write_text(json.dumps({"api_url": self.url, "ports": ports}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VLP_LOCAL"))}
+        env.update(PYTHONPATH=str(ROOT), VLP_LOCAL_DIE_WITH_PARENT="1")
+        self.log_path = state_dir / f"api-{mode}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, self.log_path.read_text()
+            try:
+                requests.get(self.url + "/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the API process did not start"
+                time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return self.view.api_url
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        return json.loads(self.view.credentials_file.read_text())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
