@@ -93,8 +93,9 @@ test-infra: build ## synth assertions, cdk-nag, cfn-lint
 test-local: install ## the local end-to-end suite (starts its own local stack on free ports)
 	$(PYTEST) tests/local -q
 
-# mypy runs in two environments. .venv (config [tool.mypy] in pyproject.toml): app.py, lambdas/, stacks/, local/,
-# openapi/, bench/ but the benchmarks marked `# venv: models`. .venv-models' interpreter (torch, transformers... with
+# mypy runs in three environments. .venv (config [tool.mypy] in pyproject.toml): app.py, lambdas/, stacks/, local/,
+# openapi/, tools/, client/src, ops/, bench/ but the benchmarks marked `# venv: models`. .venv-demo's interpreter
+# (gradio and its types): demo/. .venv-models' interpreter (torch, transformers... with
 # their own types): model_packages/ and those benchmarks; each DJL package is a separate set of top-level modules (model.py, its
 # siblings, shared/), so one run per package keeps the four model.py apart.
 MYPY := .venv/bin/mypy
@@ -102,10 +103,11 @@ MYPY_MODELS := $(MYPY) --python-executable .venv-models/bin/python --cache-dir .
 DJL_PACKAGES := $(patsubst model_packages/%/model.py,%,$(wildcard model_packages/*/model.py))
 BENCH_MODELS := $(shell grep -l '^# venv: models' bench/*.py)
 
-lint: .stamps/venv .stamps/venv-models ## ruff (lint + format check) and mypy over lambdas, stacks, local, model_packages, bench
+lint: .stamps/venv .stamps/venv-models .stamps/venv-demo ## ruff (lint + format check) and mypy over every package (client, ops, demo, model_packages, bench...)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	$(MYPY)
+	$(MYPY) --python-executable .venv-demo/bin/python --cache-dir .mypy_cache/demo demo
 	MYPYPATH=model_packages/shared:model_packages/whisper $(MYPY_MODELS) model_packages/shared \
 		model_packages/whisper/whisper_server model_packages/stage_weights.py $(BENCH_MODELS)
 	@for p in $(DJL_PACKAGES); do echo "mypy model_packages/$$p"; \

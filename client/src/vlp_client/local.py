@@ -52,7 +52,7 @@ def find_local_mode(start: Path | None = None) -> LocalMode:
     state = _read(state_dir / "run" / "state.json")
     credentials = _read(state_dir / "run" / "credentials.json")
     keys = credentials.get("api_keys")
-    ports = state.get("ports") if isinstance(state.get("ports"), dict) else {}
+    ports: dict[str, Any] = state["ports"] if isinstance(state.get("ports"), dict) else {}
     api_url = state.get("api_url") or (f"http://127.0.0.1:{ports['api']}" if ports.get("api") else DEFAULT_LOCAL_URL)
     return LocalMode(
         api_url=str(api_url),
