@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "model_packages" / "grounded_sam"))
 
 import djl_double  # noqa: E402 (after the sys.path set-up)
 import grounded_sam_helpers  # noqa: E402 (after the sys.path set-up)
+import tiny_bert  # noqa: E402 (after the sys.path set-up)
 
 djl_double.install()
 
@@ -51,7 +52,7 @@ def build_models(root: Path) -> dict:
     processors (the tests' builder, tests/models/grounded_sam). Inputs are kept small so that, as on a GPU, compute
     per request is modest next to the weights."""
     torch.manual_seed(0)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
+    vocab = tiny_bert.BASE_VOCAB + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
     detector, sam = grounded_sam_helpers.save_grounded_sam(
         root,
         vocab,

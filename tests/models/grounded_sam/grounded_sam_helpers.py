@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from package_loader import load_package_module  # noqa: F401 (the tests call it through this module)
+from tiny_bert import BASE_VOCAB, bert_tokenizer
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-grounding-dino"
@@ -49,13 +50,7 @@ def image_b64(*args, **kwargs) -> str:
 
 # A BERT-style wordpiece vocabulary covering the test prompts; anything else tokenizes to [UNK].
 VOCAB = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    ".",
-    ",",
+    *BASE_VOCAB,
     "a",
     "the",
     "dog",
@@ -92,7 +87,6 @@ def save_grounded_sam(
     The tests (build) and bench/grounded_sam.py use it with their own sizes. Returns (detector, sam)."""
     from transformers import (
         BertConfig,
-        BertTokenizer,
         GroundingDinoConfig,
         GroundingDinoForObjectDetection,
         GroundingDinoImageProcessor,
@@ -104,9 +98,7 @@ def save_grounded_sam(
         SwinConfig,
     )
 
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(str(root / "vocab.txt"), do_lower_case=True)
+    tokenizer = bert_tokenizer(root, vocab)
     config = GroundingDinoConfig(
         backbone_config=SwinConfig(out_indices=[2, 3, 4], **swin),
         text_config=BertConfig(vocab_size=len(vocab), **bert),

