@@ -106,6 +106,7 @@ def lambda_environment(task_root: Path, function: str) -> dict[str, str]:
         "REQUESTS_BUCKET": "vlp-bench-requests",
         "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:vlp-bench-analyze",
         "JOBS_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:vlp-bench-jobs",
+        "IDEMPOTENCY_TABLE": "vlp-bench-idempotency",
     }
     for role in ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator"):
         env[f"ENDPOINT_{role.upper()}"] = f"vlp-bench-{role.replace('_', '-')}"
