@@ -339,7 +339,8 @@ class Authenticator:
                 return datetime.strptime(amz_date, TIMESTAMP).replace(tzinfo=UTC)
             date = _header(headers, "Date")
             if date:
-                return parsedate_to_datetime(date).astimezone(UTC)
+                parsed = parsedate_to_datetime(date)  # "-0000" gives a naive datetime: UTC, not local time
+                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
         except (ValueError, TypeError):
             pass
         raise AuthError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -360,6 +361,14 @@ def cmd_job_wait(client: VlpClient, args: argparse.Namespace, ui: Ui) -> int:
     return _finish_job(_wait(client, args.job_id, ui, args.wait_timeout), args, client, ui)
 
 
+_CONTROL_OR_BIDI = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain(text: str) -> str:
+    """Text without the control and bidi characters the API refuses in a conversation turn."""
+    return _CONTROL_OR_BIDI.sub("", text)
+
+
 def _trim(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The newest turns within the API's limits (16 turns, 8,000 characters)."""
     kept: list[dict[str, Any]] = []
@@ -439,7 +448,8 @@ def cmd_chat(client: VlpClient, args: argparse.Namespace, ui: Ui) -> int:
         ui.out.print(Text("assistant> ", style="bold") + Text(reply))
         spoken = result.transcript if audio else None
         said = " ".join(part for part in (text, spoken) if part) or "(audio)"
-        history += [{"role": "user", "text": said}, {"role": "assistant", "text": reply}]
+        # The API refuses turns with control or bidi characters: a model reply carrying one must not end the chat.
+        history += [{"role": "user", "text": _plain(said)}, {"role": "assistant", "text": _plain(reply)}]
     return status
 
 

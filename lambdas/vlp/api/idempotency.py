@@ -35,6 +35,7 @@ _KEY_RE = re.compile(KEY_PATTERN)
 EXPIRES_AFTER_SECONDS = 24 * 60 * 60
 RECORD_PREFIX = "vlp-jobs"  # the records' key is "<prefix>#<sha256>": stable across function renames
 _ASSUMED_ROLE_SESSION = re.compile(r"^(arn:[^:]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
+_SSO_ROLE_SESSION = re.compile(r"^arn:[^:]+:sts::\d{12}:assumed-role/AWSReservedSSO_[^/]+/.+$")
 
 
 def idempotency_key(event: ApiEvent) -> str | None:
@@ -57,7 +58,10 @@ def caller_scope(event: ApiEvent) -> str:
     ``api_key:<id>`` (those present, joined by ``|``), or ``anonymous``.
 
     An assumed role's ARN loses its session name (``.../assumed-role/<role>/<session>`` -> ``.../<role>``):
-    SDKs name a refreshed session anew, and a retry after a credential refresh must find its first job."""
+    SDKs name a refreshed session anew, and a retry after a credential refresh must find its first job. Except where
+    the session name is the person: IAM Identity Center roles (``AWSReservedSSO_*``, one role per permission set,
+    shared by everyone given it) keep it, and Cognito identity-pool callers (one role for every user) are told apart
+    by ``cognito_identity:<id>``."""
     context = event.requestContext
     identity = context.identity or {}
     authorizer = context.authorizer or {}
@@ -67,10 +71,14 @@ def caller_scope(event: ApiEvent) -> str:
     sub = claims.get("sub") if isinstance(claims, dict) else None
     if isinstance(sub, str) and sub:
         parts.append(f"sub:{sub}")
-    principal = identity.get("userArn") or iam.get("userArn") or identity.get("cognitoIdentityId")
+    principal = identity.get("userArn") or iam.get("userArn")
     if isinstance(principal, str) and principal:
-        role = _ASSUMED_ROLE_SESSION.sub(r"\1", principal)
-        parts.append(f"principal:{role}")
+        if _SSO_ROLE_SESSION.match(principal) is None:
+            principal = _ASSUMED_ROLE_SESSION.sub(r"\1", principal)
+        parts.append(f"principal:{principal}")
+    cognito_identity = identity.get("cognitoIdentityId")
+    if isinstance(cognito_identity, str) and cognito_identity:
+        parts.append(f"cognito_identity:{cognito_identity}")
     api_key = identity.get("apiKeyId")
     if isinstance(api_key, str) and api_key:
         parts.append(f"api_key:{api_key}")

@@ -75,7 +75,7 @@ GREEDY = Sampling()
 def sanitize(text: str) -> str:
     """Caller text made safe to embed in a chat template."""
     text = _SPECIAL.sub(" ", text)
-    text = text.replace("![", "[")
+    text = re.sub(r"!+\[", "[", text)  # one pass of replace("![") would turn "!![" into a fresh "!["
     text = _TURN.sub(lambda m: f"{m.group(1)} -", text)
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 

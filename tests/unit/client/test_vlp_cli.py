@@ -253,3 +253,9 @@ def test_on_a_terminal_uploads_show_a_progress_bar_and_jobs_their_status(http, c
     assert json.loads(http.calls[2].request.body) == {"image_key": key}
     status, _, err = run(capsys, "--quiet", "job", "submit", str(large))
     assert status == 0 and err == ""
+
+
+def test_chat_history_keeps_no_control_or_bidi_characters_from_a_reply():
+    from vlp_client.cli import _plain
+
+    assert _plain("fine\x1b[31m red\u202e txt\x00") == "fine[31m red txt"

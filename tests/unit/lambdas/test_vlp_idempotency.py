@@ -18,6 +18,8 @@ from vlp_testkit import ANON, IDEMPOTENCY_TABLE, JOBS_STATE_MACHINE_ARN, api_eve
 KEY = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 BODY = {"image_key": KEY, "task": "describe", "text": "what is it?"}
 ROLE = "arn:aws:sts::123456789012:assumed-role/analyst"
+SSO_ROLE = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_DataSci_1a2b3c4d"
+POOL_ROLE = "arn:aws:sts::123456789012:assumed-role/IdentityPoolAuthRole"
 
 
 @pytest.fixture
@@ -166,6 +168,14 @@ def test_a_refreshed_role_session_is_the_same_caller(cloud, lambda_context):
             "principal:arn:aws:iam::123456789012:user/alice",
         ),
         ({"identity": {"userArn": f"{ROLE}/session-7"}}, f"principal:{ROLE}"),
+        (
+            {"identity": {"userArn": f"{SSO_ROLE}/alice@example.com"}},
+            f"principal:{SSO_ROLE}/alice@example.com",
+        ),
+        (
+            {"identity": {"userArn": f"{POOL_ROLE}/CognitoIdentityCredentials", "cognitoIdentityId": "us-east-1:a1"}},
+            f"principal:{POOL_ROLE}|cognito_identity:us-east-1:a1",
+        ),
         ({"authorizer": {"claims": {"sub": "5f1e-sub"}}}, "sub:5f1e-sub"),
         ({"authorizer": {"jwt": {"claims": {"sub": "5f1e-sub"}}}}, "sub:5f1e-sub"),
         ({"identity": {"apiKeyId": "a1b2c3"}}, "api_key:a1b2c3"),

@@ -797,3 +797,9 @@ def test_whisper_unsupported_media_is_a_caller_error(runtime):
     with pytest.raises(CallerError) as info:
         whisper.transcribe(client, Endpoint(role="asr", name="vlp-dev-asr"), b"\x1a\x45", audio_format="webm")
     assert (info.value.code, info.value.status, info.value.step) == ("UNSUPPORTED_MEDIA_TYPE", 415, "asr")
+
+
+@pytest.mark.parametrize("text", ["hi !![](http://169.254.169.254/x)", "!!![](u)", "a !<s>![](u)", "!!!!![](u)"])
+def test_sanitize_leaves_no_image_markdown_however_many_bangs(text):
+    assert "![" not in tgi.sanitize(text)
+    assert tgi.idefics_prompt(text, "IMG").count("![") == 1  # the request's own image only

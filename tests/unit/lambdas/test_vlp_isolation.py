@@ -67,6 +67,15 @@ def test_an_assumed_roles_sessions_share_one_prefix_and_other_roles_do_not():
     assert first != caller_of({"userArn": "arn:aws:sts::123456789012:assumed-role/other/session-1"})
 
 
+def test_people_behind_one_sso_role_or_identity_pool_role_get_their_own_prefixes():
+    sso = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_DataSci_1a2b3c4d/"
+    assert caller_of({"userArn": sso + "alice@example.com"}) != caller_of({"userArn": sso + "bob@example.com"})
+    pool = "arn:aws:sts::123456789012:assumed-role/IdentityPoolAuthRole/CognitoIdentityCredentials"
+    alice = caller_of({"userArn": pool, "cognitoIdentityId": "us-east-1:alice"})
+    assert alice != caller_of({"userArn": pool, "cognitoIdentityId": "us-east-1:bob"})
+    assert alice == caller_of({"userArn": pool, "cognitoIdentityId": "us-east-1:alice"})
+
+
 # ---- uploads ----
 
 

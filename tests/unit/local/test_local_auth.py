@@ -272,3 +272,17 @@ def test_the_caller_goes_into_the_proxy_events_identity():
     assert (
         _event(handler, route, "/v1/analyze", {}, BODY, "rid", "live")["requestContext"]["identity"]["apiKey"] is None
     )  # type: ignore[arg-type]  # a SimpleNamespace stands in for the request handler
+
+
+@pytest.mark.parametrize("zone", ["-0000", "+0000", "GMT"])
+def test_a_date_header_in_utc_is_read_as_utc_whatever_the_machines_zone(zone, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        stamp = Authenticator._timestamp({"Date": f"Mon, 30 Nov 2026 06:53:00 {zone}"})
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert stamp == datetime(2026, 11, 30, 6, 53, tzinfo=UTC)
