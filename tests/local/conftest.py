@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "lambdas"))  # vlp_media: the test media both batteries use
 
 from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 from vlp_local_kit import error_of, image_bytes, speech_wav
+from vlp_media import flac_bytes, mp3_xing_frames, png_header_only, wav_with, webp_vp8l, zip_member
 
 MiB = 1024 * 1024
 
@@ -103,70 +104,6 @@ def _key_like(make_key: Callable[[str, str], str]) -> Callable:
     return make
 
 
-def _zip(payload: bytes) -> bytes:
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("a.png", payload)
-    return buffer.getvalue()
-
-
-def _webp_claiming(width: int, height: int) -> bytes:
-    """A lossless 8x8 WebP whose VP8L header says width x height: a decompression bomb's header."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, "WEBP", lossless=True)
-    data = bytearray(buffer.getvalue())
-    at = data.index(b"VP8L") + 9
-    bits = int.from_bytes(data[at : at + 4], "little")
-    bits = (bits & ~((1 << 28) - 1)) | (width - 1) | ((height - 1) << 14)
-    data[at : at + 4] = bits.to_bytes(4, "little")
-    return bytes(data)
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-    )
-
-
-def _mp3_claiming_hours(hours: int) -> bytes:
-    """One MPEG-1 layer III frame with a Xing header counting `hours` of frames."""
-    frame = bytearray(b"\xff\xfb\x90\x00" + b"\x00" * 413)
-    frame[36:48] = b"Xing" + struct.pack(">II", 1, hours * 3600 * 44100 // 1152)
-    return bytes(frame) + (b"\xff\xfb\x90\x00" + b"\x00" * 413) * 4
-
-
-def _flac_claiming_days(days: int) -> bytes:
-    total = days * 86400 * 44100
-    packed = (44100 << 44) | (1 << 41) | (15 << 36) | total
-    info = struct.pack(">HH", 4096, 4096) + b"\x00" * 6 + packed.to_bytes(8, "big") + b"\x00" * 16
-    return b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info + b"\x00" * 64
-
-
-def _wav_byte_rate_zero() -> bytes:
-    data = b"\x00" * 3200
-    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 0, 2, 16)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + len(data))
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", len(data))
-        + data
-    )
-
-
 def _audio(data: bytes, content_type: str) -> Callable:
     return lambda api, key: {"image_key": key, "audio_key": api.upload(data, kind="audio", content_type=content_type)}
 
@@ -225,23 +162,31 @@ HOSTILE_CASES = [
     Case("hostile: label with RLO", 400, "INVALID_LABEL", body=_analyze(task="tag", labels=["\u202egod"])),
     Case("hostile: label with a newline", 400, "INVALID_LABEL", body=_analyze(task="tag", labels=["dog\nrm"])),
     Case(
-        "hostile: ZIP uploaded as an image", 400, "INVALID_IMAGE", body=_with(_upload(_zip(b"x" * 500)), image_key=_KEY)
+        "hostile: ZIP uploaded as an image",
+        400,
+        "INVALID_IMAGE",
+        body=_with(_upload(zip_member("a.png", b"x" * 500)), image_key=_KEY),
     ),
     Case(
         "hostile: WebP bomb header",
         413,
         "IMAGE_TOO_MANY_PIXELS",
-        body=_with(_upload(_webp_claiming(16_384, 16_384), content_type="image/webp"), image_key=_KEY),
+        body=_with(_upload(webp_vp8l(16_384, 16_384), content_type="image/webp"), image_key=_KEY),
     ),
     Case(
         "hostile: PNG 1 x 50,000,000",
         413,
         "IMAGE_TOO_MANY_PIXELS",
-        body=_with(_upload(_png_claiming(1, 50_000_000), content_type="image/png"), image_key=_KEY),
+        body=_with(_upload(png_header_only(1, 50_000_000), content_type="image/png"), image_key=_KEY),
     ),
-    Case("hostile: MP3 claiming 10 hours", 413, "AUDIO_TOO_LONG", body=_audio(_mp3_claiming_hours(10), "audio/mpeg")),
-    Case("hostile: FLAC claiming 3 days", 413, "AUDIO_TOO_LONG", body=_audio(_flac_claiming_days(3), "audio/flac")),
-    Case("hostile: WAV byte rate 0", 400, "INVALID_AUDIO", body=_audio(_wav_byte_rate_zero(), "audio/wav")),
+    Case(
+        "hostile: MP3 claiming 10 hours",
+        413,
+        "AUDIO_TOO_LONG",
+        body=_audio(mp3_xing_frames(10 * 3600 * 44100 // 1152), "audio/mpeg"),
+    ),
+    Case("hostile: FLAC claiming 3 days", 413, "AUDIO_TOO_LONG", body=_audio(flac_bytes(3 * 86400), "audio/flac")),
+    Case("hostile: WAV byte rate 0", 400, "INVALID_AUDIO", body=_audio(wav_with(0, 3200), "audio/wav")),
 ]
 
 
@@ -559,7 +504,7 @@ def test_refused_hostile_input_leaves_nothing_behind(api, s3, bucket, image_key)
     successful requests wrote: a refused request's id never appears in the bucket."""
     response = api.analyze({"image_key": image_key, "task": "tag", "labels": ["\u202egod"]})
     assert response.status_code == 400
-    refused = api.analyze({"image_base64": base64.b64encode(_zip(b"y" * 100)).decode()})
+    refused = api.analyze({"image_base64": base64.b64encode(zip_member("a.png", b"y" * 100)).decode()})
     assert error_of(refused)["code"] == "INVALID_IMAGE"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="inputs/").get("Contents", [])
     assert not any(error_of(refused)["request_id"] in o["Key"] for o in listed)

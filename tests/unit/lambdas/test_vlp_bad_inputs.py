@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import struct
-import zipfile
 import zlib
 
 import pytest
@@ -17,11 +16,15 @@ from vlp.handlers import analyze as _analyze  # noqa: F401 (imported at collecti
 from vlp_media import (
     flac_bytes,
     image_bytes,
-    mp3_bytes,
+    mp3_xing_frames,
     ogg_opus_bytes,
     png_header_only,
     wav_bytes,
+    wav_with,
     webm_bytes,
+    webp_vp8l,
+    webp_vp8x,
+    zip_member,
 )
 from vlp_testkit import ANON, BUCKET, api_event, put
 
@@ -419,38 +422,6 @@ def ztxt_bomb() -> bytes:
     return png_with_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"A" * 40_000_000, 9))
 
 
-def small_lossless_webp() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (10, 200, 10)).save(buffer, format="WEBP", lossless=True)
-    return buffer.getvalue()
-
-
-def webp_vp8x(width: int, height: int) -> bytes:
-    """A WebP whose extended header (VP8X) claims a width x height canvas, over a real 8x8 lossless image."""
-    small = small_lossless_webp()
-    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
-    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    body = b"WEBP" + vp8x + small[12:]
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-def webp_vp8l(width: int, height: int) -> bytes:
-    """A lossless WebP whose VP8L header says width x height (at most 16384 each), the image data unchanged."""
-    data = bytearray(small_lossless_webp())
-    at = data.index(b"VP8L") + 8 + 1  # chunk header, then the 0x2f signature
-    bits = int.from_bytes(data[at : at + 4], "little")
-    bits = (bits & ~((1 << 28) - 1)) | (width - 1) | ((height - 1) << 14)
-    data[at : at + 4] = bits.to_bytes(4, "little")
-    return bytes(data)
-
-
-def zip_member(name: str, payload: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(name, payload)
-    return buffer.getvalue()
-
-
 def jpeg_with_exif(payload_bytes: int, orientation: int) -> bytes:
     """A 40x20 JPEG whose EXIF carries `orientation` and a `payload_bytes` UserComment (APP1 is at most 64 KB)."""
     exif = Image.Exif()
@@ -459,28 +430,6 @@ def jpeg_with_exif(payload_bytes: int, orientation: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (40, 20), (200, 10, 10)).save(buffer, format="JPEG", exif=exif.tobytes())
     return buffer.getvalue()
-
-
-def mp3_xing_frames(frames: int) -> bytes:
-    data = bytearray(mp3_bytes(1.0))
-    at = data.index(b"Xing") + 8
-    data[at : at + 4] = struct.pack(">I", frames)
-    return bytes(data)
-
-
-def wav_with(byte_rate: int, data_size: int) -> bytes:
-    data = b"\x00" * 3200
-    fmt = struct.pack("<HHIIHH", 1, 1, 16000, byte_rate, 2, 16)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + len(data))
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data_size)
-        + data
-    )
 
 
 def audio_case(data: bytes) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
+import zipfile
 import zlib
 
 from PIL import Image
@@ -124,3 +125,60 @@ def rle_from_mask(rows: list[list[int]]) -> dict:
             current, count = value, 1
     runs.append(count)
     return {"size": [height, width], "counts": rle_string(runs)}
+
+
+# ---- hostile media: headers that lie (shared by the unit and the local bad-input batteries) ----
+
+
+def small_lossless_webp() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 200, 10)).save(buffer, format="WEBP", lossless=True)
+    return buffer.getvalue()
+
+
+def webp_vp8x(width: int, height: int) -> bytes:
+    """A WebP whose extended header (VP8X) claims a width x height canvas, over a real 8x8 lossless image."""
+    small = small_lossless_webp()
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
+    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + vp8x + small[12:]
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def webp_vp8l(width: int, height: int) -> bytes:
+    """A lossless WebP whose VP8L header says width x height (at most 16384 each), the image data unchanged."""
+    data = bytearray(small_lossless_webp())
+    at = data.index(b"VP8L") + 8 + 1  # chunk header, then the 0x2f signature
+    bits = int.from_bytes(data[at : at + 4], "little")
+    bits = (bits & ~((1 << 28) - 1)) | (width - 1) | ((height - 1) << 14)
+    data[at : at + 4] = bits.to_bytes(4, "little")
+    return bytes(data)
+
+
+def zip_member(name: str, payload: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, payload)
+    return buffer.getvalue()
+
+
+def mp3_xing_frames(frames: int) -> bytes:
+    data = bytearray(mp3_bytes(1.0))
+    at = data.index(b"Xing") + 8
+    data[at : at + 4] = struct.pack(">I", frames)
+    return bytes(data)
+
+
+def wav_with(byte_rate: int, data_size: int) -> bytes:
+    data = b"\x00" * 3200
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, byte_rate, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_size)
+        + data
+    )
