@@ -4,22 +4,14 @@ ten step functions."""
 
 from __future__ import annotations
 
+from iam_actions import LOG_DELIVERY
+
 from stacks import constants as c
 
 ACCOUNT = "123456789012"
 R = "<requests>"
 KEY = "<key>"
 XRAY = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
-LOG_DELIVERY = {
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-}
 
 
 def _get(prefix):

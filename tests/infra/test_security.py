@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from iam_actions import LOG_DELIVERY
+
 from stacks import constants as c
 
 
@@ -47,14 +49,7 @@ RESOURCELESS_ACTIONS = {
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
+    *LOG_DELIVERY,
 }
 
 
