@@ -4,10 +4,23 @@ from vlp_client.client import VlpClient
 from vlp_client.errors import VlpError
 from vlp_client.local import LocalMode, find_local_mode
 from vlp_client.media import MAX_INLINE_IMAGE_BYTES
-from vlp_client.results import AnalyzeResult, Detection, Intent, Job, Keyword, Mask, Tag
+from vlp_client.restyle import STYLES
+from vlp_client.results import (
+    AnalyzeResult,
+    Detection,
+    Intent,
+    Job,
+    Keyword,
+    Mask,
+    Restyle,
+    RestyledImage,
+    RestyleResult,
+    Tag,
+)
 
 __all__ = [
     "MAX_INLINE_IMAGE_BYTES",
+    "STYLES",
     "AnalyzeResult",
     "Detection",
     "Intent",
@@ -15,6 +28,9 @@ __all__ = [
     "Keyword",
     "LocalMode",
     "Mask",
+    "Restyle",
+    "RestyleResult",
+    "RestyledImage",
     "Tag",
     "VlpClient",
     "VlpError",

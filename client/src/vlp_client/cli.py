@@ -5,6 +5,8 @@
     vlp [global options] job submit <the same arguments> [--wait] [--idempotency-key K]
     vlp [global options] job status ID
     vlp [global options] job wait ID [--out DIR]
+    vlp [global options] restyle IMAGE --style NAME | --style-prompt TEXT [--prompt TEXT] [--strength F] [--steps N]
+                                       [--guidance-scale F] [--seed N] [--negative-prompt TEXT] [--out DIR] [--json]
     vlp [global options] chat IMAGE
 
 Global options (before the command): --api-url URL | --env NAME, --auth iam|cognito|api_key|none, --api-key K,
@@ -27,11 +29,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
+from vlp_client import restyle as restyling
 from vlp_client.client import AUTH_MODES, VlpClient
 from vlp_client.errors import VlpError
-from vlp_client.results import AnalyzeResult, Job
+from vlp_client.results import AnalyzeResult, Job, Restyle
 
-TASKS = ("auto", "describe", "segment", "tag", "prompt")
+TASKS = ("auto", "describe", "segment", "tag", "prompt", "restyle")
 MAX_HISTORY_TURNS = 16  # the API's limits on `history`
 MAX_HISTORY_CHARS = 8000
 
@@ -92,12 +95,28 @@ def print_error(error: VlpError, stream: TextIO | None = None) -> None:
             print(f"  {detail.get('field')}: {detail.get('message')}", file=stream or sys.stderr)
 
 
-def summary(result: AnalyzeResult, console: Console) -> None:
-    """A readable account of a result."""
+def random_weights_banner(result: AnalyzeResult, console: Console) -> None:
     if result.random_weights:
         console.print(
             Text("random-weight models: the outputs below are placeholders (a local test stack)", style="bold yellow")
         )
+
+
+def restyle_summary(restyle: Restyle, console: Console) -> None:
+    """restyle: the style, the prompt the image model got, the negative prompt and the picture's size and seed."""
+    console.print(Text("style: ", style="bold") + Text(restyle.style or "(your style_prompt)"))
+    console.print(Text("prompt: ", style="bold") + Text(restyle.prompt))
+    if restyle.negative_prompt:
+        console.print(Text("negative prompt: ", style="bold") + Text(restyle.negative_prompt))
+    if restyle.truncated:
+        console.print(Text("the prompt was cut to the text encoder's 77-token window", style="yellow"))
+    image = restyle.restyled
+    console.print(f"restyled: {image.width}x{image.height}, seed {image.seed}", markup=False)
+
+
+def summary(result: AnalyzeResult, console: Console) -> None:
+    """A readable account of a result."""
+    random_weights_banner(result, console)
     head = Text(f"task {result.task}", style="bold")
     requested = result.raw.get("requested_task")
     if requested and requested != result.task:
@@ -133,6 +152,8 @@ def summary(result: AnalyzeResult, console: Console) -> None:
         console.print(table)
     if result.prompt is not None:
         console.print(Text("prompt: ", style="bold") + Text(result.prompt))
+    if result.restyle is not None:
+        restyle_summary(result.restyle, console)
     for warning in result.warnings:
         console.print(Text("warning: ", style="yellow") + Text(warning))
     console.print(Text(f"request id {result.request_id}", style="dim"))
@@ -197,6 +218,40 @@ def _request_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--history", metavar="FILE", help='earlier turns: a JSON list of {"role", "text"}')
     parser.add_argument("--json", action="store_true", help="print the response JSON instead of a summary")
+    _restyle_arguments(parser.add_argument_group("task restyle (jobs only)"))
+
+
+def _restyle_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup, required_style: bool = False) -> None:
+    """restyle's fields (docs/api.md): --style or --style-prompt (not both), --prompt, and its options by name."""
+    styles = group.add_mutually_exclusive_group(required=required_style)
+    styles.add_argument("--style", choices=restyling.STYLES, help="a preset style")
+    styles.add_argument(
+        "--style-prompt",
+        metavar="TEXT",
+        help=f"a style of your own instead of a preset (at most {restyling.MAX_STYLE_PROMPT_CHARS} characters)",
+    )
+    group.add_argument("--prompt", metavar="TEXT", help="the image's description (skips the interrogation)")
+    group.add_argument(
+        "--strength",
+        type=float,
+        metavar="F",
+        help=f"how far from the original, {restyling.MIN_STRENGTH:g}..{restyling.MAX_STRENGTH:g} "
+        f"(default {restyling.DEFAULT_STRENGTH:g})",
+    )
+    group.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help=f"denoising steps, 1..{restyling.MAX_STEPS} (default {restyling.DEFAULT_STEPS})",
+    )
+    group.add_argument(
+        "--guidance-scale",
+        type=float,
+        metavar="F",
+        help=f"0..{restyling.MAX_GUIDANCE_SCALE:g} (default {restyling.DEFAULT_GUIDANCE_SCALE:g})",
+    )
+    group.add_argument("--seed", type=int, metavar="N", help="the same seed makes the same picture (default: drawn)")
+    group.add_argument("--negative-prompt", metavar="TEXT", help="what to avoid, added to the preset's")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--wait-timeout", type=float, default=900.0, metavar="S", help="give up after (default 900)")
     wait.set_defaults(handler=cmd_job_wait)
 
+    restyle = commands.add_parser(
+        "restyle",
+        help="re-create an image in a style (a job): writes DIR/restyled.png, prints the prompt used",
+    )
+    restyle.add_argument("image", metavar="IMAGE", help="image file (JPEG, PNG, WebP), or an uploads/... key")
+    _restyle_arguments(restyle, required_style=True)
+    restyle.add_argument(
+        "--option", "-o", action="append", default=[], type=_option, dest="options", metavar="KEY=VALUE"
+    )
+    restyle.add_argument("--out", metavar="DIR", default=".", help="write restyled.png here (default: .)")
+    restyle.add_argument("--json", action="store_true", help="print the result JSON instead of a summary")
+    restyle.add_argument("--idempotency-key", metavar="K", help="the same key and body give the same job")
+    restyle.add_argument("--wait-timeout", type=float, default=900.0, metavar="S", help="give up after (default 900)")
+    restyle.set_defaults(handler=cmd_restyle)
+
     chat = commands.add_parser(
         "chat", help="a conversation over one image (lines from stdin; /audio FILE [text], /quit)"
     )
@@ -285,6 +355,20 @@ def _request(client: VlpClient, args: argparse.Namespace, ui: Ui) -> dict[str, A
         "labels": args.labels or None,
         "options": dict(args.options) or None,
         "history": _history(args.history) if args.history else None,
+        **_restyle_request(args),
+    }
+
+
+def _restyle_request(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "style": args.style,
+        "style_prompt": args.style_prompt,
+        "prompt": args.prompt,
+        "strength": args.strength,
+        "steps": args.steps,
+        "guidance_scale": args.guidance_scale,
+        "negative_prompt": args.negative_prompt,
+        "seed": args.seed,
     }
 
 
@@ -359,6 +443,31 @@ def cmd_job_status(client: VlpClient, args: argparse.Namespace, ui: Ui) -> int:
 
 def cmd_job_wait(client: VlpClient, args: argparse.Namespace, ui: Ui) -> int:
     return _finish_job(_wait(client, args.job_id, ui, args.wait_timeout), args, client, ui)
+
+
+def cmd_restyle(client: VlpClient, args: argparse.Namespace, ui: Ui) -> int:
+    """A restyle job: submit (upload bar), wait (live status), write DIR/restyled.png, print the prompt used."""
+    request = {**_restyle_request(args), "options": dict(args.options) or None, "task": restyling.TASK}
+    if ui.live:
+        job = _with_upload_bar(ui, client.submit_job, args.image, idempotency_key=args.idempotency_key, **request)
+    else:
+        job = client.submit_job(args.image, idempotency_key=args.idempotency_key, **request)
+    ui.note(f"job {job.job_id} {job.status}")
+    if not job.done or job.result is None:
+        job = _wait(client, job.job_id, ui, args.wait_timeout)
+    result = client.restyle_result(job)
+    written = client.save_restyled(result, args.out)
+    if args.json:
+        print(json.dumps(result.raw, indent=2), file=ui.out.file)
+        ui.note(f"wrote {written}")
+        return 0
+    random_weights_banner(result, ui.out)
+    restyle_summary(result.details, ui.out)
+    for warning in result.warnings:
+        ui.out.print(Text("warning: ", style="yellow") + Text(warning))
+    ui.out.print(f"wrote {written}", markup=False)
+    ui.out.print(Text(f"request id {result.request_id or job.job_id}", style="dim"))
+    return 0
 
 
 _CONTROL_OR_BIDI = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

@@ -23,10 +23,11 @@ from xml.etree import ElementTree
 import requests
 from urllib3 import encode_multipart_formdata
 
+from vlp_client import restyle as restyle_fields
 from vlp_client.errors import VlpError
 from vlp_client.local import LOCAL_REGION, LocalMode, find_local_mode
 from vlp_client.media import AUDIO_TYPES, IMAGE_TYPES, MAX_INLINE_IMAGE_BYTES, is_key, sniff
-from vlp_client.results import AnalyzeResult, Job
+from vlp_client.results import AnalyzeResult, Job, RestyleResult
 
 AUTH_MODES = ("iam", "cognito", "api_key", "none")
 SERVICE = "execute-api"
@@ -53,6 +54,16 @@ class RequestFields(TypedDict, total=False):
     options: dict[str, Any] | None
     history: list[dict[str, Any]] | None
     progress: UploadProgress | None
+    # task restyle (vlp_client.restyle): a preset or a style of one's own, and the description (skips interrogation)
+    style: str | None
+    style_prompt: str | None
+    prompt: str | None
+    # options by name (merged into `options`): restyle's, and `seed`
+    strength: float | None
+    steps: int | None
+    guidance_scale: float | None
+    negative_prompt: str | None
+    seed: int | None
 
 
 class _ProgressBody:
@@ -422,7 +433,26 @@ class VlpClient:
         options: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
         progress: UploadProgress | None = None,
+        style: str | None = None,
+        style_prompt: str | None = None,
+        prompt: str | None = None,
+        strength: float | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
     ) -> dict[str, Any]:
+        """The request body. The named options (strength ... seed) join `options`; restyle's fields are checked
+        first (vlp_client.restyle.check_request), before any upload."""
+        named = {
+            "strength": strength,
+            "steps": steps,
+            "guidance_scale": guidance_scale,
+            "negative_prompt": negative_prompt,
+            "seed": seed,
+        }
+        options = restyle_fields.merge_options(options, named)
+        restyle_fields.check_request(task, style, style_prompt, prompt, options)
         body: dict[str, Any] = dict(image) if isinstance(image, dict) else self.prepare_image(image, progress)
         if audio is not None:
             body.update(self.prepare_audio(audio, progress))
@@ -436,6 +466,9 @@ class VlpClient:
             body["options"] = dict(options)
         if history:
             body["history"] = list(history)
+        for name, value in (("style", style), ("style_prompt", style_prompt), ("prompt", prompt)):
+            if value is not None:
+                body[name] = value
         return body
 
     # ---- the routes ----
@@ -503,10 +536,89 @@ class VlpClient:
             self._sleep(pause)
             delay = min(max_interval, delay * 1.5)
 
+    def restyle(
+        self,
+        image: ImageInput | dict[str, str],
+        *,
+        style: str | None = None,
+        style_prompt: str | None = None,
+        prompt: str | None = None,
+        strength: float | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        progress: UploadProgress | None = None,
+        job_progress: JobProgress | None = None,
+        timeout: float = 900,
+    ) -> RestyleResult:
+        """Task restyle through POST /v1/jobs: the image re-created in a preset `style` (vlp_client.restyle.STYLES)
+        or a `style_prompt` of one's own (exactly one of them). `prompt`: the image's description (else the
+        service interrogates it); `strength` 0.1..1 (how far from the original), `steps` 1..50,
+        `guidance_scale` 0..20, `negative_prompt` (added to the preset's), `seed` 0..2**32-1 (None: the service
+        draws one and reports it). Waits for the job (`job_progress(job)` after every poll, WAIT_TIMEOUT after
+        `timeout`); a failed job raises its VlpError. `restyled_png(result)` fetches the picture."""
+        job = self.submit_job(
+            image,
+            idempotency_key=idempotency_key,
+            task=restyle_fields.TASK,
+            style=style,
+            style_prompt=style_prompt,
+            prompt=prompt,
+            strength=strength,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            options=options,
+            progress=progress,
+        )
+        if job.done:  # an idempotent resubmission can answer with the finished job
+            if job.status == "succeeded" and job.result is None:
+                job = self.job(job.job_id)
+        else:
+            job = self.wait(job.job_id, progress=job_progress, timeout=timeout)
+        return self.restyle_result(job)
+
+    @staticmethod
+    def restyle_result(job: Job) -> RestyleResult:
+        """A finished restyle job's result (a failed job raises its error; one without a restyled PNG,
+        INVALID_RESPONSE)."""
+        job.raise_for_error()
+        if job.result is None:
+            raise VlpError(
+                "INVALID_RESPONSE", f"job {job.job_id} is {job.status}, with no result", request_id=job.job_id
+            )
+        return RestyleResult(job.result.raw)
+
     # ---- results to files ----
+    def restyled_png(self, result: AnalyzeResult | Job) -> bytes:
+        """The restyled picture of a restyle result (or job), fetched from its presigned URL: PNG bytes."""
+        if isinstance(result, Job):
+            result = self.restyle_result(result)
+        found = result.restyle
+        if found is None or not found.restyled.url:
+            raise VlpError("INVALID_ARGUMENT", "the result has no restyled picture (not a restyle result?)")
+        data = self._get(found.restyled.url, restyle_fields.OUTPUT_FILE)
+        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise VlpError("DOWNLOAD_FAILED", f"download {restyle_fields.OUTPUT_FILE}: the answer is not a PNG")
+        return data
+
+    def save_restyled(self, result: AnalyzeResult | Job, out_dir: str | Path) -> Path:
+        """Write the restyled picture to DIR/restyled.png (DIR made when missing); returns the path."""
+        data = self.restyled_png(result)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / restyle_fields.OUTPUT_FILE
+        target.write_bytes(data)
+        return target
+
     def download(self, result: AnalyzeResult | Job, out_dir: str | Path) -> list[Path]:
         """Write DIR/result.json and, for segment, DIR/overlay.png (when the service made one) and
-        DIR/mask-<i>.png (i: the detection's index) from their presigned URLs. Returns the files written."""
+        DIR/mask-<i>.png (i: the detection's index), for restyle DIR/restyled.png, from their presigned URLs.
+        Returns the files written."""
         if isinstance(result, Job):
             if result.result is None:
                 raise VlpError("INVALID_ARGUMENT", f"job {result.job_id} has no result ({result.status})")
@@ -521,18 +633,24 @@ class VlpClient:
         for mask in result.masks:
             if mask.url:
                 written.append(self._fetch(mask.url, out / f"mask-{mask.index}.png"))
+        restyled = result.restyle
+        if restyled is not None and restyled.restyled.url:
+            written.append(self.save_restyled(result, out))
         return written
 
-    def _fetch(self, url: str, target: Path) -> Path:
+    def _get(self, url: str, name: str) -> bytes:
         try:
             response = self.session.get(url, timeout=self.timeout)
         except requests.RequestException as error:
-            raise VlpError("NETWORK_ERROR", f"download {target.name}: {error}") from error
+            raise VlpError("NETWORK_ERROR", f"download {name}: {error}") from error
         if response.status_code != 200:
             raise VlpError(
                 "DOWNLOAD_FAILED",
-                f"download {target.name}: HTTP {response.status_code} (presigned URLs expire: fetch the job again)",
+                f"download {name}: HTTP {response.status_code} (presigned URLs expire: fetch the job again)",
                 status=response.status_code,
             )
-        target.write_bytes(response.content)
+        return response.content
+
+    def _fetch(self, url: str, target: Path) -> Path:
+        target.write_bytes(self._get(url, target.name))
         return target

@@ -48,6 +48,53 @@ def _float(value: Any, default: float = 0.0) -> float:
     return float(value) if isinstance(value, (int, float)) else default
 
 
+def _int(value: Any, default: int = 0) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+@dataclass(frozen=True)
+class RestyledImage:
+    """restyle: the PNG the service made (`url`: presigned, it expires; `key`: its place in the results bucket)."""
+
+    key: str
+    url: str | None
+    width: int
+    height: int
+    seed: int  # the seed that made it: the same request with this seed makes the same picture
+
+
+@dataclass(frozen=True)
+class Restyle:
+    """restyle: what was sent to the image model and what came back (docs/api.md)."""
+
+    style: str | None  # the preset, or None for a caller's style_prompt
+    prompt: str  # the composed prompt: the style's prefix and the description, within 77 tokens
+    negative_prompt: str
+    source_prompt: str  # the description: interrogated, or the caller's `prompt`
+    truncated: bool  # the prompt was cut to the text encoder's window (also a warning)
+    restyled: RestyledImage
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> Restyle | None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("restyled"), dict):
+            return None
+        image = raw["restyled"]
+        return cls(
+            style=raw.get("style") if isinstance(raw.get("style"), str) else None,
+            prompt=str(raw.get("prompt") or ""),
+            negative_prompt=str(raw.get("negative_prompt") or ""),
+            source_prompt=str(raw.get("source_prompt") or ""),
+            truncated=bool(raw.get("truncated")),
+            restyled=RestyledImage(
+                key=str(image.get("key") or ""),
+                url=image.get("url") if isinstance(image.get("url"), str) else None,
+                width=_int(image.get("width")),
+                height=_int(image.get("height")),
+                seed=_int(image.get("seed")),
+            ),
+        )
+
+
 @dataclass(frozen=True)
 class AnalyzeResult:
     """The result of POST /v1/analyze (or of a succeeded job)."""
@@ -121,6 +168,11 @@ class AnalyzeResult:
         return prompt if isinstance(prompt, dict) else None
 
     @property
+    def restyle(self) -> Restyle | None:
+        """restyle: the composed prompt, the negative prompt and the restyled PNG (None for other tasks)."""
+        return Restyle.from_raw(self.raw.get("restyle"))
+
+    @property
     def transcript(self) -> str | None:
         """The spoken question's transcript (the whole object, with the language, is `transcript_info`)."""
         info = self.transcript_info
@@ -150,6 +202,49 @@ class AnalyzeResult:
     @property
     def timings_ms(self) -> dict[str, float]:
         return dict(self.raw.get("timings_ms") or {})
+
+
+@dataclass(frozen=True)
+class RestyleResult(AnalyzeResult):
+    """The result of VlpClient.restyle: an AnalyzeResult whose `restyle` section is there (checked when made).
+    `.prompt` here is the prompt the image model got; `.restyled` the PNG (VlpClient.restyled_png fetches it)."""
+
+    def __post_init__(self) -> None:
+        if Restyle.from_raw(self.raw.get("restyle")) is None:
+            raise VlpError(
+                "INVALID_RESPONSE", "the result has no restyle.restyled section (is the API older than restyle?)"
+            )
+
+    @property
+    def details(self) -> Restyle:
+        found = self.restyle
+        assert found is not None  # checked in __post_init__
+        return found
+
+    @property
+    def restyled(self) -> RestyledImage:
+        return self.details.restyled
+
+    @property
+    def style(self) -> str | None:
+        return self.details.style
+
+    @property
+    def prompt(self) -> str:
+        """The composed prompt sent to the image model (the style's prefix and the description)."""
+        return self.details.prompt
+
+    @property
+    def negative_prompt(self) -> str:
+        return self.details.negative_prompt
+
+    @property
+    def source_prompt(self) -> str:
+        return self.details.source_prompt
+
+    @property
+    def truncated(self) -> bool:
+        return self.details.truncated
 
 
 TERMINAL = ("succeeded", "failed")
