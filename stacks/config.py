@@ -166,7 +166,8 @@ class ModelConfig(_Strict):
     environment: dict[str, str] = Field(default_factory=dict)
     # unset: the environment's deployment.strategy
     deployment: DeploymentStrategy | None = None
-    # unset: isolated when SageMaker itself fetches the weights from S3 (docs/operations.md, "Isolated containers")
+    # unset: isolated when SageMaker itself fetches the weights from S3 (TGI, Whisper); true on a DJL role: it runs
+    # from its staged S3 bundle (docs/operations.md, "Isolated containers")
     network_isolation: bool | None = None
 
     @field_validator("instance_type")

@@ -75,6 +75,10 @@ def model_construct_id(role: str) -> str:
 UPLOADS_PREFIX = "uploads/"  # requests bucket: what callers upload through presigned posts
 INPUTS_PREFIX = "inputs/"  # requests bucket: inline inputs written by the validate step, normalised images
 RESULTS_PREFIX = "results/"  # requests bucket: masks and other results
+# artifacts bucket: a network-isolated DJL role's bundle, bundles/<role>/<package hash>/ (package files, vendor/,
+# and its weights under weights/), which SageMaker copies uncompressed into /opt/ml/model (stacks/model_bundle.py)
+BUNDLES_PREFIX = "bundles/"
+BUNDLE_WEIGHTS_DIR = "weights"
 
 # ---- Lambda environment variables ----
 ENV_REQUESTS_BUCKET = "REQUESTS_BUCKET"

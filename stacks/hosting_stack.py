@@ -13,6 +13,7 @@ from stacks import constants as c
 from stacks.config import EnvironmentConfig, ModelConfig
 from stacks.container_images import DJL_FRAMEWORK, TGI_FRAMEWORK, ModelImage, dlc_image, whisper_image
 from stacks.endpoint_autoscaling import EndpointAutoscaling
+from stacks.model_bundle import BUNDLE_MODEL_ID, role_bundle_prefix
 from stacks.model_endpoint import ModelData, ModelEndpoint, UpdatePolicy
 from stacks.model_environment import djl_environment, network_isolated, tgi_environment, whisper_environment
 from stacks.model_package_asset import ModelPackageAsset
@@ -55,10 +56,15 @@ class HostingStack(cdk.Stack):
             data = ModelData(weights_prefix=weights_prefix)
         elif role in c.DJL_ROLES:
             image = self._dlc(DJL_FRAMEWORK, model.container_version)
-            package = ModelPackageAsset(self, f"{construct_id}Package", package=role).asset
-            weights_uri = self._artifacts.s3_url_for_object(weights_prefix) if weights_prefix else None
-            environment = djl_environment(model, weights_uri=weights_uri)
-            data = ModelData(weights_prefix=weights_prefix, package=package)
+            if network_isolated(role, model):
+                # The staged bundle (package, vendor/, weights/; make stage-weights), named by the package's hash.
+                environment = djl_environment(model, weights_uri=BUNDLE_MODEL_ID)
+                data = ModelData(bundle_prefix=role_bundle_prefix(role))
+            else:
+                package = ModelPackageAsset(self, f"{construct_id}Package", package=role).asset
+                weights_uri = self._artifacts.s3_url_for_object(weights_prefix) if weights_prefix else None
+                environment = djl_environment(model, weights_uri=weights_uri)
+                data = ModelData(weights_prefix=weights_prefix, package=package)
         else:
             image = self._whisper()
             environment = whisper_environment(model)

@@ -8,7 +8,8 @@ Two shapes, chosen by config:
 Updates are safe (docs/operations.md, "Safe endpoint updates"): each endpoint (or its inference component) carries
 a DeploymentConfig (rolling, or blue/green with canary/linear/all-at-once traffic shifting) that rolls back on the
 endpoint's own 5XX and latency alarms, defined here, in the same stack, under fixed names. Models whose weights
-SageMaker fetches from S3 run network-isolated; an optional VPC (config `vpc`) holds the model containers.
+SageMaker fetches from S3 run network-isolated (TGI and Whisper by default, DJL roles from their staged bundle when
+configured); an optional VPC (config `vpc`) holds the model containers.
 
 The L1 resources are used because the alpha L2 (aws-sagemaker-alpha) cannot express uncompressed S3 model data,
 start-up timeouts or inference components (docs/decisions.md).
@@ -47,11 +48,24 @@ class UpdatePolicy:
 
 @dataclass(frozen=True)
 class ModelData:
-    """Where the container's /opt/ml/model comes from: an uncompressed S3 prefix of weights (TGI, Whisper)
-    or a model.tar.gz asset (DJL packages, whose weights come through option.model_id instead)."""
+    """Where the container's /opt/ml/model comes from: an uncompressed S3 prefix of weights (TGI, Whisper),
+    a model.tar.gz asset (DJL packages, whose weights come through option.model_id=s3://... instead), or a DJL
+    role's uncompressed bundle prefix (package, vendor/ and weights/, stacks/model_bundle.py), which a
+    network-isolated DJL role runs from. The role reads only the one prefix or object its model data names."""
 
     weights_prefix: str | None = None
     package: s3_assets.Asset | None = None
+    bundle_prefix: str | None = None
+
+    @property
+    def s3_prefix(self) -> str | None:
+        """The uncompressed prefix SageMaker copies into /opt/ml/model, if any (a bundle holds its own weights)."""
+        return self.bundle_prefix or (None if self.package else self.weights_prefix)
+
+    @property
+    def read_prefix(self) -> str | None:
+        """The prefix the execution role reads: the bundle, else the weights (which DJL fetches itself)."""
+        return self.bundle_prefix or self.weights_prefix
 
 
 class ModelEndpoint(Construct):
@@ -105,15 +119,15 @@ class ModelEndpoint(Construct):
         )
         image.grant_pull(role)
         wildcards = ["*"]  # ecr:GetAuthorizationToken supports no resource-level permission
-        if model_data.weights_prefix:
-            weights = artifacts.arn_for_objects(f"{model_data.weights_prefix}*")
+        if model_data.read_prefix:
+            weights = artifacts.arn_for_objects(f"{model_data.read_prefix}*")
             wildcards.append(weights)
             role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[weights]))
             role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[artifacts.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{model_data.weights_prefix}*"]}},
+                    conditions={"StringLike": {"s3:prefix": [f"{model_data.read_prefix}*"]}},
                 )
             )
             role.add_to_policy(
@@ -123,7 +137,7 @@ class ModelEndpoint(Construct):
                     conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
                 )
             )
-        if model_data.package:
+        if model_data.package and not model_data.bundle_prefix:
             package = model_data.package
             role.add_to_policy(
                 iam.PolicyStatement(
@@ -175,17 +189,18 @@ class ModelEndpoint(Construct):
         self, image: ModelImage, environment: dict[str, str], model_data: ModelData, artifacts: s3.IBucket
     ) -> sagemaker.CfnModel:
         container: dict = {"image": image.uri, "environment": environment}
-        if model_data.package:
+        if model_data.package and not model_data.bundle_prefix:
             # ModelDataSource rather than ModelDataUrl: the asset key ends in ".gz", and ModelDataUrl expects ".tar.gz".
             container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
                 s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
                     s3_uri=model_data.package.s3_object_url, s3_data_type="S3Object", compression_type="Gzip"
                 )
             )
-        elif model_data.weights_prefix:
+        elif model_data.s3_prefix:
+            # Uncompressed: SageMaker copies every object under the prefix to /opt/ml/model/<key less the prefix>.
             container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
                 s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
-                    s3_uri=artifacts.s3_url_for_object(model_data.weights_prefix),
+                    s3_uri=artifacts.s3_url_for_object(model_data.s3_prefix),
                     s3_data_type="S3Prefix",
                     compression_type="None",
                 )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from stacks import constants as c
 from stacks.config import DjlConfig, ModelConfig, TgiConfig
-
-MODEL_DIR = "/opt/ml/model"  # where SageMaker mounts ModelDataSource / ModelDataUrl contents
+from stacks.model_bundle import MODEL_DIR  # where SageMaker puts the model data
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -94,15 +93,14 @@ def whisper_environment(model: ModelConfig) -> dict[str, str]:
 
 def network_isolated(role: str, model: ModelConfig) -> bool:
     """Whether the model's container runs with EnableNetworkIsolation: by default when SageMaker itself copies the
-    weights from S3 into /opt/ml/model (TGI, Whisper with weights.s3_prefix). DJL packages read their weights
-    through option.model_id=s3://... from inside the container, which an isolated container cannot reach: they
-    stay off the internet only through `vpc` (private subnets with an S3 gateway endpoint)."""
+    weights from S3 into /opt/ml/model (TGI, Whisper with weights.s3_prefix). A DJL role opts in with
+    `network_isolation: true` (weights.s3_prefix required): it then runs from its S3 bundle (package, vendored
+    dependencies and weights under one prefix that `make stage-weights` stages, stacks/model_bundle.py), which
+    SageMaker copies in like TGI's weights; by default it takes its package as an asset and lets DJL fetch
+    `option.model_id=s3://...` itself, which needs the network (or `vpc` with an S3 gateway endpoint)."""
     from_s3 = model.weights is not None and model.weights.s3_prefix is not None
     if model.network_isolation is None:
         return from_s3 and role not in c.DJL_ROLES
-    if model.network_isolation and role in c.DJL_ROLES:
-        raise ValueError(
-            f"models.{role}.network_isolation: the DJL container downloads option.model_id itself; "
-            "use vpc (private subnets) to keep it off the internet"
-        )
+    if model.network_isolation and not from_s3:  # config validation says the same; kept for direct callers
+        raise ValueError(f"models.{role}.network_isolation: true needs weights.s3_prefix")
     return model.network_isolation

@@ -7,7 +7,10 @@ hash-pinned requirements.txt for the LMI container's platform (x86_64 manylinux,
 build/vendor/<name>/; when that folder exists, the tarball carries it as vendor/ (with the pins as
 vendor/requirements.txt) and no top-level requirements.txt, so DJL installs nothing at start-up and the worker puts
 vendor/ first on sys.path (model_packages/shared/vlp_vendor.py). Without it (a plain synth, the tests), the package
-keeps requirements.txt and DJL pip-installs the same pins at start-up."""
+keeps requirements.txt and DJL pip-installs the same pins at start-up.
+
+A DJL role with `network_isolation: true` uses no asset: it runs from the S3 bundle `make stage-weights` stages
+(the same members plus its weights, uncompressed; stacks/model_bundle.py)."""
 
 from __future__ import annotations
 
@@ -18,22 +21,29 @@ from pathlib import Path
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES_DIR = ROOT / "model_packages"
-SHARED_DIR = PACKAGES_DIR / "shared"  # modules every package gets at its root (e.g. the DJL plumbing)
-_SKIPPED = {"__pycache__", ".pytest_cache", "tests"}
+from stacks.model_bundle import (  # re-exported: the package layout lives in stacks/model_bundle.py (no aws_cdk)
+    PACKAGES_DIR,
+    ROOT,
+    SHARED_DIR,
+    VENDOR_DIR,
+    VENDOR_MARKER,
+    VENDOR_REQUIREMENTS,
+    package_files,
+    package_members,
+    vendored,
+)
 
-
-def package_files(source: Path) -> list[Path]:
-    """The files that go into a package, sorted, caches and tests left out."""
-    return sorted(
-        path
-        for path in source.rglob("*")
-        if path.is_file() and not _SKIPPED.intersection(path.relative_to(source).parts) and path.suffix != ".pyc"
-    )
-
-
-VENDOR_REQUIREMENTS = "vendor/requirements.txt"  # where the pins go when the package is vendored
+__all__ = [
+    "PACKAGES_DIR",
+    "SHARED_DIR",
+    "VENDOR_DIR",
+    "VENDOR_MARKER",
+    "VENDOR_REQUIREMENTS",
+    "ModelPackageAsset",
+    "build_package",
+    "package_files",
+    "write_model_tarball",
+]
 
 
 def write_model_tarball(
@@ -42,16 +52,7 @@ def write_model_tarball(
     """Write `source` (plus the shared modules at its root, plus `vendor` as vendor/) as a gzip tar with fixed
     metadata (mtime 0, root owner, 0644), so the bytes depend on the contents alone. Streamed: a vendored package
     is hundreds of MB."""
-    members = {str(path.relative_to(source)): path for path in package_files(source)}
-    if shared is not None and shared.is_dir():
-        for path in package_files(shared):
-            members.setdefault(str(path.relative_to(shared)), path)
-    if vendor is not None:
-        # DJL pip-installs a top-level requirements.txt at start-up: the pins move under vendor/ instead.
-        pins = members.pop("requirements.txt", None)
-        members.update({f"vendor/{path.relative_to(vendor)}": path for path in _vendor_files(vendor)})
-        if pins is not None:
-            members[VENDOR_REQUIREMENTS] = pins
+    members = package_members(source, shared, vendor)
     with (
         open(target, "wb") as out,
         gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz,
@@ -67,30 +68,7 @@ def write_model_tarball(
     return target
 
 
-def _vendor_files(vendor: Path) -> list[Path]:
-    """Every regular file of an installed-packages folder (byte code and console scripts left out)."""
-    return sorted(
-        path
-        for path in vendor.rglob("*")
-        if path.is_file()
-        and not path.is_symlink()
-        and path.suffix != ".pyc"
-        and "__pycache__" not in path.parts
-        and path.relative_to(vendor).parts[0] != "bin"
-    )
-
-
 BUILD_DIR = ROOT / "build" / "model-packages"
-VENDOR_DIR = ROOT / "build" / "vendor"  # make packages: build/vendor/<package>/ (installed wheels)
-VENDOR_MARKER = ".vendored"  # written last by make packages: a half-finished install is not picked up
-
-
-def vendored(package: str, vendor_dir: Path | None = VENDOR_DIR) -> Path | None:
-    """build/vendor/<package>/ when `make packages` completed it, else None."""
-    if vendor_dir is None:
-        return None
-    folder = vendor_dir / package
-    return folder if (folder / VENDOR_MARKER).is_file() else None
 
 
 def build_package(package: str, build_dir: Path = BUILD_DIR, vendor_dir: Path | None = VENDOR_DIR) -> Path:

@@ -52,7 +52,8 @@ def test_dev_vlm_is_quantized_to_fit_one_gpu(assembly):
 
 @pytest.mark.parametrize("role", c.DJL_ROLES)
 def test_djl_packages_are_assets_and_weights_come_from_s3(assembly, role):
-    container = _model_of(assembly, "prod", role)["PrimaryContainer"]
+    # dev: not isolated (prod's isolated roles run from their bundle: tests/infra/test_network_isolation.py)
+    container = _model_of(assembly, "dev", role)["PrimaryContainer"]
     assert "/djl-inference:" in container["Image"]
     source = container["ModelDataSource"]["S3DataSource"]
     assert (source["S3DataType"], source["CompressionType"]) == ("S3Object", "Gzip")

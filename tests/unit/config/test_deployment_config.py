@@ -69,7 +69,10 @@ def test_update_headroom(strategy, max_instances, expected):
 def test_network_isolation_by_default_only_where_sagemaker_copies_the_weights():
     config = parse_config(_data("prod"), "prod.yaml")
     assert network_isolated("vlm", config.models.vlm) and network_isolated("asr", config.models.asr)
-    assert not network_isolated("grounded_sam", config.models.grounded_sam)  # DJL reads s3:// itself
+    assert network_isolated("grounded_sam", config.models.grounded_sam)  # prod: from its staged bundle
+    data = _data("prod")
+    del data["models"]["grounded_sam"]["network_isolation"]
+    assert not network_isolated("grounded_sam", parse_config(data, "prod.yaml").models.grounded_sam)  # opt-in
     data = _data("prod")
     data["models"]["llm"]["weights"] = {"hub_id": "meta-llama/Llama-2-7b-chat-hf"}
     assert not network_isolated("llm", parse_config(data, "prod.yaml").models.llm)
@@ -77,9 +80,9 @@ def test_network_isolation_by_default_only_where_sagemaker_copies_the_weights():
     with pytest.raises(ConfigError, match=r"network_isolation: true needs weights\.s3_prefix"):
         parse_config(data, "prod.yaml")
     data = _data("prod")
-    data["models"]["clip_tagging"]["network_isolation"] = True
-    with pytest.raises(ValueError, match=r"DJL container downloads option\.model_id itself"):
-        network_isolated("clip_tagging", parse_config(data, "prod.yaml").models.clip_tagging)
+    data["models"]["clip_tagging"]["weights"] = {"hub_id": "openai/clip-vit-large-patch14"}
+    with pytest.raises(ConfigError, match=r"network_isolation: true needs weights\.s3_prefix"):
+        parse_config(data, "prod.yaml")
 
 
 def test_vpc_needs_one_zone_per_subnet_and_well_formed_ids():
