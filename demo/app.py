@@ -1,7 +1,8 @@
-"""The Gradio page: a conversation over a picture (upload or webcam), a spoken question (microphone or file), the
-task, sliders, and what came back: the overlay, the masks, detections, tags, the generated prompt, warnings, and a
-banner when the models have random weights. `python -m demo.app --api-url URL` serves it alone; `make demo`
-(demo/run.py) also starts local mode when needed."""
+"""The Gradio page. Tab "Ask": a conversation over a picture (upload or webcam), a spoken question (microphone or
+file), the task, sliders, and what came back: the overlay, the masks, detections, tags, the generated prompt,
+warnings, and a banner when the models have random weights. Tab "Restyle": a picture re-created in a preset or typed
+style (task restyle, a job), before and after side by side, with the prompt the image model got.
+`python -m demo.app --api-url URL` serves it alone; `make demo` (demo/run.py) also starts local mode when needed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 import gradio as gr
 
 from demo import views
-from demo.session import Conversation, Session, TurnInput, TurnOutput
+from demo.session import Conversation, RestyleInput, RestyleOutput, Session, TurnInput, TurnOutput
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -50,143 +51,284 @@ def _controls(
 
 def build(session: Session, target: str) -> gr.Blocks:
     """The page, over `session` (one client, shared by every browser tab; each tab has its own conversation)."""
-    defaults = views.Controls()
     with gr.Blocks(title="VLP demo") as app:
-        conversation = gr.State(Conversation())
-        gr.Markdown("## VLP: ask about a picture")
+        gr.Markdown("## VLP: ask about a picture, or restyle it")
         gr.Markdown(f"API: `{target}`", elem_id="vlp-target")
-        banner = gr.HTML("", elem_id="vlp-banner")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                image = gr.Image(
-                    label="Image (upload, paste or webcam)",
-                    type="filepath",
-                    image_mode=None,  # the file as uploaded: no re-encoding
-                    sources=["upload", "webcam", "clipboard"],
-                    height=300,
-                    elem_id="vlp-image",
-                )
-                audio = gr.Audio(
-                    label="Spoken question (record or upload)",
-                    sources=["microphone", "upload"],
-                    type="filepath",
-                    elem_id="vlp-audio",
-                )
-                task = gr.Radio(list(views.TASKS), value="auto", label="Task", elem_id="vlp-task")
-                labels = gr.Textbox(
-                    label="Labels (tag: the candidate tags; segment: what to find)",
-                    placeholder="red square, ball  (one per line or comma-separated)",
-                    lines=2,
-                    elem_id="vlp-labels",
-                )
-                with gr.Accordion("Settings", open=False, elem_id="vlp-settings"):
-                    box = gr.Slider(0, 1, defaults.box_threshold, step=0.01, label="Box threshold (segment)")
-                    text_thr = gr.Slider(0, 1, defaults.text_threshold, step=0.01, label="Text threshold (segment)")
-                    max_det = gr.Slider(1, 100, defaults.max_detections, step=1, label="Most detections (segment)")
-                    tag_thr = gr.Slider(0, 1, defaults.tag_threshold, step=0.01, label="Tag threshold (tag)")
-                    top_k = gr.Slider(1, 100, defaults.top_k, step=1, label="Most tags (tag)")
-                    temperature = gr.Slider(
-                        0, 2, defaults.temperature, step=0.05, label="Temperature (0 = greedy)", elem_id="vlp-temp"
-                    )
-                    length = gr.Slider(
-                        16, 1024, defaults.max_new_tokens, step=16, label="Answer length (tokens)", elem_id="vlp-len"
-                    )
-                    as_job = gr.Checkbox(False, label="Run as a job (for slow models: shows the job's status)")
-            with gr.Column(scale=7):
-                chat = gr.Chatbot(label="Conversation", height=340, elem_id="vlp-chat", buttons=["copy"])
-                with gr.Row():
-                    text = gr.Textbox(
-                        label="Question",
-                        placeholder="Ask about the image… e.g. segment the red square",
-                        show_label=False,
-                        scale=8,
-                        elem_id="vlp-text",
-                    )
-                    send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="vlp-send")
-                    clear = gr.Button("New chat", scale=1, min_width=80, elem_id="vlp-clear")
-                warnings = gr.Markdown("", elem_id="vlp-warnings")
-                with gr.Row():
-                    overlay = gr.Image(
-                        label="Overlay (from the service)",
-                        type="filepath",
-                        interactive=False,
-                        format="png",
-                        height=300,
-                        buttons=["download", "fullscreen"],
-                        elem_id="vlp-overlay",
-                    )
-                    masks = gr.AnnotatedImage(label="Masks (hover a label to highlight it)", elem_id="vlp-masks")
-                detections = gr.Dataframe(
-                    headers=views.DETECTION_HEADERS, label="Detections", interactive=False, elem_id="vlp-detections"
-                )
-                tags = gr.Dataframe(headers=views.TAG_HEADERS, label="Tags", interactive=False, elem_id="vlp-tags")
-                prompt = gr.Textbox(label="Generated prompt", interactive=False, buttons=["copy"], elem_id="vlp-prompt")
-                with gr.Accordion("Details", open=False):
-                    details = gr.Markdown("", elem_id="vlp-details")
-                    raw = gr.JSON(label="Response", elem_id="vlp-raw")
-        if EXAMPLES.is_dir():
-            gr.Examples(
-                [
-                    [str(EXAMPLES / "red-square.png"), "segment the red square", "segment", ""],
-                    [str(EXAMPLES / "shapes.jpg"), "What is in this picture?", "describe", ""],
-                    [str(EXAMPLES / "shapes.jpg"), "", "tag", "house, ball, sun, car, tree"],
-                ],
-                inputs=[image, text, task, labels],
-                label="Examples (made by examples/make_examples.py)",
-            )
-
-        outputs = [conversation, chat, banner, warnings, overlay, masks, detections, tags, prompt, details, raw]
-
-        def show(out: TurnOutput) -> list[Any]:
-            return [
-                out.conversation,
-                out.conversation.messages,
-                out.banner,
-                out.warnings,
-                out.overlay,
-                out.masks,
-                out.detections or None,
-                out.tags or None,
-                out.prompt,
-                out.details,
-                out.result,
-            ]
-
-        def respond(
-            state: Conversation,
-            image_path: str | None,
-            question: str,
-            audio_path: str | None,
-            task_name: str,
-            labels_text: str,
-            job: bool,
-            *sliders: float,
-            progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to inject the progress tracker)
-        ) -> list[Any]:
-            turn = TurnInput(
-                image=image_path,
-                text=(question or "").strip() or None,
-                audio=audio_path,
-                task=task_name,
-                labels=labels_text,
-                controls=_controls(*sliders),
-                as_job=job,
-            )
-            out = session.turn(state, turn, progress=lambda status: progress(None, desc=status))
-            # the question and the recording are spent; the image stays for the next turn
-            return [*show(out), "", None]
-
-        def new_chat(_: Any = None) -> list[Any]:
-            return [*show(TurnOutput(conversation=Conversation())), "", None]
-
-        inputs = [conversation, image, text, audio, task, labels, as_job, box, text_thr, max_det, tag_thr, top_k,
-                  temperature, length]  # fmt: skip
-        for trigger in (send.click, text.submit):
-            trigger(respond, inputs, [*outputs, text, audio], concurrency_limit=4)
-        clear.click(new_chat, None, [*outputs, text, audio])
-        image.upload(new_chat, image, [*outputs, text, audio])
-        image.clear(new_chat, None, [*outputs, text, audio])
+        with gr.Tabs(elem_id="vlp-tabs"):
+            with gr.Tab("Ask", id="ask", elem_id="vlp-tab-ask"):
+                _ask_tab(session)
+            with gr.Tab("Restyle", id="restyle", elem_id="vlp-tab-restyle"):
+                _restyle_tab(session)
     return app
+
+
+def _ask_tab(session: Session) -> None:
+    """The conversation over a picture."""
+    defaults = views.Controls()
+    conversation = gr.State(Conversation())
+    banner = gr.HTML("", elem_id="vlp-banner")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            image = gr.Image(
+                label="Image (upload, paste or webcam)",
+                type="filepath",
+                image_mode=None,  # the file as uploaded: no re-encoding
+                sources=["upload", "webcam", "clipboard"],
+                height=300,
+                elem_id="vlp-image",
+            )
+            audio = gr.Audio(
+                label="Spoken question (record or upload)",
+                sources=["microphone", "upload"],
+                type="filepath",
+                elem_id="vlp-audio",
+            )
+            task = gr.Radio(list(views.TASKS), value="auto", label="Task", elem_id="vlp-task")
+            labels = gr.Textbox(
+                label="Labels (tag: the candidate tags; segment: what to find)",
+                placeholder="red square, ball  (one per line or comma-separated)",
+                lines=2,
+                elem_id="vlp-labels",
+            )
+            with gr.Accordion("Settings", open=False, elem_id="vlp-settings"):
+                box = gr.Slider(0, 1, defaults.box_threshold, step=0.01, label="Box threshold (segment)")
+                text_thr = gr.Slider(0, 1, defaults.text_threshold, step=0.01, label="Text threshold (segment)")
+                max_det = gr.Slider(1, 100, defaults.max_detections, step=1, label="Most detections (segment)")
+                tag_thr = gr.Slider(0, 1, defaults.tag_threshold, step=0.01, label="Tag threshold (tag)")
+                top_k = gr.Slider(1, 100, defaults.top_k, step=1, label="Most tags (tag)")
+                temperature = gr.Slider(
+                    0, 2, defaults.temperature, step=0.05, label="Temperature (0 = greedy)", elem_id="vlp-temp"
+                )
+                length = gr.Slider(
+                    16, 1024, defaults.max_new_tokens, step=16, label="Answer length (tokens)", elem_id="vlp-len"
+                )
+                as_job = gr.Checkbox(False, label="Run as a job (for slow models: shows the job's status)")
+        with gr.Column(scale=7):
+            chat = gr.Chatbot(label="Conversation", height=340, elem_id="vlp-chat", buttons=["copy"])
+            with gr.Row():
+                text = gr.Textbox(
+                    label="Question",
+                    placeholder="Ask about the image… e.g. segment the red square",
+                    show_label=False,
+                    scale=8,
+                    elem_id="vlp-text",
+                )
+                send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="vlp-send")
+                clear = gr.Button("New chat", scale=1, min_width=80, elem_id="vlp-clear")
+            warnings = gr.Markdown("", elem_id="vlp-warnings")
+            with gr.Row():
+                overlay = gr.Image(
+                    label="Overlay (from the service)",
+                    type="filepath",
+                    interactive=False,
+                    format="png",
+                    height=300,
+                    buttons=["download", "fullscreen"],
+                    elem_id="vlp-overlay",
+                )
+                masks = gr.AnnotatedImage(label="Masks (hover a label to highlight it)", elem_id="vlp-masks")
+            detections = gr.Dataframe(
+                headers=views.DETECTION_HEADERS, label="Detections", interactive=False, elem_id="vlp-detections"
+            )
+            tags = gr.Dataframe(headers=views.TAG_HEADERS, label="Tags", interactive=False, elem_id="vlp-tags")
+            prompt = gr.Textbox(label="Generated prompt", interactive=False, buttons=["copy"], elem_id="vlp-prompt")
+            with gr.Accordion("Details", open=False):
+                details = gr.Markdown("", elem_id="vlp-details")
+                raw = gr.JSON(label="Response", elem_id="vlp-raw")
+    if EXAMPLES.is_dir():
+        gr.Examples(
+            [
+                [str(EXAMPLES / "red-square.png"), "segment the red square", "segment", ""],
+                [str(EXAMPLES / "shapes.jpg"), "What is in this picture?", "describe", ""],
+                [str(EXAMPLES / "shapes.jpg"), "", "tag", "house, ball, sun, car, tree"],
+            ],
+            inputs=[image, text, task, labels],
+            label="Examples (made by examples/make_examples.py)",
+        )
+
+    outputs = [conversation, chat, banner, warnings, overlay, masks, detections, tags, prompt, details, raw]
+
+    def show(out: TurnOutput) -> list[Any]:
+        return [
+            out.conversation,
+            out.conversation.messages,
+            out.banner,
+            out.warnings,
+            out.overlay,
+            out.masks,
+            out.detections or None,
+            out.tags or None,
+            out.prompt,
+            out.details,
+            out.result,
+        ]
+
+    def respond(
+        state: Conversation,
+        image_path: str | None,
+        question: str,
+        audio_path: str | None,
+        task_name: str,
+        labels_text: str,
+        job: bool,
+        *sliders: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to inject the progress tracker)
+    ) -> list[Any]:
+        turn = TurnInput(
+            image=image_path,
+            text=(question or "").strip() or None,
+            audio=audio_path,
+            task=task_name,
+            labels=labels_text,
+            controls=_controls(*sliders),
+            as_job=job,
+        )
+        out = session.turn(state, turn, progress=lambda status: progress(None, desc=status))
+        # the question and the recording are spent; the image stays for the next turn
+        return [*show(out), "", None]
+
+    def new_chat(_: Any = None) -> list[Any]:
+        return [*show(TurnOutput(conversation=Conversation())), "", None]
+
+    inputs = [conversation, image, text, audio, task, labels, as_job, box, text_thr, max_det, tag_thr, top_k,
+              temperature, length]  # fmt: skip
+    for trigger in (send.click, text.submit):
+        trigger(respond, inputs, [*outputs, text, audio], concurrency_limit=4)
+    clear.click(new_chat, None, [*outputs, text, audio])
+    image.upload(new_chat, image, [*outputs, text, audio])
+    image.clear(new_chat, None, [*outputs, text, audio])
+
+
+def _restyle_tab(session: Session) -> None:
+    """Task restyle: the picture, a style, the sliders; before and after side by side, the prompt used."""
+    defaults = views.RestyleControls()
+    gr.Markdown(
+        "Re-create the picture in a style: the service describes it (or takes your description), puts the style in "
+        "front and gives both to Stable Diffusion XL with the picture. It runs as a job: it can take a minute."
+    )
+    banner = gr.HTML("", elem_id="vlp-restyle-banner-slot")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4):
+            image = gr.Image(
+                label="Image (upload, paste or webcam)",
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "webcam", "clipboard"],
+                height=260,
+                elem_id="vlp-restyle-image",
+            )
+            style = gr.Dropdown(views.style_choices(), value="starry_night", label="Style", elem_id="vlp-restyle-style")
+            style_text = gr.Textbox(
+                label=f"…or a style of your own (at most {views.restyling.MAX_STYLE_PROMPT_CHARS} characters)",
+                placeholder="as a 1950s travel poster, bold flat colours",
+                elem_id="vlp-restyle-style-text",
+            )
+            strength = gr.Slider(
+                views.restyling.MIN_STRENGTH,
+                views.restyling.MAX_STRENGTH,
+                defaults.strength,
+                step=0.05,
+                label="Strength (how far from the original)",
+                elem_id="vlp-restyle-strength",
+            )
+            steps = gr.Slider(
+                views.restyling.MIN_STEPS,
+                views.restyling.MAX_STEPS,
+                defaults.steps,
+                step=1,
+                label="Steps",
+                elem_id="vlp-restyle-steps",
+            )
+            seed = gr.Number(
+                None, label="Seed (empty: a random one)", precision=0, minimum=0, elem_id="vlp-restyle-seed"
+            )
+            with gr.Accordion("More", open=False, elem_id="vlp-restyle-more"):
+                description = gr.Textbox(
+                    label="Description of the picture (skips the service's interrogation)",
+                    lines=2,
+                    elem_id="vlp-restyle-description",
+                )
+                negative = gr.Textbox(
+                    label="Negative prompt (what to avoid; added to the style's)", elem_id="vlp-restyle-negative"
+                )
+                guidance = gr.Slider(
+                    views.restyling.MIN_GUIDANCE_SCALE,
+                    views.restyling.MAX_GUIDANCE_SCALE,
+                    defaults.guidance_scale,
+                    step=0.5,
+                    label="Guidance scale",
+                    elem_id="vlp-restyle-guidance",
+                )
+            go = gr.Button("Restyle", variant="primary", elem_id="vlp-restyle-send")
+        with gr.Column(scale=8):
+            warnings = gr.Markdown("", elem_id="vlp-restyle-warnings")
+            with gr.Row():
+                before = gr.Image(
+                    label="Before", type="filepath", interactive=False, height=360, elem_id="vlp-restyle-before"
+                )
+                after = gr.Image(
+                    label="After",
+                    type="filepath",
+                    interactive=False,
+                    format="png",
+                    height=360,
+                    buttons=["download", "fullscreen"],
+                    elem_id="vlp-restyle-after",
+                )
+            prompt = gr.Textbox(label="Prompt used", interactive=False, buttons=["copy"], elem_id="vlp-restyle-prompt")
+            negative_used = gr.Textbox(
+                label="Negative prompt used", interactive=False, elem_id="vlp-restyle-negative-used"
+            )
+            with gr.Accordion("Details", open=False):
+                details = gr.Markdown("", elem_id="vlp-restyle-details")
+                raw = gr.JSON(label="Response", elem_id="vlp-restyle-raw")
+
+    def run(
+        image_path: str | None,
+        style_name: str | None,
+        own_style: str,
+        description_text: str,
+        negative_text: str,
+        strength_value: float,
+        steps_value: float,
+        guidance_value: float,
+        seed_value: float | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to inject the progress tracker)
+    ) -> list[Any]:
+        request = RestyleInput(
+            image=image_path,
+            style=style_name,
+            style_text=own_style,
+            description=description_text,
+            negative_prompt=negative_text,
+            controls=views.RestyleControls(strength_value, steps_value, guidance_value, seed_value),
+        )
+        out = session.restyle(request, progress=lambda status: progress(None, desc=status))
+        return show(out)
+
+    def show(out: RestyleOutput) -> list[Any]:
+        return [
+            out.banner,
+            out.warnings,
+            out.before,
+            out.after,
+            out.prompt,
+            out.negative_prompt,
+            out.details,
+            out.result,
+        ]
+
+    def typed_style(text: str, current: str | None) -> str | None:
+        """Typing a style of one's own chooses "custom"; clearing it goes back to the first preset."""
+        if text and text.strip():
+            return views.CUSTOM_STYLE
+        return current if current != views.CUSTOM_STYLE else views.restyling.STYLES[0]
+
+    outputs = [banner, warnings, before, after, prompt, negative_used, details, raw]
+    inputs = [image, style, style_text, description, negative, strength, steps, guidance, seed]
+    go.click(run, inputs, outputs, concurrency_limit=4)
+    style_text.input(typed_style, [style_text, style], style)
+    image.clear(lambda: show(RestyleOutput()), None, outputs)
 
 
 def make_client(args: argparse.Namespace) -> Any:

@@ -1,6 +1,7 @@
-"""One turn of the demo's conversation: the request built from the page, the call through the client, and every
-value the page shows afterwards. No Gradio here: app.py maps TurnOutput onto components, the tests drive it with
-a real client against local mode or with a recording stand-in."""
+"""One turn of the demo's conversation (and one restyle of the Restyle tab): the request built from the page, the
+call through the client, and every value the page shows afterwards. No Gradio here: app.py maps TurnOutput and
+RestyleOutput onto components, the tests drive it with a real client against local mode or a stub API, or with a
+recording stand-in."""
 
 from __future__ import annotations
 
@@ -105,6 +106,39 @@ class TurnOutput:
     banner: str = ""
     warnings: str = ""
     details: str = ""
+
+
+@dataclass
+class RestyleInput:
+    """The Restyle tab: the picture, a preset style (or views.CUSTOM_STYLE with `style_text`), an optional
+    description (skips the service's interrogation) and negative prompt, the sliders and seed."""
+
+    image: str | None
+    style: str | None = "starry_night"
+    style_text: str | None = None
+    description: str | None = None
+    negative_prompt: str | None = None
+    controls: views.RestyleControls = field(default_factory=views.RestyleControls)
+
+
+@dataclass
+class RestyleOutput:
+    """What the Restyle tab shows: the picture sent (before) and the one made (after), side by side, the prompt the
+    image model got, the negative prompt, the banner, warnings (and errors), details and the whole result."""
+
+    before: str | None = None
+    after: str | None = None
+    prompt: str = ""
+    negative_prompt: str = ""
+    banner: str = ""
+    warnings: str = ""
+    details: str = ""
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: TurnError, before: str | None = None) -> RestyleOutput:
+        return cls(before=before, error=str(error), warnings=f"- ⚠ {error}")
 
 
 def image_fingerprint(path: str | Path) -> str:
@@ -249,6 +283,50 @@ class Session:
             banner=views.banner_html(raw),
             warnings=views.warnings_markdown(raw, extra_warnings),
             details=views.details_markdown(raw),
+        )
+
+    def restyle(self, request: RestyleInput, progress: Callable[[str], None] | None = None) -> RestyleOutput:
+        """One restyle: checked on the page, sent as a job (restyle runs only through POST /v1/jobs), waited for
+        with its status reported, its restyled.png downloaded next to the picture sent."""
+        if not request.image:
+            return RestyleOutput.failed(TurnError("MISSING_IMAGE", "Upload an image first (or take a photo)."))
+        problem = views.check_restyle(
+            request.style, request.style_text, request.description, request.negative_prompt, request.controls.seed
+        )
+        if problem:
+            return RestyleOutput.failed(TurnError("INVALID_REQUEST", problem), request.image)
+        request_dir = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="restyle-"))
+        image_path = prepare_image(request.image, request_dir)
+        arguments: dict[str, Any] = {
+            "task": "restyle",
+            **views.restyle_fields(request.style, request.style_text, request.description),
+            "options": views.restyle_options(request.controls, request.negative_prompt) or None,
+        }
+        reported: tuple[type[Exception], ...] = (TurnError, *self.error_types)
+        try:
+            result = self._call(image_path, arguments, True, progress)
+            raw = _raw(result)
+            if not views.restyle_section(raw).get("restyled"):
+                raise TurnError("INVALID_RESPONSE", "The result has no restyled picture.", raw.get("request_id"))
+        except reported as error:
+            failure = error if isinstance(error, TurnError) else _as_turn_error(error)
+            return RestyleOutput.failed(failure, str(image_path))
+        extra: list[str] = []
+        try:
+            after = views.restyled_file(self.client.download(result, request_dir))
+        except self.error_types as error:  # the prompt and the details still show
+            after = None
+            extra.append(f"The restyled picture could not be downloaded: {_as_turn_error(error)}")
+        section = views.restyle_section(raw)
+        return RestyleOutput(
+            before=str(image_path),
+            after=str(after) if after else None,
+            prompt=str(section.get("prompt") or ""),
+            negative_prompt=str(section.get("negative_prompt") or ""),
+            banner=views.banner_html(raw, views.RESTYLE_BANNER_ID),
+            warnings=views.warnings_markdown(raw, extra),
+            details=views.restyle_details_markdown(raw),
+            result=raw,
         )
 
     def _call(self, image: Any, arguments: dict[str, Any], as_job: bool, progress: Callable[[str], None] | None) -> Any:

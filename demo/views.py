@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from vlp_client import restyle as restyling
+
 TASKS = ("auto", "describe", "segment", "tag", "prompt")
 
 # The API's limits on a conversation (docs/api.md `history`): the oldest turns are dropped to fit.
@@ -159,13 +161,13 @@ def random_roles(result: Mapping[str, Any]) -> list[str]:
     return sorted(role for role, entry in models.items() if isinstance(entry, Mapping) and entry.get("random_weights"))
 
 
-def banner_html(result: Mapping[str, Any] | None) -> str:
-    """The random-weights banner ('' when every model has real weights)."""
+def banner_html(result: Mapping[str, Any] | None, element_id: str = "vlp-random-banner") -> str:
+    """The random-weights banner ('' when every model has real weights); `element_id`: one per tab."""
     if not result or not result.get("random_weights"):
         return ""
     roles = ", ".join(random_roles(result)) or "some models"
     return (
-        '<div id="vlp-random-banner" class="vlp-banner" role="alert">'
+        f'<div id="{html.escape(element_id)}" class="vlp-banner" role="alert">'
         f"<strong>{html.escape(RANDOM_WEIGHTS_LABEL)}</strong><br>"
         f"Random-weight models answered ({html.escape(roles)}): a test stack such as local mode. Answers are "
         "placeholders, boxes and masks are noise; the plumbing is real.</div>"
@@ -299,3 +301,134 @@ def annotation_labels(result: Mapping[str, Any]) -> list[str]:
         label = f"{name} {score:.2f}" if score is not None else name
         out.append(f"{index}: {label}" if names.count(name) > 1 else label)
     return out
+
+
+# ---- the Restyle tab (task restyle: docs/api.md; the presets and limits are the client's, vlp_client.restyle) ----
+CUSTOM_STYLE = "custom"
+STYLE_LABELS = {
+    "starry_night": "Starry Night (Van Gogh)",
+    "watercolor": "Watercolour",
+    "pencil_sketch": "Pencil sketch",
+    "studio_product": "Studio product shot",
+    "anime": "Anime",
+    "pixel_art": "Pixel art",
+    "oil_painting": "Oil painting",
+    "line_art": "Line art",
+}
+RESTYLE_BANNER_ID = "vlp-restyle-banner"
+
+
+def style_choices() -> list[tuple[str, str]]:
+    """The style dropdown: (label, value) for each of the API's presets, then the style typed on the page."""
+    return [(STYLE_LABELS.get(name, name), name) for name in restyling.STYLES] + [
+        ("Custom: the style typed below", CUSTOM_STYLE)
+    ]
+
+
+@dataclass(frozen=True)
+class RestyleControls:
+    """The Restyle tab's sliders and seed box, each with the API's default (`seed` None: the service draws one)."""
+
+    strength: float = restyling.DEFAULT_STRENGTH
+    steps: float = restyling.DEFAULT_STEPS
+    guidance_scale: float = restyling.DEFAULT_GUIDANCE_SCALE
+    seed: float | None = None
+
+
+def _blank(text: str | None) -> bool:
+    return not (text and text.strip())
+
+
+def check_restyle(
+    style: str | None, style_text: str | None, description: str | None, negative_prompt: str | None, seed: float | None
+) -> str | None:
+    """What is wrong with a restyle request before it is sent (the API would refuse it), or None."""
+    if style != CUSTOM_STYLE and style not in restyling.STYLES:
+        return f"Unknown style {style!r}: choose one of the list."
+    if style == CUSTOM_STYLE and _blank(style_text):
+        return "Type the style you want (e.g. “as a 1950s travel poster”), or choose one of the presets."
+    if style != CUSTOM_STYLE and not _blank(style_text):
+        return f"A style of your own is typed: choose “{style_choices()[-1][0]}” to use it, or clear it."
+    for name, text, limit in (
+        ("The style", style_text, restyling.MAX_STYLE_PROMPT_CHARS),
+        ("The description", description, restyling.MAX_PROMPT_CHARS),
+        ("The negative prompt", negative_prompt, restyling.MAX_NEGATIVE_PROMPT_CHARS),
+    ):
+        if text and len(text.strip()) > limit:
+            return f"{name} is {len(text.strip())} characters long: at most {limit}."
+    if seed is not None and (seed != int(seed) or not 0 <= seed <= restyling.MAX_SEED):
+        return (
+            f"The seed {seed:g} is not a whole number from 0 to {restyling.MAX_SEED} (leave it empty for a random one)."
+        )
+    return None
+
+
+def restyle_fields(style: str | None, style_text: str | None, description: str | None) -> dict[str, str]:
+    """The request's top-level restyle fields: `style` (a preset) or `style_prompt` (custom), and `prompt` when a
+    description is typed (the service then skips its interrogation)."""
+    fields_: dict[str, str] = (
+        {"style_prompt": (style_text or "").strip()} if style == CUSTOM_STYLE else {"style": str(style)}
+    )
+    if not _blank(description):
+        fields_["prompt"] = (description or "").strip()
+    return fields_
+
+
+def restyle_options(controls: RestyleControls, negative_prompt: str | None = None) -> dict[str, float | int | str]:
+    """`options` for a restyle: the sliders moved away from the API's defaults (steps a whole number, fractions to
+    3 decimals), the seed when one is given, the negative prompt when typed."""
+    options: dict[str, float | int | str] = {}
+    strength = round(float(controls.strength), 3)
+    if strength != restyling.DEFAULT_STRENGTH:
+        options["strength"] = strength
+    steps = round(controls.steps)
+    if steps != restyling.DEFAULT_STEPS:
+        options["steps"] = steps
+    guidance = round(float(controls.guidance_scale), 3)
+    if guidance != restyling.DEFAULT_GUIDANCE_SCALE:
+        options["guidance_scale"] = guidance
+    if controls.seed is not None:
+        options["seed"] = int(controls.seed)
+    if not _blank(negative_prompt):
+        options["negative_prompt"] = (negative_prompt or "").strip()
+    return options
+
+
+def restyle_section(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The result's `restyle` object ({} when there is none)."""
+    section = result.get("restyle")
+    return section if isinstance(section, Mapping) else {}
+
+
+def restyle_details_markdown(result: Mapping[str, Any]) -> str:
+    """Style, description, picture size and seed, truncation, timings, models and request id."""
+    section = restyle_section(result)
+    picture = section.get("restyled") if isinstance(section.get("restyled"), Mapping) else {}
+    lines = [f"**style** `{section.get('style')}`" if section.get("style") else "**style** your own"]
+    if section.get("source_prompt"):
+        lines.append(f"**description** {section['source_prompt']}")
+    if picture:
+        lines.append(f"**restyled** {picture.get('width')}x{picture.get('height')}, seed `{picture.get('seed')}`")
+    if section.get("truncated"):
+        lines.append("**prompt cut** to the text encoder's 77-token window")
+    timings = result.get("timings_ms") or {}
+    if timings:
+        lines.append("**timings** " + ", ".join(f"{step} {ms:.0f} ms" for step, ms in timings.items()))
+    models = result.get("models") or {}
+    if models:
+        lines.append(
+            "**models** "
+            + ", ".join(
+                f"{role}: {(entry or {}).get('model') or '?'}"
+                + (" (random)" if (entry or {}).get("random_weights") else "")
+                for role, entry in models.items()
+            )
+        )
+    if result.get("request_id"):
+        lines.append(f"**request id** `{result['request_id']}`")
+    return "  \n".join(lines)
+
+
+def restyled_file(paths: Iterable[Path]) -> Path | None:
+    """The restyled picture among downloaded files (restyled.png)."""
+    return next((p for p in paths if p.name == restyling.OUTPUT_FILE), None)
