@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -286,49 +287,70 @@ def _restyle_tab(session: Session) -> None:
     def run(
         image_path: str | None,
         style_name: str | None,
-        own_style: str,
-        description_text: str,
-        negative_text: str,
-        strength_value: float,
-        steps_value: float,
-        guidance_value: float,
-        seed_value: float | None,
+        own_style: str | None,
+        description_text: str | None,
+        negative_text: str | None,
+        *sliders: float | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to inject the progress tracker)
     ) -> list[Any]:
-        request = RestyleInput(
-            image=image_path,
-            style=style_name,
-            style_text=own_style,
-            description=description_text,
-            negative_prompt=negative_text,
-            controls=views.RestyleControls(strength_value, steps_value, guidance_value, seed_value),
+        strength_value, steps_value, guidance_value, seed_value = sliders
+        return restyle_turn(
+            session,
+            image_path,
+            style_name,
+            own_style,
+            description_text,
+            negative_text,
+            float(strength_value or 0),
+            float(steps_value or 0),
+            float(guidance_value or 0),
+            seed_value,
+            progress=lambda status: progress(None, desc=status),
         )
-        out = session.restyle(request, progress=lambda status: progress(None, desc=status))
-        return show(out)
-
-    def show(out: RestyleOutput) -> list[Any]:
-        return [
-            out.banner,
-            out.warnings,
-            out.before,
-            out.after,
-            out.prompt,
-            out.negative_prompt,
-            out.details,
-            out.result,
-        ]
-
-    def typed_style(text: str, current: str | None) -> str | None:
-        """Typing a style of one's own chooses "custom"; clearing it goes back to the first preset."""
-        if text and text.strip():
-            return views.CUSTOM_STYLE
-        return current if current != views.CUSTOM_STYLE else views.restyling.STYLES[0]
 
     outputs = [banner, warnings, before, after, prompt, negative_used, details, raw]
     inputs = [image, style, style_text, description, negative, strength, steps, guidance, seed]
     go.click(run, inputs, outputs, concurrency_limit=4)
     style_text.input(typed_style, [style_text, style], style)
-    image.clear(lambda: show(RestyleOutput()), None, outputs)
+    image.clear(lambda: restyle_values(RestyleOutput()), None, outputs)
+
+
+def restyle_values(out: RestyleOutput) -> list[Any]:
+    """A restyle's values, in the order of the Restyle tab's outputs (banner, warnings, before, after, prompt,
+    negative prompt, details, response)."""
+    return [out.banner, out.warnings, out.before, out.after, out.prompt, out.negative_prompt, out.details, out.result]
+
+
+def typed_style(text: str | None, current: str | None) -> str | None:
+    """Typing a style of one's own chooses "custom"; clearing it goes back to a preset (the first, if "custom")."""
+    if text and text.strip():
+        return views.CUSTOM_STYLE
+    return current if current != views.CUSTOM_STYLE else views.restyling.STYLES[0]
+
+
+def restyle_turn(
+    session: Session,
+    image_path: str | None,
+    style: str | None,
+    style_text: str | None,
+    description: str | None,
+    negative_prompt: str | None,
+    strength: float,
+    steps: float,
+    guidance_scale: float,
+    seed: float | None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Any]:
+    """The Restyle button: the tab's inputs (in the order of its `inputs`) to a restyle, its values for the outputs."""
+    request = RestyleInput(
+        image=image_path,
+        style=style,
+        style_text=style_text,
+        description=description,
+        negative_prompt=negative_prompt,
+        controls=views.RestyleControls(strength, steps, guidance_scale, seed),
+    )
+    return restyle_values(session.restyle(request, progress=progress))
 
 
 def make_client(args: argparse.Namespace) -> Any:

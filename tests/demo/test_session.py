@@ -67,7 +67,8 @@ class Recorder:
         return Job.from_view({"job_id": job_id, **self._next()})
 
     def download(self, result: AnalyzeResult, out_dir: str | Path) -> list[Path]:
-        """What VlpClient.download writes: result.json, overlay.png, mask-<i>.png (here: real small PNGs)."""
+        """What VlpClient.download writes: result.json, overlay.png, mask-<i>.png, restyled.png (here: real small
+        PNGs)."""
         self.calls.append(("download", result.request_id, {}))
         out = Path(out_dir)
         files = [out / "result.json"]
@@ -80,6 +81,10 @@ class Recorder:
             image.paste(1, (8, 8, 40, 30))
             image.save(out / f"mask-{mask.index}.png")
             files.append(out / f"mask-{mask.index}.png")
+        if result.restyle and result.restyle.restyled.url:
+            picture = result.restyle.restyled
+            Image.new("RGB", (picture.width, picture.height), (30, 60, 200)).save(out / "restyled.png")
+            files.append(out / "restyled.png")
         return files
 
 
