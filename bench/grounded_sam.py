@@ -16,7 +16,6 @@ Last line: grounded_sam_load_once_speedup=<float>.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import os
 import statistics
@@ -29,10 +28,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "models"))
 sys.path.insert(0, str(ROOT / "tests" / "models" / "grounded_sam"))
-sys.path.insert(0, str(ROOT / "model_packages" / "grounded_sam"))
+sys.path.insert(0, str(ROOT / "model_packages" / "shared"))  # what every model.tar.gz carries beside model.py
 
 import djl_double  # noqa: E402 (after the sys.path set-up)
 import grounded_sam_helpers  # noqa: E402 (after the sys.path set-up)
+import package_loader  # noqa: E402 (after the sys.path set-up)
 import tiny_bert  # noqa: E402 (after the sys.path set-up)
 
 djl_double.install()
@@ -148,33 +148,25 @@ def main() -> None:
         }
         bodies = [request_body(seed) for seed in range(REQUESTS + 1)]
 
-        import grounded_sam_core as core
-
-        spec = importlib.util.spec_from_file_location(
-            "bench_grounded_sam_model", ROOT / "model_packages" / "grounded_sam" / "model.py"
-        )
-        if spec is None or spec.loader is None:
-            raise ImportError("model_packages/grounded_sam/model.py cannot be loaded")
-        handler: Any = importlib.util.module_from_spec(spec)  # the package module: handle() and its _model
-        spec.loader.exec_module(handler)
-
+        handler: Any = package_loader.load_package_module("grounded_sam")  # the package module: handle(), _service
         start = time.perf_counter()
         djl_double.initialise(handler.handle, properties)
         init_s = time.perf_counter() - start
-        resident = handler._model
+        resident = handler._service
         device = resident.device
         # The demo's way: every request builds the processors and models from the saved weights, then predicts.
-        settings = core.Settings.from_properties(properties)
         load_times: list[float] = []
 
         def load_per_request(inputs):
             start = time.perf_counter()
-            handler._model = core.GroundedSam(settings)
+            fresh = type(resident)()
+            fresh.load(resident.settings, resident.device, resident.dtype)
             load_times.append(time.perf_counter() - start)
+            handler._service = fresh
             try:
                 return handler.handle(inputs)
             finally:
-                handler._model = resident
+                handler._service = resident
 
         # Alternate the two modes request by request, so that both see the same load on a shared machine.
         load_once, per_request = [], []

@@ -1,12 +1,17 @@
 """Stage model weights into an environment's artifacts bucket, so endpoints never depend on the Hugging Face Hub.
 
     make stage-weights ENV=dev                      # every enabled model whose weights are an S3 prefix
+    make stage-weights ENV=prod ROLE=grounded_sam   # one role (comma-separated for several)
     .venv-models/bin/python -m model_packages.stage_weights --env dev --roles vlm,llm --dry-run
 
 Needs internet (the Hub) and AWS credentials. Gated models (Llama-2) need HF_TOKEN in the environment.
 Each role's prefix gets the layout its container expects (see each package's serving.properties):
 one snapshot at the prefix root, or one per component subfolder. The interrogator's term-table embeddings are
 computed here, once, and stored with its weights.
+
+A DJL role with `network_isolation: true` also gets its bundle (ops/bundles.py): the package with its vendored
+dependencies (`make packages` first) and a server-side copy of its weights under bundles/<role>/<package hash>/.
+`--missing-only` skips every weights folder that already holds objects (what `make deploy STAGE_WEIGHTS=yes` uses).
 """
 
 from __future__ import annotations
@@ -100,7 +105,8 @@ def upload_tree(s3, bucket: str, local: Path, key_prefix: str) -> int:
 
 def precompute_interrogator_embeddings(model_dir: Path, clip_model_name: str) -> Path:
     """The interrogator's term tables, embedded once by its CLIP model, stored beside the weights."""
-    sys.path.insert(0, str(ROOT / "model_packages" / "clip_interrogator"))
+    for folder in ("shared", "clip_interrogator"):  # the module and the shared one it imports, as in the package
+        sys.path.insert(0, str(ROOT / "model_packages" / folder))
     from clip_interrogator_terms import precompute_term_embeddings
 
     return precompute_term_embeddings(str(model_dir), clip_model_name=clip_model_name)
@@ -115,8 +121,12 @@ def stage(
     download: Callable[[str, Path], Path] = hub_download,
     embed_terms: Callable[[Path, str], Path] = precompute_interrogator_embeddings,
     dry_run: bool = False,
+    missing_only: bool = False,
 ) -> list[tuple[Upload, int]]:
+    from ops.bundles import stage_bundles
+
     done = []
+    skipped: set[str] = set()  # roles with a weights folder left as it was (missing_only)
     uploads = plan(config, roles)
     with tempfile.TemporaryDirectory(prefix="vlp-weights-") as scratch:
         for upload in uploads:
@@ -124,14 +134,20 @@ def stage(
             if dry_run:
                 done.append((upload, 0))
                 continue
+            if missing_only and s3.list_objects_v2(Bucket=bucket, Prefix=upload.key_prefix, MaxKeys=1).get("KeyCount"):
+                log.info("%s: s3://%s/%s already holds objects, skipped", upload.role, bucket, upload.key_prefix)
+                skipped.add(upload.role)
+                continue
             local = Path(scratch) / upload.key_prefix
             download(upload.hub_id, local)
             done.append((upload, upload_tree(s3, bucket, local, upload.key_prefix)))
-        if not dry_run and any(u.role == c.MODEL_CLIP_INTERROGATOR for u in uploads):
+        interrogator = c.MODEL_CLIP_INTERROGATOR
+        if not dry_run and interrogator not in skipped and any(u.role == interrogator for u in uploads):
             model = getattr(config.models, c.MODEL_CLIP_INTERROGATOR)
             path = embed_terms(Path(scratch) / model.weights.s3_prefix, model.model_id)
             s3.upload_file(str(path), bucket, model.weights.s3_prefix + path.name)
             log.info("clip_interrogator: term embeddings uploaded as %s", path.name)
+    stage_bundles(config, s3=s3, bucket=bucket, roles=roles, dry_run=dry_run)  # isolated DJL roles, after weights
     return done
 
 
@@ -140,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env", required=True, help="environment name (config/<env>.yaml)")
     parser.add_argument("--roles", help="comma-separated roles (default: every enabled model)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, download and upload nothing")
+    parser.add_argument("--missing-only", action="store_true", help="skip weights folders that hold objects")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = load_config(ROOT / "config" / f"{args.env}.yaml")
@@ -149,7 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     account = config.account or session.client("sts").get_caller_identity()["Account"]
     bucket = config.bucket_name("artifacts", account)
     roles = args.roles.split(",") if args.roles else None
-    stage(config, s3=session.client("s3"), bucket=bucket, roles=roles, dry_run=args.dry_run)
+    stage(
+        config,
+        s3=session.client("s3"),
+        bucket=bucket,
+        roles=roles,
+        dry_run=args.dry_run,
+        missing_only=args.missing_only,
+    )
 
 
 if __name__ == "__main__":

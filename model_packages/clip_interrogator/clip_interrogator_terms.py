@@ -9,9 +9,9 @@ and stored beside the weights as `term_embeddings.safetensors` (float16 rows, L2
 digest of every table and the embedding of a probe text, so a worker can tell, at start-up and without a hub,
 whether the file matches both the tables it ships and the CLIP weights it loaded.
 
-This module is self-contained (torch, transformers, safetensors): the weight-staging command imports it directly,
-e.g. `sys.path.insert(0, "model_packages/clip_interrogator"); from clip_interrogator_terms import
-precompute_term_embeddings`.
+Beside torch, transformers and safetensors it needs only the shared vlp_djl_support (where a model is): the
+weight-staging command imports it with both folders on sys.path, model_packages/clip_interrogator and
+model_packages/shared (model_packages/stage_weights.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from vlp_djl_support import display_name, model_id_fallback, resolve_model_source
 
 logger = logging.getLogger(__name__)
 
@@ -240,40 +241,6 @@ def load_term_embeddings(
 # ---- staging ----
 
 
-def default_clip_location(root: str | os.PathLike | None, model_id: str | None = None) -> str:
-    """Where the CLIP weights are when nothing names them: <root>/clip, else <root> itself when it is a CLIP model
-    directory, else model_id when it is not a local path (a hub id), else the default hub id."""
-    if root:
-        root = Path(root)
-        if (root / "clip").is_dir():
-            return str(root / "clip")
-        config = root / "config.json"
-        if config.is_file():
-            try:
-                if json.loads(config.read_text()).get("model_type") == "clip":
-                    return str(root)
-            except (OSError, ValueError):
-                pass
-    if model_id and not Path(model_id).exists() and not model_id.startswith("s3://"):
-        return model_id
-    return DEFAULT_CLIP_MODEL
-
-
-def resolve_location(value: str, roots: Sequence[str | os.PathLike | None]) -> str:
-    """An existing directory (absolute, or relative to one of `roots`), else `value` as a hub id."""
-    path = Path(value)
-    if path.is_absolute():
-        if path.is_dir():
-            return str(path)
-        raise FileNotFoundError(f"model directory {value} does not exist")
-    for root in roots:
-        if root and (Path(root) / value).is_dir():
-            return str(Path(root) / value)
-    if path.is_dir():
-        return str(path.resolve())
-    return value
-
-
 def precompute_term_embeddings(
     model_dir: str | os.PathLike,
     clip_model_id: str | None = None,
@@ -294,7 +261,8 @@ def precompute_term_embeddings(
     from transformers import AutoTokenizer, CLIPModel
 
     model_dir = Path(model_dir)
-    source = resolve_location(clip_model_id, [model_dir]) if clip_model_id else default_clip_location(model_dir)
+    fallback = model_id_fallback(str(model_dir), DEFAULT_CLIP_MODEL, model_type="clip")
+    source = resolve_model_source(clip_model_id or "clip", [model_dir], fallback=fallback)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or (torch.float16 if torch_device.type == "cuda" else torch.float32)
     model = CLIPModel.from_pretrained(source)
@@ -303,7 +271,7 @@ def precompute_term_embeddings(
     encoder = ClipTextEncoder(model, tokenizer, batch_size=batch_size)
     tables = load_term_tables(terms_dir)
     embeddings = compute_term_embeddings(encoder, tables)
-    name = clip_model_name or (source if not Path(source).is_dir() else Path(source).name)
+    name = display_name(clip_model_name, source)
     path = save_term_embeddings(Path(output) if output else model_dir / EMBEDDINGS_FILE, embeddings, tables, name)
     logger.info("wrote %s: %d terms x %d", path, sum(len(t) for t in tables.values()), encoder.dim)
     return path

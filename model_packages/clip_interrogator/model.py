@@ -34,11 +34,11 @@ from typing import Any
 import torch
 from clip_interrogator_rank import Interrogator, Prompt, TermTable
 from clip_interrogator_terms import (
+    DEFAULT_CLIP_MODEL,
     EMBEDDINGS_FILE,
     ClipTextEncoder,
     TermEmbeddingsMismatch,
     compute_term_embeddings,
-    default_clip_location,
     load_term_embeddings,
     load_term_tables,
     precompute_term_embeddings,
@@ -56,12 +56,12 @@ from vlp_djl_support import (
     handle_with,
     int_field,
     limit_aspect,
+    model_id_fallback,
     read_json_object,
     resolve_model_source,
     select_device_and_dtype,
+    start_worker,
 )
-from vlp_hub_token import load_hub_token
-from vlp_requirements import verify_installed
 
 logger = logging.getLogger(__name__)
 
@@ -118,18 +118,15 @@ class ClipInterrogatorService:
 
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
-        verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
-        load_hub_token()  # HF_TOKEN_SECRET_ID: a gated hub model's token, read through the role
-        props = Properties(properties)
+        props = start_worker(Path(__file__).resolve().parent, properties)
         self.settings = InterrogatorSettings.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)
         model_dir = props.get_str("model_dir")
         model_id = props.get_str("model_id")
-        root = model_id if model_id and Path(model_id).is_dir() else model_dir
-        roots = [root, model_dir]
-
-        clip_source = _locate(props.get_str("clip_model_id"), roots, default_clip_location(root, model_id))
-        caption_source = _locate(props.get_str("caption_model_id"), roots, DEFAULT_CAPTION_MODEL)
+        roots = [model_id if model_id and Path(model_id).is_dir() else model_dir, model_dir]
+        clip_fallback = model_id_fallback(model_id, DEFAULT_CLIP_MODEL, model_type="clip")
+        clip_source = resolve_model_source(props.get_str("clip_model_id"), roots, fallback=clip_fallback)
+        caption_source = resolve_model_source(props.get_str("caption_model_id"), roots, fallback=DEFAULT_CAPTION_MODEL)
         self.model_name = display_name(props.get_str("model_name"), clip_source)
         self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
 
@@ -261,18 +258,6 @@ class ClipInterrogatorService:
             pixel_values=pixels.to(self.device, self.dtype), max_new_tokens=self.settings.caption_max_length
         )
         return [text.strip() for text in self.caption_processor.batch_decode(tokens, skip_special_tokens=True)]
-
-
-def _locate(value: str | None, roots: list, fallback: str) -> str:
-    """A configured model location: a directory (absolute or under a root) or an org/name hub id. A bare name that
-    is no sub-folder (serving.properties' "clip" while model_id is a hub id, nothing staged) gives `fallback`."""
-    if not value:
-        return fallback
-    resolved = resolve_model_source(value, roots)
-    if resolved != value or "/" in value:
-        return resolved
-    logger.warning("no %r folder under %s: using %s", value, [str(r) for r in roots if r], fallback)
-    return fallback
 
 
 def _load_captioner(source: str):

@@ -1,7 +1,8 @@
 """Grounded-SAM: text-prompted detection (Grounding DINO) and box-prompted segmentation (SAM).
 
-Request parsing and validation, model loading (once per worker), inference and mask encoding. The DJL glue
-(`handle`, batching, status codes) lives in model.py. Wire format: docs/model-contracts.md, "grounded_sam".
+Request parsing and validation, model loading (once per worker), inference and mask encoding; `GroundedSam` is the
+worker's service, which model.py's `handle` drives through the shared batch driver (vlp_djl_support.handle_with:
+status codes, batching, faults). Wire format: docs/model-contracts.md, "grounded_sam".
 Module names are unique across model packages (tests load several packages into one interpreter).
 """
 
@@ -14,6 +15,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,18 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 from transformers import AutoProcessor, GroundingDinoForObjectDetection, SamModel, SamProcessor
-from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source
-from vlp_model_sources import prop as _prop
+from vlp_djl_support import (
+    Properties,
+    RequestError,
+    display_name,
+    dtype_kwargs,
+    model_id_fallback,
+    read_json_object,
+    resolve_model_source,
+    run_each,
+    select_device_and_dtype,
+    start_worker,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -33,16 +45,7 @@ IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_PROMPTS = 32
 MAX_PROMPT_CHARS = 200
 MAX_DETECTIONS = 100
-
-
-class GroundedSamError(Exception):
-    """A request the caller must fix: HTTP `status` with a machine-readable `code`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -56,7 +59,6 @@ class Settings:
     sam_source: str
     detector_name: str
     sam_name: str
-    dtype: str
     max_image_side: int
     max_image_bytes: int
     nms_iou_threshold: float
@@ -64,25 +66,22 @@ class Settings:
     max_response_bytes: int
 
     @classmethod
-    def from_properties(cls, properties: dict) -> Settings:
-        root = _prop(properties, "model_id")
+    def from_properties(cls, props: Properties) -> Settings:
+        root = props.get_str("model_id")
         detector_source = resolve_model_source(
-            root, _prop(properties, "detector_model_id", "grounding_dino"), primary=True, default=DEFAULT_DETECTOR_ID
+            props.get_str("detector_model_id"), [root], fallback=model_id_fallback(root, DEFAULT_DETECTOR_ID)
         )
-        sam_source = resolve_model_source(
-            root, _prop(properties, "sam_model_id", "sam"), primary=False, default=DEFAULT_SAM_ID
-        )
+        sam_source = resolve_model_source(props.get_str("sam_model_id"), [root])
         return cls(
             detector_source=detector_source,
             sam_source=sam_source,
-            detector_name=_prop(properties, "model_name") or model_name_of(detector_source),
-            sam_name=_prop(properties, "sam_model_name") or model_name_of(sam_source),
-            dtype=str(_prop(properties, "dtype", "fp32")).lower(),
-            max_image_side=int(_prop(properties, "max_image_side", 2048)),
-            max_image_bytes=int(_prop(properties, "max_image_bytes", 8 * 1024 * 1024)),
-            nms_iou_threshold=float(_prop(properties, "nms_iou_threshold", 0.8)),
-            mask_batch_size=max(1, int(_prop(properties, "mask_batch_size", 16))),
-            max_response_bytes=int(_prop(properties, "max_response_bytes", 5_500_000)),
+            detector_name=display_name(props.get_str("model_name"), detector_source),
+            sam_name=display_name(props.get_str("sam_model_name"), sam_source),
+            max_image_side=props.get_int("max_image_side", 2048, low=1),
+            max_image_bytes=props.get_int("max_image_bytes", 8 * 1024 * 1024, low=1),
+            nms_iou_threshold=props.get_float("nms_iou_threshold", 0.8, low=0.0, high=1.0),
+            mask_batch_size=props.get_int("mask_batch_size", 16, low=1),
+            max_response_bytes=props.get_int("max_response_bytes", 5_500_000, low=1),
         )
 
 
@@ -106,36 +105,36 @@ def _number(body: dict, key: str, default: float, low: float, high: float, *, in
         value = default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
         kind = "an integer" if integer else "a number"
-        raise GroundedSamError(400, "INVALID_REQUEST", f"'{key}' must be {kind}, got {json.dumps(value)[:50]}")
+        raise RequestError("INVALID_REQUEST", f"'{key}' must be {kind}, got {json.dumps(value)[:50]}")
     if not np.isfinite(value) or value < low or value > high:
-        raise GroundedSamError(422, "VALUE_OUT_OF_RANGE", f"'{key}' must be between {low:g} and {high:g}, got {value}")
+        raise RequestError("VALUE_OUT_OF_RANGE", f"'{key}' must be between {low:g} and {high:g}, got {value}")
     return int(value) if integer else float(value)
 
 
 def decode_image(value: Any, settings: Settings) -> Image.Image:
     if not isinstance(value, str) or not value:
-        raise GroundedSamError(
-            400, "INVALID_REQUEST", "'image' is required: a base64 string of JPEG, PNG or WebP bytes"
+        raise RequestError(
+            "INVALID_REQUEST",
+            "'image' is required: a base64 string of JPEG, PNG or WebP bytes",
         )
     if value.startswith("data:"):  # tolerate a data URI
         value = value.partition(",")[2]
     if len(value) > settings.max_image_bytes * 4 // 3 + 4:
-        raise GroundedSamError(413, "IMAGE_TOO_LARGE", f"the image is over {settings.max_image_bytes} bytes")
+        raise RequestError("IMAGE_TOO_LARGE", f"the image is over {settings.max_image_bytes} bytes")
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise GroundedSamError(400, "INVALID_IMAGE", "'image' is not valid base64") from None
+        raise RequestError("INVALID_IMAGE", "'image' is not valid base64") from None
     try:
         image = Image.open(io.BytesIO(raw))
         image_format = image.format
         width, height = image.size  # from the header: checked before decoding the pixels
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise GroundedSamError(400, "INVALID_IMAGE", "'image' is not a JPEG, PNG or WebP image") from None
+        raise RequestError("INVALID_IMAGE", "'image' is not a JPEG, PNG or WebP image") from None
     if image_format not in IMAGE_FORMATS:
-        raise GroundedSamError(400, "INVALID_IMAGE", f"image format {image_format} is not supported (JPEG, PNG, WebP)")
+        raise RequestError("INVALID_IMAGE", f"image format {image_format} is not supported (JPEG, PNG, WebP)")
     if max(width, height) > settings.max_image_side:
-        raise GroundedSamError(
-            413,
+        raise RequestError(
             "IMAGE_TOO_LARGE",
             f"the image is {width}x{height}; its long side must be at most {settings.max_image_side} px",
         )
@@ -143,7 +142,7 @@ def decode_image(value: Any, settings: Settings) -> Image.Image:
         image.load()
         return image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError):
-        raise GroundedSamError(400, "INVALID_IMAGE", "the image data is truncated or corrupt") from None
+        raise RequestError("INVALID_IMAGE", "the image data is truncated or corrupt") from None
 
 
 def _normalise_phrase(prompt: str) -> str:
@@ -153,35 +152,34 @@ def _normalise_phrase(prompt: str) -> str:
 
 def parse_request(body: Any, settings: Settings) -> DetectRequest:
     if not isinstance(body, dict):
-        raise GroundedSamError(400, "INVALID_REQUEST", "the request body must be a JSON object")
+        raise RequestError("INVALID_REQUEST", "the request body must be a JSON object")
     prompts = body.get("prompts")
     if prompts is None:
-        raise GroundedSamError(400, "EMPTY_PROMPTS", "'prompts' is required: 1 to 32 phrases such as [\"dog\"]")
+        raise RequestError("EMPTY_PROMPTS", "'prompts' is required: 1 to 32 phrases such as [\"dog\"]")
     if not isinstance(prompts, list):
-        raise GroundedSamError(400, "INVALID_REQUEST", "'prompts' must be a list of strings")
+        raise RequestError("INVALID_REQUEST", "'prompts' must be a list of strings")
     if not prompts:
-        raise GroundedSamError(400, "EMPTY_PROMPTS", "'prompts' is empty: send 1 to 32 phrases")
+        raise RequestError("EMPTY_PROMPTS", "'prompts' is empty: send 1 to 32 phrases")
     kept: list[str] = []
     phrases: list[str] = []
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
-            raise GroundedSamError(400, "INVALID_PROMPT", f"prompts[{i}] is not a string")
+            raise RequestError("INVALID_PROMPT", f"prompts[{i}] is not a string")
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise GroundedSamError(400, "INVALID_PROMPT", f"prompts[{i}] is over {MAX_PROMPT_CHARS} characters")
+            raise RequestError("INVALID_PROMPT", f"prompts[{i}] is over {MAX_PROMPT_CHARS} characters")
         phrase = _normalise_phrase(prompt)
         if not phrase:
-            raise GroundedSamError(400, "INVALID_PROMPT", f"prompts[{i}] is empty")
+            raise RequestError("INVALID_PROMPT", f"prompts[{i}] is empty")
         if phrase not in phrases:  # duplicates are detected once, under the first spelling
             kept.append(prompt.strip())
             phrases.append(phrase)
     if len(phrases) > MAX_PROMPTS:
-        raise GroundedSamError(400, "TOO_MANY_PROMPTS", f"{len(phrases)} prompts; at most {MAX_PROMPTS}")
+        raise RequestError("TOO_MANY_PROMPTS", f"{len(phrases)} prompts; at most {MAX_PROMPTS}")
     masks = body.get("masks", "rle")
     if masks is None:
         masks = "rle"
     if not isinstance(masks, str) or masks not in MASK_FORMATS:
-        raise GroundedSamError(
-            400,
+        raise RequestError(
             "UNKNOWN_MASK_FORMAT",
             f"'masks' must be one of {', '.join(MASK_FORMATS)}, got {json.dumps(masks)[:50]}",
         )
@@ -255,11 +253,22 @@ def phrase_token_spans(token_ids: list[int], phrase_ids: list[list[int]]) -> lis
 
 
 class GroundedSam:
-    """Both models, loaded once per worker; `predict` runs one request."""
+    """The worker's service: both models, loaded once per worker (`initialize`); `parse` validates one request,
+    `run` serves a list of them (vlp_djl_support.handle_with drives both)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.device, self.dtype = pick_device_and_dtype(settings.dtype)
+    def __init__(self) -> None:
+        self.initialized = False
+        # set by load(), before any request
+        self.settings: Settings
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+
+    def initialize(self, properties: dict) -> None:
+        props = start_worker(PACKAGE_DIR, properties)
+        self.load(Settings.from_properties(props), *select_device_and_dtype(props))
+
+    def load(self, settings: Settings, device: torch.device, dtype: torch.dtype) -> None:
+        self.settings, self.device, self.dtype = settings, device, dtype
         LOGGER.info(
             "loading Grounding DINO from %s and SAM from %s on %s (%s)",
             settings.detector_source,
@@ -281,6 +290,13 @@ class GroundedSam:
         post = inspect.signature(self.detector_processor.post_process_grounded_object_detection).parameters
         # transformers renamed box_threshold to threshold (4.51); the container may ship either.
         self._box_threshold_kwarg = "threshold" if "threshold" in post else "box_threshold"
+        self.initialized = True
+
+    def parse(self, item: Any) -> DetectRequest:
+        return parse_request(read_json_object(item), self.settings)
+
+    def run(self, requests: list[DetectRequest]) -> list:
+        return run_each(self.predict, requests)
 
     def _to_device(self, batch: dict) -> dict:
         moved = {}
@@ -298,10 +314,10 @@ class GroundedSam:
         text = ". ".join(request.phrases) + "."
         token_ids = self.tokenizer(text)["input_ids"]
         if len(token_ids) > self.max_text_len:
-            raise GroundedSamError(
-                413,
+            raise RequestError(
                 "PROMPTS_TOO_LONG",
                 f"the prompts are {len(token_ids)} tokens together; at most {self.max_text_len}",
+                413,
             )
         inputs = self.detector_processor(images=request.image, text=text, return_tensors="pt")
         outputs = self.detector(**self._to_device(inputs))
@@ -374,8 +390,7 @@ class GroundedSam:
             for offset, mask in enumerate(chunk):  # chunk: (boxes, 1, H, W) booleans
                 detections[start + offset]["mask"] = encode_mask(mask[0].numpy().astype(bool), masks)
 
-    def predict(self, body: Any) -> dict:
-        request = parse_request(body, self.settings)
+    def predict(self, request: DetectRequest) -> dict:
         detections = self.detect(request)
         if request.masks != "none":
             self.segment(request.image, detections, request.masks)
@@ -390,10 +405,10 @@ class GroundedSam:
         if request.masks in ("png", "both"):
             size = len(json.dumps(response))
             if size > self.settings.max_response_bytes:
-                raise GroundedSamError(
-                    413,
+                raise RequestError(
                     "RESPONSE_TOO_LARGE",
                     f"the PNG masks make a {size}-byte response (limit {self.settings.max_response_bytes}); "
                     "ask for masks 'rle' or fewer max_detections",
+                    413,
                 )
         return response

@@ -1,7 +1,8 @@
 """Zero-shot intent (an NLI model) and keywords (KeyBERT over a sentence-transformers model).
 
-Request parsing and validation, model loading (once per worker) and inference. The DJL glue (`handle`,
-batching, status codes) lives in model.py. Wire format: docs/model-contracts.md, "intent_keywords".
+Request parsing and validation, model loading (once per worker) and inference; `IntentKeywords` is the worker's
+service, which model.py's `handle` drives through the shared batch driver (vlp_djl_support.handle_with: status
+codes, batching, faults). Wire format: docs/model-contracts.md, "intent_keywords".
 Module names are unique across model packages (tests load several packages into one interpreter).
 
 Intent: each intent's description goes into the hypothesis template ("The user wants to {}."), the NLI model
@@ -22,6 +23,7 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,8 +31,17 @@ from keybert import KeyBERT
 from sentence_transformers import SentenceTransformer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from vlp_model_sources import dtype_kwargs, model_name_of, pick_device_and_dtype, resolve_model_source
-from vlp_model_sources import prop as _prop
+from vlp_djl_support import (
+    Properties,
+    RequestError,
+    display_name,
+    dtype_kwargs,
+    model_id_fallback,
+    read_json_object,
+    resolve_model_source,
+    select_device_and_dtype,
+    start_worker,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +63,7 @@ MAX_INTENT_DESCRIPTION = 300
 NLI_PAIRS_PER_FORWARD = 64  # (text, hypothesis) pairs per NLI forward pass: bounds activation memory
 MAX_STOP_WORDS = 500
 MAX_STOP_WORD_CHARS = 50
+PACKAGE_DIR = Path(__file__).resolve().parent
 # Words that say what to do with an image, never what is in it: keyword extraction drops them by default (the
 # pipeline's keywords step sends the same list as `stop_words`: lambdas/vlp/pipeline/understand.py).
 DEFAULT_STOP_WORDS: tuple[str, ...] = tuple(
@@ -73,37 +85,26 @@ DEFAULT_STOP_WORDS: tuple[str, ...] = tuple(
 )
 
 
-class IntentKeywordsError(Exception):
-    """A request the caller must fix: HTTP `status` with a machine-readable `code`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 # --------------------------------------------------------------------------------------------- settings
 
 
 def validate_intents(intents: Any, max_intents: int) -> dict[str, str]:
     if not isinstance(intents, dict) or not intents:
-        raise IntentKeywordsError(
-            400,
+        raise RequestError(
             "INVALID_INTENTS",
             "'intents' must be an object of intent name -> description, e.g. "
             '{"segment": "find, locate or outline objects", ...}',
         )
     if len(intents) < 2 or len(intents) > max_intents:
-        raise IntentKeywordsError(
-            400, "INVALID_INTENTS", f"'intents' has {len(intents)} entries; send 2 to {max_intents}"
+        raise RequestError(
+            "INVALID_INTENTS",
+            f"'intents' has {len(intents)} entries; send 2 to {max_intents}",
         )
     for name, description in intents.items():
         if not name.strip() or len(name) > MAX_INTENT_NAME:
-            raise IntentKeywordsError(400, "INVALID_INTENTS", f"intent names are 1 to {MAX_INTENT_NAME} characters")
+            raise RequestError("INVALID_INTENTS", f"intent names are 1 to {MAX_INTENT_NAME} characters")
         if not isinstance(description, str) or not description.strip() or len(description) > MAX_INTENT_DESCRIPTION:
-            raise IntentKeywordsError(
-                400,
+            raise RequestError(
                 "INVALID_INTENTS",
                 f"the description of intent {name[:64]!r} must be a string of 1 to {MAX_INTENT_DESCRIPTION} characters",
             )
@@ -118,42 +119,37 @@ class Settings:
     keyword_source: str
     nli_name: str
     keyword_name: str
-    dtype: str
     intents: dict
     hypothesis_template: str
     max_text_chars: int
     max_intents: int
 
     @classmethod
-    def from_properties(cls, properties: dict) -> Settings:
-        root = _prop(properties, "model_id")
+    def from_properties(cls, props: Properties) -> Settings:
+        root = props.get_str("model_id")
         nli_source = resolve_model_source(
-            root, _prop(properties, "nli_model_id", "nli"), primary=True, default=DEFAULT_NLI_ID
+            props.get_str("nli_model_id"), [root], fallback=model_id_fallback(root, DEFAULT_NLI_ID)
         )
-        keyword_source = resolve_model_source(
-            root, _prop(properties, "keyword_model_id", "keywords"), primary=False, default=DEFAULT_KEYWORD_ID
-        )
-        max_intents = int(_prop(properties, "max_intents", 20))
-        raw_intents = _prop(properties, "intents")
+        keyword_source = resolve_model_source(props.get_str("keyword_model_id"), [root])
+        max_intents = props.get_int("max_intents", 20, low=2)
+        raw_intents = props.get_str("intents")
         try:
-            intents = json.loads(raw_intents) if isinstance(raw_intents, str) else (raw_intents or DEFAULT_INTENTS)
-            intents = validate_intents(intents, max_intents)
-        except (ValueError, IntentKeywordsError) as exc:
+            intents = validate_intents(json.loads(raw_intents) if raw_intents else DEFAULT_INTENTS, max_intents)
+        except (ValueError, RequestError) as exc:
             raise ValueError(
                 f"option.intents must be a JSON object of 2 to {max_intents} intent name -> description: {exc}"
             ) from None
-        template = _prop(properties, "hypothesis_template", DEFAULT_TEMPLATE)
+        template = props.get_str("hypothesis_template", DEFAULT_TEMPLATE)
         if template.count("{}") != 1:
             raise ValueError(f"option.hypothesis_template must contain {{}} once, got {template!r}")
         return cls(
             nli_source=nli_source,
             keyword_source=keyword_source,
-            nli_name=_prop(properties, "model_name") or model_name_of(nli_source),
-            keyword_name=_prop(properties, "keyword_model_name") or model_name_of(keyword_source),
-            dtype=str(_prop(properties, "dtype", "fp32")).lower(),
+            nli_name=display_name(props.get_str("model_name"), nli_source),
+            keyword_name=display_name(props.get_str("keyword_model_name"), keyword_source),
             intents=intents,
             hypothesis_template=template,
-            max_text_chars=int(_prop(properties, "max_text_chars", 2000)),
+            max_text_chars=props.get_int("max_text_chars", 2000, low=1),
             max_intents=max_intents,
         )
 
@@ -185,14 +181,14 @@ def _stop_words(value: Any) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_STOP_WORDS
     if not isinstance(value, list) or len(value) > MAX_STOP_WORDS:
-        raise IntentKeywordsError(
-            400, "INVALID_REQUEST", f"'stop_words' must be a list of at most {MAX_STOP_WORDS} words"
+        raise RequestError(
+            "INVALID_REQUEST",
+            f"'stop_words' must be a list of at most {MAX_STOP_WORDS} words",
         )
     words = []
     for index, word in enumerate(value):
         if not isinstance(word, str) or not word.strip() or len(word) > MAX_STOP_WORD_CHARS or len(word.split()) != 1:
-            raise IntentKeywordsError(
-                400,
+            raise RequestError(
                 "INVALID_REQUEST",
                 f"stop_words[{index}] must be one word of 1 to {MAX_STOP_WORD_CHARS} characters",
             )
@@ -202,46 +198,48 @@ def _stop_words(value: Any) -> tuple[str, ...]:
 
 def _integer(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        raise IntentKeywordsError(400, "INVALID_REQUEST", f"'{key}' must be an integer, got {json.dumps(value)[:50]}")
+        raise RequestError("INVALID_REQUEST", f"'{key}' must be an integer, got {json.dumps(value)[:50]}")
     return int(value)
 
 
 def parse_request(body: Any, settings: Settings) -> IntentRequest:
     if not isinstance(body, dict):
-        raise IntentKeywordsError(400, "INVALID_REQUEST", "the request body must be a JSON object")
+        raise RequestError("INVALID_REQUEST", "the request body must be a JSON object")
     text = body.get("text")
     if text is not None and not isinstance(text, str):
-        raise IntentKeywordsError(400, "INVALID_REQUEST", "'text' must be a string")
+        raise RequestError("INVALID_REQUEST", "'text' must be a string")
     if not text or not text.strip():
-        raise IntentKeywordsError(400, "EMPTY_TEXT", "'text' is required and must not be blank")
+        raise RequestError("EMPTY_TEXT", "'text' is required and must not be blank")
     if len(text) > settings.max_text_chars:
-        raise IntentKeywordsError(
-            413, "TEXT_TOO_LONG", f"'text' is {len(text)} characters; at most {settings.max_text_chars}"
+        raise RequestError(
+            "TEXT_TOO_LONG",
+            f"'text' is {len(text)} characters; at most {settings.max_text_chars}",
+            413,
         )
     tasks = body.get("tasks", list(TASKS))
     if tasks is None:
         tasks = list(TASKS)
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
-        raise IntentKeywordsError(400, "INVALID_REQUEST", "'tasks' must be a non-empty list of task names")
+        raise RequestError("INVALID_REQUEST", "'tasks' must be a non-empty list of task names")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise IntentKeywordsError(
-            400, "UNKNOWN_TASK", f"unknown task {unknown[0][:50]!r}; tasks are {', '.join(TASKS)}"
+        raise RequestError(
+            "UNKNOWN_TASK",
+            f"unknown task {unknown[0][:50]!r}; tasks are {', '.join(TASKS)}",
         )
     intents = body.get("intents")
     intents = settings.intents if intents is None else validate_intents(intents, settings.max_intents)
     top_n = _integer(body.get("top_n", 5) if body.get("top_n") is not None else 5, "top_n")
     if not 1 <= top_n <= MAX_TOP_N:
-        raise IntentKeywordsError(422, "VALUE_OUT_OF_RANGE", f"'top_n' must be between 1 and {MAX_TOP_N}, got {top_n}")
+        raise RequestError("VALUE_OUT_OF_RANGE", f"'top_n' must be between 1 and {MAX_TOP_N}, got {top_n}")
     ngram = body.get("keyphrase_ngram_range", [1, 2])
     if ngram is None:
         ngram = [1, 2]
     if not isinstance(ngram, list) or len(ngram) != 2:
-        raise IntentKeywordsError(400, "INVALID_REQUEST", "'keyphrase_ngram_range' must be a list [min, max]")
+        raise RequestError("INVALID_REQUEST", "'keyphrase_ngram_range' must be a list [min, max]")
     low, high = (_integer(v, "keyphrase_ngram_range") for v in ngram)
     if not 1 <= low <= high <= MAX_NGRAM:
-        raise IntentKeywordsError(
-            422,
+        raise RequestError(
             "VALUE_OUT_OF_RANGE",
             f"'keyphrase_ngram_range' needs 1 <= min <= max <= {MAX_NGRAM}, got [{low}, {high}]",
         )
@@ -253,11 +251,23 @@ def parse_request(body: Any, settings: Settings) -> IntentRequest:
 
 
 class IntentKeywords:
-    """The NLI model and the keyword model, loaded once per worker; `predict` runs one request."""
+    """The worker's service: the NLI model and the keyword model, loaded once per worker (`initialize`); `parse`
+    validates one request, `run` serves a list of them, the NLI pairs of all in shared forward passes
+    (vlp_djl_support.handle_with drives both)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.device, self.dtype = pick_device_and_dtype(settings.dtype)
+    def __init__(self) -> None:
+        self.initialized = False
+        # set by load(), before any request
+        self.settings: Settings
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+
+    def initialize(self, properties: dict) -> None:
+        props = start_worker(PACKAGE_DIR, properties)
+        self.load(Settings.from_properties(props), *select_device_and_dtype(props))
+
+    def load(self, settings: Settings, device: torch.device, dtype: torch.dtype) -> None:
+        self.settings, self.device, self.dtype = settings, device, dtype
         LOGGER.info(
             "loading NLI model from %s and keyword model from %s on %s (%s)",
             settings.nli_source,
@@ -277,6 +287,27 @@ class IntentKeywords:
         # The keyword model stays fp32: it is small, and cosine similarities are what KeyBERT ranks by.
         self.embedder = SentenceTransformer(settings.keyword_source, device=str(self.device))
         self.keybert = KeyBERT(model=self.embedder)
+        self.initialized = True
+
+    def parse(self, item: Any) -> IntentRequest:
+        return parse_request(read_json_object(item), self.settings)
+
+    def run(self, requests: list[IntentRequest]) -> list[dict]:
+        """One response per request; the intents of all of them are classified together. A fault escapes, and the
+        shared driver retries the requests one by one, so only the request that causes it fails."""
+        asked = [r for r in requests if "intent" in r.tasks]
+        intents = iter(self.classify_many([(r.text, r.intents) for r in asked]) if asked else [])
+        return [self.respond(r, next(intents) if "intent" in r.tasks else None) for r in requests]
+
+    def respond(self, request: IntentRequest, intent: dict | None) -> dict:
+        response: dict[str, Any] = {}
+        if intent is not None:
+            response["intent"] = intent
+        if "keywords" in request.tasks:
+            response["keywords"] = self.keywords(request.text, request.top_n, request.ngram_range, request.stop_words)
+        response["model"] = self.settings.nli_name
+        response["keyword_model"] = self.settings.keyword_name
+        return response
 
     @torch.inference_mode()
     def classify_many(self, items: list[tuple[str, dict[str, str]]]) -> list[dict]:
@@ -322,54 +353,3 @@ class IntentKeywords:
         words = sorted(ENGLISH_STOP_WORDS.union(stop_words))
         found = self.keybert.extract_keywords(text, keyphrase_ngram_range=ngram_range, stop_words=words, top_n=top_n)
         return [{"keyword": keyword, "score": round(float(score), 4)} for keyword, score in found]
-
-    def predict_many(self, bodies: list[Any]) -> list[dict | Exception]:
-        """One result per body, in order: the response, or the exception that request alone failed with."""
-        results: list[Any] = []
-        for body in bodies:
-            try:
-                results.append(parse_request(body, self.settings))
-            except IntentKeywordsError as exc:
-                results.append(exc)
-        asked = [i for i, r in enumerate(results) if isinstance(r, IntentRequest) and "intent" in r.tasks]
-        intents: dict[int, Any] = {}
-        try:
-            classified = self.classify_many([(results[i].text, results[i].intents) for i in asked])
-            for i, found in zip(asked, classified, strict=True):
-                intents[i] = found
-        except Exception as exc:
-            LOGGER.exception("intent classification failed for %d request(s)", len(asked))
-            if len(asked) == 1:
-                intents[asked[0]] = exc
-            for i in asked if len(asked) > 1 else []:
-                try:
-                    intents[i] = self.classify_many([(results[i].text, results[i].intents)])[0]
-                except Exception as exc:
-                    intents[i] = exc
-        responses: list[dict | Exception] = []
-        for i, request in enumerate(results):
-            if not isinstance(request, IntentRequest):
-                responses.append(request)
-                continue
-            try:
-                response: dict[str, Any] = {}
-                if "intent" in request.tasks:
-                    if isinstance(intents[i], Exception):
-                        raise intents[i]
-                    response["intent"] = intents[i]
-                if "keywords" in request.tasks:
-                    response["keywords"] = self.keywords(
-                        request.text, request.top_n, request.ngram_range, request.stop_words
-                    )
-                response["model"] = self.settings.nli_name
-                response["keyword_model"] = self.settings.keyword_name
-                responses.append(response)
-            except Exception as exc:
-                responses.append(exc)
-        return responses
-
-    def predict(self, body: Any) -> dict:
-        result = self.predict_many([body])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result

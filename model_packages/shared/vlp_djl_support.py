@@ -1,7 +1,8 @@
 """DJL Python-engine plumbing for a model package: request errors, JSON fields, image decoding, serving.properties
-values, device/dtype, model locations, and the batch driver that turns per-request results into one DJL Output.
+values, worker start-up, device/dtype, model locations, and the batch driver that turns per-request results into one
+DJL Output.
 
-One file for the CLIP packages: the package build (stacks/model_package_asset.py) copies model_packages/shared/
+One file for every DJL package: the package build (stacks/model_package_asset.py) copies model_packages/shared/
 into each model.tar.gz, where DJL puts it on sys.path beside model.py; tests put the folder on sys.path.
 
 Wire conventions (docs/model-contracts.md, "Conventions"):
@@ -20,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,9 @@ HTTP_REASONS = {
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 JSON_CONTENT_TYPE = "application/json"
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+# An org/name Hugging Face hub id (a bare legacy name such as "gpt2" is not taken for one: it is more likely a
+# sub-folder that was not staged).
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 
 
 class RequestError(Exception):
@@ -225,6 +230,21 @@ class Properties:
         return value
 
 
+# ---- worker start-up ----
+
+
+def start_worker(package_dir: str | os.PathLike, properties: Mapping[str, Any]) -> Properties:
+    """What every package does first on its initialisation request: refuse to start with versions other than the
+    ones its tests ran (vlp_requirements), read a gated hub model's token through the role (HF_TOKEN_SECRET_ID,
+    vlp_hub_token), and wrap DJL's properties."""
+    from vlp_hub_token import load_hub_token
+    from vlp_requirements import verify_installed
+
+    verify_installed(Path(package_dir))
+    load_hub_token()
+    return Properties(properties)
+
+
 DTYPES = {
     "fp16": "float16",
     "float16": "float16",
@@ -237,7 +257,8 @@ DTYPES = {
 
 
 def select_device_and_dtype(props: Properties):
-    """cuda (DJL's `device_id` when given) if available, else cpu; `dtype` fp16/bf16/fp32/auto, fp32 on cpu."""
+    """cuda (DJL's `device_id` when given) if available, else cpu; `dtype` fp16/bf16/fp32/auto, fp32 on cpu (half
+    precision on CPU is slow or unsupported)."""
     import torch
 
     name = (props.get_str("dtype", "fp16") or "fp16").lower()
@@ -255,32 +276,83 @@ def select_device_and_dtype(props: Properties):
     return device, dtype
 
 
-def resolve_model_source(value: str | None, roots: Sequence[str | os.PathLike | None]) -> str:
-    """Where to load a model from: an existing directory (absolute, or relative to one of `roots`, such as the
-    directory DJL resolved `option.model_id` to, or the package's model_dir), else a Hugging Face hub id."""
+def dtype_kwargs(dtype) -> dict:
+    """`from_pretrained`'s dtype argument: `dtype` from transformers 4.56, `torch_dtype` before (the LMI container
+    may ship an older transformers than our tests)."""
+    import transformers
+
+    major, minor = (int(part) for part in re.findall(r"\d+", transformers.__version__)[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
+# ---- model locations ----
+
+
+def resolve_model_source(
+    value: str | None, roots: Sequence[str | os.PathLike | None], *, fallback: str | None = None
+) -> str:
+    """Where to load a model from: `value` as an existing directory (absolute, or relative to one of `roots`, such
+    as the directory DJL resolved `option.model_id` to, or the package's model_dir), else `value` as an org/name
+    hub id. Nothing named, or a bare name that is no sub-folder of a root (serving.properties' "sam" while nothing
+    is staged), gives `fallback` when there is one (see `model_id_fallback`); otherwise it is an error."""
+    if value:
+        path = Path(value)
+        if path.is_absolute():
+            if path.is_dir():
+                return str(path)
+            raise FileNotFoundError(f"model directory {value} does not exist")
+        for root in roots:
+            if root and (Path(root) / value).is_dir():
+                return str(Path(root) / value)
+        if value.startswith("s3://"):
+            raise ValueError(f"{value}: S3 locations are resolved by the container for option.model_id only")
+        if path.is_dir():
+            return str(path.resolve())
+        if HUB_ID.match(value):
+            return value  # a hub id: needs network (or the HF cache) at start-up
+    searched = [str(root) for root in roots if root]
+    if fallback:
+        if value:
+            logger.warning("no %r folder under %s: using %s", value, searched, fallback)
+        return fallback
     if not value:
         raise ValueError("no model location given")
-    path = Path(value)
-    if path.is_absolute():
-        if path.is_dir():
-            return str(path)
-        raise FileNotFoundError(f"model directory {value} does not exist")
-    for root in roots:
-        if root and (Path(root) / value).is_dir():
-            return str(Path(root) / value)
-    if value.startswith("s3://"):
-        raise ValueError(f"{value}: S3 locations are resolved by the container for option.model_id only")
-    if path.is_dir():
-        return str(path.resolve())
-    return value  # a hub id: needs network (or the HF cache) at start-up
+    raise FileNotFoundError(
+        f"model weights not found: no folder {value!r} under {searched} and {value!r} is neither a local directory "
+        "nor a hub id (owner/name)"
+    )
+
+
+def model_id_fallback(model_id: str | None, default: str, model_type: str | None = None) -> str | None:
+    """What a package's main model loads from when its sub-folder is not staged: `option.model_id` itself when it
+    is a model directory (a config.json, of `model_type` when given) or a hub id; `default` when no model_id is
+    set; None (no fallback: a staged directory without the model is an error) otherwise."""
+    if not model_id:
+        return default
+    config = Path(model_id) / "config.json"
+    if config.is_file():
+        try:
+            found = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            found = None
+        return model_id if model_type is None or found == model_type else None
+    return model_id if HUB_ID.match(model_id) else None
 
 
 def display_name(explicit: str | None, source: str) -> str:
-    """The model id reported in responses: a hub id names itself; a local directory (staged weights) is named by
-    option.<x>_name, else by its folder name."""
+    """The model id a response reports: option.<x>_name when configured, else the hub id loaded, else the hub id
+    a staged folder's config.json records, else the folder's name (never a made-up hub id)."""
+    if explicit:
+        return explicit
     if not Path(source).is_dir():
         return source
-    return explicit or Path(source).name
+    try:
+        recorded = json.loads((Path(source) / "config.json").read_text(encoding="utf-8")).get("_name_or_path")
+        if isinstance(recorded, str) and HUB_ID.match(recorded):
+            return recorded
+    except (OSError, ValueError, AttributeError):
+        pass
+    return Path(source).resolve().name
 
 
 # ---- the batch driver ----
@@ -330,6 +402,19 @@ def serve(inputs, output_cls, parse: Callable[[Any], Any], run: Callable[[list],
         for i, result in zip([i for i, _ in valid], _run_isolated(run, [p for _, p in valid]), strict=True):
             results[i] = result
     return _to_output(output_cls, results, batched)
+
+
+def run_each(serve_one: Callable[[Any], dict], parsed: Sequence[Any]) -> list:
+    """A `run` for a package that serves its requests one after another: one result per request, serve_one's
+    response or the RequestError it refused that request with (a limit only inference finds, such as a response
+    over its size cap). Any other exception escapes, so `serve` retries the requests one by one."""
+    results: list[Any] = []
+    for request in parsed:
+        try:
+            results.append(serve_one(request))
+        except RequestError as error:
+            results.append(error)
+    return results
 
 
 def _run_isolated(run: Callable[[list], list], parsed: list) -> list:

@@ -187,19 +187,6 @@ def test_both_model_ids_are_honoured_and_loaded_once(make_interrogator, staged, 
     assert (body["model"], body["caption_model"]) == ("my-clip", "my-blip")  # unnamed local folders: their names
 
 
-def test_model_locations(interrogator, staged):
-    locate = interrogator._locate
-    package = str(helpers.PACKAGE_DIR)
-    assert locate("clip", [str(staged), package], "fallback") == str(staged / "clip")
-    assert locate(str(staged / "caption"), [package], "fallback") == str(staged / "caption")
-    assert locate("org/some-clip", [package], "fallback") == "org/some-clip"  # a hub id
-    # serving.properties says "clip" but model_id is a hub id and nothing is staged: use the fallback
-    assert locate("clip", [package], "openai/clip-vit-large-patch14") == "openai/clip-vit-large-patch14"
-    terms = helpers.load_package_module(module="clip_interrogator_terms")
-    assert terms.default_clip_location(package, "openai/clip-vit-base-patch32") == "openai/clip-vit-base-patch32"
-    assert terms.default_clip_location(str(staged), None) == str(staged / "clip")
-
-
 @pytest.mark.parametrize(
     ("env", "model"), djl_settings.configured("clip_interrogator"), ids=lambda v: getattr(v, "name", v)
 )

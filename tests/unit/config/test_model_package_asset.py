@@ -18,7 +18,7 @@ def test_package_tarball_is_complete_and_deterministic(role, tmp_path):
     with tarfile.open(tmp_path / "a" / role / "model.tar.gz") as tar:
         names = set(tar.getnames())
         assert all(m.mtime == 0 and m.uid == 0 for m in tar.getmembers())
-    assert {"model.py", "serving.properties", "requirements.txt", "vlp_djl_support.py", "vlp_model_sources.py"} <= names
+    assert {"model.py", "serving.properties", "requirements.txt", "vlp_djl_support.py", "vlp_hub_token.py"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
