@@ -167,8 +167,8 @@ packages: .stamps/venv ## vendor each DJL package's pinned wheels (x86_64, the L
 packages-clean: ## drop the vendored wheels: synth packages requirements.txt again (DJL installs at start-up)
 	rm -rf $(VENDOR_DIR)
 
-stage-weights: .stamps/venv-models ## download weights from the Hub and upload them to the artifacts bucket (needs internet and AWS)
-	.venv-models/bin/python -m model_packages.stage_weights --env $(ENV)
+stage-weights: .stamps/venv-models ## download weights from the Hub into the artifacts bucket, then each isolated DJL role's bundle (ROLE=a,b; needs internet and AWS)
+	.venv-models/bin/python -m model_packages.stage_weights --env $(ENV) $(if $(ROLE),--roles $(ROLE)) $(STAGE_ARGS)
 
 lock: .stamps/venv ## re-resolve the pinned requirements after editing requirements/*.in
 	$(UV) pip compile -q --generate-hashes --python-version 3.11 requirements/app.in -o requirements/app.txt

@@ -2,7 +2,8 @@
 
 1. preflight (credentials, bootstrap, quotas, secrets): stop on a blocker;
 2. the Storage stack (buckets, keys), which the weights go into;
-3. the weights: every role's S3 prefix holds objects, or `make stage-weights` runs (STAGE_WEIGHTS=yes), or stop;
+3. the weights: every role's S3 prefix holds objects and every network-isolated DJL role's bundle is complete, or
+   `make stage-weights` runs for the roles that lack them (STAGE_WEIGHTS=yes; staged folders are skipped), or stop;
 4. every stack of the environment (endpoints, API, monitoring).
 """
 
@@ -13,7 +14,17 @@ from collections.abc import Callable
 from rich.console import Console
 
 from ops.common import OpsError, Runner, print_table, stack_name
-from ops.preflight import Clients, WeightsPlan, blockers, missing_weights, run_checks, weights_plan
+from ops.preflight import (
+    BundlesPlan,
+    Clients,
+    WeightsPlan,
+    blockers,
+    bundles_plan,
+    missing_bundles,
+    missing_weights,
+    run_checks,
+    weights_plan,
+)
 from stacks import constants as c
 from stacks.config import EnvironmentConfig
 
@@ -26,6 +37,7 @@ def deploy(
     *,
     stage_weights: bool = False,
     plan: WeightsPlan = weights_plan,
+    bundles: BundlesPlan = bundles_plan,
     say: Callable[[str], None] | None = None,
 ) -> None:
     say = say or (lambda text: console.print(f"[bold]deploy {config.name}:[/] {text}"))
@@ -41,23 +53,39 @@ def deploy(
     if run(["cdk", "deploy", storage, "--require-approval", "broadening"]) != 0:
         raise OpsError(f"cdk deploy {storage} failed: see its output above")
 
-    say("checking the weights under each role's prefix in the artifacts bucket")
-    bucket, missing = missing_weights(config, clients, account, plan)
-    if missing is None:
-        raise OpsError(f"bucket {bucket} is missing although {storage} deployed: check the stack's events")
-    if missing:
-        roles = ", ".join(sorted(missing))
+    say("checking the weights under each role's prefix and each isolated DJL role's bundle in the artifacts bucket")
+    fixed = bundles(config)  # hashes the packages once
+
+    def unstaged() -> tuple[str, set[str], set[str]]:
+        bucket, missing = missing_weights(config, clients, account, plan)
+        _, unbundled = missing_bundles(config, clients, account, lambda _config: fixed)
+        if missing is None or unbundled is None:
+            raise OpsError(f"bucket {bucket} is missing although {storage} deployed: check the stack's events")
+        return bucket, set(missing), set(unbundled)
+
+    bucket, no_weights, no_bundle = unstaged()
+    if no_weights or no_bundle:
+        roles = ",".join(sorted(no_weights | no_bundle))
+        what = "; ".join(
+            text
+            for text in (
+                f"no weights for {', '.join(sorted(no_weights))}" if no_weights else "",
+                f"no bundle for {', '.join(sorted(no_bundle))}" if no_bundle else "",
+            )
+            if text
+        )
         if not stage_weights:
             raise OpsError(
-                f"no weights in {bucket} for {roles}: run `make stage-weights ENV={env}` (internet, HF_TOKEN for "
-                f"gated models), or `make deploy ENV={env} STAGE_WEIGHTS=yes` to stage them now"
+                f"{what} in {bucket}: run `make stage-weights ENV={env} ROLE={roles}` (internet, HF_TOKEN for "
+                f"gated models; `make packages` first for bundles), or `make deploy ENV={env} STAGE_WEIGHTS=yes`"
             )
-        say(f"staging weights for {roles} into {bucket}: waiting for the Hub downloads and S3 uploads")
-        if run(["make", "--no-print-directory", "stage-weights", f"ENV={env}"]) != 0:
+        say(f"staging {roles} into {bucket} ({what}): waiting for the Hub downloads, S3 uploads and copies")
+        command = ["make", "--no-print-directory", "stage-weights", f"ENV={env}", f"ROLE={roles}"]
+        if run([*command, "STAGE_ARGS=--missing-only"]) != 0:
             raise OpsError("make stage-weights failed: see its output above")
-        _, still = missing_weights(config, clients, account, plan)
-        if still:
-            raise OpsError(f"still no weights for {', '.join(sorted(still))} after staging")
+        _, no_weights, no_bundle = unstaged()
+        if no_weights or no_bundle:
+            raise OpsError(f"still not staged after staging: {', '.join(sorted(no_weights | no_bundle))}")
 
     say(
         f"deploying every stack of {env}: waiting for the endpoints to come InService "

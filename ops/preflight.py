@@ -18,6 +18,8 @@ API_TIMEOUT_QUOTA_NAME = "Maximum integration timeout in milliseconds"  # servic
 API_DEFAULT_TIMEOUT_MS = 29_000
 # Roles whose weights live in S3 and the key prefixes each needs (model_packages/stage_weights.py's layout).
 WeightsPlan = Callable[[EnvironmentConfig], dict[str, list[str]]]
+# Network-isolated DJL roles and their bundle's manifest key, written last by staging (ops/bundles.py).
+BundlesPlan = Callable[[EnvironmentConfig], dict[str, str]]
 
 
 def weights_plan(config: EnvironmentConfig) -> dict[str, list[str]]:
@@ -27,6 +29,12 @@ def weights_plan(config: EnvironmentConfig) -> dict[str, list[str]]:
     for upload in plan(config):
         prefixes[upload.role].append(upload.key_prefix)
     return dict(prefixes)
+
+
+def bundles_plan(config: EnvironmentConfig) -> dict[str, str]:
+    from ops.bundles import bundle_plan
+
+    return {bundle.role: bundle.manifest_key for bundle in bundle_plan(config)}
 
 
 @dataclass
@@ -252,8 +260,53 @@ def check_weights(config: EnvironmentConfig, clients: Clients, account: str, pla
     return Check("weights", "ok", f"every role's prefix in {bucket} holds objects")
 
 
+def missing_bundles(
+    config: EnvironmentConfig, clients: Clients, account: str, plan: BundlesPlan = bundles_plan
+) -> tuple[str, dict[str, str] | None]:
+    """The artifacts bucket and, per isolated DJL role, the bundle prefix whose manifest is missing (never staged,
+    or interrupted); None when the bucket is missing."""
+    bucket, bundles = config.bucket_name("artifacts", account), plan(config)
+    listed = missing_weights(config, clients, account, lambda _config: {r: [k] for r, k in bundles.items()})[1]
+    if listed is None:
+        return bucket, None
+    return bucket, {role: bundles[role].rsplit("/", 1)[0] + "/" for role in listed}
+
+
+def check_bundles(
+    config: EnvironmentConfig, clients: Clients, account: str, plan: BundlesPlan = bundles_plan
+) -> list[Check]:
+    """One row per network-isolated DJL role: its bundle (package, vendor/, weights/) is staged under the prefix
+    the synthesized Model reads, bundles/<role>/<hash of model_packages/<role>>/."""
+    bundles = plan(config)  # hashes the packages once
+    if not bundles:
+        return []
+    bucket, missing = missing_bundles(config, clients, account, lambda _config: bundles)
+    if missing is None:
+        return []  # the weights row already says the bucket (the Storage stack) is missing
+    rows = []
+    for role, key in sorted(bundles.items()):
+        prefix = key.rsplit("/", 1)[0] + "/"
+        if role in missing:
+            rows.append(
+                Check(
+                    f"bundle {role}",
+                    "fail",
+                    f"no complete bundle at s3://{bucket}/{prefix} (the package as it is now; network-isolated)",
+                    f"make packages && make stage-weights ENV={config.name} ROLE={role}",
+                )
+            )
+        else:
+            rows.append(Check(f"bundle {role}", "ok", f"s3://{bucket}/{prefix}"))
+    return rows
+
+
 def run_checks(
-    config: EnvironmentConfig, clients: Clients, *, weights: bool = True, plan: WeightsPlan = weights_plan
+    config: EnvironmentConfig,
+    clients: Clients,
+    *,
+    weights: bool = True,
+    plan: WeightsPlan = weights_plan,
+    bundles: BundlesPlan = bundles_plan,
 ) -> list[Check]:
     """Every check in order; raises OpsError (one line) when there are no usable credentials."""
     identity, account = check_identity(config, clients)
@@ -263,6 +316,7 @@ def run_checks(
     rows += check_secrets(config, clients)
     if weights:
         rows.append(check_weights(config, clients, account, plan))
+        rows += check_bundles(config, clients, account, bundles)
     return rows
 
 

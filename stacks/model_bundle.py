@@ -77,16 +77,16 @@ def vendored(package: str, vendor_dir: Path | None = VENDOR_DIR) -> Path | None:
     return folder if (folder / VENDOR_MARKER).is_file() else None
 
 
-def package_hash(package: str, packages_dir: Path = PACKAGES_DIR, shared: Path | None = SHARED_DIR) -> str:
+def package_hash(package: str, packages_dir: Path = PACKAGES_DIR) -> str:
     """The content hash that names a package's bundle: SHA-256 over every file the package ships (its source, its
     requirements.txt lock, the shared modules), by name and bytes, in name order. Offline and deterministic: the
     same at synth, in the staging command and in preflight, on any machine, with or without `make packages` (the
-    vendored wheels are fixed by the lock they are built from)."""
+    vendored wheels are fixed by the lock they are built from). The shared modules are `packages_dir`/shared."""
     source = packages_dir / package
     if not (source / "model.py").is_file():
         raise FileNotFoundError(f"{source / 'model.py'} is missing: the {package} endpoint serves it")
     digest = hashlib.sha256(BUNDLE_LAYOUT.encode() + b"\0")
-    for name, path in sorted(package_members(source, shared).items()):
+    for name, path in sorted(package_members(source, packages_dir / "shared").items()):
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:HASH_LENGTH]
 

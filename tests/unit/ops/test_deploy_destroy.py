@@ -54,11 +54,12 @@ def test_first_deploy_storage_then_staging_then_everything(stubs, configs):
     deploy(config, stubs.clients, run, console, stage_weights=True, plan=lambda _c: PLAN)
     assert run.commands == [
         ["cdk", "deploy", "dev/Storage", "--require-approval", "broadening"],
-        ["make", "--no-print-directory", "stage-weights", "ENV=dev"],
+        # only the role that lacks weights; folders already staged are skipped
+        ["make", "--no-print-directory", "stage-weights", "ENV=dev", "ROLE=vlm", "STAGE_ARGS=--missing-only"],
         ["cdk", "deploy", "dev/*", "--require-approval", "broadening"],
     ]
     text = out.getvalue()
-    assert "waiting for CloudFormation" in text and "staging weights for vlm" in text and "InService" in text
+    assert "waiting for CloudFormation" in text and "staging vlm" in text and "InService" in text
 
 
 def test_missing_weights_stop_before_the_endpoints_unless_staging_is_asked(stubs, configs):
@@ -66,7 +67,7 @@ def test_missing_weights_stop_before_the_endpoints_unless_staging_is_asked(stubs
     _ready(stubs, config)
     stubs.weights(config.bucket_name("artifacts", ACCOUNT), {"weights/vlm/": 0, "weights/asr/": 0})
     run = Recorder()
-    with pytest.raises(OpsError, match=r"no weights in .* for asr, vlm: run `make stage-weights ENV=dev`"):
+    with pytest.raises(OpsError, match=r"no weights for asr, vlm in .*: run `make stage-weights ENV=dev ROLE=asr,vlm`"):
         deploy(config, stubs.clients, run, _console()[0], plan=lambda _c: PLAN)
     assert run.commands == [["cdk", "deploy", "dev/Storage", "--require-approval", "broadening"]]
 

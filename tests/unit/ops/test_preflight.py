@@ -48,9 +48,12 @@ def test_a_ready_account_passes_every_check(stubs, configs):
     stubs.quota_lists("sagemaker", {_quota_name(t): 2 * n for t, n in fleet.items()})
     stubs.quota_lists("apigateway", {API_TIMEOUT_QUOTA_NAME: 300_000}, {API_TIMEOUT_QUOTA_NAME: 29_000})
     stubs.weights(config.bucket_name("artifacts", ACCOUNT), {p: 3 for prefixes in PLAN.values() for p in prefixes})
-    rows = run_checks(config, stubs.clients, plan=lambda _c: PLAN)
+    bundles = {"grounded_sam": "bundles/grounded_sam/abc/bundle-manifest.json"}  # prod: isolated DJL roles
+    stubs.weights(config.bucket_name("artifacts", ACCOUNT), {bundles["grounded_sam"]: 1})
+    rows = run_checks(config, stubs.clients, plan=lambda _c: PLAN, bundles=lambda _c: bundles)
     assert [r.status for r in rows] == ["ok"] * len(rows), rows
     assert {r.name for r in rows} >= {f"quota {t}" for t in fleet} | {"credentials", "cdk bootstrap", "weights"}
+    assert "bundle grounded_sam" in {r.name for r in rows}
     assert not blockers(rows)
 
 
