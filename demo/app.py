@@ -240,8 +240,11 @@ def _restyle_tab(session: Session) -> None:
                 label="Steps",
                 elem_id="vlp-restyle-steps",
             )
-            seed = gr.Number(
-                None, label="Seed (empty: a random one)", precision=0, minimum=0, elem_id="vlp-restyle-seed"
+            # a text box: Gradio's number box sends 0 when left empty, and empty must mean "draw one"
+            seed = gr.Textbox(
+                label=f"Seed (0..{views.restyling.MAX_SEED}; empty: a random one, reported with the result)",
+                placeholder="random",
+                elem_id="vlp-restyle-seed",
             )
             with gr.Accordion("More", open=False, elem_id="vlp-restyle-more"):
                 description = gr.Textbox(
@@ -290,10 +293,12 @@ def _restyle_tab(session: Session) -> None:
         own_style: str | None,
         description_text: str | None,
         negative_text: str | None,
-        *sliders: float | None,
+        strength_value: float,
+        steps_value: float,
+        guidance_value: float,
+        seed_text: str | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to inject the progress tracker)
     ) -> list[Any]:
-        strength_value, steps_value, guidance_value, seed_value = sliders
         return restyle_turn(
             session,
             image_path,
@@ -301,10 +306,10 @@ def _restyle_tab(session: Session) -> None:
             own_style,
             description_text,
             negative_text,
-            float(strength_value or 0),
-            float(steps_value or 0),
-            float(guidance_value or 0),
-            seed_value,
+            strength_value,
+            steps_value,
+            guidance_value,
+            seed_text,
             progress=lambda status: progress(None, desc=status),
         )
 
@@ -338,7 +343,7 @@ def restyle_turn(
     strength: float,
     steps: float,
     guidance_scale: float,
-    seed: float | None,
+    seed: str | float | None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Any]:
     """The Restyle button: the tab's inputs (in the order of its `inputs`) to a restyle, its values for the outputs."""

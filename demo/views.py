@@ -327,12 +327,29 @@ def style_choices() -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class RestyleControls:
-    """The Restyle tab's sliders and seed box, each with the API's default (`seed` None: the service draws one)."""
+    """The Restyle tab's sliders and seed box, each with the API's default. `seed` as typed (a text box: Gradio's
+    number box turns empty into 0); blank or None: the service draws one."""
 
     strength: float = restyling.DEFAULT_STRENGTH
     steps: float = restyling.DEFAULT_STEPS
     guidance_scale: float = restyling.DEFAULT_GUIDANCE_SCALE
-    seed: float | None = None
+    seed: str | float | None = None
+
+
+def seed_value(seed: str | float | None) -> int | None:
+    """The seed box's value: None when blank, else a whole number 0..2**32-1 (ValueError saying what is wrong)."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return None
+    text = seed.strip() if isinstance(seed, str) else f"{seed:g}"
+    try:
+        number = int(text) if isinstance(seed, str) else int(seed)
+    except ValueError:
+        number = None
+    if number is None or (not isinstance(seed, str) and number != seed) or not 0 <= number <= restyling.MAX_SEED:
+        raise ValueError(
+            f"The seed {text!r} is not a whole number from 0 to {restyling.MAX_SEED} (leave it empty for a random one)."
+        )
+    return number
 
 
 def _blank(text: str | None) -> bool:
@@ -340,7 +357,11 @@ def _blank(text: str | None) -> bool:
 
 
 def check_restyle(
-    style: str | None, style_text: str | None, description: str | None, negative_prompt: str | None, seed: float | None
+    style: str | None,
+    style_text: str | None,
+    description: str | None,
+    negative_prompt: str | None,
+    seed: str | float | None,
 ) -> str | None:
     """What is wrong with a restyle request before it is sent (the API would refuse it), or None."""
     if style != CUSTOM_STYLE and style not in restyling.STYLES:
@@ -356,10 +377,10 @@ def check_restyle(
     ):
         if text and len(text.strip()) > limit:
             return f"{name} is {len(text.strip())} characters long: at most {limit}."
-    if seed is not None and (seed != int(seed) or not 0 <= seed <= restyling.MAX_SEED):
-        return (
-            f"The seed {seed:g} is not a whole number from 0 to {restyling.MAX_SEED} (leave it empty for a random one)."
-        )
+    try:
+        seed_value(seed)
+    except ValueError as error:
+        return str(error)
     return None
 
 
@@ -387,8 +408,9 @@ def restyle_options(controls: RestyleControls, negative_prompt: str | None = Non
     guidance = round(float(controls.guidance_scale), 3)
     if guidance != restyling.DEFAULT_GUIDANCE_SCALE:
         options["guidance_scale"] = guidance
-    if controls.seed is not None:
-        options["seed"] = int(controls.seed)
+    seed = seed_value(controls.seed)
+    if seed is not None:
+        options["seed"] = seed
     if not _blank(negative_prompt):
         options["negative_prompt"] = (negative_prompt or "").strip()
     return options

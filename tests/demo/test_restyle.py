@@ -84,9 +84,11 @@ def test_the_dropdown_offers_the_eight_presets_then_custom():
         (views.CUSTOM_STYLE, "x" * 301, None, None, None, "at most 300"),
         ("anime", None, "d" * 1001, None, None, "The description is 1001 characters long: at most 1000"),
         ("anime", "", None, "n" * 301, None, "The negative prompt is 301 characters"),
-        ("anime", None, None, None, 1.5, "The seed 1.5 is not a whole number"),
-        ("anime", None, None, None, -1.0, "from 0 to 4294967295"),
-        ("anime", None, None, None, float(2**32), "not a whole number"),
+        ("anime", None, None, None, "1.5", "The seed '1.5' is not a whole number from 0 to 4294967295"),
+        ("anime", None, None, None, "seven", "The seed 'seven' is not a whole number"),
+        ("anime", None, None, None, "-1", "The seed '-1' is not"),
+        ("anime", None, None, None, str(2**32), "The seed '4294967296' is not"),
+        ("anime", None, None, None, 2.5, "The seed '2.5' is not"),
     ],
 )
 def test_check_restyle_refuses_what_the_api_would(style, text, description, negative, seed, problem):
@@ -96,7 +98,13 @@ def test_check_restyle_refuses_what_the_api_would(style, text, description, nega
 
 @pytest.mark.parametrize(
     ("style", "text", "seed"),
-    [("starry_night", None, None), ("line_art", "  ", 0.0), (views.CUSTOM_STYLE, "as a mosaic", float(2**32 - 1))],
+    [
+        ("starry_night", None, None),
+        ("line_art", "  ", "0"),
+        ("anime", None, "  "),
+        (views.CUSTOM_STYLE, "as a mosaic", f" {2**32 - 1} "),
+        ("anime", None, 12.0),
+    ],
 )
 def test_check_restyle_accepts(style, text, seed):
     assert views.check_restyle(style, text, "a red square", "", seed) is None
@@ -109,9 +117,10 @@ def test_restyle_fields_and_options():
         "prompt": "a red square",
     }
     assert views.restyle_options(views.RestyleControls()) == {}  # an untouched tab sends no options
+    assert views.restyle_options(views.RestyleControls(seed="")) == {}  # an empty seed box: the service draws one
     assert views.restyle_options(views.RestyleControls(strength=0.6000001, steps=30.2)) == {}
     options = views.restyle_options(
-        views.RestyleControls(strength=0.35, steps=12.0, guidance_scale=9.5, seed=0.0), " text, watermark "
+        views.RestyleControls(strength=0.35, steps=12.0, guidance_scale=9.5, seed=" 0 "), " text, watermark "
     )
     assert options == {
         "strength": 0.35,
@@ -145,7 +154,7 @@ def test_typing_a_style_chooses_custom_and_clearing_it_goes_back():
 def test_a_restyle_is_a_job_with_before_and_after_and_the_prompt(session, image):
     client = Recorder({"status": "succeeded", "result": restyle_result()})
     seen: list[str] = []
-    request = RestyleInput(image, style="starry_night", controls=views.RestyleControls(strength=0.4, seed=5.0))
+    request = RestyleInput(image, style="starry_night", controls=views.RestyleControls(strength=0.4, seed="5"))
     out = session(client).restyle(request, progress=seen.append)
     assert out.error is None
     assert [c[0] for c in client.calls] == ["submit_job", "wait", "download"]
@@ -278,7 +287,7 @@ def api() -> Iterator[str]:
 def test_the_restyle_button_with_the_real_client(session, image, api):
     demo = session(VlpClient(api, auth="none", timeout=10))
     seen: list[str] = []
-    values = app.restyle_turn(demo, image, "pixel_art", "", "", "", 0.6, 12.0, 7.0, 3.0, progress=seen.append)
+    values = app.restyle_turn(demo, image, "pixel_art", "", "", "", 0.6, 12.0, 7.0, "3", progress=seen.append)
     banner, warnings, before, after, prompt, negative, details, raw = values
     (body,) = StubApi.bodies
     assert body["task"] == "restyle" and body["style"] == "pixel_art" and body["options"] == {"steps": 12, "seed": 3}
@@ -292,12 +301,13 @@ def test_the_restyle_button_with_the_real_client(session, image, api):
 def test_the_restyle_button_shows_the_apis_refusal_and_the_clients_own_checks(session, image, api):
     StubApi.refusal = {"code": "INVALID_TEXT", "message": "style_prompt holds a control character", "request_id": "r-7"}
     demo = session(VlpClient(api, auth="none", timeout=10))
-    values = app.restyle_turn(demo, image, views.CUSTOM_STYLE, "as a mosaic", "", "", 0.6, 30.0, 7.0, None)
+    values = app.restyle_turn(demo, image, views.CUSTOM_STYLE, "as a mosaic", "", "", 0.6, 30.0, 7.0, "")
     assert values[1] == "- ⚠ error INVALID_TEXT: style_prompt holds a control character (request id r-7)"
     assert values[3] is None and values[7] is None
+    assert StubApi.bodies[0]["style_prompt"] == "as a mosaic" and "options" not in StubApi.bodies[0]  # no seed: drawn
     # a value the page lets through but the client refuses (steps 0) never reaches the API
     StubApi.bodies.clear()
-    values = app.restyle_turn(demo, image, "anime", "", "", "", 0.6, 0.0, 7.0, None)
+    values = app.restyle_turn(demo, image, "anime", "", "", "", 0.6, 0.0, 7.0, "")
     assert values[1].startswith("- ⚠ error INVALID_ARGUMENT: steps 0") and StubApi.bodies == []
 
 
