@@ -368,3 +368,12 @@ def test_job_submit_task_restyle_without_a_style_is_refused_locally(http, capsys
     status, _, err = run(capsys, "job", "submit", image, "--task", "restyle")
     assert status == 2 and err.startswith("error INVALID_ARGUMENT: task restyle needs a style")
     assert len(http.calls) == 0
+
+
+def test_an_idempotent_resubmission_of_a_finished_job_is_not_polled(http):
+    view = {"job_id": "j-r", "status": "succeeded", "result": RESTYLE_RESULT}
+    http.post(API + "/v1/jobs", json=view, status=200)
+    result = client().restyle(png_bytes(), style="starry_night", idempotency_key="k-1")
+    assert [c.request.method for c in http.calls] == ["POST"]
+    assert http.calls[0].request.headers["Idempotency-Key"] == "k-1"
+    assert result.restyled.seed == 1234
