@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests" / "local"))
 
 from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)
 
-from local.up import LocalStack  # noqa: E402 (after the sys.path set-up)
+from local.up import LocalService  # noqa: E402 (after the sys.path set-up)
 
 LATENCY_MS = {"asr": 300, "intent": 100, "keywords": 100, "vlm": 800, "segmentation": 500}
 ENDPOINT_LATENCY = {
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="vlp-bench-pipeline-"))
-    stack = LocalStack(state_dir=state, ports=dict.fromkeys(("api", "s3", "sagemaker", "lambda", "sfn"), 0))
+    stack = LocalService(state_dir=state, ports=dict.fromkeys(("api", "s3", "sagemaker", "lambda", "sfn"), 0))
     print("starting local mode (logs in", state / "logs", ")", flush=True)
     with stack:
         api = Api.at(stack.api_url)

@@ -57,7 +57,7 @@ class RestApi:
 
         self.auth = auth or Authenticator("none")
 
-        self.stage = api.get("stage", "v1")
+        self.stage: str = api["stage"]  # the synthesized Stage's name (local.assembly)
         self.functions = functions
         self.lambda_endpoint = urlsplit(lambda_endpoint)
         self.routes = []

@@ -9,16 +9,14 @@
 - every Lambda function: handler, timeout, memory and environment variables, tokens resolved the same way
   (bucket names, state machine ARNs, endpoint names).
 
-Until the cloud assembly has an Api stack, the definition in docs/pipeline.md's `asl:begin` block is used (a unit
-test keeps it equal to the synthesized Express machine; the Standard machine adds the documented
-ModelNotReadyError retrier and a 3600 s timeout), and the functions are described from docs/pipeline.md's tables.
-`Deployment.source` says which one is running.
+Local mode always runs the synthesized app: without an Api stack with both state machines there is nothing to
+run (`AssemblyError`). `plan_deployment(env)` is what the config alone says (bucket, table and endpoint names):
+the model servers start from it while the app synthesizes. `Deployment.source` names the template.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -34,42 +32,18 @@ from typing import Any, ClassVar
 from local.common import ACCOUNT, REGION, ROOT
 
 log = logging.getLogger("assembly")
-ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
-API_FUNCTIONS = ("uploads", "analyze", "jobs")
-STEP_FUNCTIONS = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
-MODEL_STEPS = {
-    "asr": "asr",
-    "intent": "intent_keywords",
-    "keywords": "intent_keywords",
-    "plan": "llm",
-    "vlm": "vlm",
-    "segment": "grounded_sam",
-    "tag": "clip_tagging",
-    "prompt": "clip_interrogator",
-}
-# docs/pipeline.md "Functions": memory, timeout; model steps: SAGEMAKER_READ_TIMEOUT_SECONDS + margin
-DOC_FUNCTIONS = {
-    "uploads": (256, 10, None),
-    "analyze": (256, None, None),
-    "jobs": (256, 10, None),
-    "validate": (2048, 30, None),
-    "asr": (512, 85, 65),
-    "intent": (256, 30, 20),
-    "keywords": (256, 30, 20),
-    "plan": (256, 75, 65),
-    "vlm": (512, 85, 65),
-    "segment": (1769, 95, 65),
-    "tag": (512, 50, 30),
-    "prompt": (512, 85, 65),
-    "assemble": (256, 10, None),
-}
-SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "config", "openapi")
+# the CDK app reads the step registry of the Lambda code (lambdas/vlp/steps.py) too
+SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "config", "openapi", "lambdas/vlp/steps.py")
+
+
+class AssemblyError(RuntimeError):
+    """The cloud assembly holds no Api stack with the functions and both state machines."""
 
 
 @dataclass
 class Deployment:
     env: str
-    source: str  # "cdk.out:<path>" or "docs/pipeline.md"
+    source: str  # "cdk.out (<env>/Api)"; "config/<env>.yaml" for a plan_deployment
     requests_bucket: str
     artifacts_bucket: str
     idempotency_table: str = ""  # the jobs function's DynamoDB table (served next to S3, local/dynamodb.py)
@@ -81,7 +55,7 @@ class Deployment:
     cors_origins: list[str] = field(default_factory=list)
     # the REST API: {"routes": [{method, path, function, timeout_ms, schema, authorization}],
     #                "preflight": {path: headers}, "gateway_responses": {type: {status, template, headers}},
-    #                "stage": "v1", "throttle": {"rate", "burst"}}
+    #                "stage": <the Stage's StageName>, "throttle": {"rate", "burst"}}
     api: dict = field(default_factory=dict)
 
     def function_arn(self, name: str) -> str:
@@ -384,7 +358,7 @@ def _rest_api(resolver: Resolver, resources: dict, functions_by_arn: dict[str, s
         for logical_id, r in resources.items()
         if r["Type"] == "AWS::ApiGateway::Model"
     }
-    api: dict[str, Any] = {"routes": [], "preflight": {}, "gateway_responses": {}, "stage": "v1", "throttle": {}}
+    api: dict[str, Any] = {"routes": [], "preflight": {}, "gateway_responses": {}, "stage": None, "throttle": {}}
     for resource in resources.values():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::ApiGateway::Method":
@@ -415,157 +389,20 @@ def _rest_api(resolver: Resolver, resources: dict, functions_by_arn: dict[str, s
                 "headers": headers,
             }
         elif resource["Type"] == "AWS::ApiGateway::Stage":
-            api["stage"] = props.get("StageName", "v1")
+            api["stage"] = props["StageName"]
             for setting in props.get("MethodSettings", []):
                 if setting.get("HttpMethod") == "*" and "ThrottlingRateLimit" in setting:
                     api["throttle"] = {
                         "rate": setting["ThrottlingRateLimit"],
                         "burst": setting.get("ThrottlingBurstLimit"),
                     }
+    if api["stage"] is None:
+        raise AssemblyError("the Api stack has no AWS::ApiGateway::Stage")
     return api
 
 
-# ---- the documented fallback ----
-
-
-def documented_definition() -> dict:
-    text = (ROOT / "docs" / "pipeline.md").read_text()
-    block = text.split("<!-- asl:begin -->", 1)[1].split("<!-- asl:end -->", 1)[0]
-    return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
-
-
-NOT_READY_RETRY = {
-    "ErrorEquals": ["ModelNotReadyError"],
-    "IntervalSeconds": 60,
-    "MaxAttempts": 10,
-    "BackoffRate": 1.5,
-    "MaxDelaySeconds": 300,
-    "JitterStrategy": "FULL",
-}
-MODEL_TASKS = ("Transcribe", "Intent", "Keywords", "Plan", "Answer", "Segment", "Tag", "Prompt")
-
-
-def _standard(definition: dict) -> dict:
-    standard = copy.deepcopy(definition)
-    standard["TimeoutSeconds"] = 3600
-
-    def walk(states: dict) -> None:
-        for name, state in states.items():
-            if name in MODEL_TASKS:
-                state.setdefault("Retry", []).append(dict(NOT_READY_RETRY))
-            for branch in state.get("Branches", []):
-                walk(branch["States"])
-
-    walk(standard["States"])
-    return standard
-
-
-def _documented(deployment: Deployment, config: Any) -> None:
-    prefix = config.prefix
-    for name in API_FUNCTIONS + STEP_FUNCTIONS:
-        memory, timeout, read_timeout = DOC_FUNCTIONS[name]
-        function_name = f"{prefix}-{name}"
-        deployment.functions[name] = {
-            "name": function_name,
-            "handler": f"vlp.handlers.{name}.handler",
-            "arn": function_arn(function_name),
-            "memory": memory,
-            "timeout": timeout or config.api.sync_timeout_seconds - 1,
-            "environment": {},
-        }
-        env = deployment.functions[name]["environment"]
-        env.update(
-            REQUESTS_BUCKET=deployment.requests_bucket,
-            POWERTOOLS_SERVICE_NAME="vlp",
-            POWERTOOLS_METRICS_NAMESPACE="VLP",
-            POWERTOOLS_LOG_LEVEL="INFO",
-        )
-        if name in API_FUNCTIONS:
-            env.update(
-                PRESIGN_EXPIRY_SECONDS=str(config.api.presign_expiry_seconds),
-                CORS_ALLOW_ORIGINS=",".join(config.api.cors_origins),
-            )
-        if name == "uploads":
-            env["MAX_UPLOAD_BYTES"] = str(config.api.max_upload_bytes)
-        elif name == "analyze":
-            env["STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-pipeline")
-        elif name == "jobs":
-            env["JOBS_STATE_MACHINE_ARN"] = state_machine_arn(f"{prefix}-jobs")
-            env["IDEMPOTENCY_TABLE"] = deployment.idempotency_table
-        else:
-            env.update(
-                VLM_MESSAGES_API="true" if getattr(config.models.vlm.tgi, "messages_api", False) else "false",
-                VLM_IMAGE_TRANSPORT="data_uri",
-            )
-            for role in ROLES:
-                endpoint = deployment.endpoints.get(role)
-                env[f"ENDPOINT_{role.upper()}"] = endpoint["name"] if endpoint else ""
-                env[f"INFERENCE_COMPONENT_{role.upper()}"] = (endpoint or {}).get("inference_component") or ""
-            if read_timeout:
-                env["SAGEMAKER_READ_TIMEOUT_SECONDS"] = str(read_timeout)
-    deployment.api = _documented_api(config)
-    definition = documented_definition()
-    definition["TimeoutSeconds"] = config.api.sync_timeout_seconds - 5
-    text = json.dumps(definition)
-    for name in STEP_FUNCTIONS:
-        text = text.replace("${" + name.capitalize() + "FunctionArn}", deployment.function_arn(name))
-    express = json.loads(text)
-    for kind, name, body in (
-        ("EXPRESS", f"{prefix}-pipeline", express),
-        ("STANDARD", f"{prefix}-jobs", _standard(express)),
-    ):
-        deployment.machines.append(
-            {
-                "name": name,
-                "arn": state_machine_arn(name),
-                "type": kind,
-                "definition": json.dumps(body),
-                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
-                "source": "docs/pipeline.md (asl:begin block)",
-            }
-        )
-
-
-DOCUMENTED_GATEWAY_RESPONSES = {  # docs/api.md "Errors": the API's error shape for API Gateway's own responses
-    "BAD_REQUEST_BODY": (400, '"INVALID_REQUEST"', '"$context.error.validationErrorString"'),
-    "REQUEST_TOO_LARGE": (413, '"REQUEST_TOO_LARGE"', "$context.error.messageString"),
-    "MISSING_AUTHENTICATION_TOKEN": (403, '"$context.error.responseType"', '"No such route."'),
-    "THROTTLED": (429, '"THROTTLED"', '"Too many requests: retry with backoff."'),
-    "DEFAULT_4XX": (None, '"$context.error.responseType"', "$context.error.messageString"),
-    "DEFAULT_5XX": (None, '"$context.error.responseType"', "$context.error.messageString"),
-}
-
-
-def _documented_api(config: Any) -> dict:
-    from stacks.openapi_document import draft4_schema, operations
-
-    routes = []
-    for operation in operations():
-        function = operation.path.split("/")[2]  # /v1/<function>[/...]
-        routes.append(
-            {
-                "method": operation.method,
-                "path": operation.path,
-                "function": function,
-                "timeout_ms": config.api.sync_timeout_seconds * 1000 if function == "analyze" else 29000,
-                "schema": draft4_schema(operation.request_schema) if operation.request_schema else None,
-                "authorization": "AWS_IAM",
-            }
-        )
-    responses = {
-        kind: {
-            "status": status,
-            "headers": {"Content-Type": "application/json"},
-            "template": f'{{"error": {{"code": {code}, "message": {message}, "request_id": "$context.requestId"}}}}',
-        }
-        for kind, (status, code, message) in DOCUMENTED_GATEWAY_RESPONSES.items()
-    }
-    return {"routes": routes, "preflight": {}, "gateway_responses": responses, "stage": "v1", "throttle": {}}
-
-
-def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
-    """The functions, state machines and endpoints of `env`: from the synthesized Api stack when `outdir` holds
-    one, else as documented."""
+def plan_deployment(env: str) -> Deployment:
+    """What config/<env>.yaml alone says: bucket, table and endpoint names (no functions, no state machines)."""
     sys.path.insert(0, str(ROOT))
     from stacks import constants
     from stacks.config import load_config
@@ -573,7 +410,7 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
     config = load_config(ROOT / "config" / f"{env}.yaml")
     deployment = Deployment(
         env=env,
-        source="docs/pipeline.md",
+        source=f"config/{env}.yaml",
         requests_bucket=config.bucket_name("requests", ACCOUNT),
         artifacts_bucket=config.bucket_name("artifacts", ACCOUNT),
         idempotency_table=constants.idempotency_table_name(config.prefix),
@@ -581,32 +418,34 @@ def load_deployment(env: str, *, outdir: Path | None = None) -> Deployment:
         auth=config.api.auth,
         cors_origins=list(config.api.cors_origins),
     )
-    for role in ROLES:
+    for role in constants.MODEL_ROLES:
         model = getattr(config.models, role)
         if not model.enabled:
             continue
         name = f"{config.prefix}-{role.replace('_', '-')}"
         component = f"{name}-ic" if model.scaling.scale_to_zero else None
         deployment.endpoints[role] = {"name": name, "inference_component": component}
-    templates = stack_templates(outdir) if outdir is not None else {}
-    api_stack = f"{env}/Api"
-    if outdir is not None and api_stack in templates and _from_template(deployment, api_stack, templates, outdir):
-        deployment.source = f"cdk.out ({api_stack})"
-        # the endpoints the synthesized functions name (they win over the config-derived names)
-        step_env = deployment.functions.get("validate", {}).get("environment", {})
-        for role in ROLES:
-            name = step_env.get(f"ENDPOINT_{role.upper()}")
-            if name:
-                component = step_env.get(f"INFERENCE_COMPONENT_{role.upper()}") or None
-                deployment.endpoints[role] = {"name": name, "inference_component": component}
-            elif f"ENDPOINT_{role.upper()}" in step_env:
-                deployment.endpoints.pop(role, None)
-    else:
-        if outdir is not None:
-            log.warning(
-                "%s has no %s stack with both state machines yet: running the definition of docs/pipeline.md",
-                outdir,
-                api_stack,
-            )
-        _documented(deployment, config)
+    return deployment
+
+
+def load_deployment(env: str, *, outdir: Path) -> Deployment:
+    """The functions, state machines and endpoints of `env`, from the synthesized Api stack in `outdir`."""
+    from stacks import constants
+
+    deployment = plan_deployment(env)
+    templates = stack_templates(outdir)
+    api_stack = f"{env}/{constants.API_STACK_ID}"
+    if api_stack not in templates or not _from_template(deployment, api_stack, templates, outdir):
+        raise AssemblyError(f"{outdir} has no {api_stack} stack with the functions and both state machines")
+    deployment.source = f"cdk.out ({api_stack})"
+    # the endpoints the synthesized functions name (they win over the config-derived names)
+    step_env = deployment.functions.get("validate", {}).get("environment", {})
+    for role in constants.MODEL_ROLES:
+        variable = constants.endpoint_env_var(role)
+        name = step_env.get(variable)
+        if name:
+            component = step_env.get(constants.inference_component_env_var(role)) or None
+            deployment.endpoints[role] = {"name": name, "inference_component": component}
+        elif variable in step_env:
+            deployment.endpoints.pop(role, None)
     return deployment

@@ -7,7 +7,7 @@
   A second `up`/`run` that cannot take it says who holds it and starts nothing. The kernel drops the flock of a dead
   process, so a lock left by a killed launcher (its pid still in the file) is taken over.
 - Signals: SIGINT (Ctrl-C), SIGTERM and SIGHUP become :class:`Interrupted` in the launcher's main thread, so start-up
-  unwinds through `LocalStack.start`, which stops what it started. A spawn and its state record run inside
+  unwinds through `LocalService.start`, which stops what it started. A spawn and its state record run inside
   :meth:`SignalGate.deferred`: a signal arriving in between waits for the record, so no service is ever unrecorded.
 - `down` (:func:`stop_local`): SIGTERM to a launcher that still holds the lock (it stops its own services and exits),
   SIGKILL if it does not within the timeout; then SIGTERM / SIGKILL to every process group the state records.
@@ -59,7 +59,7 @@ class SignalGate:
         self._depth = 0
 
     def install(self) -> None:
-        """Main thread only (the CLI); a `LocalStack` used as a library keeps its host's signal handling."""
+        """Main thread only (the CLI); a `LocalService` used as a library keeps its host's signal handling."""
         self.received = None
         self._pending = False
         for signum in HANDLED_SIGNALS:

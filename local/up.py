@@ -18,7 +18,7 @@ Services, each its own process (group), all on 127.0.0.1:
     lambda     :8083  the Lambda Invoke API over the 13 functions (local/lambda_service.py)
     sfn        :8084  the Step Functions API over aws-local-stepfunctions (local/stepfunctions.mjs, Node 22)
 
-`LocalStack` is the same thing as a Python object (tests/local and bench/pipeline.py use it on free ports).
+`LocalService` is the same thing as a Python object (tests/local and bench/pipeline.py use it on free ports).
 """
 
 from __future__ import annotations
@@ -64,14 +64,13 @@ class StartError(RuntimeError):
 
 
 @dataclass
-class LocalStack:
+class LocalService:
     env: str = "dev"
     state_dir: Path = ROOT / ".local"  # run/ (pids, configs) and logs/
     cache_dir: Path = ROOT / ".local"  # cdk.out/<env> (synth cache), shared by every run
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     weights: dict[str, str] = field(default_factory=dict)  # role -> a local directory with real weights
     env_overrides: dict[str, str] = field(default_factory=dict)  # [FUNCTION:]VAR -> value, for every function
-    synth: bool = True
     throttle: bool = False
     auth: str = "none"  # the API's auth (local/auth.py): none, iam (SigV4, generated credentials) or api_key
     api_keys: Path | None = None  # --auth api_key: a JSON list of keys
@@ -160,7 +159,7 @@ class LocalStack:
                 "another program using them? Choose other ports: make up LOCAL_ARGS='--api-port 9080 ...'"
             )
 
-    def start(self, timeout: float = 900.0) -> LocalStack:
+    def start(self, timeout: float = 900.0) -> LocalService:
         from local import assembly, stepfunctions
 
         started = time.monotonic()
@@ -176,7 +175,7 @@ class LocalStack:
         self.write_state("starting")
         try:
             # endpoints are named by the config: the model servers start while the CDK app synthesizes
-            planned = assembly.load_deployment(self.env)
+            planned = assembly.plan_deployment(self.env)
             self._spawn(
                 "s3",
                 [
@@ -222,8 +221,11 @@ class LocalStack:
                     str(self.log_dir),
                 ],
             )
-            outdir = assembly.synthesize(self.env, self.cache_dir, python=str(VENV_PYTHON)) if self.synth else None
-            self.deployment = assembly.load_deployment(self.env, outdir=outdir)
+            outdir = assembly.synthesize(self.env, self.cache_dir, python=str(VENV_PYTHON))
+            try:
+                self.deployment = assembly.load_deployment(self.env, outdir=outdir)
+            except assembly.AssemblyError as error:
+                raise StartError(str(error)) from error
             deployment = self.deployment
             log.info("deployment: %s", deployment.source)
             if deployment.endpoints != planned.endpoints:
@@ -393,7 +395,7 @@ class LocalStack:
             if state is not None and state.get("owner") == os.getpid():
                 self.state_file.unlink(missing_ok=True)
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalService:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -424,7 +426,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="[FUNCTION:]VAR=VALUE",
         help="override a Lambda environment variable (all functions, or one)",
     )
-    parser.add_argument("--no-synth", action="store_true", help="skip cdk synth: run docs/pipeline.md's definition")
     parser.add_argument("--throttle", action="store_true", help="enforce the API stage's throttling")
     parser.add_argument(
         "--auth",
@@ -480,13 +481,12 @@ def _start(args: argparse.Namespace, run_dir: Path) -> int:
         )
         return 1
     (run_dir / STATE_FILE).unlink(missing_ok=True)  # a stale record: nothing of it runs
-    stack = LocalStack(
+    stack = LocalService(
         env=args.env,
         state_dir=args.state_dir,
         ports={service: getattr(args, f"{service}_port") for service in DEFAULT_PORTS},
         weights=_pairs(args.weights, "--weights"),
         env_overrides=_pairs(args.set, "--set"),
-        synth=not args.no_synth,
         throttle=args.throttle,
         auth=args.auth,
         api_keys=args.api_keys,
@@ -538,7 +538,7 @@ def down(run_dir: Path) -> int:
     return 0
 
 
-def summary(stack: LocalStack) -> None:
+def summary(stack: LocalService) -> None:
     deployment = stack.deployment
     buckets = f"{deployment.requests_bucket}, {deployment.artifacts_bucket}"
     admin = f"POST {stack.url('sagemaker')}/_admin/faults | /_admin/latency"

@@ -14,12 +14,12 @@ from constructs import Construct
 from stacks import constants as c
 from stacks.api_firewall import ApiFirewall
 from stacks.config import EnvironmentConfig
-from stacks.http_api import HttpApi
 from stacks.lambda_layer import DependenciesLayer
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
 from stacks.pipeline_encryption import PipelineKey
-from stacks.pipeline_functions import WILDCARD_REASON, ModelTarget, PipelineFunctions, StateMachineNames
+from stacks.pipeline_functions import WILDCARD_REASON, ModelTarget, RequestFunctions, StateMachineNames
 from stacks.pipeline_state_machine import MachineKind, PipelineStateMachine, state_machine_name
+from stacks.service_api import ServiceApi
 
 LOGGING_REASON = (
     "Step Functions logs at ERROR level without execution data (docs/pipeline.md): inputs hold user text; "
@@ -46,11 +46,11 @@ class ApiStack(cdk.Stack):
         layer = DependenciesLayer(
             self, c.LAMBDA_LAYER_ID, description=f"{config.prefix}: request path dependencies"
         ).layer
-        self.functions = PipelineFunctions(
+        self.functions = RequestFunctions(
             self, c.PIPELINE_FUNCTIONS_ID, config=config, key=key, models=models, layer=layer, state_machines=names
         ).functions
         self.express, self.standard = self._build_state_machines(config)
-        self.api = HttpApi(self, c.REST_API_ID, config=config, functions=self.functions)
+        self.api = ServiceApi(self, c.REST_API_ID, config=config, functions=self.functions)
         self.firewall = (
             ApiFirewall(self, c.WEB_ACL_ID, config=config, stage_arn=self.api.stage.stage_arn, key=key)
             if config.api.waf

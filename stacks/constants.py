@@ -3,6 +3,8 @@ environment variable names, output keys. Change a name here and the tests follow
 
 from __future__ import annotations
 
+from vlp.steps import STEP_NAMES
+
 APP_NAME = "vlp"
 
 # ---- model roles: config keys under `models:` and the suffix of everything named per model ----
@@ -143,7 +145,7 @@ FUNCTION_UPLOADS = "uploads"
 FUNCTION_ANALYZE = "analyze"
 FUNCTION_JOBS = "jobs"
 API_FUNCTIONS = (FUNCTION_UPLOADS, FUNCTION_ANALYZE, FUNCTION_JOBS)
-STEP_FUNCTIONS = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
+STEP_FUNCTIONS = STEP_NAMES  # the pipeline steps, from the registry (lambdas/vlp/steps.py)
 LAMBDA_CODE_DIR = "lambdas"
 LAMBDA_LAYER_DIR = "build/lambda-layer"  # `make build` (Makefile target .stamps/lambda-layer)
 

@@ -1,6 +1,6 @@
-"""The thirteen request-path functions (docs/pipeline.md "Functions", "Environment variables", "Permissions"):
-the three API functions and the ten pipeline steps, each with exactly the access its row of the permissions table
-gives it. Names of the bucket, the endpoints and the state machines are deterministic, so every IAM resource is a
+"""The request-path functions (docs/pipeline.md "Functions", "Environment variables", "Permissions"): the three
+API functions and the pipeline steps (lambdas/vlp/steps.py), each with exactly the access its row of the
+permissions table gives it. Names of the bucket, the endpoints and the state machines are deterministic, so every IAM resource is a
 literal ARN (no cross-stack tokens) and the wildcard acknowledgements are computed exactly."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from vlp import steps
 
 from stacks import constants as c
 from stacks.config import EnvironmentConfig
@@ -60,27 +61,26 @@ class FunctionSpec:
     lists: tuple[str, ...] = ()  # s3:ListBucket on these prefixes
 
 
-def _model_step(memory_mb: int, read: int, margin: int, role: str, **access: tuple[str, ...]) -> FunctionSpec:
-    return FunctionSpec(memory_mb, read + margin, read_timeout_seconds=read, model_role=role, **access)
+def _step_spec(step: steps.Step) -> FunctionSpec:
+    """A pipeline step's row, from the registry (lambdas/vlp/steps.py: memory, timeouts, role, S3 access)."""
+    return FunctionSpec(
+        step.memory_mb,
+        step.function_timeout_seconds,
+        read_timeout_seconds=step.read_timeout_seconds,
+        model_role=step.role,
+        reads=step.reads,
+        writes=step.writes,
+        lists=step.lists,
+    )
 
 
 UP, IN, OUT = c.UPLOADS_PREFIX, c.INPUTS_PREFIX, c.RESULTS_PREFIX
+assert (steps.UPLOADS, steps.INPUTS, steps.RESULTS) == (UP, IN, OUT)
 SPECS: dict[str, FunctionSpec] = {
     c.FUNCTION_UPLOADS: FunctionSpec(256, 10, writes=(UP,)),
     c.FUNCTION_ANALYZE: FunctionSpec(256, None, reads=(OUT,)),
     c.FUNCTION_JOBS: FunctionSpec(256, 10, reads=(OUT,)),
-    "validate": FunctionSpec(2048, 30, reads=(UP, IN), writes=(IN,), lists=(UP, IN)),
-    "asr": _model_step(512, 65, 20, c.MODEL_ASR, reads=(IN,)),  # the validated copy only
-    "intent": _model_step(256, 20, 10, c.MODEL_INTENT_KEYWORDS),
-    "keywords": _model_step(256, 20, 10, c.MODEL_INTENT_KEYWORDS),
-    "plan": _model_step(256, 65, 10, c.MODEL_LLM),
-    "vlm": _model_step(512, 65, 20, c.MODEL_VLM, reads=(IN,)),
-    # 1769 MB = one full vCPU: masks are drawn at the original image size.
-    # reads the original (uploads/ or inputs/) to draw the overlay on
-    "segment": _model_step(1769, 65, 30, c.MODEL_GROUNDED_SAM, reads=(IN,), writes=(OUT,)),  # inputs/ copies
-    "tag": _model_step(512, 30, 20, c.MODEL_CLIP_TAGGING, reads=(IN,)),
-    "prompt": _model_step(512, 65, 20, c.MODEL_CLIP_INTERROGATOR, reads=(IN,)),
-    "assemble": FunctionSpec(256, 10),
+    **{step.name: _step_spec(step) for step in steps.STEPS},
 }
 assert set(SPECS) == set(c.API_FUNCTIONS + c.STEP_FUNCTIONS)
 
@@ -97,7 +97,7 @@ class StateMachineNames:
 
 
 def step_environment(config: EnvironmentConfig, models: Mapping[str, ModelTarget]) -> dict[str, str]:
-    """What every pipeline step reads (one environment for all ten, docs/pipeline.md); disabled roles stay empty."""
+    """What every pipeline step reads (one environment for all of them, docs/pipeline.md); disabled roles stay empty."""
     vlm_tgi = config.models.vlm.tgi
     environment = {
         c.ENV_VLM_MESSAGES_API: "true" if vlm_tgi is not None and vlm_tgi.messages_api else "false",
@@ -111,11 +111,11 @@ def step_environment(config: EnvironmentConfig, models: Mapping[str, ModelTarget
 
 
 def function_name(config: EnvironmentConfig, name: str) -> str:
-    """`vlp-dev-api-uploads`, `vlp-dev-step-vlm` (not `vlp-dev-vlm`: that is the VLM's endpoint)."""
+    """`vlp-dev-api-uploads`, `vlp-dev-step-answer` (the `step-` keeps them apart from the endpoints' names)."""
     return f"{config.prefix}-{'api' if name in c.API_FUNCTIONS else 'step'}-{name}"
 
 
-class PipelineFunctions(Construct):
+class RequestFunctions(Construct):
     """`functions[name]` for every name of constants.API_FUNCTIONS and constants.STEP_FUNCTIONS."""
 
     def __init__(

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+from vlp import steps
 
 from stacks.config import EnvironmentConfig
 from stacks.request_function import LOG_RETENTION, depend_on_policy_only
@@ -85,7 +86,8 @@ def express_timeout_seconds(config: EnvironmentConfig) -> int:
 
 
 class _Builder:
-    """Builds the states of one machine (states are constructs: each machine gets its own)."""
+    """Builds the states of one machine from the step registry (vlp.steps; states are constructs: each machine gets
+    its own)."""
 
     def __init__(self, scope: Construct, functions: Mapping[str, lambda_.IFunction], kind: MachineKind) -> None:
         self._scope = scope
@@ -93,93 +95,102 @@ class _Builder:
         self._kind = kind
         self.failed = sfn.Fail(scope, "Failed", error_path="$.error.Error", cause_path="$.error.Cause")
 
-    def _task(self, state: str, function: str, *, result_path: str | None = None) -> tasks.LambdaInvoke:
+    def task(self, name: str, *, catch: bool = True) -> tasks.LambdaInvoke:
+        """The Task state of step `name`: its function, result path and retriers (vlp.steps.Step)."""
+        step = steps.BY_NAME[name]
         # The plain function ARN as Resource: the task's result is the function's return value itself.
         task = tasks.LambdaInvoke(
             self._scope,
-            state,
-            lambda_function=self._functions[function],
+            step.state,
+            lambda_function=self._functions[step.name],
             payload_response_only=True,
             retry_on_service_exceptions=False,
-            result_path=result_path,
+            result_path=step.result_path,
         )
-        task.add_retry(**LAMBDA_RETRY)
-        return task
-
-    def model_task(
-        self, state: str, function: str, *, result_path: str | None = None, catch: bool = True
-    ) -> tasks.LambdaInvoke:
-        task = self._task(state, function, result_path=result_path)
-        task.add_retry(**MODEL_RETRY)
-        task.add_retry(**TIMEOUT_RETRY)
-        if self._kind is MachineKind.STANDARD:
-            task.add_retry(**NOT_READY_RETRY)
-        if catch:
-            self.catch(task)
-        return task
-
-    def plain_task(self, state: str, function: str, *, retries: tuple[dict[str, Any], ...] = ()) -> tasks.LambdaInvoke:
-        task = self._task(state, function)
-        for retry in retries:
+        for retry in self._retries(step.retry):
             task.add_retry(**retry)
-        return self.catch(task)
+        return self.catch(task) if catch else task
+
+    def _retries(self, retry: steps.Retry) -> tuple[dict[str, Any], ...]:
+        if retry is steps.Retry.MODEL:
+            standard = (NOT_READY_RETRY,) if self._kind is MachineKind.STANDARD else ()
+            return (LAMBDA_RETRY, MODEL_RETRY, TIMEOUT_RETRY, *standard)
+        return (LAMBDA_RETRY, VALIDATE_RETRY) if retry is steps.Retry.VALIDATE else (LAMBDA_RETRY,)
 
     def catch(self, state: _Catchable) -> _Catchable:
         state.add_catch(self.failed, errors=[sfn.Errors.ALL], result_path="$.error")
         return state
 
+    def _skip(self, state: str, path: str, result: dict[str, Any]) -> sfn.Pass:
+        """A Pass state that writes a skipped step result (what the step would say), so every path has one."""
+        return sfn.Pass(self._scope, state, result=sfn.Result.from_object(result), result_path=path)
+
+    def _routes(self) -> sfn.IChainable:
+        """Branch (a): Understand, then the Route Choice on the route it wrote, then that route's steps."""
+        route = sfn.Choice(self._scope, steps.ROUTE_STATE)
+        for name in steps.ROUTED:
+            spec = steps.ROUTES[name]
+            if spec.jobs_only and self._kind is MachineKind.EXPRESS:
+                continue  # the validate step refuses it on POST /v1/analyze
+            chain = sfn.Chain.start(self.task(spec.steps[0], catch=False))
+            for step in spec.steps[1:]:
+                chain = chain.next(self.task(step, catch=False))
+            route.when(sfn.Condition.string_equals(steps.ROUTE_PATH, name.value), chain)
+        route.otherwise(
+            self._skip(
+                "Described", steps.ROUTED_RESULT_PATH, {"step": "none", "skipped": True, "reason": "no routed task"}
+            )
+        )
+        return self.task(steps.UNDERSTAND, catch=False).next(route)
+
+    def _answer(self) -> sfn.IChainable:
+        """Branch (b): the plan when asked, then the VLM's answer; skipped for a task that needs no answer."""
+        answer = self.task(steps.ANSWER, catch=False)
+        no_answer = self._skip(
+            "NoAnswer",
+            steps.BY_NAME[steps.ANSWER].result_path or "",
+            {"step": "answer", "skipped": True, "reason": "not needed for the task"},
+        )
+        needs = sfn.Choice(self._scope, "NeedsAnswer")
+        for task in steps.NO_ANSWER_TASKS:
+            needs.when(sfn.Condition.string_equals("$.task", task), no_answer)
+        needs.when(
+            sfn.Condition.boolean_equals("$.options.detail", True), self.task(steps.PLAN, catch=False).next(answer)
+        )
+        return needs.otherwise(answer)
+
     def definition(self) -> sfn.IChainable:
-        scope = self._scope
-        validate = self.plain_task("Validate", "validate", retries=(VALIDATE_RETRY,))
-        transcribe = self.model_task("Transcribe", "asr", result_path="$.asr")
-        understand = self.catch(
+        answer_path = steps.BY_NAME[steps.ANSWER].result_path or ""
+        analyze = self.catch(
             sfn.Parallel(
-                scope,
-                "Understand",
+                self._scope,
+                steps.ANALYZE_STATE,
                 result_selector={
-                    "intent": sfn.JsonPath.string_at("$[0]"),
-                    "keywords": sfn.JsonPath.string_at("$[1]"),
-                    "answer": sfn.JsonPath.string_at("$[2]"),
+                    "understand": sfn.JsonPath.object_at(f"$[0].{steps.ROUTE_PATH.split('.')[1]}"),
+                    "result": sfn.JsonPath.object_at(f"$[0]{steps.ROUTED_RESULT_PATH[1:]}"),
+                    "answer": sfn.JsonPath.object_at(f"$[1]{answer_path[1:]}"),
                 },
-                result_path="$.understand",
+                result_path=steps.ANALYSIS_PATH,
             )
         )
-        answer = self.model_task("Answer", "vlm", catch=False)
-        understand.branch(self.model_task("Intent", "intent", catch=False))
-        understand.branch(self.model_task("Keywords", "keywords", catch=False))
-        understand.branch(
-            sfn.Choice(scope, "NeedsPlan")
-            .when(
-                sfn.Condition.boolean_equals("$.options.detail", True),
-                self.model_task("Plan", "plan", result_path="$.plan", catch=False).next(answer),
-            )
-            .otherwise(answer)
-        )
-        assemble = self.plain_task("Assemble", "assemble")
-        routed = {
-            route: self.model_task(route.capitalize(), route, result_path="$.result").next(assemble)
-            for route in ("segment", "tag", "prompt")
-        }
-        route = sfn.Choice(scope, "Route")
-        for name, task in routed.items():
-            route.when(sfn.Condition.string_equals("$.understand.intent.route", name), task)
-        route.otherwise(assemble)
+        analyze.branch(self._routes())
+        analyze.branch(self._answer())
+        analyze.next(self.task(steps.ASSEMBLE))
         has_audio = (
-            sfn.Choice(scope, "HasAudio")
+            sfn.Choice(self._scope, "HasAudio")
             .when(
                 sfn.Condition.and_(sfn.Condition.is_present("$.audio"), sfn.Condition.is_not_null("$.audio")),
-                transcribe.next(understand),
+                self.task("transcribe").next(analyze),
             )
-            .otherwise(understand)
+            .otherwise(analyze)
         )
-        understand.next(route)
-        return validate.next(has_audio)
+        return self.task("validate").next(has_audio)
 
 
 def pipeline_definition(
     scope: Construct, *, functions: Mapping[str, lambda_.IFunction], kind: MachineKind
 ) -> sfn.IChainable:
-    """The documented pipeline; `functions` maps the step names (constants.STEP_FUNCTIONS) to functions."""
+    """The documented pipeline; `functions` maps the step names (vlp.steps.STEP_NAMES) to functions."""
     return _Builder(scope, functions, kind).definition()
 
 

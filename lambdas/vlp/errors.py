@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+from vlp.steps import ERROR_STEPS
+
 # ---- the model steps: each names its failure codes <STEP>_FAILED / _TIMEOUT / _UNAVAILABLE ----
-MODEL_STEPS = ("asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt")
+MODEL_STEPS = ERROR_STEPS  # vlp.steps: the <STEP> names callers know (asr, intent, keywords, plan, vlm, ...)
 
 # code -> (HTTP status, meaning). Every code the Lambdas raise themselves is here; docs/api.md and
 # docs/pipeline.md carry the same table (a test keeps them in sync). Model packages may add their own

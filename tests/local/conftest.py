@@ -1,4 +1,4 @@
-"""The local stack, started once per test session on free ports (local/up.py's LocalStack), and its clients."""
+"""The local stack, started once per test session on free ports (local/up.py's LocalService), and its clients."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit" / "lambdas"))  # vlp_media: the t
 
 from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)
 
-from local.up import LocalStack  # noqa: E402 (after the sys.path set-up)
+from local.up import LocalService  # noqa: E402 (after the sys.path set-up)
 
 # The keywords function's SageMaker read timeout, lower than the deployed 20 s so the slow-model test takes seconds
 # (every other function keeps the synthesized value).
@@ -26,7 +26,7 @@ READ_TIMEOUT_SECONDS = 5
 @pytest.fixture(scope="session")
 def stack():
     state = Path(tempfile.mkdtemp(prefix="vlp-local-test-"))
-    local = LocalStack(
+    local = LocalService(
         state_dir=state,
         ports=dict.fromkeys(("api", "s3", "sagemaker", "lambda", "sfn"), 0),
         env_overrides={"keywords:SAGEMAKER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)},

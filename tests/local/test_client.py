@@ -2,7 +2,7 @@
 
 One local stack per session (conftest's `stack`, --auth none); the iam and api_key modes are the same backend
 behind a second and a third API process started with the command local.up builds for `--auth iam` / `--auth
-api_key` (LocalStack.api_command: it also writes run/credentials.json, the credentials `make up` prints). Auth is
+api_key` (LocalService.api_command: it also writes run/credentials.json, the credentials `make up` prints). Auth is
 all in the API process, so this is what `make up LOCAL_ARGS='--auth ...'` runs, without two more model servers.
 """
 

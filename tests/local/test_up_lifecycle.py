@@ -2,7 +2,8 @@
 tmp_path. Down after a complete up, down while up is still starting, Ctrl-C / SIGTERM during start-up, a second up
 refused; each ends with no process of ours left (the recorded process groups, the launcher, anything naming the state
 directory). Start-up is cut short with the launcher's test knob VLP_LOCAL_TEST_HOLD_AFTER=<service> (it waits right
-after starting that service) and runs without synth (--no-synth: docs/pipeline.md's definition)."""
+after starting that service); the synthesized app comes from the shared cache (.local/cdk.out, synthesized once per
+change of the CDK sources)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class Launcher:
             (self.state_dir / f"launcher-{index}.err").open("wb") as stderr,
         ):
             process = subprocess.Popen(
-                [*self.args("up"), "--no-synth", *FREE_PORTS],
+                [*self.args("up"), *FREE_PORTS],
                 cwd=ROOT,
                 env=env,
                 stdout=stdout,
@@ -149,7 +150,7 @@ def test_down_after_a_complete_up(launcher):
 
     # a second up while it runs: one line, non-zero, nothing started
     starts = launcher.headers()
-    second = launcher.cli("up", "--no-synth", *FREE_PORTS, timeout=60)
+    second = launcher.cli("up", *FREE_PORTS, timeout=60)
     assert second.returncode == 1
     assert second.stderr.strip().count("\n") == 0 and "already up" in second.stderr, second.stderr
     assert launcher.headers() == starts and launcher.state() == state
@@ -210,7 +211,7 @@ def test_second_up_is_refused_while_one_is_starting(launcher):
     state = launcher.wait_state(lambda s: "sagemaker" in s["pids"])
     starts = launcher.headers()
 
-    second = launcher.cli("up", "--no-synth", *FREE_PORTS, timeout=60)
+    second = launcher.cli("up", *FREE_PORTS, timeout=60)
     assert second.returncode == 1
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and "already starting or running" in lines[0] and f"pid {first.pid}" in lines[0], lines

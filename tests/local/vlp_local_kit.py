@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from local.common import ROOT, free_port
-from local.up import LocalStack
+from local.up import LocalService
 
 TIMEOUT = 180
 
@@ -173,13 +173,13 @@ def json_dumps(value: Any) -> str:
 
 class ApiProcess:
     """A second API process (another auth mode: `iam`, `api_key`) over a running stack's Lambda service, started
-    with the command local.up builds for it (LocalStack.api_command, which also writes run/credentials.json, the
+    with the command local.up builds for it (LocalService.api_command, which also writes run/credentials.json, the
     credentials `make up` prints). `prepare(credentials_file)` may rewrite that file before the process reads it.
     run/state.json is written as `make up` leaves it, so `vlp` finds this API and its auth without --api-url."""
 
     def __init__(
         self,
-        stack: LocalStack,
+        stack: LocalService,
         state_dir: Path,
         mode: str,
         *,
@@ -187,7 +187,7 @@ class ApiProcess:
         prepare: Callable[[Path], None] | None = None,
     ) -> None:
         ports = dict(stack.ports, api=free_port())
-        self.view = LocalStack(env=stack.env, state_dir=state_dir, ports=ports, auth=mode, api_keys=api_keys)
+        self.view = LocalService(env=stack.env, state_dir=state_dir, ports=ports, auth=mode, api_keys=api_keys)
         self.view.run_dir.mkdir(parents=True, exist_ok=True)
         command = self.view.api_command(stack.run_dir / "deployment.json")
         if prepare is not None:

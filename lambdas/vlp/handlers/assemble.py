@@ -1,4 +1,5 @@
-"""Pipeline step `assemble` (docs/pipeline.md): the final response, the execution's output. No AWS clients."""
+"""Pipeline step `assemble` (vlp.steps, docs/pipeline.md): the final response, the execution's output.
+No AWS clients."""
 
 from __future__ import annotations
 

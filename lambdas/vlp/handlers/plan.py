@@ -1,11 +1,11 @@
-"""Pipeline step `plan` (docs/pipeline.md): sub-task plan (role llm), when the request asks for detail."""
+"""Pipeline step `plan` (vlp.steps, docs/pipeline.md): sub-tasks for a detailed answer (role llm)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.pipeline import generate
+from vlp.pipeline import plan
 from vlp.runtime import step_handler
 from vlp.settings import PipelineSettings, load_settings
 
@@ -18,4 +18,4 @@ SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds
 
 @step_handler("plan")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return generate.run_plan(event, sagemaker=SAGEMAKER, settings=SETTINGS)
+    return plan.run(event, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")

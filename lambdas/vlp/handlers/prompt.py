@@ -1,11 +1,12 @@
-"""Pipeline step `prompt` (docs/pipeline.md): a Stable Diffusion prompt (role clip_interrogator)."""
+"""Pipeline step `prompt` (vlp.steps, docs/pipeline.md): a text-to-image prompt for the image
+(role clip_interrogator)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.pipeline import vision
+from vlp.pipeline import prompt
 from vlp.runtime import step_handler
 from vlp.settings import PipelineSettings, load_settings
 
@@ -19,4 +20,4 @@ SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds
 
 @step_handler("prompt")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return vision.run_prompt(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)
+    return prompt.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")

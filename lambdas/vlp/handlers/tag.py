@@ -1,11 +1,11 @@
-"""Pipeline step `tag` (docs/pipeline.md): CLIP zero-shot tags over the labels (role clip_tagging)."""
+"""Pipeline step `tag` (vlp.steps, docs/pipeline.md): labels scored against the image (role clip_tagging)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.pipeline import vision
+from vlp.pipeline import tag
 from vlp.runtime import step_handler
 from vlp.settings import PipelineSettings, load_settings
 
@@ -19,4 +19,4 @@ SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds
 
 @step_handler("tag")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return vision.run_tag(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)
+    return tag.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")

@@ -1,5 +1,5 @@
-"""Pipeline step `validate` (docs/pipeline.md): execution input -> pipeline context (image normalised into S3,
-audio checked)."""
+"""Pipeline step `validate` (vlp.steps, docs/pipeline.md): execution input -> pipeline context (image normalised
+into S3, audio checked)."""
 
 from __future__ import annotations
 

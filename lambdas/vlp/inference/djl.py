@@ -58,6 +58,19 @@ def keywords_request(
     return request
 
 
+def understand_request(
+    text: str, tasks: Sequence[str], *, top_n: int = 5, stop_words: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """One request for the intent and/or the keywords of a text (the package answers both tasks in one call)."""
+    request: dict[str, Any] = {"text": text, "tasks": list(tasks)}
+    if "intent" in tasks:
+        request.update(intent_request(text))
+    if "keywords" in tasks:
+        request.update(keywords_request(text, top_n=top_n, stop_words=stop_words))
+    request["tasks"] = list(tasks)
+    return request
+
+
 def parse_intent(body: Any, *, step: str = "intent", role: str = "intent_keywords") -> dict[str, Any]:
     intent = body.get("intent") if isinstance(body, dict) else None
     if not isinstance(intent, dict) or not isinstance(intent.get("label"), str) or not _number(intent.get("score")):

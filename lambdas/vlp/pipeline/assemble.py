@@ -1,4 +1,4 @@
-"""The assemble step: the final response (the execution's output), from the context the states built.
+"""The assemble step: the final response (the execution's output), a mapping of the typed step results.
 
 The response shape is the ``AnalyzeResult`` schema of openapi/vlp-api.json (vlp.api.responses); the API
 handlers add presigned ``url`` fields next to the mask keys when they return it.
@@ -10,112 +10,87 @@ import time
 from typing import Any
 
 from vlp.errors import CallerError
-from vlp.pipeline.context import Context, parse_context
-
-# step -> (where its output sits in the context, the model role it ran)
-_STEP_ROLES = {
-    "asr": "asr",
-    "intent": "intent_keywords",
-    "keywords": "intent_keywords",
-    "plan": "llm",
-    "vlm": "vlm",
-    "segment": "grounded_sam",
-    "tag": "clip_tagging",
-    "prompt": "clip_interrogator",
-}
+from vlp.pipeline.helpers import elapsed_ms, parse_context
+from vlp.pipeline.models import (
+    Analysis,
+    Context,
+    PromptResult,
+    SegmentResult,
+    StepResult,
+    TagResult,
+    TranscribeResult,
+)
+from vlp.steps import BY_NAME, Route
 
 
-def _ran(step_output: Any) -> bool:
-    return isinstance(step_output, dict) and bool(step_output) and not step_output.get("skipped")
+def _final_route(analysis: Analysis) -> Route:
+    """The route Understand chose (vlp.steps.route_for), unless segment found nothing to look for."""
+    if isinstance(analysis.result, SegmentResult) and analysis.result.route == Route.DESCRIBE.value:
+        return Route.DESCRIBE  # `auto`, nothing to segment: the VLM's answer stands
+    return analysis.understand.route
 
 
-def _step_outputs(context: Context, route: str) -> dict[str, dict[str, Any]]:
-    answer = context.understood("answer")
-    plan = answer.get("plan") if isinstance(answer.get("plan"), dict) else context.plan
-    outputs = {
-        "asr": context.asr,
-        "intent": context.understood("intent"),
-        "keywords": context.understood("keywords"),
-        "plan": plan,
-        "vlm": answer,
+def _results(context: Context, analysis: Analysis) -> dict[str, StepResult]:
+    """Every step result of this execution by step name (vlp.steps), the ones that did not run included."""
+    results: dict[str, StepResult | None] = {
+        "transcribe": context.transcribe,
+        "understand": analysis.understand,
+        "plan": analysis.answer.plan,
+        "answer": analysis.answer,
+        analysis.result.step: analysis.result,
     }
-    if route in ("segment", "tag", "prompt"):
-        outputs[route] = context.result
-    elif isinstance(context.result, dict) and context.result.get("route") == "describe":
-        outputs["segment"] = context.result  # an `auto` segment with nothing to look for: its warning
-    return {step: value for step, value in outputs.items() if isinstance(value, dict)}
+    return {step: result for step, result in results.items() if result is not None and step in BY_NAME}
 
 
-def resolve_route(context: Context) -> str:
-    route = context.understood("intent").get("route")
-    if route == "segment" and isinstance(context.result, dict) and context.result.get("route") == "describe":
-        return "describe"  # `auto`, nothing to segment (vision.run_segment): the VLM's answer stands
-    if route in ("describe", "segment", "tag", "prompt"):
-        return route
-    return context.task if context.task != "auto" else "describe"
+def _models(results: dict[str, StepResult]) -> dict[str, dict[str, Any]]:
+    models: dict[str, dict[str, Any]] = {}
+    for step, result in results.items():
+        role = BY_NAME[step].role
+        if role is not None and result.ran:
+            entry = models.setdefault(role, {"model": None, "random_weights": False})
+            entry["model"] = entry["model"] or result.model
+            entry["random_weights"] = entry["random_weights"] or result.random_weights
+    return models
+
+
+def _transcript(result: TranscribeResult | None) -> dict[str, Any] | None:
+    if result is None or not result.ran:
+        return None
+    return {
+        "text": result.text,
+        "language": result.language,
+        "duration": result.duration,
+        "translated": result.translated,
+    }
 
 
 def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     context = parse_context(event)
-    route = resolve_route(context)
-    answer = context.understood("answer")
-    if route == "describe" and not answer.get("answer") and answer.get("reason") == "vlm not deployed":
+    if context.analysis is None:
+        raise ValueError("the assemble step runs after the Analyze parallel state ($.analysis)")
+    analysis, route = context.analysis, _final_route(context.analysis)
+    answer, result = analysis.answer, analysis.result
+    if route is Route.DESCRIBE and answer.answer is None and answer.reason == "vlm not deployed":
         raise CallerError(
             "Describing the image needs the vlm model, which this environment does not deploy.",
             code="TASK_NOT_AVAILABLE",
         )
-    outputs = _step_outputs(context, route)
-    result = context.result if isinstance(context.result, dict) and route in ("segment", "tag", "prompt") else {}
-
-    warnings: list[str] = list(context.warnings)
-    for step_output in outputs.values():
-        for warning in step_output.get("warnings") or []:
-            if isinstance(warning, str) and warning not in warnings:
-                warnings.append(warning)
-
-    models: dict[str, dict[str, Any]] = {}
-    for step, step_output in outputs.items():
-        if not _ran(step_output):
-            continue
-        role = _STEP_ROLES[step]
-        entry = models.setdefault(role, {"model": None, "random_weights": False})
-        for key in ("model", "keyword_model"):
-            if isinstance(step_output.get(key), str) and entry["model"] is None:
-                entry["model"] = step_output[key]
-        entry["random_weights"] = entry["random_weights"] or step_output.get("random_weights") is True
-
-    timings: dict[str, float] = dict(context.timings_ms)  # validated numbers (Context)
-    for step, step_output in outputs.items():
-        if _ran(step_output) and isinstance(step_output.get("elapsed_ms"), (int, float)):
-            timings[step] = step_output["elapsed_ms"]
-    timings["assemble"] = round((time.perf_counter() - started) * 1000, 1)
+    results = _results(context, analysis)
+    warnings = list(dict.fromkeys([*context.warnings, *(w for r in results.values() for w in r.warnings)]))
+    timings = {**context.timings_ms, **{s: r.elapsed_ms for s, r in results.items() if r.ran and r.elapsed_ms}}
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    timings["total"] = float(max(0, now - context.received_at_ms))
-
-    asr = context.asr if _ran(context.asr) else None
-    intent_output = context.understood("intent")
-    keywords_output = context.understood("keywords")
-    plan_output = outputs.get("plan") or {}
+    segment = result if isinstance(result, SegmentResult) and route is Route.SEGMENT else None
     image = context.image
     return {
         "request_id": context.request_id,
-        "task": route,
+        "task": route.value,
         "requested_task": context.task,
-        "answer": answer.get("answer") if isinstance(answer.get("answer"), str) else None,
-        "plan": [s for s in plan_output.get("steps") or [] if isinstance(s, str)] or None,
-        "intent": intent_output.get("intent") if isinstance(intent_output.get("intent"), dict) else None,
-        "keywords": [k for k in keywords_output.get("keywords") or [] if isinstance(k, dict)],
-        "transcript": (
-            {
-                "text": asr.get("text", ""),
-                "language": asr.get("language"),
-                "duration": asr.get("duration"),
-                "translated": asr.get("translated") is True,
-            }
-            if asr
-            else None
-        ),
+        "answer": answer.answer,
+        "plan": (answer.plan.steps or None) if answer.plan is not None else None,
+        "intent": analysis.understand.intent.model_dump() if analysis.understand.intent is not None else None,
+        "keywords": [keyword.model_dump() for keyword in analysis.understand.keywords],
+        "transcript": _transcript(context.transcribe),
         "image": {
             "width": image.original_width,
             "height": image.original_height,
@@ -124,22 +99,19 @@ def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
             "format": image.format,
             "key": image.key,
         },
-        "detections": list(result.get("detections") or []) if route == "segment" else [],
-        "masks_rle": result.get("masks_rle") if route == "segment" else None,
-        "overlay": result.get("overlay") if route == "segment" else None,
-        "tags": list(result.get("tags") or []) if route == "tag" else None,
-        "prompt": (
-            {
-                "prompt": result.get("prompt"),
-                "caption": result.get("caption"),
-                "mode": result.get("mode"),
-                "flavors": list(result.get("flavors") or []),
-            }
-            if route == "prompt"
-            else None
-        ),
-        "models": models,
+        "detections": [d.model_dump(exclude_none=True) for d in segment.detections] if segment else [],
+        "masks_rle": segment.masks_rle.model_dump() if segment and segment.masks_rle else None,
+        "overlay": segment.overlay.model_dump() if segment and segment.overlay else None,
+        "tags": [tag.model_dump() for tag in result.tags] if isinstance(result, TagResult) else None,
+        "prompt": result.model_dump(include={"prompt", "caption", "mode", "flavors"})
+        if isinstance(result, PromptResult)
+        else None,
+        "models": (models := _models(results)),
         "random_weights": any(entry["random_weights"] for entry in models.values()),
-        "timings_ms": timings,
+        "timings_ms": {
+            **timings,
+            "assemble": elapsed_ms(started),
+            "total": float(max(0, now - context.received_at_ms)),
+        },
         "warnings": warnings,
     }

@@ -21,34 +21,36 @@ import base64
 import time
 from typing import Any
 
-from vlp.api.models import AnalyzeRequest
 from vlp.errors import CallerError
 from vlp.inference.whisper import CONTENT_TYPES as AUDIO_CONTENT_TYPES
 from vlp.keys import input_key, owns
 from vlp.pipeline import audio as audio_headers
 from vlp.pipeline import storage
-from vlp.pipeline.context import parse_execution_input
+from vlp.pipeline.helpers import parse_execution_input
+from vlp.requests import AnalyzeRequest
 from vlp.settings import PipelineSettings
+from vlp.steps import ROUTES, Route
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 _MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
 def check_available(request: AnalyzeRequest, settings: PipelineSettings) -> None:
-    """TASK_NOT_AVAILABLE before any model runs, when the request needs a role without an endpoint."""
+    """TASK_NOT_AVAILABLE before any model runs, when the request needs a role without an endpoint (the roles
+    of its route: vlp.steps.ROUTES; ``auto`` learns its route later and falls back to describe)."""
     needed: list[tuple[str, str]] = []
     if request.audio_key:
         needed.append(("asr", "Audio input"))
-    if request.task == "describe" or (request.task == "auto" and not request.text and not request.audio_key):
-        needed.append(("vlm", "Describing the image"))
-    if request.task == "segment":
-        needed.append(("grounded_sam", "Task 'segment'"))
-        if not request.labels:
+    if request.task == "auto" and not request.text and not request.audio_key:
+        needed.append(("vlm", "Describing the image"))  # nothing to route on: describe
+    elif request.task != "auto":
+        route = Route(request.task)
+        role = ROUTES[route].role
+        what = "Describing the image" if route is Route.DESCRIBE else f"Task '{route.value}'"
+        if role is not None:
+            needed.append((role, what))
+        if route is Route.SEGMENT and not request.labels:
             needed.append(("intent_keywords", "Task 'segment' without labels (keywords from the text)"))
-    if request.task == "tag":
-        needed.append(("clip_tagging", "Task 'tag'"))
-    if request.task == "prompt":
-        needed.append(("clip_interrogator", "Task 'prompt'"))
     for role, what in needed:
         if not settings.endpoint(role):
             raise CallerError(

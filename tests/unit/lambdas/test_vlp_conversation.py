@@ -66,7 +66,9 @@ def test_history_reaches_the_vlm_as_idefics_turns_and_intent_reads_the_newest_tu
     assert prompt.endswith("<end_of_utterance>\nAssistant:")
     assert tgi_contract.errors(request, "GenerateRequest") == []
     # intent and keywords: the newest turn only
-    assert [r["text"] for r in models.requests("intent_keywords")] == ["What colour is its collar?"] * 2
+    # intent and keywords: one request, the newest turn only
+    assert [r["text"] for r in models.requests("intent_keywords")] == ["What colour is its collar?"]
+    assert models.requests("intent_keywords")[0]["tasks"] == ["intent", "keywords"]
     # the server stays stateless: the answer is not appended anywhere, the response has no history
     assert "history" not in body
 
@@ -232,7 +234,10 @@ def test_object_keywords_strip_instruction_words_and_merge_duplicates():
         {"keyword": "Picture", "score": 0.4},
         {"keyword": "mask every", "score": 0.3},
     ]
-    assert object_keywords(found) == [{"keyword": "dog", "score": 0.7}, {"keyword": "red car", "score": 0.5}]
+    assert [k.model_dump() for k in object_keywords(found)] == [
+        {"keyword": "dog", "score": 0.7},
+        {"keyword": "red car", "score": 0.5},
+    ]
 
 
 # ---- translation ----

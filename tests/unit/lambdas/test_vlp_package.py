@@ -8,24 +8,11 @@ import os
 import subprocess
 import sys
 
+from vlp.steps import STEP_NAMES
 from vlp_testkit import ROOT
 
 CODE = ROOT / "lambdas"
-HANDLERS = (
-    "uploads",
-    "analyze",
-    "jobs",
-    "validate",
-    "asr",
-    "intent",
-    "keywords",
-    "plan",
-    "vlm",
-    "segment",
-    "tag",
-    "prompt",
-    "assemble",
-)
+HANDLERS = ("uploads", "analyze", "jobs", *STEP_NAMES)
 
 
 def test_package_holds_only_the_vlp_code():

@@ -53,6 +53,9 @@ from vlp_asl import AslRunner  # noqa: E402 (after the environment set-up)
 sys.path.insert(0, str(ROOT / "lambdas"))
 
 from vlp.keys import caller_prefix  # noqa: E402 (after sys.path)
+from vlp.steps import STEP_NAMES  # noqa: E402 (after sys.path)
+
+STEP_MODULES = STEP_NAMES  # one handler module per pipeline step (vlp.steps)
 
 ANON = caller_prefix("anonymous", BUCKET)  # the caller prefix of an event without identity (local mode, no auth)
 
@@ -63,9 +66,6 @@ def caller_of(identity: dict[str, Any] | None = None, claims: dict[str, Any] | N
     from vlp.http import ApiEvent
 
     return caller_prefix_of(ApiEvent.model_validate(api_event({}, identity=identity, claims=claims)), BUCKET)
-
-
-STEP_MODULES = ("validate", "asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt", "assemble")
 
 
 class LambdaContext:
@@ -148,21 +148,21 @@ def client_error(code: str, status: int, message: str = "") -> ClientError:
 
 def default_model_response(role: str, request: Any) -> Any:
     """What a healthy model answers, shaped by docs/model-contracts.md."""
-    if role == "intent_keywords":
+    if role == "intent_keywords":  # both tasks in one request, like the package
+        text = request["text"].lower()
+        answer: dict[str, Any] = {"model": "nli-test", "keyword_model": "minilm-test"}
         if "intent" in request["tasks"]:
-            text = request["text"].lower()
             label = (
                 "segment"
                 if any(w in text for w in ("outline", "find", "segment"))
                 else ("tag" if "tag" in text else "prompt" if "prompt" in text else "describe")
             )
             scores = {name: (0.85 if name == label else 0.05) for name in ("describe", "segment", "tag", "prompt")}
-            return {"intent": {"label": label, "score": 0.85, "scores": scores}, "model": "nli-test"}
-        words = [w for w in re.findall(r"[a-z]+", request["text"].lower()) if w in ("dog", "dogs", "ball", "cat")]
-        return {
-            "keywords": [{"keyword": w, "score": 0.7} for w in words[: request.get("top_n", 5)]],
-            "keyword_model": "minilm-test",
-        }
+            answer["intent"] = {"label": label, "score": 0.85, "scores": scores}
+        if "keywords" in request["tasks"]:
+            words = [w for w in re.findall(r"[a-z]+", text) if w in ("dog", "dogs", "ball", "cat")]
+            answer["keywords"] = [{"keyword": w, "score": 0.7} for w in words[: request.get("top_n", 5)]]
+        return answer
     if role == "vlm":
         return [{"generated_text": " A red square.<end_of_utterance>"}]
     if role == "llm":

@@ -229,6 +229,7 @@ def test_the_local_api_answers_a_refusal_in_the_projects_shape():
     api = RestApi(
         {
             "routes": [],
+            "stage": "live",
             "gateway_responses": {
                 "DEFAULT_4XX": {"status": None, "template": template, "headers": {"Content-Type": "application/json"}},
                 "MISSING_AUTHENTICATION_TOKEN": {"status": 403, "template": missing, "headers": {}},

@@ -1,4 +1,4 @@
-"""The asr step: the uploaded audio through Whisper; the transcript joins the text of the request.
+"""The transcribe step: the uploaded audio through Whisper; the transcript joins the text of the request.
 
 With ``options.translate`` Whisper translates the speech to English (``task=translate``): that English text is
 what intent and keywords read, and the response's transcript says ``translated: true`` next to the spoken
@@ -12,21 +12,22 @@ from typing import Any
 from vlp.inference import whisper
 from vlp.keys import input_prefix
 from vlp.pipeline import storage
-from vlp.pipeline.context import is_random_model, output, parse_context, require_endpoint, skipped
+from vlp.pipeline.helpers import elapsed_ms, is_random_model, parse_context, require_endpoint
+from vlp.pipeline.models import TranscribeResult
 from vlp.settings import PipelineSettings
 
 MAX_TRANSCRIPT_CHARS = 20_000  # keeps the state small; intent/keywords read the first 2,000 anyway
 
 
-def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
+def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> TranscribeResult:
     started = time.perf_counter()
     context = parse_context(event)
     if context.audio is None:
-        return skipped(started, "no audio")
+        return TranscribeResult(skipped=True, reason="no audio", elapsed_ms=elapsed_ms(started))
     endpoint = require_endpoint(settings, "asr", what="Audio input")
     if not context.audio.key.startswith(input_prefix(context.caller, context.request_id)):
         # the validate step's copy only: never the caller's upload, which may have changed since
-        raise ValueError("the asr step reads the validated copy under inputs/<caller>/<request id>/ only")
+        raise ValueError("the transcribe step reads the validated copy under inputs/<caller>/<request id>/ only")
     audio = storage.read(
         s3, settings.requests_bucket, context.audio.key, max_bytes=settings.max_audio_bytes, too_large="AUDIO_TOO_LARGE"
     )
@@ -39,8 +40,7 @@ def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> d
         translate=context.options.translate,
     )
     text = transcript["text"]
-    return output(
-        started,
+    return TranscribeResult(
         text=text[:MAX_TRANSCRIPT_CHARS],
         truncated=len(text) > MAX_TRANSCRIPT_CHARS,
         language=transcript["language"],
@@ -49,4 +49,5 @@ def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> d
         model=transcript["model"],
         random_weights=is_random_model(transcript["model"], flag=transcript["random_weights"]),
         model_ms=round(invocation.elapsed_ms, 1),
+        elapsed_ms=elapsed_ms(started),
     )

@@ -1,7 +1,7 @@
-"""The segment (Grounding DINO + SAM), tag (CLIP zero-shot) and prompt (CLIP Interrogator) steps.
+"""The segment step (Grounding DINO + SAM): detections and masks.
 
-They send the normalised image (long side <= 2048) as base64. Segment maps the boxes back to pixels of the
-original (upright) image, writes every mask as a PNG of the original size under results/<request id>/, and
+It sends the normalised image (long side <= 2048) as base64 (like tag and prompt: helpers.image_b64), maps the
+boxes back to pixels of the original (upright) image, writes every mask as a PNG of the original size under results/<request id>/, and
 (``options.overlay``, on by default) one overlay picture, ``overlay.png``, drawn in the same pass over the masks
 (vlp.pipeline.overlay); none when nothing was detected. It keeps the COCO RLE (in the normalised image's frame,
 its ``size`` says so) inline while the total stays under ``RLE_INLINE_BUDGET`` bytes; above it, all RLE goes to
@@ -10,7 +10,6 @@ one S3 JSON object and the state keeps its key.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any
@@ -19,17 +18,13 @@ from vlp.errors import CallerError, ModelFailedError, model_error
 from vlp.inference import djl
 from vlp.keys import result_key
 from vlp.pipeline import storage
-from vlp.pipeline.context import Context, is_random_model, output, parse_context, require_endpoint, skipped
+from vlp.pipeline.helpers import elapsed_ms, image_b64, is_random_model, parse_context, require_endpoint
+from vlp.pipeline.models import Context, Detection, MasksRle, S3Object, SegmentResult
 from vlp.settings import PipelineSettings
 
 RLE_INLINE_BUDGET = 48 * 1024  # bytes of RLE JSON kept in the state (states are limited to 256 KB)
 MAX_PROMPTS = 32
 OVERLAY_NAME = "overlay.png"
-
-
-def _image_b64(s3: Any, context: Context, settings: PipelineSettings) -> str:
-    data = storage.read(s3, settings.requests_bucket, context.image.key)
-    return base64.b64encode(data).decode("ascii")
 
 
 def _overlay(s3: Any, context: Context, settings: PipelineSettings) -> Any:
@@ -53,8 +48,8 @@ def segment_prompts(context: Context) -> tuple[list[str], list[str]]:
     if context.labels:
         prompts = list(dict.fromkeys(context.labels))
     else:
-        keywords = context.understood("keywords").get("keywords") or []
-        prompts = list(dict.fromkeys(k["keyword"] for k in keywords if isinstance(k, dict) and k.get("keyword")))
+        keywords = context.understand.keywords if context.understand is not None else []
+        prompts = list(dict.fromkeys(k.keyword for k in keywords if k.keyword))
     if len(prompts) > MAX_PROMPTS:
         warnings.append(f"Only the first {MAX_PROMPTS} phrases were searched for.")
         prompts = prompts[:MAX_PROMPTS]
@@ -77,9 +72,9 @@ def scale_box(box: list[float], *, sx: float, sy: float, width: int, height: int
     return [round(value, 1) for value in scaled]
 
 
-def run_segment(
+def run(
     event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings, rle_budget: int = RLE_INLINE_BUDGET
-) -> dict[str, Any]:
+) -> SegmentResult:
     started = time.perf_counter()
     context = parse_context(event)
     target = require_endpoint(settings, "grounded_sam", what="Task 'segment'")
@@ -90,16 +85,16 @@ def run_segment(
             raise
         # `auto` routed here on the intent, but the text names nothing to look for (only instruction words, e.g.
         # "highlight this picture"): the VLM's answer stands, as for the other fallbacks to describe
-        return skipped(
-            started,
-            "nothing to segment",
+        return SegmentResult(
+            skipped=True,
+            reason="nothing to segment",
             route="describe",
-            detections=[],
             warnings=["The text asks to segment but names nothing to look for: described the image instead."],
+            elapsed_ms=elapsed_ms(started),
         )
     options = context.options
     request = djl.grounded_sam_request(
-        _image_b64(s3, context, settings),
+        image_b64(s3, context, settings),
         prompts,
         box_threshold=options.box_threshold,
         text_threshold=options.text_threshold,
@@ -156,58 +151,15 @@ def run_segment(
                 detection["mask"].pop("rle", None)
         masks_rle = {"key": key, "count": len(rle_items), "bytes": len(document)}
     models = [parsed.get("model"), parsed.get("sam_model")]
-    return output(
-        started,
-        detections=detections,
-        masks_rle=masks_rle,
-        overlay=overlay,
+    return SegmentResult(
+        detections=[Detection.model_validate(detection) for detection in detections],
+        masks_rle=MasksRle.model_validate(masks_rle) if masks_rle is not None else None,
+        overlay=S3Object.model_validate(overlay) if overlay is not None else None,
         prompts=prompts,
         warnings=warnings,
         model=parsed.get("model"),
         sam_model=parsed.get("sam_model"),
         random_weights=any(is_random_model(m) for m in models) or body.get("random_weights") is True,
         model_ms=round(invocation.elapsed_ms, 1),
-    )
-
-
-def run_tag(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
-    started = time.perf_counter()
-    context = parse_context(event)
-    target = require_endpoint(settings, "clip_tagging", what="Task 'tag'")
-    if not context.labels:
-        raise CallerError("Task 'tag' needs labels to score.", code="MISSING_LABELS")
-    options = context.options
-    request = djl.clip_tagging_request(
-        _image_b64(s3, context, settings),
-        context.labels,
-        mode=options.tag_mode,
-        top_k=options.top_k,
-        threshold=options.tag_threshold,
-        prompt_template=options.label_template,
-    )
-    body, invocation = djl.call(sagemaker, target, request, step="tag")
-    parsed = djl.parse_tags(body)
-    return output(
-        started,
-        tags=parsed["tags"],
-        mode=parsed["mode"],
-        model=parsed["model"],
-        random_weights=is_random_model(parsed["model"], flag=body.get("random_weights")),
-        model_ms=round(invocation.elapsed_ms, 1),
-    )
-
-
-def run_prompt(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
-    started = time.perf_counter()
-    context = parse_context(event)
-    target = require_endpoint(settings, "clip_interrogator", what="Task 'prompt'")
-    request = djl.interrogator_request(_image_b64(s3, context, settings), mode=context.options.interrogator_mode)
-    body, invocation = djl.call(sagemaker, target, request, step="prompt")
-    parsed = djl.parse_interrogator(body)
-    models = [parsed.get("model"), parsed.get("caption_model")]
-    return output(
-        started,
-        **parsed,
-        random_weights=any(is_random_model(m) for m in models) or body.get("random_weights") is True,
-        model_ms=round(invocation.elapsed_ms, 1),
+        elapsed_ms=elapsed_ms(started),
     )

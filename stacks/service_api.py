@@ -129,7 +129,7 @@ def error_template(error: GatewayError) -> str:
     return f'{{"error": {{"code": {error.code}, "message": {error.message}, "request_id": "$context.requestId"}}}}'
 
 
-class HttpApi(Construct):
+class ServiceApi(Construct):
     def __init__(
         self,
         scope: Construct,

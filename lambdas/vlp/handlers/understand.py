@@ -1,4 +1,5 @@
-"""Pipeline step `keywords` (docs/pipeline.md): keywords of the text (role intent_keywords)."""
+"""Pipeline step `understand` (vlp.steps, docs/pipeline.md): intent and keywords of the text in one call
+(role intent_keywords), and the route."""
 
 from __future__ import annotations
 
@@ -16,6 +17,6 @@ SETTINGS: PipelineSettings = load_settings(PipelineSettings)
 SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
 
 
-@step_handler("keywords")
+@step_handler("understand")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return understand.run_keywords(event, sagemaker=SAGEMAKER, settings=SETTINGS)
+    return understand.run(event, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")

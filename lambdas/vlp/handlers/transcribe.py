@@ -1,11 +1,11 @@
-"""Pipeline step `asr` (docs/pipeline.md): the audio through Whisper (role asr)."""
+"""Pipeline step `transcribe` (vlp.steps, docs/pipeline.md): the audio through Whisper (role asr)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.pipeline import asr
+from vlp.pipeline import transcribe
 from vlp.runtime import step_handler
 from vlp.settings import PipelineSettings, load_settings
 
@@ -17,6 +17,6 @@ S3 = aws.s3_client()
 SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
 
 
-@step_handler("asr")
+@step_handler("transcribe")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return asr.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS)
+    return transcribe.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")

@@ -1,11 +1,11 @@
-"""Pipeline step `intent` (docs/pipeline.md): intent of the text (role intent_keywords) and the route."""
+"""Pipeline step `answer` (vlp.steps, docs/pipeline.md): the VLM's answer about the image (role vlm)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.pipeline import understand
+from vlp.pipeline import answer
 from vlp.runtime import step_handler
 from vlp.settings import PipelineSettings, load_settings
 
@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SETTINGS: PipelineSettings = load_settings(PipelineSettings)
+S3 = aws.s3_client()
 SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
 
 
-@step_handler("intent")
+@step_handler("answer")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return understand.run_intent(event, sagemaker=SAGEMAKER, settings=SETTINGS)
+    return answer.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")

@@ -1,10 +1,9 @@
-"""The plan step (Llama-2 on TGI: sub-tasks, when the request asks for detail) and the vlm step (IDEFICS on
-TGI: the answer about the image).
+"""The answer step (the VLM, IDEFICS on TGI): the answer about the image, with the plan when the Plan step made one.
 
-The vlm step carries a conversation: the request's ``history`` (earlier turns about the same image) goes into the
+It carries a conversation: the request's ``history`` (earlier turns about the same image) goes into the
 prompt in the model's own dialogue format before the newest question, and its sampling options (temperature,
-top_p, repetition_penalty, seed) become TGI's parameters (vlp.inference.tgi). The plan reads only the newest
-question and always decodes greedily: it is an internal step, not the answer."""
+top_p, repetition_penalty, seed) become TGI's parameters (vlp.inference.tgi). Error codes stay VLM_* (vlp.steps).
+"""
 
 from __future__ import annotations
 
@@ -12,48 +11,17 @@ import base64
 import time
 from typing import Any
 
-from vlp.api.models import AnalyzeOptions
 from vlp.inference import tgi
 from vlp.pipeline import storage
-from vlp.pipeline.context import endpoint, output, parse_context, skipped
+from vlp.pipeline.helpers import elapsed_ms, endpoint, parse_context
+from vlp.pipeline.models import AnswerResult, PlanResult
+from vlp.pipeline.plan import DETAILED_QUESTION
+from vlp.requests import AnalyzeOptions
 from vlp.settings import PipelineSettings
+from vlp.steps import NO_ANSWER_TASKS
 
 DEFAULT_QUESTION = "Describe this image."
-DETAILED_QUESTION = "Describe this image in detail."
-PLAN_SYSTEM = (
-    "You plan how to answer a question about an image that you cannot see. Reply only with a numbered list of "
-    "at most 5 short steps saying what to look at in the image to answer well, one step per line."
-)
-PLAN_MAX_NEW_TOKENS = 200
 IMAGE_URL_EXPIRY_SECONDS = 300  # the VLM fetches the image within the request
-
-
-def run_plan(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
-    started = time.perf_counter()
-    context = parse_context(event)
-    if not context.options.detail:
-        return skipped(started, "detail not requested", steps=[])
-    if context.task in ("tag", "prompt"):
-        return skipped(started, "not needed for the task", steps=[])
-    target = endpoint(settings, "llm")
-    if target is None:
-        return skipped(
-            started,
-            "llm not deployed",
-            steps=[],
-            warnings=["The planning model is not deployed here: answered without a plan."],
-        )
-    question = context.full_text() or DETAILED_QUESTION
-    request = tgi.generate_request(
-        tgi.llama2_prompt(PLAN_SYSTEM, question), max_new_tokens=PLAN_MAX_NEW_TOKENS, stop=tgi.LLAMA2_STOP
-    )
-    text, invocation = tgi.generate(sagemaker, target, request, step="plan", stop=tgi.LLAMA2_STOP)
-    return output(
-        started,
-        steps=tgi.parse_plan(text),
-        random_weights=tgi.reports_random_weights(invocation),
-        model_ms=round(invocation.elapsed_ms, 1),
-    )
 
 
 def image_reference(s3: Any, *, bucket: str, key: str, transport: str) -> str:
@@ -85,19 +53,20 @@ def build_question(text: str | None, plan_steps: list[str], *, detail: bool) -> 
     return question
 
 
-def run_vlm(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> dict[str, Any]:
+def run(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) -> AnswerResult:
     started = time.perf_counter()
     context = parse_context(event)
-    plan = context.plan if isinstance(context.plan, dict) else {}
-    plan_steps = [step for step in plan.get("steps") or [] if isinstance(step, str)]
-    plan_info = {"steps": plan_steps, "elapsed_ms": plan.get("elapsed_ms")} if plan else None
-    warnings = list(plan.get("warnings") or [])
-    if context.task in ("tag", "prompt"):
-        return skipped(started, "not needed for the task", answer=None, plan=plan_info)
+    plan: PlanResult | None = context.plan
+    plan_steps = plan.steps if plan is not None else []
+    warnings = list(plan.warnings) if plan is not None else []
+    if context.task in NO_ANSWER_TASKS:
+        return AnswerResult(skipped=True, reason="not needed for the task", plan=plan, elapsed_ms=elapsed_ms(started))
     target = endpoint(settings, "vlm")
     if target is None:
         # a forced `describe` was refused by the validate step; `auto` learns its route later (assemble decides)
-        return skipped(started, "vlm not deployed", answer=None, plan=plan_info, warnings=warnings)
+        return AnswerResult(
+            skipped=True, reason="vlm not deployed", plan=plan, warnings=warnings, elapsed_ms=elapsed_ms(started)
+        )
     question = build_question(context.full_text(), plan_steps, detail=context.options.detail)
     image = image_reference(
         s3, bucket=settings.requests_bucket, key=context.image.vlm_key, transport=settings.vlm_image_transport
@@ -128,13 +97,13 @@ def run_vlm(event: Any, *, s3: Any, sagemaker: Any, settings: PipelineSettings) 
             sampling=sampling,
         )
     answer, invocation = tgi.generate(sagemaker, target, request, step="vlm", stop=tgi.IDEFICS_STOP)
-    return output(
-        started,
+    return AnswerResult(
         answer=answer,
-        plan=plan_info,
+        plan=plan,
         warnings=warnings,
         image_transport=settings.vlm_image_transport,
         history_turns=len(history),
         random_weights=tgi.reports_random_weights(invocation),
         model_ms=round(invocation.elapsed_ms, 1),
+        elapsed_ms=elapsed_ms(started),
     )
