@@ -42,6 +42,7 @@ COMPONENTS: dict[str, dict[str, str | None]] = {
     c.MODEL_INTENT_KEYWORDS: {"nli": None, "keywords": "sentence-transformers/all-MiniLM-L6-v2"},
     c.MODEL_GROUNDED_SAM: {"grounding_dino": None, "sam": "facebook/sam-vit-huge"},
     c.MODEL_CLIP_INTERROGATOR: {"clip": None, "caption": "Salesforce/blip-image-captioning-large"},
+    c.MODEL_RESTYLE: {"": None},  # the diffusers pipeline folder (model_index.json + one folder per component)
 }
 # faster-whisper size names -> the CTranslate2 repositories faster-whisper itself downloads
 ASR_REPOS = {
@@ -52,6 +53,19 @@ ASR_REPOS = {
 }
 # Only what serving needs: weights as safetensors (or CTranslate2's model.bin), configs and tokenizers.
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "*.py", "model.bin", "vocabulary*"]
+# SDXL's hub repository also holds single-file checkpoints, fp32 weights, ONNX and a LoRA (over 40 GB): the
+# restyle package loads only the pipeline's components in their fp16 variant (serving.properties: option.variant).
+SDXL_COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae")
+ROLE_ALLOW_PATTERNS: dict[str, list[str]] = {
+    c.MODEL_RESTYLE: [
+        "model_index.json",
+        "scheduler/*.json",
+        "tokenizer/*",
+        "tokenizer_2/*",
+        *(f"{component}/config.json" for component in SDXL_COMPONENTS),
+        *(f"{component}/*.fp16.safetensors" for component in SDXL_COMPONENTS),
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class Upload:
     role: str
     hub_id: str
     key_prefix: str  # in the artifacts bucket
+    allow_patterns: tuple[str, ...] | None = None  # None: ALLOW_PATTERNS
 
 
 def plan(config: EnvironmentConfig, roles: Iterable[str] | None = None) -> list[Upload]:
@@ -78,7 +93,12 @@ def plan(config: EnvironmentConfig, roles: Iterable[str] | None = None) -> list[
                 ASR_REPOS.get(model.model_id, model.model_id) if role == c.MODEL_ASR else model.model_id
             )
             prefix = model.weights.s3_prefix + (f"{subfolder}/" if subfolder else "")
-            uploads.append(Upload(role=role, hub_id=source, key_prefix=prefix))
+            patterns = ROLE_ALLOW_PATTERNS.get(role)
+            uploads.append(
+                Upload(
+                    role=role, hub_id=source, key_prefix=prefix, allow_patterns=tuple(patterns) if patterns else None
+                )
+            )
     if wanted:
         unknown = wanted - {role for role, _ in config.models.items()}
         if unknown:
@@ -86,12 +106,11 @@ def plan(config: EnvironmentConfig, roles: Iterable[str] | None = None) -> list[
     return uploads
 
 
-def hub_download(hub_id: str, target: Path) -> Path:
+def hub_download(hub_id: str, target: Path, allow_patterns: Iterable[str] | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
-    return Path(
-        snapshot_download(hub_id, local_dir=target, allow_patterns=ALLOW_PATTERNS, token=os.environ.get("HF_TOKEN"))
-    )
+    patterns = list(allow_patterns) if allow_patterns is not None else ALLOW_PATTERNS
+    return Path(snapshot_download(hub_id, local_dir=target, allow_patterns=patterns, token=os.environ.get("HF_TOKEN")))
 
 
 def upload_tree(s3, bucket: str, local: Path, key_prefix: str) -> int:
@@ -118,7 +137,7 @@ def stage(
     s3,
     bucket: str,
     roles: Iterable[str] | None = None,
-    download: Callable[[str, Path], Path] = hub_download,
+    download: Callable[..., Path] = hub_download,
     embed_terms: Callable[[Path, str], Path] = precompute_interrogator_embeddings,
     dry_run: bool = False,
     missing_only: bool = False,
@@ -139,7 +158,10 @@ def stage(
                 skipped.add(upload.role)
                 continue
             local = Path(scratch) / upload.key_prefix
-            download(upload.hub_id, local)
+            if upload.allow_patterns is None:
+                download(upload.hub_id, local)
+            else:  # a role that needs only part of its repository
+                download(upload.hub_id, local, upload.allow_patterns)
             done.append((upload, upload_tree(s3, bucket, local, upload.key_prefix)))
         interrogator = c.MODEL_CLIP_INTERROGATOR
         if not dry_run and interrogator not in skipped and any(u.role == interrogator for u in uploads):

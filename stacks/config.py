@@ -271,6 +271,14 @@ ROLE_DEFAULTS: dict[str, dict] = {
         "scaling": {"metric": "invocations", "target": 30},
         "djl": {"options": {"caption_model_name": "Salesforce/blip-image-captioning-large"}},
     },
+    # SDXL 1.0 base img2img in fp16 fits one A10G (24 GB) with a batch of two 1024x1024 images; a request holds
+    # the GPU for seconds, so scaling follows requests in flight (two per instance: one dynamic batch).
+    c.MODEL_RESTYLE: {
+        "model_id": "stabilityai/stable-diffusion-xl-base-1.0",
+        "container_version": "0.33.0",
+        "instance_type": "ml.g5.2xlarge",
+        "scaling": {"metric": "concurrency", "target": 2},
+    },
 }
 
 
@@ -282,6 +290,7 @@ class ModelsConfig(_Strict):
     grounded_sam: ModelConfig
     clip_tagging: ModelConfig
     clip_interrogator: ModelConfig
+    restyle: ModelConfig
 
     @model_validator(mode="before")
     @classmethod
@@ -299,6 +308,15 @@ class ModelsConfig(_Strict):
         for role in c.MODEL_ROLES:
             if role not in c.TGI_ROLES and getattr(self, role).tgi is not None:
                 raise ValueError(f"{role}.tgi: TGI settings apply only to {', '.join(c.TGI_ROLES)}")
+        return self
+
+    @model_validator(mode="after")
+    def _restyle_needs_the_network(self) -> ModelsConfig:
+        if self.restyle.network_isolation:
+            raise ValueError(
+                "restyle.network_isolation: the restyle container reads its image from and writes its PNG to the "
+                "requests bucket itself, which an isolated container cannot reach"
+            )
         return self
 
     @model_validator(mode="after")

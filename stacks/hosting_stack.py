@@ -17,6 +17,7 @@ from stacks.model_bundle import BUNDLE_MODEL_ID, role_bundle_prefix
 from stacks.model_endpoint import ModelData, ModelEndpoint, UpdatePolicy
 from stacks.model_environment import djl_environment, network_isolated, tgi_environment, whisper_environment
 from stacks.model_package_asset import ModelPackageAsset
+from stacks.restyle_access import grant_restyle_io
 
 
 def endpoint_name(config: EnvironmentConfig, role: str) -> str:
@@ -43,6 +44,9 @@ class HostingStack(cdk.Stack):
         self.endpoints: dict[str, ModelEndpoint] = {}
         for role, model in config.models.enabled():
             endpoint = self._build_endpoint(role, model)
+            if role == c.MODEL_RESTYLE:  # it reads its image and writes its PNG itself (stacks/restyle_access.py)
+                requests = s3.Bucket.from_bucket_name(self, "Requests", config.bucket_name("requests", self.account))
+                grant_restyle_io(endpoint.role, requests, key)
             EndpointAutoscaling(endpoint, "Autoscaling", endpoint=endpoint)
             self.endpoints[role] = endpoint
             cdk.CfnOutput(self, c.output_endpoint_name(role), value=endpoint.endpoint_name)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vlp.errors import ConfigurationError
 
 # Model roles (stacks/constants.py MODEL_ROLES) and their endpoint variables (constants.endpoint_env_var).
-ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
+ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator", "restyle")
 MiB = 1024 * 1024
 
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
