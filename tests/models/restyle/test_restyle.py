@@ -9,10 +9,12 @@ documented, every field's bad values get their 4xx code, out-of-memory errors le
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
 import djl_double
+import djl_settings
 import numpy as np
 import pytest
 import restyle_helpers as helpers
@@ -376,3 +378,20 @@ def test_missing_weights_fail_the_start(tmp_path: Path, s3):
     module._service.s3 = s3
     with pytest.raises(Exception):  # noqa: B017 (diffusers' own error: the folder has no model_index.json)
         djl_double.initialise(module.handle, helpers.properties(tmp_path))
+
+
+@pytest.mark.parametrize(("env", "model"), djl_settings.configured("restyle"), ids=lambda v: getattr(v, "name", v))
+def test_configured_settings_reach_the_handler(sdxl_weights, s3, image_ref, caplog, env, model):
+    """config/<env>.yaml's model name and dtype reach handle() through the container environment, under DJL's
+    precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
+    props = djl_settings.container_properties("restyle", model, sdxl_weights)
+    assert props["variant"] == "fp16" and props["max_batch_images"] == "2"  # fixed by serving.properties
+    module = helpers.load_package_module()
+    module._service.s3 = s3
+    with caplog.at_level(logging.INFO):
+        assert djl_double.initialise(module.handle, props) is None
+    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
+    assert "(fp16)" in caplog.text  # the staged fp16 files were the ones loaded
+    body = invoke(module, helpers.body(image_ref, f"configured-{env}")).body
+    assert body["model"] == model.model_id
+    assert body["random_weights"] is ("random" in model.model_id)
