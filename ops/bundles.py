@@ -44,6 +44,7 @@ class Bundle:
     role: str
     prefix: str  # bundles/<role>/<hash>/
     weights_prefix: str  # weights/<role>/: the staged weights, copied into <prefix>weights/
+    container: str = ""  # the role's LMI container_version (part of the hash)
 
     @property
     def manifest_key(self) -> str:
@@ -71,7 +72,8 @@ def bundle_plan(
         if role not in c.DJL_ROLES or not network_isolated(role, model) or (wanted and role not in wanted):
             continue
         assert model.weights is not None and model.weights.s3_prefix is not None  # network_isolated checked it
-        bundles.append(Bundle(role, role_bundle_prefix(role, packages_dir), model.weights.s3_prefix))
+        prefix = role_bundle_prefix(role, model.container_version, packages_dir)
+        bundles.append(Bundle(role, prefix, model.weights.s3_prefix, model.container_version))
     return bundles
 
 
@@ -104,7 +106,7 @@ def stage_bundle(
             f"{role}: build/vendor/{role} is missing or incomplete: run `make packages` first (a network-isolated "
             "container installs nothing, so its bundle must carry the vendored dependencies)"
         )
-    digest = package_hash(role, packages_dir)
+    digest = package_hash(role, packages_dir, container=bundle.container)
     if not bundle.prefix.endswith(f"/{digest}/"):
         raise SystemExit(f"{role}: model_packages/{role} changed since the plan ({bundle.prefix}): run again")
     weights = _existing(s3, bucket, bundle.weights_prefix)
@@ -139,6 +141,7 @@ def stage_bundle(
         manifest = {
             "role": role,
             "package_hash": digest,
+            "container_version": bundle.container,
             "package_files": len(members),
             "weights_from": bundle.weights_prefix,
             "weights_objects": len(weights),

@@ -63,7 +63,7 @@ class HostingStack(cdk.Stack):
             if network_isolated(role, model):
                 # The staged bundle (package, vendor/, weights/; make stage-weights), named by the package's hash.
                 environment = djl_environment(model, weights_uri=BUNDLE_MODEL_ID)
-                data = ModelData(bundle_prefix=role_bundle_prefix(role))
+                data = ModelData(bundle_prefix=role_bundle_prefix(role, model.container_version))
             else:
                 package = ModelPackageAsset(self, f"{construct_id}Package", package=role).asset
                 weights_uri = self._artifacts.s3_url_for_object(weights_prefix) if weights_prefix else None

@@ -77,15 +77,16 @@ def vendored(package: str, vendor_dir: Path | None = VENDOR_DIR) -> Path | None:
     return folder if (folder / VENDOR_MARKER).is_file() else None
 
 
-def package_hash(package: str, packages_dir: Path = PACKAGES_DIR) -> str:
+def package_hash(package: str, packages_dir: Path = PACKAGES_DIR, *, container: str = "") -> str:
     """The content hash that names a package's bundle: SHA-256 over every file the package ships (its source, its
-    requirements.txt lock, the shared modules), by name and bytes, in name order. Offline and deterministic: the
-    same at synth, in the staging command and in preflight, on any machine, with or without `make packages` (the
-    vendored wheels are fixed by the lock they are built from). The shared modules are `packages_dir`/shared."""
+    requirements.txt lock, the shared modules `packages_dir`/shared), by name and bytes, in name order, and the LMI
+    `container` version it is served by (a new container may run another CPython: new vendored wheels, new bundle).
+    Offline and deterministic: the same at synth, in the staging command and in preflight, on any machine, with or
+    without `make packages` (the vendored wheels are fixed by the lock and the container)."""
     source = packages_dir / package
     if not (source / "model.py").is_file():
         raise FileNotFoundError(f"{source / 'model.py'} is missing: the {package} endpoint serves it")
-    digest = hashlib.sha256(BUNDLE_LAYOUT.encode() + b"\0")
+    digest = hashlib.sha256(f"{BUNDLE_LAYOUT}\0container={container}\0".encode())
     for name, path in sorted(package_members(source, packages_dir / "shared").items()):
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:HASH_LENGTH]
@@ -96,9 +97,9 @@ def bundle_prefix(role: str, digest: str) -> str:
     return f"{c.BUNDLES_PREFIX}{role}/{digest}/"
 
 
-def role_bundle_prefix(role: str, packages_dir: Path = PACKAGES_DIR) -> str:
-    """bundles/<role>/<hash of model_packages/<role>>/: what the role's Model reads."""
-    return bundle_prefix(role, package_hash(role, packages_dir))
+def role_bundle_prefix(role: str, container: str, packages_dir: Path = PACKAGES_DIR) -> str:
+    """bundles/<role>/<hash of model_packages/<role> and its LMI container version>/: what the role's Model reads."""
+    return bundle_prefix(role, package_hash(role, packages_dir, container=container))
 
 
 def bundle_weights_prefix(prefix: str) -> str:

@@ -51,11 +51,15 @@ def _s3_statements(statements: list[dict]) -> list[dict]:
 
 
 def test_prod_turns_isolation_on_for_every_djl_role_with_s3_weights(configs):
+    """Except where config opts out explicitly (restyle: it reads and writes the requests bucket itself)."""
     config = configs["prod"]
     from_s3 = [
         role
         for role, model in config.models.enabled()
-        if role in c.DJL_ROLES and model.weights is not None and model.weights.s3_prefix
+        if role in c.DJL_ROLES
+        and model.weights is not None
+        and model.weights.s3_prefix
+        and model.network_isolation is not False
     ]
     assert from_s3, "prod has DJL roles with staged weights"
     assert _isolated_djl_roles(config) == from_s3
@@ -72,7 +76,7 @@ def test_isolated_djl_model_reads_its_bundle_prefix_uncompressed(assembly, confi
     assert "ModelDataUrl" not in container
     source = container["ModelDataSource"]["S3DataSource"]
     assert (source["S3DataType"], source["CompressionType"]) == ("S3Prefix", "None")
-    prefix = role_bundle_prefix(role)
+    prefix = role_bundle_prefix(role, getattr(configs["prod"].models, role).container_version)
     assert prefix.startswith(f"{c.BUNDLES_PREFIX}{role}/") and prefix.endswith("/")
     assert source["S3Uri"] == f"s3://{_artifacts(configs)}/{prefix}"
     # option.model_id is the bundle's weights folder as SageMaker lays it out: a local path, nothing to download.
@@ -86,7 +90,7 @@ def test_isolated_djl_role_reads_only_its_bundle(assembly, configs, role):
         pytest.skip(f"{role} is not network-isolated in prod")
     _, model = _model(assembly, HOSTING, role)
     statements = _s3_statements(_role_statements(assembly, HOSTING, model))
-    prefix = role_bundle_prefix(role)
+    prefix = role_bundle_prefix(role, getattr(configs["prod"].models, role).container_version)
     by_action = {json.dumps(s["Action"]): s for s in statements}
     assert set(by_action) == {'"s3:GetObject"', '"s3:ListBucket"'}, statements
     assert by_action['"s3:GetObject"']["Resource"] == f"arn:aws:s3:::{_artifacts(configs)}/{prefix}*"

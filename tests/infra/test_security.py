@@ -5,6 +5,7 @@ from __future__ import annotations
 from iam_actions import LOG_DELIVERY
 
 from stacks import constants as c
+from stacks.model_environment import network_isolated
 
 
 def _statements(assembly):
@@ -68,8 +69,12 @@ def test_model_roles_read_only_their_own_weights(assembly, configs):
             reads = [
                 str(s["Resource"])
                 for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                if "s3:GetObject" in _as_list(s["Action"]) and "weights" in str(s["Resource"])
+                if "s3:GetObject" in _as_list(s["Action"])
+                and ("weights" in str(s["Resource"]) or c.BUNDLES_PREFIX in str(s["Resource"]))
             ]
-            assert reads and all(model.weights.s3_prefix in r for r in reads), (env, role, reads)
+            # A network-isolated DJL role reads its bundle (which holds its weights), not weights/<role>/.
+            isolated = role in c.DJL_ROLES and network_isolated(role, model)
+            mine = f"{c.BUNDLES_PREFIX}{role}/" if isolated else model.weights.s3_prefix
+            assert reads and all(mine in r for r in reads), (env, role, reads)
             others = [m.weights.s3_prefix for r, m in config.models.enabled() if r != role]
             assert not any(prefix in str(policy) for prefix in others), (env, role)

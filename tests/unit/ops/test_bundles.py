@@ -94,7 +94,9 @@ def test_package_hash_changes_with_each_kind_of_file_it_covers(packages):
         seen.add(package_hash(ROLE, packages))
     (packages / ROLE / "new_module.py").write_text("X = 1\n")  # a file added
     seen.add(package_hash(ROLE, packages))
-    assert len(seen) == 5
+    seen.add(package_hash(ROLE, packages, container="0.33.0"))  # another LMI container: other vendored wheels
+    assert len(seen) == 6
+    assert package_hash(ROLE, packages, container="0.33.0") == package_hash(ROLE, packages, container="0.33.0")
 
 
 def test_package_hash_ignores_caches_tests_and_byte_code(packages):
@@ -125,11 +127,13 @@ def test_the_plan_names_one_bundle_per_isolated_djl_role(configs, packages):
     isolated = [r for r, m in prod.models.enabled() if r in c.DJL_ROLES and m.network_isolation]
     assert [b.role for b in plan] == isolated and isolated
     for bundle in plan:
-        assert bundle.prefix == bundle_prefix(bundle.role, package_hash(bundle.role))
+        container = getattr(prod.models, bundle.role).container_version
+        assert bundle.prefix == bundle_prefix(bundle.role, package_hash(bundle.role, container=container))
         assert bundle.weights_prefix == getattr(prod.models, bundle.role).weights.s3_prefix
         assert bundle.manifest_key == bundle.prefix + MANIFEST
     (only,) = bundle_plan(prod, [ROLE], packages)
-    assert only.prefix == f"bundles/{ROLE}/{package_hash(ROLE, packages)}/"
+    container = getattr(prod.models, ROLE).container_version
+    assert only.prefix == f"bundles/{ROLE}/{package_hash(ROLE, packages, container=container)}/"
 
 
 # ---- staging (moto S3) ----
@@ -218,7 +222,7 @@ def test_a_rerun_skips_what_exists_and_resumes_an_interrupted_bundle(s3, package
 
 
 def test_a_package_change_stages_a_new_prefix_and_keeps_the_old_one(s3, packages, vendor, configs):
-    old = _bundle(packages)
+    (old,) = bundle_plan(configs["prod"], [ROLE], packages)
     stage_bundle(s3, BUCKET, old, packages_dir=packages, vendor_dir=vendor)
     (packages / ROLE / "model.py").write_text((packages / ROLE / "model.py").read_text() + "\n# v2\n")
     (new,) = bundle_plan(configs["prod"], [ROLE], packages)
