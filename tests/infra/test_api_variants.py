@@ -120,7 +120,7 @@ def test_short_sync_timeout_shrinks_the_express_machine_and_analyze(variants):
 
 @pytest.mark.parametrize(
     ("variant", "function", "role"),
-    [("cog", "asr", c.MODEL_ASR), ("cog", "plan", c.MODEL_LLM), ("key", "vlm", c.MODEL_VLM)],
+    [("cog", "transcribe", c.MODEL_ASR), ("cog", "plan", c.MODEL_LLM), ("key", "answer", c.MODEL_VLM)],
 )
 def test_disabled_model_empty_endpoint_and_no_permission(variants, variant, function, role):
     template = variants[variant]

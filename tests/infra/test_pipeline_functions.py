@@ -20,17 +20,16 @@ DOCUMENTED = {
     "analyze": (256, None),
     "jobs": (256, 10),
     "validate": (2048, 30),
-    "asr": (512, 85),
-    "intent": (256, 30),
-    "keywords": (256, 30),
+    "transcribe": (512, 85),
+    "understand": (256, 30),
     "plan": (256, 75),
-    "vlm": (512, 85),
+    "answer": (512, 85),
     "segment": (1769, 95),
     "tag": (512, 50),
     "prompt": (512, 85),
     "assemble": (256, 10),
 }
-READ_TIMEOUTS = {"intent": 20, "keywords": 20, "tag": 30}  # the others: 65
+READ_TIMEOUTS = {"understand": 20, "tag": 30}  # the others: 65
 READ_BY_POWERTOOLS = {c.ENV_LOG_LEVEL}  # Powertools' Logger reads it itself, not the settings models
 SETTINGS_MODELS = {
     "uploads": lambda_settings.UploadsSettings,

@@ -55,11 +55,10 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
         None,
     ),
     "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
-    "asr": ({_get(IN), DECRYPT}, c.MODEL_ASR),  # the validated copy of the audio only
-    "intent": (set(), c.MODEL_INTENT_KEYWORDS),
-    "keywords": (set(), c.MODEL_INTENT_KEYWORDS),
+    "transcribe": ({_get(IN), DECRYPT}, c.MODEL_ASR),  # the validated copy of the audio only
+    "understand": (set(), c.MODEL_INTENT_KEYWORDS),  # intent and keywords: one call
     "plan": (set(), c.MODEL_LLM),
-    "vlm": ({_get(IN), DECRYPT}, c.MODEL_VLM),
+    "answer": ({_get(IN), DECRYPT}, c.MODEL_VLM),
     "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),  # inputs/ copies only
     "tag": ({_get(IN), DECRYPT}, c.MODEL_CLIP_TAGGING),
     "prompt": ({_get(IN), DECRYPT}, c.MODEL_CLIP_INTERROGATOR),

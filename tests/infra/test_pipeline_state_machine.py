@@ -10,12 +10,13 @@ import subprocess
 
 import pytest
 from conftest import ROOT
+from vlp import steps
 
 from stacks import constants as c
 
 DOC = ROOT / "docs" / "pipeline.md"
 NODE_BIN = ROOT / "node_modules" / ".bin"
-MODEL_TASKS = ("Transcribe", "Intent", "Keywords", "Plan", "Answer", "Segment", "Tag", "Prompt")
+MODEL_TASKS = ("Transcribe", "Understand", "Plan", "Answer", "Segment", "Tag", "Prompt")
 NOT_READY_RETRIER = {
     "ErrorEquals": ["ModelNotReadyError"],
     "IntervalSeconds": 60,
@@ -125,3 +126,44 @@ def test_synthesized_definitions_pass_asl_validator(assembly, configs, kind, tmp
             timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _task_functions(definition: dict) -> dict[str, str]:
+    """Task state -> its step function (`${SegmentFunctionArn}` -> segment)."""
+    return {
+        name: state["Resource"].removeprefix("${").removesuffix("FunctionArn}").lower()
+        for name, state in _states(definition)
+        if state["Type"] == "Task"
+    }
+
+
+@pytest.mark.parametrize("kind", ["EXPRESS", "STANDARD"])
+def test_the_synthesized_machines_are_the_step_registry(assembly, configs, kind):
+    """Every Task runs a registry step under its own state name, with the step's result path and retriers; every
+    step has its Task; the Route Choice has one branch per routed task; the VLM answer and the routed tasks run
+    in different branches of ONE Parallel state, and intent and keywords are one Task."""
+    for env in configs:
+        definition = machines(assembly, env)[kind]["definition"]
+        tasks = _task_functions(definition)
+        assert set(tasks.values()) == set(steps.STEP_NAMES), env
+        states = dict(_states(definition))
+        for state, function in tasks.items():
+            step = steps.BY_NAME[function]
+            assert state == step.state
+            assert states[state].get("ResultPath") == step.result_path, state
+            model = step.retry is steps.Retry.MODEL
+            assert (
+                any(r["ErrorEquals"] == ["ModelRetryableError", "DependencyError"] for r in states[state]["Retry"])
+                == model
+            )
+            assert (NOT_READY_RETRIER in states[state]["Retry"]) == (model and kind == "STANDARD"), state
+        route = states[steps.ROUTE_STATE]
+        assert {(c["Variable"], c["StringEquals"]) for c in route["Choices"]} == {
+            (steps.ROUTE_PATH, r.value) for r in steps.ROUTED if kind == "STANDARD" or not steps.ROUTES[r].jobs_only
+        }
+        parallel = definition["States"][steps.ANALYZE_STATE]
+        assert parallel["Type"] == "Parallel" and len(parallel["Branches"]) == 2
+        branch_tasks = [set(_task_functions(branch).values()) for branch in parallel["Branches"]]
+        routed = {step for r in steps.ROUTED for step in steps.ROUTES[r].steps}
+        assert branch_tasks[0] == {"understand", *routed} and branch_tasks[1] == {"plan", "answer"}
+        assert not {"intent", "keywords"} & set(tasks.values())
