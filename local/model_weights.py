@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local.common import ROOT
+from stacks.serving_properties import package_options
 
 log = logging.getLogger("weights")
 TESTS_MODELS = ROOT / "tests" / "models"
@@ -48,14 +49,7 @@ def _helpers_path() -> None:
 
 def shipped_properties(role: str) -> dict[str, str]:
     """model_packages/<role>/serving.properties as DJL hands it to handle(): `option.` removed, plus model_dir."""
-    props = {"model_dir": str(PACKAGES / role)}
-    for line in (PACKAGES / role / "serving.properties").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", "!")) or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        props[key.strip().removeprefix("option.")] = value.strip()
-    return props
+    return {"model_dir": str(PACKAGES / role), **package_options(role, PACKAGES)}
 
 
 def _cached(role: str, sources: list[Path], build) -> Path:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stacks import constants as c
+from stacks import serving_properties
 from stacks.instances import INSTANCES, InstanceSpec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -106,17 +107,7 @@ DJL_STACK_OPTIONS = ("model_id", "model_name", "dtype")
 def package_options(role: str, packages_dir: Path = PACKAGES_DIR) -> frozenset[str]:
     """The `option.<name>` keys model_packages/<role>/serving.properties sets (without the prefix). DJL reads that
     file first and takes an OPTION_<NAME> environment variable only for a key the file does not set."""
-    path = packages_dir / role / "serving.properties"
-    if not path.is_file():
-        return frozenset()
-    keys = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")):
-            key = re.split(r"[=:\s]", line, maxsplit=1)[0]
-            if key.startswith("option."):
-                keys.add(key.removeprefix("option."))
-    return frozenset(keys)
+    return frozenset(serving_properties.package_options(role, packages_dir))
 
 
 class DjlConfig(_Strict):

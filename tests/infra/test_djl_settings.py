@@ -7,7 +7,6 @@ model tests drive the packages with (stacks.model_environment.djl_environment; t
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,9 @@ import pytest
 from stacks import constants as c
 from stacks.model_bundle import BUNDLE_MODEL_ID
 from stacks.model_environment import djl_environment, network_isolated
+from stacks.serving_properties import package_options
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def package_options(role: str) -> set[str]:
-    """option.<name> keys of model_packages/<role>/serving.properties (read here, independently of stacks/)."""
-    keys = set()
-    for line in (ROOT / "model_packages" / role / "serving.properties").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")):
-            key = re.split(r"\s*[=:]\s*|\s+", line, maxsplit=1)[0]
-            if key.startswith("option."):
-                keys.add(key.removeprefix("option."))
-    return keys
 
 
 def djl_containers(assembly, configs):
@@ -48,7 +36,7 @@ def test_no_option_variable_is_shadowed_by_the_package(assembly, configs):
     for env, role, _model, environment in djl_containers(assembly, configs):
         options = {k.removeprefix("OPTION_").lower() for k in environment if k.startswith("OPTION_")}
         assert {"model_id", "model_name", "dtype"} <= options, (env, role)
-        shadowed = options & package_options(role)
+        shadowed = options & set(package_options(role))
         assert not shadowed, f"{env}/{role}: serving.properties sets {sorted(shadowed)}, so DJL ignores the variables"
         checked += 1
     assert checked == sum(len([r for r, _ in cfg.models.enabled() if r in c.DJL_ROLES]) for cfg in configs.values())
@@ -69,4 +57,4 @@ def test_synthesized_variables_are_what_the_model_tests_use(assembly, configs):
 
 @pytest.mark.parametrize("role", c.DJL_ROLES)
 def test_the_package_leaves_names_and_dtype_to_config(role):
-    assert not package_options(role) & {"model_id", "model_name", "dtype", "engine"}
+    assert not set(package_options(role)) & {"model_id", "model_name", "dtype", "engine"}

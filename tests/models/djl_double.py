@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stacks import serving_properties
+
 DJL_SERVING_SOURCE = "deepjavalibrary/djl-serving master (2025): PyPredictor 013b2786, python_sync_engine 0818e928"
 BATCH_OUTPUT_KEY = re.compile(r"batch_(\d+)\.(.*)", re.DOTALL)  # PyPredictor.BATCH_PATTERN
 
@@ -216,34 +218,10 @@ def install() -> types.ModuleType:
 # ---- model loading: serving.properties, the environment, the initialisation request ----
 
 
-def read_properties(text: str) -> dict[str, str]:
-    """java.util.Properties.load for what a serving.properties holds: `key=value`, `key: value` or `key value`
-    lines, `#`/`!` comments, a trailing backslash continuing the line, surrounding blanks dropped."""
-    props: dict[str, str] = {}
-    logical: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.lstrip()
-        if not pending and (not line or line[0] in "#!"):
-            continue
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            pending += line[:-1]
-            continue
-        logical.append(pending + line)
-        pending = ""
-    if pending:
-        logical.append(pending)
-    for line in logical:
-        match = re.match(r"((?:[^\\=:\s]|\\.)+)\s*[=:\s]?\s*(.*)", line)
-        if match:
-            props[match.group(1).replace("\\", "")] = match.group(2).strip()
-    return props
-
-
-def model_properties(serving_properties: str, environ: Mapping[str, str]) -> dict[str, str]:
+def model_properties(text: str, environ: Mapping[str, str]) -> dict[str, str]:
     """ModelInfo: the package's serving.properties, then `OPTION_<NAME>` as `option.<name>` where the file has
     no such key (the file wins)."""
-    props = read_properties(serving_properties)
+    props = serving_properties.read_properties(text)
     for name, value in environ.items():
         if name.startswith("OPTION_"):
             props.setdefault("option." + name[len("OPTION_") :].lower(), value)
@@ -262,7 +240,7 @@ def worker_properties(
     the container downloaded it to (as ModelInfo.downloadS3 does)."""
     package = Path(package_dir)
     props = model_properties((package / "serving.properties").read_text(encoding="utf-8"), environ)
-    options = {key[len("option.") :]: value for key, value in props.items() if key.startswith("option.")}
+    options = serving_properties.options(props)
     model_id = options.get("model_id", "")
     if model_id.startswith("s3://"):
         if not downloads or model_id not in downloads:

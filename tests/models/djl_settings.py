@@ -55,3 +55,18 @@ def container_properties(
         assert not set(extra_env) & set(env), "extra_env must not replace what the stack sets"
         env = {**env, **extra_env}
     return djl_double.worker_properties(PACKAGES / role, env, downloads={weights_uri(role): str(weights)})
+
+
+def package_properties(role: str, weights: Path | str, **overrides: object) -> dict[str, str]:
+    """What the package tests initialise a worker of `role` with: the package's serving.properties under DJL's
+    rules (`djl_double.worker_properties`), `option.model_id` the staged weights in `weights`, dtype fp16 (as
+    config sets it: without a GPU the packages fall back to fp32), the package folder as model_dir, then
+    `overrides` (values as strings, as DJL passes them; None leaves the key out)."""
+    env = {"OPTION_MODEL_ID": str(weights), "OPTION_DTYPE": "fp16"}
+    props = {"model_dir": str(PACKAGES / role), **djl_double.worker_properties(PACKAGES / role, env)}
+    for key, value in overrides.items():
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = str(value)
+    return props

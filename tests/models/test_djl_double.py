@@ -10,6 +10,8 @@ import djl_double
 import pytest
 from djl_double import Input, Output
 
+from stacks import serving_properties
+
 # ---- model loading: serving.properties wins over OPTION_* ----
 
 
@@ -58,7 +60,7 @@ def test_properties_files_are_read_as_java_reads_them():
             "option.empty=",
         ]
     )
-    assert djl_double.read_properties(text) == {
+    assert serving_properties.read_properties(text) == {
         "option.a": "1",
         "option.b": "two",
         "option.c": "three words",

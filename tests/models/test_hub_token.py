@@ -78,8 +78,16 @@ def test_variable_name_matches_the_stacks_and_the_whisper_copy_is_identical():
     assert whisper.read_text() == shared.read_text()
 
 
-@pytest.mark.parametrize("package", ["clip_interrogator", "clip_tagging", "grounded_sam", "intent_keywords"])
+def test_the_shared_start_up_reads_the_token_right_after_the_requirements_check():
+    # before any weights are loaded, and only once the package's pins are known to hold
+    source = (ROOT / "model_packages" / "shared" / "vlp_djl_support.py").read_text()
+    start_worker = source[source.index("def start_worker(") :]
+    assert re.search(r"verify_installed\(.*\)\n\s+load_hub_token\(\)", start_worker)
+
+
+@pytest.mark.parametrize("package", c.DJL_ROLES)
 def test_every_djl_package_reads_the_token_when_its_worker_starts(package):
-    # right after the requirements check that starts every worker, before any weights are loaded
-    source = (ROOT / "model_packages" / package / "model.py").read_text()
-    assert re.search(r"verify_installed\(.*\)[^\n]*\n\s+load_hub_token\(\)", source), package
+    sources = "\n".join(path.read_text() for path in (ROOT / "model_packages" / package).glob("*.py"))
+    shared = re.search(r"start_worker\(", sources)
+    own = re.search(r"verify_installed\(.*\)[^\n]*\n\s+load_hub_token\(\)", sources)
+    assert shared or own, package

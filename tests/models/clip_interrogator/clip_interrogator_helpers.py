@@ -8,6 +8,7 @@ import contextlib
 import gzip
 from pathlib import Path
 
+import djl_settings
 import package_loader
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -79,24 +80,19 @@ def stage_weights(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def properties(root: Path, terms_dir: Path, cache_dir: Path, **extra) -> dict:
-    """What DJL hands the initialisation request: serving.properties options without `option.`, plus model_dir."""
-    props = {
-        "model_dir": str(PACKAGE_DIR),
-        "model_id": str(root),
-        "clip_model_id": "clip",
-        "caption_model_id": "caption",
-        "model_name": CLIP_NAME,
-        "caption_model_name": CAPTION_NAME,
-        "dtype": "fp16",
-        "terms_dir": str(terms_dir),
-        "term_cache_dir": str(cache_dir),
-        "flavor_intermediate_count": "16",
-        "caption_max_length": "5",
-        "chunk_size": "64",
+def properties(root: Path, terms_dir: Path, cache_dir: Path, **extra: object) -> dict:
+    """What DJL hands the initialisation request, with the tiny weights staged in `root`, the tiny term tables and
+    small ranking sizes (the tiny tables have 30 flavors)."""
+    tiny = {
+        **{
+            "model_name": CLIP_NAME,
+            "caption_model_name": CAPTION_NAME,
+            "terms_dir": terms_dir,
+            "term_cache_dir": cache_dir,
+        },
+        **{"flavor_intermediate_count": 16, "caption_max_length": 5, "chunk_size": 64},
     }
-    props.update({k: str(v) for k, v in extra.items()})
-    return props
+    return djl_settings.package_properties("clip_interrogator", root, **{**tiny, **extra})
 
 
 class CountingFromPretrained:

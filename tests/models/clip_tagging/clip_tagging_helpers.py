@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import djl_settings
 import package_loader
 
-ROOT = Path(__file__).resolve().parents[3]
-PACKAGE_DIR = ROOT / "model_packages" / "clip_tagging"
 MODEL_NAME = "tiny-random-clip"
 
 
@@ -17,11 +16,9 @@ def load_package_module(package: str = "clip_tagging"):
     return package_loader.load_package_module(package)
 
 
-def properties(model_dir: Path, **extra) -> dict:
-    """What DJL hands the initialisation request: serving.properties options without `option.`, plus model_dir."""
-    props = {"model_dir": str(PACKAGE_DIR), "model_id": str(model_dir), "dtype": "fp16"}
-    props.update({k: str(v) for k, v in extra.items()})
-    return props
+def properties(model_dir: Path, **extra: object) -> dict:
+    """What DJL hands the initialisation request, with the tiny CLIP saved in `model_dir`."""
+    return djl_settings.package_properties("clip_tagging", model_dir, **extra)
 
 
 class TextEncoderSpy:

@@ -8,28 +8,20 @@ import base64
 import io
 from pathlib import Path
 
+import djl_settings
 import numpy as np
 from package_loader import load_package_module  # noqa: F401 (the tests call it through this module)
 from tiny_bert import BASE_VOCAB, bert_tokenizer
 
-ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-grounding-dino"
 SAM_NAME = "tiny-random-sam"
 
 
-def properties(weights: Path, **extra) -> dict:
-    """What DJL hands the initialisation request: serving.properties options without `option.`, plus model_dir."""
-    props = {
-        "model_dir": str(ROOT / "model_packages" / "grounded_sam"),
-        "model_id": str(weights),
-        "detector_model_id": "grounding_dino",
-        "sam_model_id": "sam",
-        "model_name": MODEL_NAME,
-        "sam_model_name": SAM_NAME,
-        "dtype": "fp16",
-    }
-    props.update(extra)
-    return props
+def properties(weights: Path, **extra: object) -> dict:
+    """What DJL hands the initialisation request, with the tiny weights staged in `weights`."""
+    return djl_settings.package_properties(
+        "grounded_sam", weights, **{"model_name": MODEL_NAME, "sam_model_name": SAM_NAME, **extra}
+    )
 
 
 def image_bytes(width: int = 160, height: int = 120, fmt: str = "PNG", mode: str = "RGB", seed: int = 0) -> bytes:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import djl_settings
 from package_loader import load_package_module  # noqa: F401 (the tests call it through this module)
 from tiny_bert import BASE_VOCAB, bert_tokenizer
 
-ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAME = "tiny-random-nli"
 NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 VOCAB = [
@@ -101,16 +101,7 @@ def build_weights(root: Path) -> Path:
     return root
 
 
-def properties(weights: Path, **extra) -> dict:
-    """What DJL hands the initialisation request: serving.properties options without `option.`, plus model_dir."""
-    props = {
-        "model_dir": str(ROOT / "model_packages" / "intent_keywords"),
-        "model_id": str(weights),
-        "nli_model_id": "nli",
-        "keyword_model_id": "keywords",
-        "model_name": MODEL_NAME,
-        "keyword_model_name": "sentence-transformers/all-MiniLM-L6-v2",
-        "dtype": "fp16",
-    }
-    props.update(extra)
-    return props
+def properties(weights: Path, **extra: object) -> dict:
+    """What DJL hands the initialisation request, with the tiny weights staged in `weights`."""
+    names = {"model_name": MODEL_NAME, "keyword_model_name": "sentence-transformers/all-MiniLM-L6-v2"}
+    return djl_settings.package_properties("intent_keywords", weights, **{**names, **extra})

@@ -224,11 +224,11 @@ def test_the_package_default_is_the_pipelines_list():
 
     import intent_keywords_core as core
 
-    sys.path.insert(0, str(helpers.ROOT / "lambdas"))
+    sys.path.insert(0, str(djl_settings.ROOT / "lambdas"))
     try:
         from vlp.pipeline.understand import INSTRUCTION_WORDS
     finally:
-        sys.path.remove(str(helpers.ROOT / "lambdas"))
+        sys.path.remove(str(djl_settings.ROOT / "lambdas"))
     assert core.DEFAULT_STOP_WORDS == INSTRUCTION_WORDS
 
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from stacks import constants as c
-
-PACKAGES = Path(__file__).resolve().parents[3] / "model_packages"
-
-
-def properties(role: str) -> dict[str, str]:
-    lines = (PACKAGES / role / "serving.properties").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+from stacks.serving_properties import PACKAGES_DIR as PACKAGES
+from stacks.serving_properties import package_properties as properties
 
 
 @pytest.mark.parametrize("role", c.DJL_ROLES)

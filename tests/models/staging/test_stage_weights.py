@@ -11,6 +11,7 @@ from moto import mock_aws
 from model_packages import stage_weights
 from stacks import constants as c
 from stacks.config import CONFIG_DIR, load_all, load_config
+from stacks.serving_properties import package_options
 
 BUCKET = "vlp-dev-artifacts-123456789012-us-east-1"
 
@@ -35,12 +36,11 @@ def test_subfolders_match_the_packages_serving_properties():
     """The staged layout is what each DJL package resolves its components from."""
     root = Path(stage_weights.__file__).parent
     for role, components in stage_weights.COMPONENTS.items():
-        properties = root / role / "serving.properties"
-        if not properties.exists():
+        if not (root / role / "serving.properties").exists():
             continue
-        text = properties.read_text()
+        options = package_options(role, root)
         for subfolder in filter(None, components):
-            assert f"={subfolder}\n" in text, (role, subfolder)
+            assert subfolder in options.values(), (role, subfolder)
 
 
 def test_hub_weights_and_role_filter(config, tmp_path):

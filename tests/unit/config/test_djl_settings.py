@@ -7,7 +7,6 @@ package or configured here, never both."""
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,11 @@ import yaml
 from stacks import constants as c
 from stacks.config import CONFIG_DIR, ROLE_DEFAULTS, ConfigError, DjlConfig, ModelConfig, load_all, load_config
 from stacks.model_environment import djl_environment
+from stacks.serving_properties import package_options
 
 ROOT = Path(__file__).resolve().parents[3]
 DEV = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
 CONFIGS = load_all()
-
-
-def file_options(role: str) -> dict[str, str]:
-    """The option.<name> keys of model_packages/<role>/serving.properties (read here independently of stacks/)."""
-    options = {}
-    for line in (ROOT / "model_packages" / role / "serving.properties").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")):
-            key, value = re.split(r"\s*[=:]\s*|\s+", line, maxsplit=1)
-            if key.startswith("option."):
-                options[key.removeprefix("option.")] = value
-    return options
 
 
 def env_options(env: dict[str, str]) -> dict[str, str]:
@@ -43,7 +31,7 @@ def env_options(env: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("role", c.DJL_ROLES)
 def test_no_option_the_stack_sets_is_fixed_by_the_package(config, role):
     options = env_options(djl_environment(getattr(config.models, role), weights_uri=f"s3://bucket/weights/{role}/"))
-    fixed = file_options(role)
+    fixed = package_options(role)
     assert {"model_id", "model_name", "dtype"} <= set(options)
     assert not set(options) & set(fixed), f"serving.properties would shadow {sorted(set(options) & set(fixed))}"
     assert fixed["entryPoint"] == "model.py" and fixed["rolling_batch"] == "disable"
