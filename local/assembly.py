@@ -401,6 +401,15 @@ def _rest_api(resolver: Resolver, resources: dict, functions_by_arn: dict[str, s
     return api
 
 
+def local_roles() -> tuple[str, ...]:
+    """The model roles local mode serves (local/sagemaker_runtime.py): tiny weights (local/model_weights.py) or the
+    TGI stand-in; a role without either (a new package not wired into local mode yet) is left out, and logged."""
+    from local.model_weights import TINY
+    from stacks import constants
+
+    return tuple(role for role in constants.MODEL_ROLES if role in TINY or role in constants.TGI_ROLES)
+
+
 def plan_deployment(env: str) -> Deployment:
     """What config/<env>.yaml alone says: bucket, table and endpoint names (no functions, no state machines)."""
     sys.path.insert(0, str(ROOT))
@@ -422,6 +431,9 @@ def plan_deployment(env: str) -> Deployment:
         model = getattr(config.models, role)
         if not model.enabled:
             continue
+        if role not in local_roles():
+            log.warning("%s: local mode has no server for the %s role: left out", env, role)
+            continue
         name = f"{config.prefix}-{role.replace('_', '-')}"
         component = f"{name}-ic" if model.scaling.scale_to_zero else None
         deployment.endpoints[role] = {"name": name, "inference_component": component}
@@ -440,7 +452,7 @@ def load_deployment(env: str, *, outdir: Path) -> Deployment:
     deployment.source = f"cdk.out ({api_stack})"
     # the endpoints the synthesized functions name (they win over the config-derived names)
     step_env = deployment.functions.get("validate", {}).get("environment", {})
-    for role in constants.MODEL_ROLES:
+    for role in local_roles():
         variable = constants.endpoint_env_var(role)
         name = step_env.get(variable)
         if name:

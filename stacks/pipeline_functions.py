@@ -1,7 +1,7 @@
 """The request-path functions (docs/pipeline.md "Functions", "Environment variables", "Permissions"): the three
 API functions and the pipeline steps (lambdas/vlp/steps.py), each with exactly the access its row of the
-permissions table gives it. Names of the bucket, the endpoints and the state machines are deterministic, so every IAM resource is a
-literal ARN (no cross-stack tokens) and the wildcard acknowledgements are computed exactly."""
+permissions table gives it. Names of the bucket, the endpoints and the state machines are deterministic, so every
+IAM resource is a literal ARN (no cross-stack tokens) and the wildcard acknowledgements are computed exactly."""
 
 from __future__ import annotations
 

@@ -15,12 +15,12 @@ from vlp.inference import tgi
 from vlp.pipeline import storage
 from vlp.pipeline.helpers import elapsed_ms, endpoint, parse_context
 from vlp.pipeline.models import AnswerResult, PlanResult
-from vlp.pipeline.plan import DETAILED_QUESTION
 from vlp.requests import AnalyzeOptions
 from vlp.settings import PipelineSettings
 from vlp.steps import NO_ANSWER_TASKS
 
 DEFAULT_QUESTION = "Describe this image."
+DETAILED_QUESTION = "Describe this image in detail."
 IMAGE_URL_EXPIRY_SECONDS = 300  # the VLM fetches the image within the request
 
 

@@ -14,6 +14,7 @@ from vlp.pipeline.helpers import elapsed_ms, parse_context
 from vlp.pipeline.models import (
     Analysis,
     Context,
+    ImageRef,
     PromptResult,
     SegmentResult,
     StepResult,
@@ -64,41 +65,21 @@ def _transcript(result: TranscribeResult | None) -> dict[str, Any] | None:
     }
 
 
-def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
-    started = time.perf_counter()
-    context = parse_context(event)
-    if context.analysis is None:
-        raise ValueError("the assemble step runs after the Analyze parallel state ($.analysis)")
-    analysis, route = context.analysis, _final_route(context.analysis)
-    answer, result = analysis.answer, analysis.result
-    if route is Route.DESCRIBE and answer.answer is None and answer.reason == "vlm not deployed":
-        raise CallerError(
-            "Describing the image needs the vlm model, which this environment does not deploy.",
-            code="TASK_NOT_AVAILABLE",
-        )
-    results = _results(context, analysis)
-    warnings = list(dict.fromkeys([*context.warnings, *(w for r in results.values() for w in r.warnings)]))
-    timings = {**context.timings_ms, **{s: r.elapsed_ms for s, r in results.items() if r.ran and r.elapsed_ms}}
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    segment = result if isinstance(result, SegmentResult) and route is Route.SEGMENT else None
-    image = context.image
+def _image(image: ImageRef) -> dict[str, Any]:
     return {
-        "request_id": context.request_id,
-        "task": route.value,
-        "requested_task": context.task,
-        "answer": answer.answer,
-        "plan": (answer.plan.steps or None) if answer.plan is not None else None,
-        "intent": analysis.understand.intent.model_dump() if analysis.understand.intent is not None else None,
-        "keywords": [keyword.model_dump() for keyword in analysis.understand.keywords],
-        "transcript": _transcript(context.transcribe),
-        "image": {
-            "width": image.original_width,
-            "height": image.original_height,
-            "normalised_width": image.width,
-            "normalised_height": image.height,
-            "format": image.format,
-            "key": image.key,
-        },
+        "width": image.original_width,
+        "height": image.original_height,
+        "normalised_width": image.width,
+        "normalised_height": image.height,
+        "format": image.format,
+        "key": image.key,
+    }
+
+
+def _routed(route: Route, result: StepResult) -> dict[str, Any]:
+    """The response fields of the routed task's result (empty ones for the other tasks)."""
+    segment = result if isinstance(result, SegmentResult) and route is Route.SEGMENT else None
+    return {
         "detections": [d.model_dump(exclude_none=True) for d in segment.detections] if segment else [],
         "masks_rle": segment.masks_rle.model_dump() if segment and segment.masks_rle else None,
         "overlay": segment.overlay.model_dump() if segment and segment.overlay else None,
@@ -106,12 +87,43 @@ def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
         "prompt": result.model_dump(include={"prompt", "caption", "mode", "flavors"})
         if isinstance(result, PromptResult)
         else None,
-        "models": (models := _models(results)),
+    }
+
+
+def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    context = parse_context(event)
+    if context.analysis is None:
+        raise ValueError("the assemble step runs after the Analyze parallel state ($.analysis)")
+    analysis, route = context.analysis, _final_route(context.analysis)
+    answer, understand = analysis.answer, analysis.understand
+    if route is Route.DESCRIBE and answer.answer is None and answer.reason == "vlm not deployed":
+        raise CallerError(
+            "Describing the image needs the vlm model, which this environment does not deploy.",
+            code="TASK_NOT_AVAILABLE",
+        )
+    results = _results(context, analysis)
+    models = _models(results)
+    timings = {s: r.elapsed_ms for s, r in results.items() if r.ran and r.elapsed_ms is not None}
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return {
+        "request_id": context.request_id,
+        "task": route.value,
+        "requested_task": context.task,
+        "answer": answer.answer,
+        "plan": (answer.plan.steps or None) if answer.plan is not None else None,
+        "intent": understand.intent.model_dump() if understand.intent is not None else None,
+        "keywords": [keyword.model_dump() for keyword in understand.keywords],
+        "transcript": _transcript(context.transcribe),
+        "image": _image(context.image),
+        **_routed(route, analysis.result),
+        "models": models,
         "random_weights": any(entry["random_weights"] for entry in models.values()),
         "timings_ms": {
+            **context.timings_ms,
             **timings,
             "assemble": elapsed_ms(started),
             "total": float(max(0, now - context.received_at_ms)),
         },
-        "warnings": warnings,
+        "warnings": list(dict.fromkeys([*context.warnings, *(w for r in results.values() for w in r.warnings)])),
     }

@@ -13,7 +13,7 @@ from vlp.pipeline.models import PlanResult
 from vlp.settings import PipelineSettings
 from vlp.steps import NO_ANSWER_TASKS
 
-DETAILED_QUESTION = "Describe this image in detail."
+QUESTION_WITHOUT_TEXT = "Describe this image in detail."  # what the plan plans for when the request has no text
 PLAN_SYSTEM = (
     "You plan how to answer a question about an image that you cannot see. Reply only with a numbered list of "
     "at most 5 short steps saying what to look at in the image to answer well, one step per line."
@@ -36,7 +36,7 @@ def run(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> PlanResult
             warnings=["The planning model is not deployed here: answered without a plan."],
             elapsed_ms=elapsed_ms(started),
         )
-    question = context.full_text() or DETAILED_QUESTION
+    question = context.full_text() or QUESTION_WITHOUT_TEXT
     request = tgi.generate_request(
         tgi.llama2_prompt(PLAN_SYSTEM, question), max_new_tokens=PLAN_MAX_NEW_TOKENS, stop=tgi.LLAMA2_STOP
     )

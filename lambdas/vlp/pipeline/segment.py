@@ -1,11 +1,11 @@
 """The segment step (Grounding DINO + SAM): detections and masks.
 
-It sends the normalised image (long side <= 2048) as base64 (like tag and prompt: helpers.image_b64), maps the
-boxes back to pixels of the original (upright) image, writes every mask as a PNG of the original size under results/<request id>/, and
-(``options.overlay``, on by default) one overlay picture, ``overlay.png``, drawn in the same pass over the masks
-(vlp.pipeline.overlay); none when nothing was detected. It keeps the COCO RLE (in the normalised image's frame,
-its ``size`` says so) inline while the total stays under ``RLE_INLINE_BUDGET`` bytes; above it, all RLE goes to
-one S3 JSON object and the state keeps its key.
+It sends the normalised image (long side <= 2048) as base64 (like tag and prompt: helpers.image_b64), maps the boxes
+back to pixels of the original (upright) image, writes every mask as a PNG of the original size under
+results/<request id>/, and (``options.overlay``, on by default) one overlay picture, ``overlay.png``, drawn in the
+same pass over the masks (vlp.pipeline.overlay); none when nothing was detected. It keeps the COCO RLE (in the
+normalised image's frame, its ``size`` says so) inline while the total stays under ``RLE_INLINE_BUDGET`` bytes;
+above it, all RLE goes to one S3 JSON object and the state keeps its key.
 """
 
 from __future__ import annotations

@@ -70,14 +70,14 @@ def run(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> Understand
     has_labels = bool(context.labels)
 
     def routed(intent: Intent | None = None, **fields: Any) -> UnderstandResult:
-        route, warnings = route_for(
+        route, fallbacks = route_for(
             context.task,
             intent=intent.label if intent else None,
             has_labels=has_labels,
             deployed=lambda role: bool(settings.endpoint(role)),
         )
-        warnings = [*warnings, *fields.pop("warnings", [])]
-        return UnderstandResult(route=route, intent=intent, warnings=warnings, elapsed_ms=elapsed_ms(started), **fields)
+        notes = [*fallbacks, *fields.pop("warnings", [])]
+        return UnderstandResult(route=route, intent=intent, warnings=notes, elapsed_ms=elapsed_ms(started), **fields)
 
     tasks, text = _tasks(context.task), context.full_text()
     if not tasks:
@@ -92,8 +92,8 @@ def run(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> Understand
                 "deploy.",
                 code="TASK_NOT_AVAILABLE",
             )
-        warnings = ["The intent model is not deployed here: described the image."] if "intent" in tasks else []
-        return routed(skipped=True, reason="intent_keywords model not deployed", warnings=warnings)
+        missing = ["The intent model is not deployed here: described the image."] if "intent" in tasks else []
+        return routed(skipped=True, reason="intent_keywords model not deployed", warnings=missing)
     request = djl.understand_request(
         text[:MAX_TEXT_CHARS], tasks, top_n=context.options.keywords_top_n, stop_words=INSTRUCTION_WORDS
     )

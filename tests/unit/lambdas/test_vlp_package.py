@@ -49,3 +49,31 @@ def test_handlers_import_light():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_step_handler_loads_no_other_steps_logic():
+    """Cold start: each step's handler imports its own logic module (vlp.pipeline.<step>) and none of the other
+    steps' (one subprocess for all: each handler's modules are what importing it added)."""
+    code = (
+        "import json, sys\n"
+        "import vlp.steps\n"
+        "loaded = {}\n"
+        "for name in vlp.steps.STEP_NAMES:\n"
+        "    before = set(sys.modules)\n"
+        "    __import__(f'vlp.handlers.{name}')\n"
+        "    loaded[name] = sorted(set(sys.modules) - before)\n"
+        "    for module in loaded[name]:\n"
+        "        if module.startswith('vlp.'):\n"
+        "            del sys.modules[module]\n"
+        "print(json.dumps(loaded))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(CODE)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(loaded) == set(STEP_NAMES)
+    for name, modules in loaded.items():
+        assert f"vlp.pipeline.{name}" in modules, name
+        others = {f"vlp.pipeline.{other}" for other in STEP_NAMES if other != name} - {"vlp.pipeline.validate"}
+        assert not others & set(modules), (name, sorted(others & set(modules)))
