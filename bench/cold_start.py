@@ -19,7 +19,7 @@ The package is the lambdas/ folder zipped the way a CDK asset is (Code.from_asse
 
 Targets: every ratio <= 1.5, every package <= 5 MB. The last line is ``cold_start_worst_ratio=<float>``.
 
-    .venv/bin/python bench/cold_start.py [--runs 7] [--budget 140] [--only intent plan]
+    .venv/bin/python bench/cold_start.py [--runs 7] [--budget 140] [--only understand plan]
 """
 
 from __future__ import annotations
@@ -45,11 +45,10 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "analyze": ("stepfunctions_sync", "s3"),
     "jobs": ("stepfunctions", "s3"),
     "validate": ("s3",),
-    "asr": ("s3", "sagemaker_runtime"),
-    "intent": ("sagemaker_runtime",),
-    "keywords": ("sagemaker_runtime",),
+    "transcribe": ("s3", "sagemaker_runtime"),
+    "understand": ("sagemaker_runtime",),
     "plan": ("sagemaker_runtime",),
-    "vlm": ("s3", "sagemaker_runtime"),
+    "answer": ("s3", "sagemaker_runtime"),
     "segment": ("s3", "sagemaker_runtime"),
     "tag": ("s3", "sagemaker_runtime"),
     "prompt": ("s3", "sagemaker_runtime"),
