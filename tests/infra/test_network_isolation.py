@@ -5,6 +5,7 @@ only. Roles that stay off isolation (dev) keep their model.tar.gz asset and opti
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -90,7 +91,9 @@ def test_isolated_djl_role_reads_only_its_bundle(assembly, configs, role):
         pytest.skip(f"{role} is not network-isolated in prod")
     _, model = _model(assembly, HOSTING, role)
     statements = _s3_statements(_role_statements(assembly, HOSTING, model))
-    prefix = role_bundle_prefix(role, getattr(configs["prod"].models, role).container_version)
+    # The prefix the Model reads (its hash is checked against the package in the test above).
+    prefix = model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"].split("/", 3)[3]
+    assert re.fullmatch(rf"{c.BUNDLES_PREFIX}{role}/[0-9a-f]{{20}}/", prefix), prefix
     by_action = {json.dumps(s["Action"]): s for s in statements}
     assert set(by_action) == {'"s3:GetObject"', '"s3:ListBucket"'}, statements
     assert by_action['"s3:GetObject"']["Resource"] == f"arn:aws:s3:::{_artifacts(configs)}/{prefix}*"
