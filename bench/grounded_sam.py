@@ -160,7 +160,8 @@ def main() -> None:
         def load_per_request(inputs):
             start = time.perf_counter()
             fresh = type(resident)()
-            fresh.load(resident.settings, resident.device, resident.dtype)
+            fresh.settings, fresh.device, fresh.dtype = resident.settings, resident.device, resident.dtype
+            fresh.load()
             load_times.append(time.perf_counter() - start)
             handler._service = fresh
             try:

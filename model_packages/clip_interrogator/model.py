@@ -56,7 +56,9 @@ from vlp_djl_support import (
     handle_with,
     int_field,
     limit_aspect,
+    load_pretrained,
     model_id_fallback,
+    option,
     read_json_object,
     resolve_model_source,
     select_device_and_dtype,
@@ -82,19 +84,12 @@ class InterrogateRequest:
 
 @dataclass(frozen=True)
 class InterrogatorSettings:
-    max_image_pixels: int
-    caption_max_length: int
-    chunk_size: int
-    flavor_intermediate_count: int
+    """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
-    @classmethod
-    def from_properties(cls, props: Properties) -> InterrogatorSettings:
-        return cls(
-            max_image_pixels=props.get_int("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, low=1),
-            caption_max_length=props.get_int("caption_max_length", 32, low=1, high=512),
-            chunk_size=props.get_int("chunk_size", 1024, low=1),
-            flavor_intermediate_count=props.get_int("flavor_intermediate_count", 1024, low=1),
-        )
+    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
+    caption_max_length: int = option(32, low=1, high=512)
+    chunk_size: int = option(1024, low=1)
+    flavor_intermediate_count: int = option(1024, low=1)
 
 
 class ClipInterrogatorService:
@@ -104,7 +99,7 @@ class ClipInterrogatorService:
         self.settings: InterrogatorSettings
         self.clip_model: CLIPModel
         self.clip_processor: CLIPProcessor
-        self.caption_model: Any  # BLIP or BLIP-2 (_load_captioner)
+        self.caption_model: Any  # BLIP or BLIP-2 (_captioner_class)
         self.caption_processor: Any  # its AutoProcessor
         self.encoder: ClipTextEncoder
         self.interrogator: Interrogator
@@ -119,7 +114,7 @@ class ClipInterrogatorService:
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
         props = start_worker(Path(__file__).resolve().parent, properties)
-        self.settings = InterrogatorSettings.from_properties(props)
+        self.settings = props.read(InterrogatorSettings)
         self.device, self.dtype = select_device_and_dtype(props)
         model_dir = props.get_str("model_dir")
         model_id = props.get_str("model_id")
@@ -130,10 +125,9 @@ class ClipInterrogatorService:
         self.model_name = display_name(props.get_str("model_name"), clip_source)
         self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
 
-        clip_model = CLIPModel.from_pretrained(clip_source)
-        self.clip_model = clip_model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]  # @wraps .to()
+        self.clip_model = load_pretrained(CLIPModel, clip_source, self.device, self.dtype)
         self.clip_processor = CLIPProcessor.from_pretrained(clip_source)
-        self.caption_model = _load_captioner(caption_source).to(device=self.device, dtype=self.dtype).eval()
+        self.caption_model = load_pretrained(_captioner_class(caption_source), caption_source, self.device, self.dtype)
         self.caption_processor = AutoProcessor.from_pretrained(caption_source)
         self.encoder = ClipTextEncoder(
             self.clip_model, self.clip_processor.tokenizer, batch_size=self.settings.chunk_size
@@ -260,15 +254,15 @@ class ClipInterrogatorService:
         return [text.strip() for text in self.caption_processor.batch_decode(tokens, skip_special_tokens=True)]
 
 
-def _load_captioner(source: str):
+def _captioner_class(source: str) -> type:
     """BLIP (the default, Salesforce/blip-image-captioning-large) or BLIP-2, chosen from the model's config."""
     model_type = AutoConfig.from_pretrained(source).model_type
     if model_type == "blip":
-        return BlipForConditionalGeneration.from_pretrained(source)
+        return BlipForConditionalGeneration
     if model_type == "blip-2":
         from transformers import Blip2ForConditionalGeneration
 
-        return Blip2ForConditionalGeneration.from_pretrained(source)
+        return Blip2ForConditionalGeneration
     raise ValueError(f"{source}: caption model type {model_type!r} is not supported (blip, blip-2)")
 
 

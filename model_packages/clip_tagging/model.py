@@ -29,7 +29,6 @@ from djl_python import Input, Output
 from transformers import CLIPModel, CLIPProcessor
 from vlp_djl_support import (
     DEFAULT_MAX_IMAGE_PIXELS,
-    Properties,
     RequestError,
     choice_field,
     decode_image,
@@ -38,6 +37,9 @@ from vlp_djl_support import (
     handle_with,
     int_field,
     limit_aspect,
+    list_field,
+    load_pretrained,
+    option,
     read_json_object,
     resolve_model_source,
     select_device_and_dtype,
@@ -68,21 +70,13 @@ class TaggingRequest:
 
 @dataclass(frozen=True)
 class TaggingSettings:
-    max_labels: int
-    label_cache_size: int
-    text_batch_size: int
-    max_image_pixels: int
-    sigmoid_center: float
+    """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
-    @classmethod
-    def from_properties(cls, props: Properties) -> TaggingSettings:
-        return cls(
-            max_labels=props.get_int("max_labels", 10_000, low=1),
-            label_cache_size=props.get_int("label_cache_size", 100_000, low=0),
-            text_batch_size=props.get_int("text_batch_size", 256, low=1),
-            max_image_pixels=props.get_int("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, low=1),
-            sigmoid_center=props.get_float("sigmoid_center", 0.2, low=-1.0, high=1.0),
-        )
+    max_labels: int = option(10_000, low=1)
+    label_cache_size: int = option(100_000)
+    text_batch_size: int = option(256, low=1)
+    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
+    sigmoid_center: float = option(0.2, low=-1.0, high=1.0)
 
 
 class ClipTaggingService:
@@ -104,13 +98,12 @@ class ClipTaggingService:
     def initialize(self, properties: dict) -> None:
         started = time.monotonic()
         props = start_worker(Path(__file__).resolve().parent, properties)
-        self.settings = TaggingSettings.from_properties(props)
+        self.settings = props.read(TaggingSettings)
         self.device, self.dtype = select_device_and_dtype(props)
         model_dir = props.get_str("model_dir")
         source = resolve_model_source(props.get_str("model_id") or model_dir, [model_dir])
         self.model_name = display_name(props.get_str("model_name"), source)
-        model = CLIPModel.from_pretrained(source)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()  # type: ignore[call-arg]  # transformers @wraps .to()
+        self.model = load_pretrained(CLIPModel, source, self.device, self.dtype)
         self.processor = CLIPProcessor.from_pretrained(source)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
         self.context_length = int(self.model.text_model.config.max_position_embeddings)
@@ -138,13 +131,7 @@ class ClipTaggingService:
     def parse(self, item: Input) -> TaggingRequest:
         body = read_json_object(item)
         settings = self.settings
-        labels = body.get("labels")
-        if labels is None:
-            raise RequestError("INVALID_REQUEST", "'labels' is required: a list of candidate labels")
-        if not isinstance(labels, list):
-            raise RequestError("INVALID_REQUEST", "'labels' must be a list of strings")
-        if not labels:
-            raise RequestError("EMPTY_LABELS", "'labels' is empty; send at least one label")
+        labels = list_field(body, "labels", "candidate labels (strings)", empty_code="EMPTY_LABELS")
         if len(labels) > settings.max_labels:
             raise RequestError(
                 "TOO_MANY_LABELS", f"{len(labels)} labels sent; at most {settings.max_labels} per request", 413

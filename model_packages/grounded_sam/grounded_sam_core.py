@@ -24,16 +24,15 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 from transformers import AutoProcessor, GroundingDinoForObjectDetection, SamModel, SamProcessor
 from vlp_djl_support import (
+    ModelService,
     Properties,
     RequestError,
     display_name,
-    dtype_kwargs,
+    list_field,
+    load_pretrained,
     model_id_fallback,
-    read_json_object,
+    option,
     resolve_model_source,
-    run_each,
-    select_device_and_dtype,
-    start_worker,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -59,29 +58,24 @@ class Settings:
     sam_source: str
     detector_name: str
     sam_name: str
-    max_image_side: int
-    max_image_bytes: int
-    nms_iou_threshold: float
-    mask_batch_size: int
-    max_response_bytes: int
+    max_image_side: int = option(2048, low=1)
+    max_image_bytes: int = option(8 * 1024 * 1024, low=1)
+    nms_iou_threshold: float = option(0.8, low=0.0, high=1.0)
+    mask_batch_size: int = option(16, low=1)  # boxes per SAM decoder pass
+    max_response_bytes: int = option(5_500_000, low=1)
 
     @classmethod
     def from_properties(cls, props: Properties) -> Settings:
         root = props.get_str("model_id")
-        detector_source = resolve_model_source(
-            props.get_str("detector_model_id"), [root], fallback=model_id_fallback(root, DEFAULT_DETECTOR_ID)
-        )
+        detector = props.get_str("detector_model_id")
+        detector_source = resolve_model_source(detector, [root], fallback=model_id_fallback(root, DEFAULT_DETECTOR_ID))
         sam_source = resolve_model_source(props.get_str("sam_model_id"), [root])
-        return cls(
+        return props.read(
+            cls,
             detector_source=detector_source,
             sam_source=sam_source,
             detector_name=display_name(props.get_str("model_name"), detector_source),
             sam_name=display_name(props.get_str("sam_model_name"), sam_source),
-            max_image_side=props.get_int("max_image_side", 2048, low=1),
-            max_image_bytes=props.get_int("max_image_bytes", 8 * 1024 * 1024, low=1),
-            nms_iou_threshold=props.get_float("nms_iou_threshold", 0.8, low=0.0, high=1.0),
-            mask_batch_size=props.get_int("mask_batch_size", 16, low=1),
-            max_response_bytes=props.get_int("max_response_bytes", 5_500_000, low=1),
         )
 
 
@@ -153,13 +147,8 @@ def _normalise_phrase(prompt: str) -> str:
 def parse_request(body: Any, settings: Settings) -> DetectRequest:
     if not isinstance(body, dict):
         raise RequestError("INVALID_REQUEST", "the request body must be a JSON object")
-    prompts = body.get("prompts")
-    if prompts is None:
-        raise RequestError("EMPTY_PROMPTS", "'prompts' is required: 1 to 32 phrases such as [\"dog\"]")
-    if not isinstance(prompts, list):
-        raise RequestError("INVALID_REQUEST", "'prompts' must be a list of strings")
-    if not prompts:
-        raise RequestError("EMPTY_PROMPTS", "'prompts' is empty: send 1 to 32 phrases")
+    hint = f'1 to {MAX_PROMPTS} phrases such as ["dog"]'
+    prompts = list_field(body, "prompts", hint, empty_code="EMPTY_PROMPTS", missing_code="EMPTY_PROMPTS")
     kept: list[str] = []
     phrases: list[str] = []
     for i, prompt in enumerate(prompts):
@@ -252,23 +241,19 @@ def phrase_token_spans(token_ids: list[int], phrase_ids: list[list[int]]) -> lis
 # --------------------------------------------------------------------------------------------- models
 
 
-class GroundedSam:
-    """The worker's service: both models, loaded once per worker (`initialize`); `parse` validates one request,
-    `run` serves a list of them (vlp_djl_support.handle_with drives both)."""
+class GroundedSam(ModelService):
+    """The worker's service: both models, loaded once per worker; `predict` serves one request."""
+
+    settings: Settings
 
     def __init__(self) -> None:
-        self.initialized = False
-        # set by load(), before any request
-        self.settings: Settings
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
+        super().__init__(PACKAGE_DIR)
 
-    def initialize(self, properties: dict) -> None:
-        props = start_worker(PACKAGE_DIR, properties)
-        self.load(Settings.from_properties(props), *select_device_and_dtype(props))
+    def configure(self, props: Properties) -> Settings:
+        return Settings.from_properties(props)
 
-    def load(self, settings: Settings, device: torch.device, dtype: torch.dtype) -> None:
-        self.settings, self.device, self.dtype = settings, device, dtype
+    def load(self) -> None:
+        settings = self.settings
         LOGGER.info(
             "loading Grounding DINO from %s and SAM from %s on %s (%s)",
             settings.detector_source,
@@ -277,26 +262,19 @@ class GroundedSam:
             self.dtype,
         )
         self.detector_processor = AutoProcessor.from_pretrained(settings.detector_source)
-        self.detector = (
-            GroundingDinoForObjectDetection.from_pretrained(settings.detector_source, **dtype_kwargs(self.dtype))
-            .to(self.device)  # type: ignore[arg-type]  # transformers @wraps its .to(): mypy sees it unbound
-            .eval()
+        self.detector = load_pretrained(
+            GroundingDinoForObjectDetection, settings.detector_source, self.device, self.dtype
         )
         self.sam_processor = SamProcessor.from_pretrained(settings.sam_source)
-        sam = SamModel.from_pretrained(settings.sam_source, **dtype_kwargs(self.dtype))
-        self.sam = sam.to(self.device).eval()  # type: ignore[arg-type]  # transformers @wraps its .to()
+        self.sam = load_pretrained(SamModel, settings.sam_source, self.device, self.dtype)
         self.tokenizer = self.detector_processor.tokenizer
         self.max_text_len = int(getattr(self.detector.config, "max_text_len", 256))
         post = inspect.signature(self.detector_processor.post_process_grounded_object_detection).parameters
         # transformers renamed box_threshold to threshold (4.51); the container may ship either.
         self._box_threshold_kwarg = "threshold" if "threshold" in post else "box_threshold"
-        self.initialized = True
 
-    def parse(self, item: Any) -> DetectRequest:
-        return parse_request(read_json_object(item), self.settings)
-
-    def run(self, requests: list[DetectRequest]) -> list:
-        return run_each(self.predict, requests)
+    def parse_body(self, body: dict) -> DetectRequest:
+        return parse_request(body, self.settings)
 
     def _to_device(self, batch: dict) -> dict:
         moved = {}

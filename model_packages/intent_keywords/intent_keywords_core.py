@@ -19,6 +19,7 @@ pipeline turns keywords into detection prompts.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -32,15 +33,14 @@ from sentence_transformers import SentenceTransformer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from vlp_djl_support import (
+    ModelService,
     Properties,
     RequestError,
     display_name,
-    dtype_kwargs,
+    load_pretrained,
     model_id_fallback,
-    read_json_object,
+    option,
     resolve_model_source,
-    select_device_and_dtype,
-    start_worker,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -120,9 +120,9 @@ class Settings:
     nli_name: str
     keyword_name: str
     intents: dict
-    hypothesis_template: str
-    max_text_chars: int
-    max_intents: int
+    hypothesis_template: str = option(DEFAULT_TEMPLATE)
+    max_text_chars: int = option(2000, low=1)
+    max_intents: int = option(20, low=2)
 
     @classmethod
     def from_properties(cls, props: Properties) -> Settings:
@@ -131,27 +131,24 @@ class Settings:
             props.get_str("nli_model_id"), [root], fallback=model_id_fallback(root, DEFAULT_NLI_ID)
         )
         keyword_source = resolve_model_source(props.get_str("keyword_model_id"), [root])
-        max_intents = props.get_int("max_intents", 20, low=2)
-        raw_intents = props.get_str("intents")
-        try:
-            intents = validate_intents(json.loads(raw_intents) if raw_intents else DEFAULT_INTENTS, max_intents)
-        except (ValueError, RequestError) as exc:
-            raise ValueError(
-                f"option.intents must be a JSON object of 2 to {max_intents} intent name -> description: {exc}"
-            ) from None
-        template = props.get_str("hypothesis_template", DEFAULT_TEMPLATE)
-        if template.count("{}") != 1:
-            raise ValueError(f"option.hypothesis_template must contain {{}} once, got {template!r}")
-        return cls(
+        settings = props.read(
+            cls,
             nli_source=nli_source,
             keyword_source=keyword_source,
             nli_name=display_name(props.get_str("model_name"), nli_source),
             keyword_name=display_name(props.get_str("keyword_model_name"), keyword_source),
-            intents=intents,
-            hypothesis_template=template,
-            max_text_chars=props.get_int("max_text_chars", 2000, low=1),
-            max_intents=max_intents,
+            intents=DEFAULT_INTENTS,
         )
+        if settings.hypothesis_template.count("{}") != 1:
+            raise ValueError(f"option.hypothesis_template must contain {{}} once, got {settings.hypothesis_template!r}")
+        raw_intents = props.get_str("intents")
+        try:
+            intents = json.loads(raw_intents) if raw_intents else DEFAULT_INTENTS
+            return dataclasses.replace(settings, intents=validate_intents(intents, settings.max_intents))
+        except (ValueError, RequestError) as exc:
+            raise ValueError(
+                f"option.intents must be a JSON object of 2 to {settings.max_intents} intent name -> description: {exc}"
+            ) from None
 
 
 def entailment_index(id2label: dict) -> int:
@@ -250,24 +247,20 @@ def parse_request(body: Any, settings: Settings) -> IntentRequest:
 # --------------------------------------------------------------------------------------------- models
 
 
-class IntentKeywords:
-    """The worker's service: the NLI model and the keyword model, loaded once per worker (`initialize`); `parse`
-    validates one request, `run` serves a list of them, the NLI pairs of all in shared forward passes
-    (vlp_djl_support.handle_with drives both)."""
+class IntentKeywords(ModelService):
+    """The worker's service: the NLI model and the keyword model, loaded once per worker; `run` serves a list of
+    requests, the NLI pairs of all in shared forward passes."""
+
+    settings: Settings
 
     def __init__(self) -> None:
-        self.initialized = False
-        # set by load(), before any request
-        self.settings: Settings
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
+        super().__init__(PACKAGE_DIR)
 
-    def initialize(self, properties: dict) -> None:
-        props = start_worker(PACKAGE_DIR, properties)
-        self.load(Settings.from_properties(props), *select_device_and_dtype(props))
+    def configure(self, props: Properties) -> Settings:
+        return Settings.from_properties(props)
 
-    def load(self, settings: Settings, device: torch.device, dtype: torch.dtype) -> None:
-        self.settings, self.device, self.dtype = settings, device, dtype
+    def load(self) -> None:
+        settings = self.settings
         LOGGER.info(
             "loading NLI model from %s and keyword model from %s on %s (%s)",
             settings.nli_source,
@@ -276,21 +269,16 @@ class IntentKeywords:
             self.dtype,
         )
         self.tokenizer = AutoTokenizer.from_pretrained(settings.nli_source)
-        self.nli = (
-            AutoModelForSequenceClassification.from_pretrained(settings.nli_source, **dtype_kwargs(self.dtype))
-            .to(self.device)
-            .eval()
-        )
+        self.nli = load_pretrained(AutoModelForSequenceClassification, settings.nli_source, self.device, self.dtype)
         self.entailment = entailment_index(self.nli.config.id2label)
         self._forward_args = set(inspect.signature(self.nli.forward).parameters)
         self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
         # The keyword model stays fp32: it is small, and cosine similarities are what KeyBERT ranks by.
         self.embedder = SentenceTransformer(settings.keyword_source, device=str(self.device))
         self.keybert = KeyBERT(model=self.embedder)
-        self.initialized = True
 
-    def parse(self, item: Any) -> IntentRequest:
-        return parse_request(read_json_object(item), self.settings)
+    def parse_body(self, body: dict) -> IntentRequest:
+        return parse_request(body, self.settings)
 
     def run(self, requests: list[IntentRequest]) -> list[dict]:
         """One response per request; the intents of all of them are classified together. A fault escapes, and the

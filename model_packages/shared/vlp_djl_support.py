@@ -23,11 +23,13 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 logger = logging.getLogger(__name__)
+N = TypeVar("N", int, float)
+S = TypeVar("S")
 
 STATUS_BY_CODE = {
     "INVALID_JSON": 400,
@@ -126,6 +128,18 @@ def choice_field(body: Mapping, name: str, default: str, choices: Sequence[str],
     return value
 
 
+def list_field(body: Mapping, name: str, hint: str, *, empty_code: str, missing_code: str = "INVALID_REQUEST") -> list:
+    """A required, non-empty list `body[name]`; `hint` says what it holds (e.g. "candidate labels")."""
+    value = body.get(name)
+    if value is None:
+        raise RequestError(missing_code, f"'{name}' is required: {hint}")
+    if not isinstance(value, list):
+        raise RequestError("INVALID_REQUEST", f"'{name}' must be a list of {hint}")
+    if not value:
+        raise RequestError(empty_code, f"'{name}' is empty: send {hint}")
+    return value
+
+
 def decode_image(body: Mapping, max_pixels: int, field: str = "image"):
     """The RGB PIL image in `body[field]` (base64 of JPEG, PNG or WebP bytes; a data: URI prefix is tolerated).
 
@@ -206,28 +220,48 @@ class Properties:
         return str(value).strip()
 
     def get_int(self, name: str, default: int, low: int = 0, high: int = 2**62) -> int:
-        raw = self.get_str(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"option.{name} must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ValueError(f"option.{name} must be between {low} and {high}, got {value}")
-        return value
+        return self._number(name, default, low, high, int, "an integer")
 
     def get_float(self, name: str, default: float, low: float = -math.inf, high: float = math.inf) -> float:
+        return self._number(name, default, low, high, float, "a number")
+
+    def _number(self, name: str, default: N, low: float, high: float, parse: Callable[[str], N], kind: str) -> N:
         raw = self.get_str(name)
         if raw is None:
             return default
         try:
-            value = float(raw)
+            value = parse(raw)
         except ValueError:
-            raise ValueError(f"option.{name} must be a number, got {raw!r}") from None
+            raise ValueError(f"option.{name} must be {kind}, got {raw!r}") from None
         if not (math.isfinite(value) and low <= value <= high):
             raise ValueError(f"option.{name} must be between {low} and {high}, got {value}")
         return value
+
+    def read(self, settings_cls: type[S], **given: Any) -> S:
+        """A settings dataclass: each field declared with `option(...)` read from the option of its name (int, float
+        or str, by its annotation), the others from `given`."""
+        values = dict(given)
+        for item in fields(settings_cls):  # type: ignore[arg-type]  # S is a dataclass
+            if OPTION not in item.metadata:
+                continue
+            bounds = {key: value for key, value in item.metadata[OPTION].items() if value is not None}
+            if item.type == "str":
+                values[item.name] = self.get_str(item.name, item.default)
+            elif item.type == "int":
+                values[item.name] = self.get_int(item.name, item.default, **bounds)
+            else:
+                values[item.name] = self.get_float(item.name, item.default, **bounds)
+        return settings_cls(**values)
+
+
+OPTION = "vlp_option"
+
+
+def option(default: Any, *, low: float | None = None, high: float | None = None) -> Any:
+    """A settings dataclass field that `Properties.read` takes from `option.<field name>`: `default` when unset,
+    else the value, refused (the worker does not start) outside `low`..`high` (get_int's and get_float's bounds
+    when not given)."""
+    return field(default=default, metadata={OPTION: {"low": low, "high": high}})
 
 
 # ---- worker start-up ----
@@ -243,6 +277,50 @@ def start_worker(package_dir: str | os.PathLike, properties: Mapping[str, Any]) 
     verify_installed(Path(package_dir))
     load_hub_token()
     return Properties(properties)
+
+
+class ModelService:
+    """A package's worker service as `handle_with` drives it, for a package with the common start-up: `initialize`
+    (once: start_worker, `configure` reads the settings, the device and dtype from option.dtype, then `load`),
+    `parse` (one request's JSON object, through `parse_body`) and `run` (the parsed requests, each through
+    `predict` unless the package overrides it to serve them together)."""
+
+    def __init__(self, package_dir: str | os.PathLike) -> None:
+        self.package_dir = Path(package_dir)
+        self.initialized = False
+        self.device: Any = None  # set by initialize(), before any request
+        self.dtype: Any = None
+
+    def initialize(self, properties: Mapping[str, Any]) -> None:
+        props = start_worker(self.package_dir, properties)
+        self.settings = self.configure(props)
+        self.device, self.dtype = select_device_and_dtype(props)
+        self.load()
+        self.initialized = True
+
+    def configure(self, props: Properties) -> Any:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def parse_body(self, body: dict) -> Any:
+        raise NotImplementedError
+
+    def predict(self, request: Any) -> dict:
+        raise NotImplementedError
+
+    def parse(self, item: Any) -> Any:
+        return self.parse_body(read_json_object(item))
+
+    def run(self, parsed: list) -> list:
+        return run_each(self.predict, parsed)
+
+
+def load_pretrained(model_cls: Any, source: str, device: Any, dtype: Any) -> Any:
+    """A transformers model from `source`, in `dtype` on `device`, in eval mode."""
+    model = model_cls.from_pretrained(source, **dtype_kwargs(dtype))
+    return model.to(device).eval()
 
 
 DTYPES = {

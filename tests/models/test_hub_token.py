@@ -83,11 +83,13 @@ def test_the_shared_start_up_reads_the_token_right_after_the_requirements_check(
     source = (ROOT / "model_packages" / "shared" / "vlp_djl_support.py").read_text()
     start_worker = source[source.index("def start_worker(") :]
     assert re.search(r"verify_installed\(.*\)\n\s+load_hub_token\(\)", start_worker)
+    initialize = source[source.index("    def initialize(") :]
+    assert initialize.index("start_worker(") < initialize.index("self.load()")
 
 
 @pytest.mark.parametrize("package", c.DJL_ROLES)
 def test_every_djl_package_reads_the_token_when_its_worker_starts(package):
     sources = "\n".join(path.read_text() for path in (ROOT / "model_packages" / package).glob("*.py"))
-    shared = re.search(r"start_worker\(", sources)
+    shared = re.search(r"start_worker\(|\(ModelService\):", sources)  # ModelService.initialize calls start_worker
     own = re.search(r"verify_installed\(.*\)[^\n]*\n\s+load_hub_token\(\)", sources)
     assert shared or own, package
