@@ -18,7 +18,7 @@ from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (af
 
 from local.up import LocalService  # noqa: E402 (after the sys.path set-up)
 
-# The keywords function's SageMaker read timeout, lower than the deployed 20 s so the slow-model test takes seconds
+# The understand function's SageMaker read timeout, lower than the deployed 20 s so the slow-model test takes seconds
 # (every other function keeps the synthesized value).
 READ_TIMEOUT_SECONDS = 5
 
@@ -29,7 +29,7 @@ def stack():
     local = LocalService(
         state_dir=state,
         ports=dict.fromkeys(("api", "s3", "sagemaker", "lambda", "sfn"), 0),
-        env_overrides={"keywords:SAGEMAKER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)},
+        env_overrides={"understand:SAGEMAKER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)},
     )
     local.start(timeout=900)
     yield local

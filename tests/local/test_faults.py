@@ -84,7 +84,8 @@ def test_tgi_validation_error_is_a_caller_error(api, models, image_key):
 
 
 def test_slow_model_past_the_read_timeout(api, models, image_key):
-    """The keywords call outlives the Lambda's read timeout (5 s here): ModelTimeoutError, retried once."""
+    """The understand call (keywords, for a forced segment) outlives the Lambda's read timeout (5 s here):
+    ModelTimeoutError, retried once; the code callers know, KEYWORDS_TIMEOUT."""
     from conftest import READ_TIMEOUT_SECONDS
 
     models.fault("intent_keywords", "delay", count=2, delay_ms=(READ_TIMEOUT_SECONDS + 2) * 1000)

@@ -53,18 +53,11 @@ def test_lambda_unknown_function(stack):
 def test_lambda_functions_run_with_their_synthesized_environment(stack):
     listed = requests.get(stack.url("lambda") + "/2015-03-31/functions", timeout=10).json()["Functions"]
     by_name = {f["FunctionName"]: f for f in listed}
-    intent = by_name[stack.deployment.functions["intent"]["name"]]
-    assert (
-        intent["Environment"]["Variables"]["ENDPOINT_INTENT_KEYWORDS"]
-        == stack.deployment.endpoints["intent_keywords"]["name"]
-    )
-    assert intent["Environment"]["Variables"]["SAGEMAKER_READ_TIMEOUT_SECONDS"] == "20"  # as synthesized
-    assert (
-        by_name[stack.deployment.functions["keywords"]["name"]]["Environment"]["Variables"][
-            "SAGEMAKER_READ_TIMEOUT_SECONDS"
-        ]
-        == "5"
-    )  # the test override (conftest)
+    understand = by_name[stack.deployment.functions["understand"]["name"]]["Environment"]["Variables"]
+    assert understand["ENDPOINT_INTENT_KEYWORDS"] == stack.deployment.endpoints["intent_keywords"]["name"]
+    assert understand["SAGEMAKER_READ_TIMEOUT_SECONDS"] == "5"  # the test override (conftest)
+    plan = by_name[stack.deployment.functions["plan"]["name"]]["Environment"]["Variables"]
+    assert plan["SAGEMAKER_READ_TIMEOUT_SECONDS"] == "65"  # as synthesized
     assert {f["Handler"] for f in listed} == {f"vlp.handlers.{n}.handler" for n in stack.deployment.functions}
 
 

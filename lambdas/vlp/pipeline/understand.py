@@ -111,8 +111,11 @@ def run(event: Any, *, sagemaker: Any, settings: PipelineSettings) -> Understand
         warnings=warnings,
         model=body.get("model") if intent is not None else keyword_model or body.get("model"),
         keyword_model=keyword_model,
+        # the models that answered: the NLI model for the intent, the keyword model for the keywords
         random_weights=any(
-            is_random_model(body.get(k), flag=body.get("random_weights")) for k in ("model", "keyword_model")
+            is_random_model(body.get(key), flag=body.get("random_weights"))
+            for task, key in (("intent", "model"), ("keywords", "keyword_model"))
+            if task in tasks
         ),
         model_ms=round(invocation.elapsed_ms, 1),
     )
