@@ -2,7 +2,10 @@
 
 Layout (see docs/pipeline.md):
 - ``vlp.handlers.<function>``: thin Lambda entry points, one module per function (``handler`` in each);
-- ``vlp.api`` and ``vlp.pipeline``: plain logic that takes its boto3/botocore clients as arguments;
+- ``vlp.steps``: the pipeline's steps and routes, named once (standard library only: the CDK app reads it too);
+- ``vlp.requests``: the analysis request models, shared by the HTTP layer and the pipeline;
+- ``vlp.api`` and ``vlp.pipeline``: plain logic that takes its boto3/botocore clients as arguments (one
+  ``vlp.pipeline.<step>`` module per step, its results typed in ``vlp.pipeline.models``);
 - ``vlp.inference``: one client module per model-serving contract (docs/model-contracts.md);
 - ``vlp.errors``: the domain errors, their codes and HTTP statuses, and the Step Functions error mapping.
 
