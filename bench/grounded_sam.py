@@ -159,7 +159,7 @@ def main() -> None:
 
         def load_per_request(inputs):
             start = time.perf_counter()
-            fresh = type(resident)()
+            fresh = type(resident)(resident.package_dir)
             fresh.settings, fresh.device, fresh.dtype = resident.settings, resident.device, resident.dtype
             fresh.load()
             load_times.append(time.perf_counter() - start)

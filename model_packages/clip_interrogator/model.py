@@ -26,7 +26,6 @@ import hashlib
 import logging
 import re
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from djl_python import Input, Output
 from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration, CLIPModel, CLIPProcessor
 from vlp_djl_support import (
     DEFAULT_MAX_IMAGE_PIXELS,
+    ModelService,
     Properties,
     RequestError,
     choice_field,
@@ -59,10 +59,7 @@ from vlp_djl_support import (
     load_pretrained,
     model_id_fallback,
     option,
-    read_json_object,
     resolve_model_source,
-    select_device_and_dtype,
-    start_worker,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,55 +83,59 @@ class InterrogateRequest:
 class InterrogatorSettings:
     """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
+    clip_source: str  # where the models load from
+    caption_source: str
+    model_name: str  # what responses report
+    caption_model_name: str
+    roots: tuple[str | None, ...]  # where relative locations are looked up: model_id's directory, model_dir
     max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
     caption_max_length: int = option(32, low=1, high=512)
     chunk_size: int = option(1024, low=1)
     flavor_intermediate_count: int = option(1024, low=1)
+    term_embeddings: str = option(EMBEDDINGS_FILE)
+    terms_dir: str = option("")  # "": the shipped tables (data/)
+    term_cache_dir: str = option(str(Path(tempfile.gettempdir()) / "clip_interrogator"))
 
-
-class ClipInterrogatorService:
-    def __init__(self) -> None:
-        self.initialized = False
-        # set by initialize(), before any request
-        self.settings: InterrogatorSettings
-        self.clip_model: CLIPModel
-        self.clip_processor: CLIPProcessor
-        self.caption_model: Any  # BLIP or BLIP-2 (_captioner_class)
-        self.caption_processor: Any  # its AutoProcessor
-        self.encoder: ClipTextEncoder
-        self.interrogator: Interrogator
-        self.model_name = ""
-        self.caption_model_name = ""
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
-        self.term_embeddings_source = ""  # "model_dir", "cache" or "computed": how start-up got them
-
-    # ---- start-up ----
-
-    def initialize(self, properties: dict) -> None:
-        started = time.monotonic()
-        props = start_worker(Path(__file__).resolve().parent, properties)
-        self.settings = props.read(InterrogatorSettings)
-        self.device, self.dtype = select_device_and_dtype(props)
+    @classmethod
+    def from_properties(cls, props: Properties) -> InterrogatorSettings:
         model_dir = props.get_str("model_dir")
         model_id = props.get_str("model_id")
-        roots = [model_id if model_id and Path(model_id).is_dir() else model_dir, model_dir]
+        roots = (model_id if model_id and Path(model_id).is_dir() else model_dir, model_dir)
         clip_fallback = model_id_fallback(model_id, DEFAULT_CLIP_MODEL, model_type="clip")
         clip_source = resolve_model_source(props.get_str("clip_model_id"), roots, fallback=clip_fallback)
         caption_source = resolve_model_source(props.get_str("caption_model_id"), roots, fallback=DEFAULT_CAPTION_MODEL)
-        self.model_name = display_name(props.get_str("model_name"), clip_source)
-        self.caption_model_name = display_name(props.get_str("caption_model_name"), caption_source)
-
-        self.clip_model = load_pretrained(CLIPModel, clip_source, self.device, self.dtype)
-        self.clip_processor = CLIPProcessor.from_pretrained(clip_source)
-        self.caption_model = load_pretrained(_captioner_class(caption_source), caption_source, self.device, self.dtype)
-        self.caption_processor = AutoProcessor.from_pretrained(caption_source)
-        self.encoder = ClipTextEncoder(
-            self.clip_model, self.clip_processor.tokenizer, batch_size=self.settings.chunk_size
+        return props.read(
+            cls,
+            clip_source=clip_source,
+            caption_source=caption_source,
+            model_name=display_name(props.get_str("model_name"), clip_source),
+            caption_model_name=display_name(props.get_str("caption_model_name"), caption_source),
+            roots=roots,
         )
 
-        tables = load_term_tables(props.get_str("terms_dir"))
-        embeddings = self._term_embeddings(props, tables, roots, clip_source)
+
+class ClipInterrogatorService(ModelService):
+    settings_cls = InterrogatorSettings
+    settings: InterrogatorSettings
+    # set by load(), before any request
+    clip_model: CLIPModel
+    clip_processor: CLIPProcessor
+    caption_model: Any  # BLIP or BLIP-2 (_captioner_class)
+    caption_processor: Any  # its AutoProcessor
+    encoder: ClipTextEncoder
+    interrogator: Interrogator
+    term_embeddings_source = ""  # "model_dir", "cache" or "computed": how start-up got them
+
+    def load(self) -> None:
+        settings = self.settings
+        self.clip_model = load_pretrained(CLIPModel, settings.clip_source, self.device, self.dtype)
+        self.clip_processor = CLIPProcessor.from_pretrained(settings.clip_source)
+        captioner = _captioner_class(settings.caption_source)
+        self.caption_model = load_pretrained(captioner, settings.caption_source, self.device, self.dtype)
+        self.caption_processor = AutoProcessor.from_pretrained(settings.caption_source)
+        self.encoder = ClipTextEncoder(self.clip_model, self.clip_processor.tokenizer, batch_size=settings.chunk_size)
+        tables = load_term_tables(settings.terms_dir or None)
+        embeddings = self._term_embeddings(tables)
         term_tables = {
             name: TermTable(name, list(terms), embeddings[name].to(device=self.device, dtype=self.dtype))
             for name, terms in tables.items()
@@ -143,30 +144,22 @@ class ClipInterrogatorService:
             term_tables,
             self.encoder.encode,
             self.encoder.fits,
-            chunk_size=self.settings.chunk_size,
-            flavor_intermediate_count=self.settings.flavor_intermediate_count,
+            chunk_size=settings.chunk_size,
+            flavor_intermediate_count=settings.flavor_intermediate_count,
         )
-        self.initialized = True
-        logger.info(
-            "clip_interrogator: CLIP %s + captioner %s on %s/%s, %d terms (%s) in %.1fs",
-            self.model_name,
-            self.caption_model_name,
-            self.device,
-            str(self.dtype).replace("torch.", ""),
-            sum(len(t) for t in tables.values()),
-            self.term_embeddings_source,
-            time.monotonic() - started,
-        )
+        count = sum(len(t) for t in tables.values())
+        logger.info("%d terms, embeddings from %s", count, self.term_embeddings_source)
 
-    def _term_embeddings(self, props: Properties, tables: dict, roots: list, clip_source: str) -> dict:
-        staged = Path(props.get_str("term_embeddings", EMBEDDINGS_FILE))
+    def _term_embeddings(self, tables: dict) -> dict:
+        settings, roots = self.settings, self.settings.roots
+        staged = Path(settings.term_embeddings)
         if not staged.is_absolute():
             staged = next(
                 (Path(r) / staged for r in roots if r and (Path(r) / staged).is_file()), Path(roots[0] or ".") / staged
             )
-        cache_dir = Path(props.get_str("term_cache_dir", str(Path(tempfile.gettempdir()) / "clip_interrogator")))
-        key = hashlib.sha256(clip_source.encode()).hexdigest()[:16]
-        cached = cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.model_name)[-60:]}-{key}.safetensors"
+        key = hashlib.sha256(settings.clip_source.encode()).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.model_name)[-60:]
+        cached = Path(settings.term_cache_dir) / f"{name}-{key}.safetensors"
         for source, path in (("model_dir", staged), ("cache", cached)):
             try:
                 embeddings = load_term_embeddings(path, tables, self.encoder)
@@ -185,15 +178,14 @@ class ClipInterrogatorService:
         embeddings = compute_term_embeddings(self.encoder, tables)
         self.term_embeddings_source = "computed"
         try:
-            save_term_embeddings(cached, embeddings, tables, self.model_name)
+            save_term_embeddings(cached, embeddings, tables, self.settings.model_name)
         except OSError as error:
             logger.warning("could not cache the term embeddings in %s: %s", cached, error)
         return embeddings
 
     # ---- requests ----
 
-    def parse(self, item: Input) -> InterrogateRequest:
-        body = read_json_object(item)
+    def parse_body(self, body: dict) -> InterrogateRequest:
         mode = choice_field(body, "mode", "fast", MODES, "UNKNOWN_MODE")
         max_flavors = int_field(body, "max_flavors", DEFAULT_MAX_FLAVORS, 1, MAX_FLAVORS)
         min_flavors = int_field(body, "min_flavors", min(DEFAULT_MIN_FLAVORS, max_flavors), 0, MAX_FLAVORS)
@@ -222,8 +214,8 @@ class ClipInterrogatorService:
                     "caption": caption,
                     "mode": request.mode,
                     "flavors": prompt.terms,
-                    "model": self.model_name,
-                    "caption_model": self.caption_model_name,
+                    "model": self.settings.model_name,
+                    "caption_model": self.settings.caption_model_name,
                 }
             )
         return results
@@ -266,7 +258,7 @@ def _captioner_class(source: str) -> type:
     raise ValueError(f"{source}: caption model type {model_type!r} is not supported (blip, blip-2)")
 
 
-_service = ClipInterrogatorService()
+_service = ClipInterrogatorService(Path(__file__).resolve().parent)
 
 
 def handle(inputs: Input) -> Output | None:

@@ -19,7 +19,6 @@ import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path be
 
 # isort: split
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from djl_python import Input, Output
 from transformers import CLIPModel, CLIPProcessor
 from vlp_djl_support import (
     DEFAULT_MAX_IMAGE_PIXELS,
+    ModelService,
+    Properties,
     RequestError,
     choice_field,
     decode_image,
@@ -40,10 +41,7 @@ from vlp_djl_support import (
     list_field,
     load_pretrained,
     option,
-    read_json_object,
     resolve_model_source,
-    select_device_and_dtype,
-    start_worker,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,64 +70,49 @@ class TaggingRequest:
 class TaggingSettings:
     """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
+    source: str  # where the model loads from
+    model_name: str  # what responses report
     max_labels: int = option(10_000, low=1)
     label_cache_size: int = option(100_000)
+    label_cache_max_mb: int = option(0)  # 0: no byte cap on the label cache
     text_batch_size: int = option(256, low=1)
     max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
     sigmoid_center: float = option(0.2, low=-1.0, high=1.0)
 
-
-class ClipTaggingService:
-    def __init__(self) -> None:
-        self.initialized = False
-        # set by initialize(), before any request
-        self.settings: TaggingSettings
-        self.model: CLIPModel
-        self.processor: CLIPProcessor
-        self.cache: LabelEmbeddingCache
-        self.model_name = ""
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
-        self.logit_scale = 100.0
-        self.context_length = 77
-
-    # ---- start-up ----
-
-    def initialize(self, properties: dict) -> None:
-        started = time.monotonic()
-        props = start_worker(Path(__file__).resolve().parent, properties)
-        self.settings = props.read(TaggingSettings)
-        self.device, self.dtype = select_device_and_dtype(props)
+    @classmethod
+    def from_properties(cls, props: Properties) -> TaggingSettings:
         model_dir = props.get_str("model_dir")
         source = resolve_model_source(props.get_str("model_id") or model_dir, [model_dir])
-        self.model_name = display_name(props.get_str("model_name"), source)
-        self.model = load_pretrained(CLIPModel, source, self.device, self.dtype)
-        self.processor = CLIPProcessor.from_pretrained(source)
+        return props.read(cls, source=source, model_name=display_name(props.get_str("model_name"), source))
+
+
+class ClipTaggingService(ModelService):
+    settings_cls = TaggingSettings
+    settings: TaggingSettings
+    # set by load(), before any request
+    model: CLIPModel
+    processor: CLIPProcessor
+    cache: LabelEmbeddingCache
+    logit_scale = 100.0
+    context_length = 77
+
+    def load(self) -> None:
+        settings = self.settings
+        self.model = load_pretrained(CLIPModel, settings.source, self.device, self.dtype)
+        self.processor = CLIPProcessor.from_pretrained(settings.source)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
         self.context_length = int(self.model.text_model.config.max_position_embeddings)
         dim = self.model.text_projection.out_features  # the embedding size (config.projection_dim)
-        capacity = self.settings.label_cache_size
-        max_mb = props.get_int("label_cache_max_mb", 0, low=0)
+        capacity = settings.label_cache_size
         row_bytes = dim * torch.empty((), dtype=self.dtype).element_size()
-        if max_mb:
-            capacity = min(capacity, max_mb * 2**20 // row_bytes)
+        if settings.label_cache_max_mb:
+            capacity = min(capacity, settings.label_cache_max_mb * 2**20 // row_bytes)
         self.cache = LabelEmbeddingCache(capacity, dim, device=self.device, dtype=self.dtype)
-        self.initialized = True
-        logger.info(
-            "clip_tagging: %s on %s/%s in %.1fs; label cache %d embeddings (<= %.0f MB), max_labels %d",
-            self.model_name,
-            self.device,
-            str(self.dtype).replace("torch.", ""),
-            time.monotonic() - started,
-            capacity,
-            capacity * row_bytes / 2**20,
-            self.settings.max_labels,
-        )
+        logger.info("label cache: %d embeddings (<= %.0f MB)", capacity, capacity * row_bytes / 2**20)
 
     # ---- requests ----
 
-    def parse(self, item: Input) -> TaggingRequest:
-        body = read_json_object(item)
+    def parse_body(self, body: dict) -> TaggingRequest:
         settings = self.settings
         labels = list_field(body, "labels", "candidate labels (strings)", empty_code="EMPTY_LABELS")
         if len(labels) > settings.max_labels:
@@ -189,7 +172,7 @@ class ClipTaggingService:
         tags = [
             {"label": request.labels[index], "score": score} for score, index in scored if score >= request.threshold
         ]
-        return {"tags": tags, "mode": request.mode, "model": self.model_name}
+        return {"tags": tags, "mode": request.mode, "model": self.settings.model_name}
 
     def encode_images(self, images: list) -> torch.Tensor:
         """L2-normalised image embeddings, float32, (len(images), dim)."""
@@ -229,7 +212,7 @@ def _features(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-_service = ClipTaggingService()
+_service = ClipTaggingService(Path(__file__).resolve().parent)
 
 
 def handle(inputs: Input) -> Output | None:

@@ -13,9 +13,7 @@ import binascii
 import inspect
 import io
 import json
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,8 +33,6 @@ from vlp_djl_support import (
     resolve_model_source,
 )
 
-LOGGER = logging.getLogger(__name__)
-
 DEFAULT_DETECTOR_ID = "IDEA-Research/grounding-dino-base"
 DEFAULT_SAM_ID = "facebook/sam-vit-huge"
 MASK_FORMATS = ("none", "rle", "png", "both")
@@ -44,7 +40,6 @@ IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_PROMPTS = 32
 MAX_PROMPT_CHARS = 200
 MAX_DETECTIONS = 100
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -244,23 +239,11 @@ def phrase_token_spans(token_ids: list[int], phrase_ids: list[list[int]]) -> lis
 class GroundedSam(ModelService):
     """The worker's service: both models, loaded once per worker; `predict` serves one request."""
 
+    settings_cls = Settings
     settings: Settings
-
-    def __init__(self) -> None:
-        super().__init__(PACKAGE_DIR)
-
-    def configure(self, props: Properties) -> Settings:
-        return Settings.from_properties(props)
 
     def load(self) -> None:
         settings = self.settings
-        LOGGER.info(
-            "loading Grounding DINO from %s and SAM from %s on %s (%s)",
-            settings.detector_source,
-            settings.sam_source,
-            self.device,
-            self.dtype,
-        )
         self.detector_processor = AutoProcessor.from_pretrained(settings.detector_source)
         self.detector = load_pretrained(
             GroundingDinoForObjectDetection, settings.detector_source, self.device, self.dtype

@@ -12,11 +12,13 @@ from __future__ import annotations
 import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path before any third-party import)
 
 # isort: split
+from pathlib import Path
+
 import grounded_sam_core as core
 from djl_python import Input, Output
 from vlp_djl_support import handle_with
 
-_service = core.GroundedSam()
+_service = core.GroundedSam(Path(__file__).resolve().parent)
 
 
 def handle(inputs: Input) -> Output | None:

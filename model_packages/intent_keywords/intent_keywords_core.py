@@ -22,9 +22,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,8 +40,6 @@ from vlp_djl_support import (
     option,
     resolve_model_source,
 )
-
-LOGGER = logging.getLogger(__name__)
 
 DEFAULT_NLI_ID = "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
 DEFAULT_KEYWORD_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -63,7 +59,6 @@ MAX_INTENT_DESCRIPTION = 300
 NLI_PAIRS_PER_FORWARD = 64  # (text, hypothesis) pairs per NLI forward pass: bounds activation memory
 MAX_STOP_WORDS = 500
 MAX_STOP_WORD_CHARS = 50
-PACKAGE_DIR = Path(__file__).resolve().parent
 # Words that say what to do with an image, never what is in it: keyword extraction drops them by default (the
 # pipeline's keywords step sends the same list as `stop_words`: lambdas/vlp/pipeline/understand.py).
 DEFAULT_STOP_WORDS: tuple[str, ...] = tuple(
@@ -251,23 +246,11 @@ class IntentKeywords(ModelService):
     """The worker's service: the NLI model and the keyword model, loaded once per worker; `run` serves a list of
     requests, the NLI pairs of all in shared forward passes."""
 
+    settings_cls = Settings
     settings: Settings
-
-    def __init__(self) -> None:
-        super().__init__(PACKAGE_DIR)
-
-    def configure(self, props: Properties) -> Settings:
-        return Settings.from_properties(props)
 
     def load(self) -> None:
         settings = self.settings
-        LOGGER.info(
-            "loading NLI model from %s and keyword model from %s on %s (%s)",
-            settings.nli_source,
-            settings.keyword_source,
-            self.device,
-            self.dtype,
-        )
         self.tokenizer = AutoTokenizer.from_pretrained(settings.nli_source)
         self.nli = load_pretrained(AutoModelForSequenceClassification, settings.nli_source, self.device, self.dtype)
         self.entailment = entailment_index(self.nli.config.id2label)

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -280,10 +281,12 @@ def start_worker(package_dir: str | os.PathLike, properties: Mapping[str, Any]) 
 
 
 class ModelService:
-    """A package's worker service as `handle_with` drives it, for a package with the common start-up: `initialize`
-    (once: start_worker, `configure` reads the settings, the device and dtype from option.dtype, then `load`),
-    `parse` (one request's JSON object, through `parse_body`) and `run` (the parsed requests, each through
-    `predict` unless the package overrides it to serve them together)."""
+    """A package's worker service as `handle_with` drives it: `initialize` (once: start_worker, the settings from
+    `settings_cls.from_properties`, the device and dtype from option.dtype, then the package's `load`), `parse`
+    (one request's JSON object, through `parse_body`) and `run` (the parsed requests, each through `predict` unless
+    the package overrides it to serve them together)."""
+
+    settings_cls: Any  # a settings dataclass with a from_properties(props) classmethod
 
     def __init__(self, package_dir: str | os.PathLike) -> None:
         self.package_dir = Path(package_dir)
@@ -292,14 +295,14 @@ class ModelService:
         self.dtype: Any = None
 
     def initialize(self, properties: Mapping[str, Any]) -> None:
+        started = time.monotonic()
         props = start_worker(self.package_dir, properties)
-        self.settings = self.configure(props)
+        self.settings = self.settings_cls.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)
+        logger.info("%s: loading on %s (%s): %s", self.package_dir.name, self.device, self.dtype, self.settings)
         self.load()
         self.initialized = True
-
-    def configure(self, props: Properties) -> Any:
-        raise NotImplementedError
+        logger.info("%s: ready in %.1fs", self.package_dir.name, time.monotonic() - started)
 
     def load(self) -> None:
         raise NotImplementedError
