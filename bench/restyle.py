@@ -106,8 +106,11 @@ def run_case(module: Any, s3: Any, timed: TimedPipeline, source: str, batch: int
 
 def main() -> None:
     import boto3
+    from diffusers.utils import logging as diffusers_logging
     from moto import mock_aws
 
+    diffusers_logging.set_verbosity_error()  # the per-call VAE upcast notice and the loading progress bars
+    diffusers_logging.disable_progress_bar()
     fake = "bench"  # moto's S3 accepts any credentials
     os.environ.update(AWS_ACCESS_KEY_ID=fake, AWS_SECRET_ACCESS_KEY=fake, AWS_DEFAULT_REGION="us-east-1")
     with mock_aws(), tempfile.TemporaryDirectory(prefix="restyle-bench-") as scratch:
