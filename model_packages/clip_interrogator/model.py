@@ -46,20 +46,18 @@ from clip_interrogator_terms import (
 from djl_python import Input, Output
 from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration, CLIPModel, CLIPProcessor
 from vlp_djl_support import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    ModelService,
+    ImageService,
+    ImageSettings,
+    ModelLocation,
     Properties,
     RequestError,
     choice_field,
-    decode_image,
-    display_name,
     handle_with,
     int_field,
-    limit_aspect,
     load_pretrained,
+    locate_model,
     model_id_fallback,
     option,
-    resolve_model_source,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,16 +77,13 @@ class InterrogateRequest:
     max_flavors: int
 
 
-@dataclass(frozen=True)
-class InterrogatorSettings:
+@dataclass(frozen=True, kw_only=True)
+class InterrogatorSettings(ImageSettings):
     """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
-    clip_source: str  # where the models load from
-    caption_source: str
-    model_name: str  # what responses report
-    caption_model_name: str
+    clip: ModelLocation
+    caption: ModelLocation  # the BLIP(-2) captioner
     roots: tuple[str | None, ...]  # where relative locations are looked up: model_id's directory, model_dir
-    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
     caption_max_length: int = option(32, low=1, high=512)
     chunk_size: int = option(1024, low=1)
     flavor_intermediate_count: int = option(1024, low=1)
@@ -102,19 +97,13 @@ class InterrogatorSettings:
         model_id = props.get_str("model_id")
         roots = (model_id if model_id and Path(model_id).is_dir() else model_dir, model_dir)
         clip_fallback = model_id_fallback(model_id, DEFAULT_CLIP_MODEL, model_type="clip")
-        clip_source = resolve_model_source(props.get_str("clip_model_id"), roots, fallback=clip_fallback)
-        caption_source = resolve_model_source(props.get_str("caption_model_id"), roots, fallback=DEFAULT_CAPTION_MODEL)
-        return props.read(
-            cls,
-            clip_source=clip_source,
-            caption_source=caption_source,
-            model_name=display_name(props.get_str("model_name"), clip_source),
-            caption_model_name=display_name(props.get_str("caption_model_name"), caption_source),
-            roots=roots,
-        )
+        clip = locate_model(props, "clip_model_id", "model_name", roots, clip_fallback)
+        caption = locate_model(props, "caption_model_id", "caption_model_name", roots, DEFAULT_CAPTION_MODEL)
+        return props.read(cls, clip=clip, caption=caption, roots=roots)
 
 
-class ClipInterrogatorService(ModelService):
+class ClipInterrogatorService(ImageService):
+    max_aspect = 4.0
     settings_cls = InterrogatorSettings
     settings: InterrogatorSettings
     # set by load(), before any request
@@ -128,11 +117,11 @@ class ClipInterrogatorService(ModelService):
 
     def load(self) -> None:
         settings = self.settings
-        self.clip_model = load_pretrained(CLIPModel, settings.clip_source, self.device, self.dtype)
-        self.clip_processor = CLIPProcessor.from_pretrained(settings.clip_source)
-        captioner = _captioner_class(settings.caption_source)
-        self.caption_model = load_pretrained(captioner, settings.caption_source, self.device, self.dtype)
-        self.caption_processor = AutoProcessor.from_pretrained(settings.caption_source)
+        self.clip_model = load_pretrained(CLIPModel, settings.clip.source, self.device, self.dtype)
+        self.clip_processor = CLIPProcessor.from_pretrained(settings.clip.source)
+        captioner = _captioner_class(settings.caption.source)
+        self.caption_model = load_pretrained(captioner, settings.caption.source, self.device, self.dtype)
+        self.caption_processor = AutoProcessor.from_pretrained(settings.caption.source)
         self.encoder = ClipTextEncoder(self.clip_model, self.clip_processor.tokenizer, batch_size=settings.chunk_size)
         tables = load_term_tables(settings.terms_dir or None)
         embeddings = self._term_embeddings(tables)
@@ -157,8 +146,8 @@ class ClipInterrogatorService(ModelService):
             staged = next(
                 (Path(r) / staged for r in roots if r and (Path(r) / staged).is_file()), Path(roots[0] or ".") / staged
             )
-        key = hashlib.sha256(settings.clip_source.encode()).hexdigest()[:16]
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.model_name)[-60:]
+        key = hashlib.sha256(settings.clip.source.encode()).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.clip.name)[-60:]
         cached = Path(settings.term_cache_dir) / f"{name}-{key}.safetensors"
         for source, path in (("model_dir", staged), ("cache", cached)):
             try:
@@ -178,7 +167,7 @@ class ClipInterrogatorService(ModelService):
         embeddings = compute_term_embeddings(self.encoder, tables)
         self.term_embeddings_source = "computed"
         try:
-            save_term_embeddings(cached, embeddings, tables, self.settings.model_name)
+            save_term_embeddings(cached, embeddings, tables, self.settings.clip.name)
         except OSError as error:
             logger.warning("could not cache the term embeddings in %s: %s", cached, error)
         return embeddings
@@ -193,8 +182,7 @@ class ClipInterrogatorService(ModelService):
             raise RequestError(
                 "VALUE_OUT_OF_RANGE", f"'min_flavors' ({min_flavors}) must not exceed 'max_flavors' ({max_flavors})"
             )
-        image = decode_image(body, self.settings.max_image_pixels)
-        return InterrogateRequest(limit_aspect(image, 4.0), mode, min_flavors, max_flavors)
+        return InterrogateRequest(self.image(body), mode, min_flavors, max_flavors)
 
     @torch.inference_mode()
     def run(self, requests: list[InterrogateRequest]) -> list[dict]:
@@ -214,8 +202,8 @@ class ClipInterrogatorService(ModelService):
                     "caption": caption,
                     "mode": request.mode,
                     "flavors": prompt.terms,
-                    "model": self.settings.model_name,
-                    "caption_model": self.settings.caption_model_name,
+                    "model": self.settings.clip.name,
+                    "caption_model": self.settings.caption.name,
                 }
             )
         return results

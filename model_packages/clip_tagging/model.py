@@ -27,21 +27,19 @@ from clip_tagging_cache import LabelEmbeddingCache
 from djl_python import Input, Output
 from transformers import CLIPModel, CLIPProcessor
 from vlp_djl_support import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    ModelService,
+    ImageService,
+    ImageSettings,
+    ModelLocation,
     Properties,
     RequestError,
     choice_field,
-    decode_image,
-    display_name,
     float_field,
     handle_with,
     int_field,
-    limit_aspect,
     list_field,
     load_pretrained,
+    locate_model,
     option,
-    resolve_model_source,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,27 +64,24 @@ class TaggingRequest:
         return [self.template.replace("{}", label) for label in self.labels]
 
 
-@dataclass(frozen=True)
-class TaggingSettings:
+@dataclass(frozen=True, kw_only=True)
+class TaggingSettings(ImageSettings):
     """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
-    source: str  # where the model loads from
-    model_name: str  # what responses report
+    model: ModelLocation
     max_labels: int = option(10_000, low=1)
     label_cache_size: int = option(100_000)
     label_cache_max_mb: int = option(0)  # 0: no byte cap on the label cache
     text_batch_size: int = option(256, low=1)
-    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
     sigmoid_center: float = option(0.2, low=-1.0, high=1.0)
 
     @classmethod
     def from_properties(cls, props: Properties) -> TaggingSettings:
-        model_dir = props.get_str("model_dir")
-        source = resolve_model_source(props.get_str("model_id") or model_dir, [model_dir])
-        return props.read(cls, source=source, model_name=display_name(props.get_str("model_name"), source))
+        model_dir = props.get_str("model_dir")  # weights in the package's own folder when model_id is unset
+        return props.read(cls, model=locate_model(props, "model_id", "model_name", [model_dir], fallback=model_dir))
 
 
-class ClipTaggingService(ModelService):
+class ClipTaggingService(ImageService):
     settings_cls = TaggingSettings
     settings: TaggingSettings
     # set by load(), before any request
@@ -98,8 +93,8 @@ class ClipTaggingService(ModelService):
 
     def load(self) -> None:
         settings = self.settings
-        self.model = load_pretrained(CLIPModel, settings.source, self.device, self.dtype)
-        self.processor = CLIPProcessor.from_pretrained(settings.source)
+        self.model = load_pretrained(CLIPModel, settings.model.source, self.device, self.dtype)
+        self.processor = CLIPProcessor.from_pretrained(settings.model.source)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
         self.context_length = int(self.model.text_model.config.max_position_embeddings)
         dim = self.model.text_projection.out_features  # the embedding size (config.projection_dim)
@@ -138,9 +133,8 @@ class ClipTaggingService(ModelService):
         mode = choice_field(body, "mode", "softmax", MODES, "UNKNOWN_MODE")
         top_k = int_field(body, "top_k", min(DEFAULT_TOP_K, len(distinct)), 1, settings.max_labels)
         threshold = float_field(body, "threshold", 0.0, 0.0, 1.0)
-        image = decode_image(body, settings.max_image_pixels)
         return TaggingRequest(
-            image=limit_aspect(image),
+            image=self.image(body),
             labels=distinct,
             template=template,
             mode=mode,
@@ -172,7 +166,7 @@ class ClipTaggingService(ModelService):
         tags = [
             {"label": request.labels[index], "score": score} for score, index in scored if score >= request.threshold
         ]
-        return {"tags": tags, "mode": request.mode, "model": self.settings.model_name}
+        return {"tags": tags, "mode": request.mode, "model": self.settings.model.name}
 
     def encode_images(self, images: list) -> torch.Tensor:
         """L2-normalised image embeddings, float32, (len(images), dim)."""

@@ -22,15 +22,15 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 from transformers import AutoProcessor, GroundingDinoForObjectDetection, SamModel, SamProcessor
 from vlp_djl_support import (
+    ModelLocation,
     ModelService,
     Properties,
     RequestError,
-    display_name,
     list_field,
     load_pretrained,
+    locate_model,
     model_id_fallback,
     option,
-    resolve_model_source,
 )
 
 DEFAULT_DETECTOR_ID = "IDEA-Research/grounding-dino-base"
@@ -49,10 +49,8 @@ MAX_DETECTIONS = 100
 class Settings:
     """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
-    detector_source: str
-    sam_source: str
-    detector_name: str
-    sam_name: str
+    detector: ModelLocation  # Grounding DINO
+    sam: ModelLocation
     max_image_side: int = option(2048, low=1)
     max_image_bytes: int = option(8 * 1024 * 1024, low=1)
     nms_iou_threshold: float = option(0.8, low=0.0, high=1.0)
@@ -62,16 +60,9 @@ class Settings:
     @classmethod
     def from_properties(cls, props: Properties) -> Settings:
         root = props.get_str("model_id")
-        detector = props.get_str("detector_model_id")
-        detector_source = resolve_model_source(detector, [root], fallback=model_id_fallback(root, DEFAULT_DETECTOR_ID))
-        sam_source = resolve_model_source(props.get_str("sam_model_id"), [root])
-        return props.read(
-            cls,
-            detector_source=detector_source,
-            sam_source=sam_source,
-            detector_name=display_name(props.get_str("model_name"), detector_source),
-            sam_name=display_name(props.get_str("sam_model_name"), sam_source),
-        )
+        fallback = model_id_fallback(root, DEFAULT_DETECTOR_ID)
+        detector = locate_model(props, "detector_model_id", "model_name", [root], fallback)
+        return props.read(cls, detector=detector, sam=locate_model(props, "sam_model_id", "sam_model_name", [root]))
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -244,12 +235,12 @@ class GroundedSam(ModelService):
 
     def load(self) -> None:
         settings = self.settings
-        self.detector_processor = AutoProcessor.from_pretrained(settings.detector_source)
+        self.detector_processor = AutoProcessor.from_pretrained(settings.detector.source)
         self.detector = load_pretrained(
-            GroundingDinoForObjectDetection, settings.detector_source, self.device, self.dtype
+            GroundingDinoForObjectDetection, settings.detector.source, self.device, self.dtype
         )
-        self.sam_processor = SamProcessor.from_pretrained(settings.sam_source)
-        self.sam = load_pretrained(SamModel, settings.sam_source, self.device, self.dtype)
+        self.sam_processor = SamProcessor.from_pretrained(settings.sam.source)
+        self.sam = load_pretrained(SamModel, settings.sam.source, self.device, self.dtype)
         self.tokenizer = self.detector_processor.tokenizer
         self.max_text_len = int(getattr(self.detector.config, "max_text_len", 256))
         post = inspect.signature(self.detector_processor.post_process_grounded_object_detection).parameters
@@ -360,8 +351,8 @@ class GroundedSam(ModelService):
             "width": width,
             "height": height,
             "detections": detections,
-            "model": self.settings.detector_name,
-            "sam_model": self.settings.sam_name,
+            "model": self.settings.detector.name,
+            "sam_model": self.settings.sam.name,
         }
         if request.masks in ("png", "both"):
             size = len(json.dumps(response))

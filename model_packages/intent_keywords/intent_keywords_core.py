@@ -31,14 +31,14 @@ from sentence_transformers import SentenceTransformer
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from vlp_djl_support import (
+    ModelLocation,
     ModelService,
     Properties,
     RequestError,
-    display_name,
     load_pretrained,
+    locate_model,
     model_id_fallback,
     option,
-    resolve_model_source,
 )
 
 DEFAULT_NLI_ID = "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
@@ -110,10 +110,8 @@ def validate_intents(intents: Any, max_intents: int) -> dict[str, str]:
 class Settings:
     """Worker settings from serving.properties (the `option.` prefix removed by DJL)."""
 
-    nli_source: str
-    keyword_source: str
-    nli_name: str
-    keyword_name: str
+    nli: ModelLocation
+    keywords: ModelLocation  # the sentence-transformers model
     intents: dict
     hypothesis_template: str = option(DEFAULT_TEMPLATE)
     max_text_chars: int = option(2000, low=1)
@@ -122,18 +120,9 @@ class Settings:
     @classmethod
     def from_properties(cls, props: Properties) -> Settings:
         root = props.get_str("model_id")
-        nli_source = resolve_model_source(
-            props.get_str("nli_model_id"), [root], fallback=model_id_fallback(root, DEFAULT_NLI_ID)
-        )
-        keyword_source = resolve_model_source(props.get_str("keyword_model_id"), [root])
-        settings = props.read(
-            cls,
-            nli_source=nli_source,
-            keyword_source=keyword_source,
-            nli_name=display_name(props.get_str("model_name"), nli_source),
-            keyword_name=display_name(props.get_str("keyword_model_name"), keyword_source),
-            intents=DEFAULT_INTENTS,
-        )
+        nli = locate_model(props, "nli_model_id", "model_name", [root], model_id_fallback(root, DEFAULT_NLI_ID))
+        keywords = locate_model(props, "keyword_model_id", "keyword_model_name", [root])
+        settings = props.read(cls, nli=nli, keywords=keywords, intents=DEFAULT_INTENTS)
         if settings.hypothesis_template.count("{}") != 1:
             raise ValueError(f"option.hypothesis_template must contain {{}} once, got {settings.hypothesis_template!r}")
         raw_intents = props.get_str("intents")
@@ -251,13 +240,13 @@ class IntentKeywords(ModelService):
 
     def load(self) -> None:
         settings = self.settings
-        self.tokenizer = AutoTokenizer.from_pretrained(settings.nli_source)
-        self.nli = load_pretrained(AutoModelForSequenceClassification, settings.nli_source, self.device, self.dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(settings.nli.source)
+        self.nli = load_pretrained(AutoModelForSequenceClassification, settings.nli.source, self.device, self.dtype)
         self.entailment = entailment_index(self.nli.config.id2label)
         self._forward_args = set(inspect.signature(self.nli.forward).parameters)
         self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
         # The keyword model stays fp32: it is small, and cosine similarities are what KeyBERT ranks by.
-        self.embedder = SentenceTransformer(settings.keyword_source, device=str(self.device))
+        self.embedder = SentenceTransformer(settings.keywords.source, device=str(self.device))
         self.keybert = KeyBERT(model=self.embedder)
 
     def parse_body(self, body: dict) -> IntentRequest:
@@ -276,8 +265,8 @@ class IntentKeywords(ModelService):
             response["intent"] = intent
         if "keywords" in request.tasks:
             response["keywords"] = self.keywords(request.text, request.top_n, request.ngram_range, request.stop_words)
-        response["model"] = self.settings.nli_name
-        response["keyword_model"] = self.settings.keyword_name
+        response["model"] = self.settings.nli.name
+        response["keyword_model"] = self.settings.keywords.name
         return response
 
     @torch.inference_mode()

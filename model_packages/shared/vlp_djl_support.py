@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 logger = logging.getLogger(__name__)
 N = TypeVar("N", int, float)
@@ -326,6 +326,24 @@ def load_pretrained(model_cls: Any, source: str, device: Any, dtype: Any) -> Any
     return model.to(device).eval()
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImageSettings:
+    """The setting every package that takes an image has: its pixel cap (option.max_image_pixels)."""
+
+    max_image_pixels: int = option(DEFAULT_MAX_IMAGE_PIXELS, low=1)
+
+
+class ImageService(ModelService):
+    """A ModelService whose requests carry an image in `image` (CLIP-style models): `image(body)` decodes it under
+    the settings' pixel cap and centre-crops a side longer than `max_aspect` times the other (limit_aspect)."""
+
+    settings: ImageSettings
+    max_aspect = 2.0
+
+    def image(self, body: Mapping) -> Any:
+        return limit_aspect(decode_image(body, self.settings.max_image_pixels), self.max_aspect)
+
+
 DTYPES = {
     "fp16": "float16",
     "float16": "float16",
@@ -434,6 +452,24 @@ def display_name(explicit: str | None, source: str) -> str:
     except (OSError, ValueError, AttributeError):
         pass
     return Path(source).resolve().name
+
+
+class ModelLocation(NamedTuple):
+    source: str  # what from_pretrained loads: a directory or a hub id
+    name: str  # what responses report
+
+
+def locate_model(
+    props: Properties,
+    id_option: str,
+    name_option: str,
+    roots: Sequence[str | os.PathLike | None],
+    fallback: str | None = None,
+) -> ModelLocation:
+    """A model named by option.<id_option> (resolve_model_source) and reported as option.<name_option>
+    (display_name)."""
+    source = resolve_model_source(props.get_str(id_option), roots, fallback=fallback)
+    return ModelLocation(source, display_name(props.get_str(name_option), source))
 
 
 # ---- the batch driver ----

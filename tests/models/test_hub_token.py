@@ -90,6 +90,6 @@ def test_the_shared_start_up_reads_the_token_right_after_the_requirements_check(
 @pytest.mark.parametrize("package", c.DJL_ROLES)
 def test_every_djl_package_reads_the_token_when_its_worker_starts(package):
     sources = "\n".join(path.read_text() for path in (ROOT / "model_packages" / package).glob("*.py"))
-    shared = re.search(r"start_worker\(|\(ModelService\):", sources)  # ModelService.initialize calls start_worker
+    shared = re.search(r"start_worker\(|\((?:Model|Image)Service\):", sources)  # their initialize calls start_worker
     own = re.search(r"verify_installed\(.*\)[^\n]*\n\s+load_hub_token\(\)", sources)
     assert shared or own, package
