@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "model_packages" / "shared"))
 
 import djl_double  # noqa: E402 (after the sys.path set-up)
+from package_checks import one_torch_thread  # noqa: E402 (after the sys.path set-up)
 from package_loader import load_package_module  # noqa: E402, F401 (the loader the package tests use)
 
 djl_double.install()
@@ -21,3 +22,10 @@ djl_double.install()
 @pytest.fixture
 def djl():
     return djl_double
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Every package test runs tiny models: one intra-op thread (package_checks.one_torch_thread)."""
+    with one_torch_thread():
+        yield

@@ -370,3 +370,11 @@ def contract_status(response: Response) -> int:
     if isinstance(body, dict) and isinstance(body.get("error"), dict) and "status" in body["error"]:
         return int(body["error"]["status"])
     return response.code
+
+
+def batch_statuses(responses: list[Response]) -> list[int]:
+    """Each request's own status in a batch answer (contract_status), after checking what DJL gives every request
+    of the batch alike: one code (200) and the one JSON Content-Type."""
+    assert [r.code for r in responses] == [200] * len(responses), "DJL: one code for the batch"
+    assert all(r.properties == {"Content-Type": "application/json"} for r in responses), "shared by the batch"
+    return [contract_status(r) for r in responses]

@@ -4,7 +4,6 @@ would pass, the package loader, and a fake text encoder with known geometry for 
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 from pathlib import Path
 
@@ -95,24 +94,6 @@ def properties(root: Path, terms_dir: Path, cache_dir: Path, **extra: object) ->
     return djl_settings.package_properties("clip_interrogator", root, **{**tiny, **extra})
 
 
-class CountingFromPretrained:
-    """Records every from_pretrained call (class name, source) of the patched classes."""
-
-    def __init__(self, monkeypatch, *classes) -> None:
-        self.calls: list[tuple[str, str]] = []
-        for cls in classes:
-            original = cls.from_pretrained
-
-            def counted(source, *args, _original=original, _name=cls.__name__, **kwargs):
-                self.calls.append((_name, str(source)))
-                return _original(source, *args, **kwargs)
-
-            monkeypatch.setattr(cls, "from_pretrained", counted)
-
-    def names(self) -> list[str]:
-        return sorted(name for name, _ in self.calls)
-
-
 class GeometryEncoder:
     """A fake CLIP text encoder with known geometry: each known term is a fixed vector, a prompt's embedding is the
     normalised sum of the vectors of the terms it contains (split on ', '), unknown parts map to `other`."""
@@ -139,17 +120,3 @@ class GeometryEncoder:
 
     def fits(self, text: str) -> bool:
         return len(text.split(", ")) <= self.max_terms
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine thread hand-offs make each op
-    10-50x slower; restore the setting afterwards (other packages' tests share the process)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -9,12 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clip_interrogator_helpers as helpers
 import djl_double
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with helpers.one_torch_thread():
-        yield
+from package_checks import one_torch_thread
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +20,7 @@ def terms_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def staged(tmp_path_factory, terms_dir) -> Path:
     """Weights staged as in S3, with the term embeddings precomputed by the package's own function."""
-    with helpers.one_torch_thread():
+    with one_torch_thread():
         root = helpers.stage_weights(tmp_path_factory.mktemp("weights") / "clip_interrogator")
         terms = helpers.load_package_module(module="clip_interrogator_terms")
         terms.precompute_term_embeddings(root, terms_dir=terms_dir, clip_model_name=helpers.CLIP_NAME)
@@ -50,6 +45,6 @@ def interrogator(staged, terms_dir, tmp_path_factory):
     """One worker for the whole session, as DJL keeps one."""
     module = helpers.load_package_module()
     props = helpers.properties(staged, terms_dir, tmp_path_factory.mktemp("cache"))
-    with helpers.one_torch_thread():
+    with one_torch_thread():
         assert djl_double.initialise(module.handle, props) is None
     return module

@@ -3,7 +3,6 @@ uses transformers directly (no package code), and a counter of text-encoder call
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import djl_settings
@@ -55,17 +54,3 @@ def reference_cosines(model_dir: Path, image_bytes: bytes, prompts: list[str]):
         out = model(**inputs)
         scale = model.logit_scale.exp()
     return (out.logits_per_image[0] / scale).tolist(), float(scale)
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine thread hand-offs make each op
-    10-50x slower; restore the setting afterwards (other packages' tests share the process)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -10,18 +10,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import clip_tagging_helpers as helpers
 import djl_double
 import tiny_clip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with helpers.one_torch_thread():
-        yield
+from package_checks import one_torch_thread
 
 
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory) -> Path:
     """A tiny random-weight CLIP saved as `make stage-weights` saves the real one (model + processor)."""
-    with helpers.one_torch_thread():
+    with one_torch_thread():
         return tiny_clip.save_tiny_clip(tmp_path_factory.mktemp("weights") / helpers.MODEL_NAME)
 
 
@@ -41,7 +36,7 @@ def make_tagger(clip_dir):
 def tagger(clip_dir):
     """One worker for the whole session, as DJL keeps one (tests that need a clean cache use make_tagger)."""
     module = helpers.load_package_module()
-    with helpers.one_torch_thread():
+    with one_torch_thread():
         assert djl_double.initialise(module.handle, helpers.properties(clip_dir)) is None
     return module
 

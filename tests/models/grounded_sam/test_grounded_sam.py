@@ -17,6 +17,7 @@ import djl_double
 import djl_settings
 import grounded_sam_helpers as helpers
 import numpy as np
+import package_checks
 import pytest
 from pycocotools import mask as mask_utils
 
@@ -175,42 +176,21 @@ def test_png_masks_over_the_response_limit_are_refused(grounded_sam, small_image
 def test_models_load_once_per_worker(grounded_sam_weights, small_image, monkeypatch):
     from transformers import PreTrainedModel, ProcessorMixin
 
-    loads = []
-    model_loader = PreTrainedModel.from_pretrained.__func__
-    processor_loader = ProcessorMixin.from_pretrained.__func__
-    monkeypatch.setattr(
-        PreTrainedModel,
-        "from_pretrained",
-        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or model_loader(cls, *a, **k)),
-    )
-    monkeypatch.setattr(
-        ProcessorMixin,
-        "from_pretrained",
-        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or processor_loader(cls, *a, **k)),
-    )
+    loads = package_checks.LoadSpy(monkeypatch, PreTrainedModel, ProcessorMixin)
     module = helpers.load_package_module("grounded_sam")  # a fresh worker
     djl_double.initialise(module.handle, helpers.properties(grounded_sam_weights))
-    after_init = sorted(loads)
+    after_init = loads.names()
     assert "GroundingDinoForObjectDetection" in after_init and "SamModel" in after_init
     for _ in range(4):
         assert detect(module, small_image, max_detections=2).code == 200
     djl_double.invoke_batch(module.handle, [{"image": small_image, "prompts": ["dog"]}] * 2)
     assert detect(module, "not an image").code == 400
-    assert sorted(loads) == after_init  # nothing loaded again
+    assert loads.names() == after_init  # nothing loaded again
 
 
 def test_a_fault_is_a_500_model_failure_and_the_worker_keeps_serving(grounded_sam, small_image, monkeypatch):
-    model = grounded_sam._service
-    original = model.detect
-    calls = []
-
-    def flaky(request):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("CUDA out of memory (simulated)")
-        return original(request)
-
-    monkeypatch.setattr(model, "detect", flaky)
+    first_call = iter([True])
+    package_checks.break_when(monkeypatch, grounded_sam._service, "detect", lambda _request: next(first_call, False))
     response = detect(grounded_sam, small_image)
     assert response.code == 500
     assert response.body["error"]["code"] == "MODEL_FAILURE"
@@ -223,24 +203,16 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(grounded_sam, small_im
     good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "text_threshold": 0.0, "max_detections": 2}
     bad = {"image": small_image, "prompts": []}
     responses = djl_double.invoke_batch(grounded_sam.handle, [good, bad, {**good, "masks": "none"}])
-    assert [r.code for r in responses] == [200] * 3  # DJL: one code for the batch
-    assert [djl_double.contract_status(r) for r in responses] == [200, 400, 200]
+    assert djl_double.batch_statuses(responses) == [200, 400, 200]
     assert responses[1].body == {
         "error": {"code": "EMPTY_PROMPTS", "message": responses[1].body["error"]["message"], "status": 400}
     }
     assert len(responses[0].body["detections"]) == 2 and "mask" in responses[0].body["detections"][0]
     assert "mask" not in responses[2].body["detections"][0]
-    assert all(r.properties == {"Content-Type": "application/json"} for r in responses)  # shared by the batch
 
 
 def test_a_batch_fault_is_a_per_item_500(grounded_sam, small_image, monkeypatch):
-    model = grounded_sam._service
-    original = model.predict
-    monkeypatch.setattr(
-        model,
-        "predict",
-        lambda request: (_ for _ in ()).throw(MemoryError("boom")) if request.prompts == ["cat"] else original(request),
-    )
+    package_checks.break_when(monkeypatch, grounded_sam._service, "predict", lambda request: request.prompts == ["cat"])
     good = {"image": small_image, "prompts": ["dog"], "box_threshold": 0.0, "masks": "none"}
     responses = djl_double.invoke_batch(grounded_sam.handle, [{**good, "prompts": ["cat"]}, good])
     assert [djl_double.contract_status(r) for r in responses] == [500, 200]

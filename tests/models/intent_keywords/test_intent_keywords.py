@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+from unittest.mock import ANY
 
 import djl_double
 import djl_settings
 import intent_keywords_helpers as helpers
+import package_checks
 import pytest
 
 CONFIGURED = ["describe", "segment", "tag", "prompt", "other"]  # serving.properties' option.intents, in order
@@ -238,21 +240,15 @@ def test_the_package_default_is_the_pipelines_list():
 def test_models_load_once_per_worker(intent_keywords_weights, monkeypatch):
     from transformers import PreTrainedModel
 
-    loads = []
-    loader = PreTrainedModel.from_pretrained.__func__
-    monkeypatch.setattr(
-        PreTrainedModel,
-        "from_pretrained",
-        classmethod(lambda cls, *a, **k: loads.append(cls.__name__) or loader(cls, *a, **k)),
-    )
+    loads = package_checks.LoadSpy(monkeypatch, PreTrainedModel)
     module = helpers.load_package_module("intent_keywords")  # a fresh worker
     djl_double.initialise(module.handle, helpers.properties(intent_keywords_weights))
-    assert len(loads) == 2  # the NLI model and the sentence-transformers encoder
+    assert len(loads.calls) == 2  # the NLI model and the sentence-transformers encoder
     for text in ("outline the dog", "describe this picture", "tag the red car"):
         assert djl_double.invoke(module.handle, {"text": text}).code == 200
     djl_double.invoke_batch(module.handle, [{"text": "a dog"}, {"text": ""}])
     djl_double.initialise(module.handle, helpers.properties(intent_keywords_weights))  # a repeated init is a no-op
-    assert len(loads) == 2
+    assert len(loads.calls) == 2
 
 
 def test_a_batch_with_one_bad_request_fails_only_that_one(intent_keywords):
@@ -263,9 +259,7 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(intent_keywords):
         {"text": TEXT, "tasks": ["fly"]},
     ]
     responses = djl_double.invoke_batch(intent_keywords.handle, bodies)
-    assert [r.code for r in responses] == [200] * 4  # DJL: one code for the batch
-    assert [djl_double.contract_status(r) for r in responses] == [200, 413, 200, 400]
-    assert all(r.properties == {"Content-Type": "application/json"} for r in responses)  # shared by the batch
+    assert djl_double.batch_statuses(responses) == [200, 413, 200, 400]
     assert responses[1].body["error"]["code"] == "TEXT_TOO_LONG" and responses[1].body["error"]["status"] == 413
     assert responses[3].body["error"]["code"] == "UNKNOWN_TASK"
     # batched NLI passes (padded together) give the same answers as single requests
@@ -278,15 +272,9 @@ def test_a_batch_with_one_bad_request_fails_only_that_one(intent_keywords):
 
 
 def test_a_fault_in_a_shared_nli_pass_fails_only_the_faulty_request(intent_keywords, monkeypatch):
-    model = intent_keywords._service
-    original = model.classify_many
-
-    def poisoned(items):
-        if any(text == "poison" for text, _ in items):
-            raise RuntimeError("CUDA error: device-side assert (simulated)")
-        return original(items)
-
-    monkeypatch.setattr(model, "classify_many", poisoned)
+    package_checks.break_when(
+        monkeypatch, intent_keywords._service, "classify_many", lambda items: ("poison", ANY) in items
+    )
     responses = djl_double.invoke_batch(
         intent_keywords.handle, [{"text": TEXT}, {"text": "poison"}, {"text": "poison", "tasks": ["keywords"]}]
     )
