@@ -378,3 +378,13 @@ def batch_statuses(responses: list[Response]) -> list[int]:
     assert [r.code for r in responses] == [200] * len(responses), "DJL: one code for the batch"
     assert all(r.properties == {"Content-Type": "application/json"} for r in responses), "shared by the batch"
     return [contract_status(r) for r in responses]
+
+
+def refusal_code(response: Response, status: int) -> str:
+    """The code of a refused request, after checking the contract's error answer: `status`, and a body holding
+    only `error` with a code and a message for a person (docs/model-contracts.md, "Conventions")."""
+    assert response.code == status, response.body
+    assert set(response.body) == {"error"}, response.body
+    message = response.body["error"]["message"]
+    assert isinstance(message, str) and message
+    return response.body["error"]["code"]

@@ -4,6 +4,7 @@ purpose, keep torch to one thread."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -53,3 +54,12 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def request_bytes(fields: Any, defaults: dict) -> bytes:
+    """A bad-input case's request body: `fields` over `defaults` as a JSON object (a None value leaves the field
+    out; NaN travels as the JSON extension token, which json.loads accepts), or `fields` itself when it is not an
+    object (bytes as they are, any other value as its JSON)."""
+    if isinstance(fields, dict):
+        return json.dumps({k: v for k, v in {**defaults, **fields}.items() if v is not None}).encode()
+    return fields if isinstance(fields, bytes) else json.dumps(fields).encode()

@@ -69,22 +69,11 @@ DEFAULT_WORDS = (
 CONTEXT_LENGTH = 77  # CLIP's text context, kept for the tiny models so prompt-length logic behaves as in production
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte-level alphabet: every byte maps to a printable character."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
 def clip_vocab_and_merges(words: Iterable[str] = DEFAULT_WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A byte-level BPE vocabulary in CLIP's format, with merges that make each of `words` a single token."""
-    alphabet = list(_bytes_to_unicode().values())
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte-level alphabet, as CLIP's
+
+    alphabet = list(bytes_to_unicode().values())
     tokens = alphabet + [c + "</w>" for c in alphabet]
     merges: list[tuple[str, str]] = []
     seen = set(tokens)
@@ -112,75 +101,50 @@ def clip_tokenizer(words: Iterable[str] = DEFAULT_WORDS, model_max_length: int =
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
-def tiny_clip_config(
+def encoder_config(width: int, layers: int, heads: int) -> dict:
+    """A transformer stack's size as CLIP's and BLIP's text and vision configs name it (an MLP 4x as wide)."""
+    return {
+        "hidden_size": width,
+        "intermediate_size": 4 * width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+    }
+
+
+def clip_config(
+    vocab_size: int,
     *,
-    text_width: int = 32,
-    text_layers: int = 2,
-    vision_width: int = 32,
-    vision_layers: int = 2,
-    heads: int = 2,
+    text: tuple[int, int, int] = (32, 2, 2),
+    vision: tuple[int, int, int] = (32, 2, 2),
     image_size: int = 32,
     patch_size: int = 8,
     projection_dim: int = 32,
-    vocab_size: int | None = None,
 ):
+    """A CLIPConfig: `text` and `vision` are (width, layers, heads); the defaults are the tests' tiny model."""
     from transformers import CLIPConfig
 
-    vocab_size = vocab_size or len(clip_vocab_and_merges()[0])
-    text = {
+    text_config = {
+        **encoder_config(*text),
         "vocab_size": vocab_size,
-        "hidden_size": text_width,
-        "intermediate_size": text_width * 4,
-        "num_hidden_layers": text_layers,
-        "num_attention_heads": heads,
         "max_position_embeddings": CONTEXT_LENGTH,
         "projection_dim": projection_dim,
         "bos_token_id": vocab_size - 2,
         "eos_token_id": vocab_size - 1,
         "pad_token_id": vocab_size - 1,
     }
-    vision = {
-        "hidden_size": vision_width,
-        "intermediate_size": vision_width * 4,
-        "num_hidden_layers": vision_layers,
-        "num_attention_heads": heads,
+    vision_config = {
+        **encoder_config(*vision),
         "image_size": image_size,
         "patch_size": patch_size,
         "projection_dim": projection_dim,
     }
-    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    return CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
 
 
 def vit_b32_config(vocab_size: int | None = None):
     """openai/clip-vit-base-patch32's architecture: text 512 wide x 12 layers, vision 768 x 12, patch 32, image 224."""
-    from transformers import CLIPConfig
-
-    vocab_size = vocab_size or 49408
-    config = CLIPConfig(
-        text_config={
-            "vocab_size": vocab_size,
-            "hidden_size": 512,
-            "intermediate_size": 2048,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 8,
-            "max_position_embeddings": CONTEXT_LENGTH,
-            "projection_dim": 512,
-            "bos_token_id": vocab_size - 2,
-            "eos_token_id": vocab_size - 1,
-            "pad_token_id": vocab_size - 1,
-        },
-        vision_config={
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "image_size": 224,
-            "patch_size": 32,
-            "projection_dim": 512,
-        },
-        projection_dim=512,
-    )
-    return config
+    vit_b32 = {"text": (512, 12, 8), "vision": (768, 12, 12), "image_size": 224, "patch_size": 32}
+    return clip_config(vocab_size or 49408, projection_dim=512, **vit_b32)
 
 
 def save_tiny_clip(
@@ -193,7 +157,7 @@ def save_tiny_clip(
     path = Path(path)
     tokenizer = clip_tokenizer(words)
     if config is None:
-        config = tiny_clip_config(vocab_size=len(tokenizer), **config_kwargs)
+        config = clip_config(len(tokenizer), **config_kwargs)
     image_size = config.vision_config.image_size
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
@@ -222,44 +186,25 @@ def blip_tokenizer(words: Iterable[str] = DEFAULT_WORDS):
     return tokenizer
 
 
-def save_tiny_blip(
-    path: str | Path,
-    *,
-    words: Iterable[str] = DEFAULT_WORDS,
-    seed: int = 0,
-    width: int = 32,
-    layers: int = 2,
-    heads: int = 2,
-    image_size: int = 32,
-    patch_size: int = 8,
-) -> Path:
+def save_tiny_blip(path: str | Path, *, words: Iterable[str] = DEFAULT_WORDS, seed: int = 0) -> Path:
     """Write a random-weight BlipForConditionalGeneration + BlipProcessor into `path`."""
     import torch
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
     path = Path(path)
     tokenizer = blip_tokenizer(words)
+    width, image_size = 32, 32
     config = BlipConfig(
         text_config={
+            **encoder_config(width, 2, 2),
             "vocab_size": len(tokenizer),
-            "hidden_size": width,
-            "intermediate_size": width * 4,
-            "num_hidden_layers": layers,
-            "num_attention_heads": heads,
             "max_position_embeddings": 64,
             "bos_token_id": tokenizer.convert_tokens_to_ids("[DEC]"),
             "pad_token_id": tokenizer.pad_token_id,
             "sep_token_id": tokenizer.sep_token_id,
             "eos_token_id": tokenizer.sep_token_id,
         },
-        vision_config={
-            "hidden_size": width,
-            "intermediate_size": width * 4,
-            "num_hidden_layers": layers,
-            "num_attention_heads": heads,
-            "image_size": image_size,
-            "patch_size": patch_size,
-        },
+        vision_config={**encoder_config(width, 2, 2), "image_size": image_size, "patch_size": 8},
         projection_dim=width,
     )
     torch.manual_seed(seed)

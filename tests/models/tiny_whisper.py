@@ -153,19 +153,6 @@ N_TEXT_TOKENS = 50257  # GPT-2 sized text vocabulary, as in every multilingual W
 N_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|> in steps of 0.02 s
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map (what the ByteLevel pre-tokenizer uses)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
 def _filler_words(count: int):
     """Deterministic pseudo-words ("ba", "Ġkotu", ...): text tokens a random model can emit and decode."""
     consonants = "bdfghklmnprstvz"
@@ -201,8 +188,9 @@ def special_tokens(multilingual: bool = True, v3: bool = True) -> list[str]:
 def build_tokenizer(multilingual: bool = True, v3: bool = True):
     """A byte-level BPE `tokenizers.Tokenizer` with Whisper's id layout (see the module docstring)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte -> character map
 
-    byte_symbols = [ch for _, ch in sorted(_bytes_to_unicode().items())]
+    byte_symbols = [ch for _, ch in sorted(bytes_to_unicode().items())]
     text_tokens = byte_symbols + list(_filler_words(N_TEXT_TOKENS - len(byte_symbols) - 1))
     # The last text token is the empty string, as in Whisper's multilingual vocabulary: CTranslate2 (4.6+) uses its
     # presence to tell a multilingual model from an English-only one.
@@ -255,6 +243,16 @@ def build_tiny_whisper(
     eot, sot, no_ts = ids["<|endoftext|>"], ids["<|startoftranscript|>"], ids["<|notimestamps|>"]
     lang_to_id = {t: i for t, i in ids.items() if t[2:-2] in WHISPER_LANGUAGES}
 
+    # What the model config and the generation config both say about decoding: one start token, end-of-text for
+    # padding, beginning and end, and no token suppressed but a leading space or end-of-text.
+    decoding = {
+        "decoder_start_token_id": sot,
+        "pad_token_id": eot,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "suppress_tokens": [],
+        "begin_suppress_tokens": [220, eot],
+    }
     torch.manual_seed(seed)
     config = WhisperConfig(
         vocab_size=vocab_size,
@@ -268,12 +266,7 @@ def build_tiny_whisper(
         decoder_ffn_dim=4 * d_model,
         max_source_positions=1500,
         max_target_positions=448,
-        pad_token_id=eot,
-        bos_token_id=eot,
-        eos_token_id=eot,
-        decoder_start_token_id=sot,
-        suppress_tokens=[],
-        begin_suppress_tokens=[220, eot],
+        **decoding,
         tie_word_embeddings=eot_after is None,
     )
     model = WhisperForConditionalGeneration(config).eval()
@@ -281,14 +274,9 @@ def build_tiny_whisper(
         _end_transcripts_early(model, eot, eot_after, d_model)
 
     generation = GenerationConfig(
-        decoder_start_token_id=sot,
-        bos_token_id=eot,
-        eos_token_id=eot,
-        pad_token_id=eot,
+        **decoding,
         no_timestamps_token_id=no_ts,
         max_length=448,
-        suppress_tokens=[],
-        begin_suppress_tokens=[220, eot],
         is_multilingual=multilingual,
         # Alignment heads for word timestamps: every head of the last decoder layer.
         alignment_heads=[[decoder_layers - 1, h] for h in range(attention_heads)],

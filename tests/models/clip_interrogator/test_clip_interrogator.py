@@ -414,8 +414,5 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("body,status,code", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
 def test_bad_input_gets_its_4xx_and_the_worker_keeps_serving(interrogator, body, status, code):
-    response = djl_double.invoke(interrogator.handle, body)
-    assert response.code == status
-    assert set(response.body) == {"error"}
-    assert response.body["error"]["code"] == code and response.body["error"]["message"]
+    assert djl_double.refusal_code(djl_double.invoke(interrogator.handle, body), status) == code
     assert_serving(interrogator)
