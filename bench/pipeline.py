@@ -111,10 +111,18 @@ def sequential_once(lambda_client: Any, functions: dict, body: dict) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def concurrent_wave(api: Api, body: dict, concurrency: int) -> list[float]:
-    """`concurrency` requests at once; each one's end-to-end milliseconds."""
+def concurrent_wave(api: Api, body: dict, concurrency: int) -> list[tuple[float, dict]]:
+    """`concurrency` requests at once; each one's end-to-end milliseconds and result."""
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return [elapsed for elapsed, _ in pool.map(lambda _: pipeline_once(api, body), range(concurrency))]
+        return list(pool.map(lambda _: pipeline_once(api, body), range(concurrency)))
+
+
+def step_medians(results: list[dict]) -> str:
+    steps: dict[str, list[float]] = {}
+    for result in results:
+        for step, value in result["timings_ms"].items():
+            steps.setdefault(step, []).append(value)
+    return ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in steps.items())
 
 
 def overhead_pct(milliseconds: float) -> float:
@@ -156,17 +164,16 @@ def main() -> None:
             sequential_once(lambda_client, functions, body)
         pipeline: list[float] = []
         sequential: list[float] = []
-        steps: dict[str, list[float]] = {}
-        result: dict = {}
+        results: list[dict] = []
         for _ in range(args.rounds):  # interleaved, so machine load affects both alike
             elapsed, result = pipeline_once(api, body)
             pipeline.append(elapsed)
-            for step, value in result["timings_ms"].items():
-                steps.setdefault(step, []).append(value)
+            results.append(result)
             sequential.append(sequential_once(lambda_client, functions, body))
-        assert result["task"] == "segment" and result["transcript"] is not None and result["answer"], result
+        assert all(r["task"] == "segment" and r["transcript"] is not None and r["answer"] for r in results), results
         concurrent_wave(api, body, args.concurrency)  # warm: one execution environment per concurrent request
-        concurrent = [elapsed for _ in range(args.waves) for elapsed in concurrent_wave(api, body, args.concurrency)]
+        waves = [run for _ in range(args.waves) for run in concurrent_wave(api, body, args.concurrency)]
+        concurrent = [elapsed for elapsed, _ in waves]
 
     p50, p95 = statistics.median(pipeline), percentile(pipeline, 0.95)
     s50, s95 = statistics.median(sequential), percentile(sequential, 0.95)
@@ -179,7 +186,7 @@ def main() -> None:
     print("injected model latencies: " + ", ".join(f"{k} {v} ms" for k, v in LATENCY_MS.items()))
     print(f"critical path ASR + max(VLM, intent_keywords + segmentation) = {CRITICAL_PATH_MS} ms")
     print(f"end-to-end over HTTP: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
-    print("  step timings, median ms: " + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in steps.items()))
+    print("  step timings, median ms: " + step_medians(results))
     print(
         f"(a) the same steps one after another (Lambda invokes, {SEQUENTIAL_MODEL_MS} ms of model latency): "
         f"p50 {s50:.0f} ms, p95 {s95:.0f} ms -> speedup {speedup:.2f}x at p50, target >= 1.45 "
@@ -194,6 +201,7 @@ def main() -> None:
         f"    under {args.concurrency} concurrent requests ({args.waves} waves, {len(concurrent)} requests): "
         f"p50 {c50:.0f} ms ({overhead_pct(c50):.1f} %), p95 {c95:.0f} ms ({overhead_pct(c95):.1f} %)"
     )
+    print("      step timings, median ms: " + step_medians([result for _, result in waves]))
     print(f"pipeline_concurrent_overhead_pct={overhead_pct(c50):.2f}")
     print(f"pipeline_speedup_vs_sequential={speedup:.2f}")
     print(f"pipeline_overhead_pct={overhead_pct(p50):.2f}")
