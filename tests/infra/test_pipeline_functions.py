@@ -40,7 +40,7 @@ SETTINGS_MODELS = {
 
 
 def function_name(config, name: str) -> str:
-    """`vlp-dev-api-uploads`, `vlp-dev-step-vlm` (`vlp-dev-vlm` is the VLM's endpoint)."""
+    """`vlp-dev-api-uploads`, `vlp-dev-step-answer` (`vlp-dev-vlm` is the VLM's endpoint)."""
     return f"{config.prefix}-{'api' if name in c.API_FUNCTIONS else 'step'}-{name}"
 
 
