@@ -8,10 +8,14 @@ environment fills the rest). The weights prefix in S3 is played by a local direc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import djl_double
+from package_loader import load_package_module
 
 from stacks.config import DjlConfig, ModelConfig, load_all
 from stacks.model_environment import djl_environment
@@ -70,3 +74,18 @@ def package_properties(role: str, weights: Path | str, **overrides: object) -> d
         else:
             props[key] = str(value)
     return props
+
+
+def configured_worker(
+    role: str, model: ModelConfig, weights: Path | str, caplog: Any, extra_env: Mapping[str, str] | None = None
+) -> ModuleType:
+    """A fresh worker of `role`'s package started as its endpoint configured as `model` starts it (weights staged
+    in `weights`): the package keeps what its serving.properties fixes, and the configured dtype is the one asked
+    for (no GPU here: the package says it falls back to float32)."""
+    props = container_properties(role, model, weights, extra_env)
+    assert (props["rolling_batch"], props["entryPoint"]) == ("disable", "model.py")  # the package's own
+    module = load_package_module(role)
+    with caplog.at_level(logging.INFO):
+        assert djl_double.initialise(module.handle, props) is None
+    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text
+    return module

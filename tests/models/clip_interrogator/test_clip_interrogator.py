@@ -195,16 +195,12 @@ def test_configured_settings_reach_the_handler(staged, terms_dir, tmp_path, capl
     """config/<env>.yaml's model names and dtype reach handle() through the container environment, under DJL's
     precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
     tiny_terms = {"OPTION_TERMS_DIR": str(terms_dir), "OPTION_TERM_CACHE_DIR": str(tmp_path)}  # not config's: tests'
-    props = djl_settings.container_properties("clip_interrogator", model, staged, extra_env=tiny_terms)
-    assert props["rolling_batch"] == "disable" and (props["clip_model_id"], props["caption_model_id"]) == (
-        "clip",
-        "caption",
-    )
-    module = helpers.load_package_module()
-    with caplog.at_level(logging.INFO):
-        assert djl_double.initialise(module.handle, props) is None
+    module = djl_settings.configured_worker("clip_interrogator", model, staged, caplog, extra_env=tiny_terms)
     service = module._service
-    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
+    assert (service.settings.clip.source, service.settings.caption.source) == (
+        str(staged / "clip"),
+        str(staged / "caption"),
+    )
     assert service.term_embeddings_source == "model_dir"
     assert service.settings.flavor_intermediate_count == 1024  # fixed by serving.properties
     body = interrogate(module, mode="fast", max_flavors=2).body

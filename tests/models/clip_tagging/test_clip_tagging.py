@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import math
 
 import clip_tagging_helpers as helpers
@@ -66,13 +65,8 @@ def test_models_load_once_across_many_requests(clip_dir, monkeypatch, image_png)
 def test_configured_settings_reach_the_handler(clip_dir, image_png, caplog, env, model):
     """config/<env>.yaml's model name, dtype and options reach handle() through the container environment, under
     DJL's precedence (serving.properties first, OPTION_* for what it leaves open)."""
-    props = djl_settings.container_properties("clip_tagging", model, clip_dir)
-    assert props["rolling_batch"] == "disable" and props["entryPoint"] == "model.py"  # the package's own
-    module = helpers.load_package_module()
-    with caplog.at_level(logging.INFO):
-        assert djl_double.initialise(module.handle, props) is None
+    module = djl_settings.configured_worker("clip_tagging", model, clip_dir, caplog)
     service = module._service
-    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
     assert service.cache.capacity == int(model.djl.options["label_cache_size"])
     assert service.settings.text_batch_size == int(model.djl.options["text_batch_size"])
     assert service.settings.max_labels == 10_000  # fixed by serving.properties

@@ -11,7 +11,6 @@ import base64
 import dataclasses
 import io
 import json
-import logging
 
 import djl_double
 import djl_settings
@@ -313,13 +312,8 @@ def test_nms_suppresses_overlaps_within_a_label_only(grounded_sam):
 def test_configured_settings_reach_the_handler(grounded_sam_weights, small_image, caplog, env, model):
     """config/<env>.yaml's model names, dtype and options reach handle() through the container environment, under
     DJL's precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
-    props = djl_settings.container_properties("grounded_sam", model, grounded_sam_weights)
-    assert props["rolling_batch"] == "disable"  # the package's own
-    module = helpers.load_package_module("grounded_sam")
-    with caplog.at_level(logging.INFO):
-        assert djl_double.initialise(module.handle, props) is None
+    module = djl_settings.configured_worker("grounded_sam", model, grounded_sam_weights, caplog)
     settings = module._service.settings
-    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
     assert settings.mask_batch_size == int(model.djl.options["mask_batch_size"])
     assert settings.nms_iou_threshold == 0.8  # fixed by serving.properties
     body = detect(module, small_image, max_detections=1).body

@@ -5,7 +5,6 @@ behaviour)."""
 from __future__ import annotations
 
 import json
-import logging
 from unittest.mock import ANY
 
 import djl_double
@@ -353,13 +352,8 @@ def test_bad_input_is_a_4xx_with_its_code_and_the_worker_keeps_serving(intent_ke
 def test_configured_settings_reach_the_handler(intent_keywords_weights, caplog, env, model):
     """config/<env>.yaml's model names and dtype reach handle() through the container environment, under DJL's
     precedence (serving.properties first, OPTION_* for what it leaves open), with the staged layout."""
-    props = djl_settings.container_properties("intent_keywords", model, intent_keywords_weights)
-    assert props["rolling_batch"] == "disable"  # the package's own
-    module = helpers.load_package_module("intent_keywords")
-    with caplog.at_level(logging.INFO):
-        assert djl_double.initialise(module.handle, props) is None
+    module = djl_settings.configured_worker("intent_keywords", model, intent_keywords_weights, caplog)
     settings = module._service.settings
-    assert f"running in float32 instead of {model.djl.dtype}" in caplog.text  # the configured dtype, no GPU here
     assert settings.hypothesis_template == "The user wants to {}."  # fixed by serving.properties
     body = ask(module).body
     assert list(body["intent"]["scores"]) == CONFIGURED
