@@ -21,7 +21,7 @@ from typing import cast
 import av
 import numpy as np
 
-from .errors import audio_too_long, undecodable_audio
+from .errors import ApiError
 
 SAMPLE_RATE = 16000  # what Whisper's feature extractor expects
 
@@ -46,18 +46,19 @@ AUDIO_CONTENT_TYPES = {
 def decode(data: bytes, *, max_seconds: float) -> np.ndarray:
     """Decode `data` to float32 mono samples at SAMPLE_RATE, refusing what is not audio or is too long."""
     if not data:
-        raise undecodable_audio("the request body is empty: send the audio bytes")
+        raise ApiError("UNDECODABLE_AUDIO", "the request body is empty: send the audio bytes")
     truncated = _wav_truncation(data)
     if truncated is not None:
-        raise undecodable_audio(
+        raise ApiError(
+            "UNDECODABLE_AUDIO",
             f"the WAV file is truncated: its data chunk declares {truncated[0]} bytes "
-            f"but only {truncated[1]} are present"
+            f"but only {truncated[1]} are present",
         )
     max_samples = int(max_seconds * SAMPLE_RATE)
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
-        raise undecodable_audio(f"the body is not a supported audio file ({_reason(exc)})") from None
+        raise ApiError("UNDECODABLE_AUDIO", f"the body is not a supported audio file ({_reason(exc)})") from None
     resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     total = 0
@@ -65,12 +66,12 @@ def decode(data: bytes, *, max_seconds: float) -> np.ndarray:
     try:
         with container:
             if not container.streams.audio:
-                raise undecodable_audio("the file has no audio stream")
+                raise ApiError("UNDECODABLE_AUDIO", "the file has no audio stream")
             stream = container.streams.audio[0]
             declared = _declared_seconds(container, stream)
             exact_length = container.format.name == "flac"  # WAV truncation is caught above, from the RIFF header
             if declared is not None and declared > max_seconds + 1.0:
-                raise audio_too_long(f"the audio lasts {declared:.1f} s; the limit is {max_seconds:g} s")
+                raise ApiError("AUDIO_TOO_LONG", f"the audio lasts {declared:.1f} s; the limit is {max_seconds:g} s")
             # a generator (typed as a plain Iterator), closed below
             frames = cast("Generator[av.AudioFrame, None, None]", container.decode(stream))
             try:
@@ -86,26 +87,27 @@ def decode(data: bytes, *, max_seconds: float) -> np.ndarray:
                     for out in resampler.resample(frame):
                         total += _append(chunks, out)
                     if total > max_samples:
-                        raise audio_too_long(f"the audio lasts more than {max_seconds:g} s (the limit)")
+                        raise ApiError("AUDIO_TOO_LONG", f"the audio lasts more than {max_seconds:g} s (the limit)")
             finally:
                 frames.close()  # finish the decoder generator before its container closes
             for out in resampler.resample(None):
                 total += _append(chunks, out)
     except av.error.FFmpegError as exc:
-        raise undecodable_audio(f"the audio could not be decoded ({_reason(exc)})") from None
+        raise ApiError("UNDECODABLE_AUDIO", f"the audio could not be decoded ({_reason(exc)})") from None
     finally:
         del resampler
         gc.collect()  # PyAV's resampler graph holds memory until collected (faster-whisper issue #390)
     if total > max_samples:
-        raise audio_too_long(f"the audio lasts {total / SAMPLE_RATE:.1f} s; the limit is {max_seconds:g} s")
+        raise ApiError("AUDIO_TOO_LONG", f"the audio lasts {total / SAMPLE_RATE:.1f} s; the limit is {max_seconds:g} s")
     if total == 0:
         detail = f" ({_reason(decode_error)})" if decode_error else ""
-        raise undecodable_audio(f"the file holds no decodable audio{detail}")
+        raise ApiError("UNDECODABLE_AUDIO", f"the file holds no decodable audio{detail}")
     samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
     seconds = total / SAMPLE_RATE
     if exact_length and declared is not None and seconds < declared - 0.1:
-        raise undecodable_audio(
-            f"the FLAC file is truncated: it declares {declared:.2f} s of audio but only {seconds:.2f} s decode"
+        raise ApiError(
+            "UNDECODABLE_AUDIO",
+            f"the FLAC file is truncated: it declares {declared:.2f} s of audio but only {seconds:.2f} s decode",
         )
     return samples
 

@@ -108,9 +108,7 @@ class Engine:
         limit = self.settings.num_workers + self.settings.max_queue
         with self._lock:
             if self._in_flight >= limit:
-                raise ApiError(
-                    503, "SERVER_BUSY", f"{self._in_flight} transcriptions are running or queued; retry later"
-                )
+                raise ApiError("SERVER_BUSY", f"{self._in_flight} transcriptions are running or queued; retry later")
             self._in_flight += 1
         try:
             with self._slots:
@@ -135,7 +133,7 @@ class Engine:
             raise
         except Exception as exc:  # out of memory, a CTranslate2 fault: a 500 the caller may retry
             log.exception("transcription failed")
-            raise ApiError(500, "MODEL_FAILURE", f"transcription failed: {type(exc).__name__}") from exc
+            raise ApiError("MODEL_FAILURE", f"transcription failed: {type(exc).__name__}") from exc
         return self._response(duration, info.language, info.language_probability, segments, options)
 
     def _response(

@@ -1,44 +1,33 @@
-"""The one error type the request path raises: it carries the HTTP status and the machine-readable code."""
+"""The one error type the request path raises: it carries the machine-readable code and the HTTP status."""
 
 from __future__ import annotations
 
+# The status of each code the server answers with (docs/model-contracts.md, "Whisper").
+STATUS_BY_CODE = {
+    "INVALID_JSON": 400,
+    "INVALID_REQUEST": 400,
+    "INVALID_OPTION": 400,
+    "UNDECODABLE_AUDIO": 400,
+    "BAD_REQUEST": 400,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "AUDIO_TOO_LARGE": 413,
+    "AUDIO_TOO_LONG": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "MODEL_FAILURE": 500,
+    "MODEL_NOT_READY": 503,
+    "SERVER_BUSY": 503,
+}
+
 
 class ApiError(Exception):
-    """A request the container refuses: `{"error": {"code", "message"}}` under `status`."""
+    """A request the container refuses: `{"error": {"code", "message"}}` under `status` (the code's, by default)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
+        self.status = status or STATUS_BY_CODE.get(code, 400)
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
-
-
-def unsupported_media_type(message: str) -> ApiError:
-    return ApiError(415, "UNSUPPORTED_MEDIA_TYPE", message)
-
-
-def undecodable_audio(message: str) -> ApiError:
-    return ApiError(400, "UNDECODABLE_AUDIO", message)
-
-
-def audio_too_large(message: str) -> ApiError:
-    return ApiError(413, "AUDIO_TOO_LARGE", message)
-
-
-def audio_too_long(message: str) -> ApiError:
-    return ApiError(413, "AUDIO_TOO_LONG", message)
-
-
-def invalid_option(message: str) -> ApiError:
-    return ApiError(400, "INVALID_OPTION", message)
-
-
-def invalid_json(message: str) -> ApiError:
-    return ApiError(400, "INVALID_JSON", message)
-
-
-def invalid_request(message: str) -> ApiError:
-    return ApiError(400, "INVALID_REQUEST", message)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import invalid_option
+from .errors import ApiError
 
 OPTION_NAMES = ("language", "task", "vad_filter", "word_timestamps", "beam_size")
 TASKS = ("transcribe", "translate")
@@ -46,7 +46,7 @@ def parse_custom_attributes(header: str | None) -> dict[str, str]:
         if key not in OPTION_NAMES:
             continue
         if not sep:
-            raise invalid_option(f"custom attribute {key!r} needs a value ({key}=...)")
+            raise ApiError("INVALID_OPTION", f"custom attribute {key!r} needs a value ({key}=...)")
         result[key] = value.strip()
     return result
 
@@ -60,10 +60,10 @@ def build_options(raw: Mapping[str, Any], *, languages: Iterable[str], multiling
     if raw.get("task") is not None:
         task = raw["task"]
         if not isinstance(task, str) or task.strip().lower() not in TASKS:
-            raise invalid_option(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+            raise ApiError("INVALID_OPTION", f"task must be one of {', '.join(TASKS)}, not {task!r}")
         task = task.strip().lower()
         if task == "translate" and not multilingual:
-            raise invalid_option("task 'translate' needs a multilingual model; this one is English-only")
+            raise ApiError("INVALID_OPTION", "task 'translate' needs a multilingual model; this one is English-only")
         values["task"] = task
     for name in ("vad_filter", "word_timestamps"):
         if raw.get(name) is not None:
@@ -75,15 +75,16 @@ def build_options(raw: Mapping[str, Any], *, languages: Iterable[str], multiling
 
 def _language(value: Any, languages: set[str], multilingual: bool) -> str:
     if not isinstance(value, str):
-        raise invalid_option(f"language must be a language code such as 'en', not {value!r}")
+        raise ApiError("INVALID_OPTION", f"language must be a language code such as 'en', not {value!r}")
     # Accept BCP-47 tags ("en-US", "pt_BR") by their primary subtag.
     code = value.strip().lower().replace("_", "-").split("-")[0]
     if code not in languages:
         if not multilingual:
-            raise invalid_option(f"language {value!r} is not supported: this model is English-only ('en')")
-        raise invalid_option(
+            raise ApiError("INVALID_OPTION", f"language {value!r} is not supported: this model is English-only ('en')")
+        raise ApiError(
+            "INVALID_OPTION",
             f"language {value!r} is not a Whisper language code (ISO 639-1 such as 'en', 'de', 'zh'; 'haw', 'yue'), "
-            "or leave it out to detect the language"
+            "or leave it out to detect the language",
         )
     return code
 
@@ -97,7 +98,7 @@ def _bool(name: str, value: Any) -> bool:
             return True
         if lowered in _FALSE:
             return False
-    raise invalid_option(f"{name} must be true or false, not {value!r}")
+    raise ApiError("INVALID_OPTION", f"{name} must be true or false, not {value!r}")
 
 
 def _beam_size(value: Any) -> int:
@@ -108,5 +109,5 @@ def _beam_size(value: Any) -> int:
     elif isinstance(value, str) and value.strip().isdigit():
         number = int(value.strip())
     if number is None or not low <= number <= high:
-        raise invalid_option(f"beam_size must be an integer from {low} to {high}, not {value!r}")
+        raise ApiError("INVALID_OPTION", f"beam_size must be an integer from {low} to {high}, not {value!r}")
     return number

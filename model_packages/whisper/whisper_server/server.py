@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from . import __version__, audio
 from .engine import Engine
-from .errors import ApiError, audio_too_large, invalid_json, invalid_option, invalid_request, unsupported_media_type
+from .errors import ApiError
 from .hub_token import HubTokenError, load_hub_token
 from .options import OPTION_NAMES, parse_custom_attributes
 from .settings import Settings, SettingsError
@@ -72,11 +72,9 @@ class WhisperHandler(BaseHTTPRequestHandler):
             else:
                 self._send_json(503, {"status": "loading", "model": engine.settings.model_id})
         elif path == "/invocations":
-            self._send_error(ApiError(405, "METHOD_NOT_ALLOWED", "use POST /invocations"))
+            self._send_error(ApiError("METHOD_NOT_ALLOWED", "use POST /invocations"))
         else:
-            self._send_error(
-                ApiError(404, "NOT_FOUND", f"no route {path}: the routes are GET /ping and POST /invocations")
-            )
+            self._send_error(ApiError("NOT_FOUND", f"no route {path}: the routes are GET /ping and POST /invocations"))
 
     def do_POST(self) -> None:
         self._started = time.perf_counter()
@@ -85,7 +83,7 @@ class WhisperHandler(BaseHTTPRequestHandler):
             self._discard_body()
             status, code = (405, "METHOD_NOT_ALLOWED") if path == "/ping" else (404, "NOT_FOUND")
             self._send_error(
-                ApiError(status, code, f"no route POST {path}: the routes are GET /ping and POST /invocations")
+                ApiError(code, f"no route POST {path}: the routes are GET /ping and POST /invocations", status)
             )
             return
         try:
@@ -98,7 +96,7 @@ class WhisperHandler(BaseHTTPRequestHandler):
         except Exception:  # a bug: answer 500 and keep serving
             log.exception("request failed")
             self.close_connection = True
-            self._send_error(ApiError(500, "MODEL_FAILURE", "internal error while serving the request"))
+            self._send_error(ApiError("MODEL_FAILURE", "internal error while serving the request"))
         else:
             self._send_json(200, result, note=f"audio={result['duration']}s")
 
@@ -110,7 +108,7 @@ class WhisperHandler(BaseHTTPRequestHandler):
     def _method_not_allowed(self) -> None:
         self._started = time.perf_counter()
         self._discard_body()
-        self._send_error(ApiError(405, "METHOD_NOT_ALLOWED", "the routes are GET /ping and POST /invocations"))
+        self._send_error(ApiError("METHOD_NOT_ALLOWED", "the routes are GET /ping and POST /invocations"))
 
     # -- /invocations ---------------------------------------------------------------------------------------------
 
@@ -118,7 +116,7 @@ class WhisperHandler(BaseHTTPRequestHandler):
         settings, engine = self.server.settings, self.server.engine
         if not engine.ready:
             self._discard_body()
-            raise ApiError(503, "MODEL_NOT_READY", "the model is still loading; retry shortly")
+            raise ApiError("MODEL_NOT_READY", "the model is still loading; retry shortly")
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type == JSON_TYPE:
             limit = (settings.max_audio_bytes + 2) // 3 * 4 + 65536  # base64 grows the audio by 4/3
@@ -126,9 +124,10 @@ class WhisperHandler(BaseHTTPRequestHandler):
             limit = settings.max_audio_bytes
         else:
             self._discard_body()
-            raise unsupported_media_type(
+            raise ApiError(
+                "UNSUPPORTED_MEDIA_TYPE",
                 f"unsupported Content-Type {content_type or '(none)'!r}: send audio/wav, audio/mpeg, audio/flac, "
-                "audio/ogg or audio/webm bytes, or application/json with base64 audio"
+                "audio/ogg or audio/webm bytes, or application/json with base64 audio",
             )
         body = self._read_body(limit)
         raw_options: dict[str, Any] = parse_custom_attributes(self.headers.get(CUSTOM_ATTRIBUTES))
@@ -138,9 +137,10 @@ class WhisperHandler(BaseHTTPRequestHandler):
         else:
             audio_bytes = body
         if len(audio_bytes) > settings.max_audio_bytes:
-            raise audio_too_large(
+            raise ApiError(
+                "AUDIO_TOO_LARGE",
                 f"the audio is {len(audio_bytes)} bytes; "
-                f"the limit is {settings.max_audio_bytes} bytes (MAX_AUDIO_BYTES)"
+                f"the limit is {settings.max_audio_bytes} bytes (MAX_AUDIO_BYTES)",
             )
         options = engine.options(raw_options)
         samples = audio.decode(audio_bytes, max_seconds=settings.max_audio_seconds)
@@ -158,10 +158,12 @@ class WhisperHandler(BaseHTTPRequestHandler):
                 raise ValueError
         except ValueError:
             self.close_connection = True
-            raise invalid_request(f"invalid Content-Length {raw_length!r}") from None
+            raise ApiError("INVALID_REQUEST", f"invalid Content-Length {raw_length!r}") from None
         if length > limit:
             self._discard(length)
-            raise audio_too_large(f"the request body is {length} bytes; the limit is {limit} bytes (MAX_AUDIO_BYTES)")
+            raise ApiError(
+                "AUDIO_TOO_LARGE", f"the request body is {length} bytes; the limit is {limit} bytes (MAX_AUDIO_BYTES)"
+            )
         data = self.rfile.read(length)
         if len(data) < length:
             raise ConnectionError(f"body ended after {len(data)} of {length} bytes")
@@ -181,12 +183,14 @@ class WhisperHandler(BaseHTTPRequestHandler):
                 total += size
                 if total > limit:
                     self.close_connection = True
-                    raise audio_too_large(f"the request body is over the limit of {limit} bytes (MAX_AUDIO_BYTES)")
+                    raise ApiError(
+                        "AUDIO_TOO_LARGE", f"the request body is over the limit of {limit} bytes (MAX_AUDIO_BYTES)"
+                    )
                 parts.append(self.rfile.read(size))
                 self.rfile.readline(1024)
         except ValueError:
             self.close_connection = True
-            raise invalid_request("malformed chunked request body") from None
+            raise ApiError("INVALID_REQUEST", "malformed chunked request body") from None
 
     def _discard_body(self) -> None:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -240,9 +244,9 @@ class WhisperHandler(BaseHTTPRequestHandler):
         """The base class's own errors (bad request line, unsupported method, headers too long) as JSON too."""
         self.close_connection = True
         if code == 501:
-            exc = ApiError(405, "METHOD_NOT_ALLOWED", f"method {self.command!r} is not supported")
+            exc = ApiError("METHOD_NOT_ALLOWED", f"method {self.command!r} is not supported")
         else:
-            exc = ApiError(code, "BAD_REQUEST" if code == 400 else f"HTTP_{code}", message or "bad request")
+            exc = ApiError("BAD_REQUEST" if code == 400 else f"HTTP_{code}", message or "bad request", code)
         if not hasattr(self, "_started"):
             self._started = time.perf_counter()
         if not self.command:  # the request line was unreadable: still answer with a status line, not HTTP/0.9
@@ -261,15 +265,17 @@ def _parse_json(body: bytes) -> tuple[bytes, dict[str, Any]]:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise invalid_json(f"the body is not valid JSON: {exc}") from None
+        raise ApiError("INVALID_JSON", f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise invalid_request('the JSON body must be an object: {"audio": "<base64>", ...}')
+        raise ApiError("INVALID_REQUEST", 'the JSON body must be an object: {"audio": "<base64>", ...}')
     unknown = sorted(set(payload) - set(JSON_FIELDS))
     if unknown:
-        raise invalid_option(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(JSON_FIELDS)}")
+        raise ApiError(
+            "INVALID_OPTION", f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(JSON_FIELDS)}"
+        )
     encoded = payload.get("audio")
     if not isinstance(encoded, str) or not encoded.strip():
-        raise invalid_request('"audio" is required: the audio file as a base64 string')
+        raise ApiError("INVALID_REQUEST", '"audio" is required: the audio file as a base64 string')
     return _b64decode(encoded), {k: v for k, v in payload.items() if k != "audio"}
 
 
@@ -283,7 +289,7 @@ def _b64decode(encoded: str) -> bytes:
             return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise invalid_request('"audio" is not valid base64') from None
+        raise ApiError("INVALID_REQUEST", '"audio" is not valid base64') from None
 
 
 def main(argv: list[str] | None = None) -> int:
