@@ -110,7 +110,6 @@ ANALYZE_STATE = "Analyze"  # the Parallel state
 ROUTE_STATE = "Route"  # the Choice state on ROUTE_PATH
 ROUTE_PATH = "$.understand.route"  # where the Understand step writes the route
 ANALYSIS_PATH = "$.analysis"  # the Parallel state's result: {understand, result, answer}
-PRE_STEPS = ("validate", "transcribe")
 UNDERSTAND, PLAN, ANSWER, ASSEMBLE = "understand", "plan", "answer", "assemble"
 
 

@@ -35,9 +35,12 @@ _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 _MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-def check_available(request: AnalyzeRequest, settings: PipelineSettings) -> None:
+def check_available(request: AnalyzeRequest, settings: PipelineSettings, *, source: str = "jobs") -> None:
     """TASK_NOT_AVAILABLE before any model runs, when the request needs a role without an endpoint (the roles
-    of its route: vlp.steps.ROUTES; ``auto`` learns its route later and falls back to describe)."""
+    of its route: vlp.steps.ROUTES; ``auto`` learns its route later and falls back to describe); a jobs-only task
+    started by POST /v1/analyze (``source``) is refused too (the Express machine has no branch for it)."""
+    if request.task != "auto" and ROUTES[Route(request.task)].jobs_only and source != "jobs":
+        raise CallerError(f"Task '{request.task}' runs only as a job: use POST /v1/jobs.", code="INVALID_REQUEST")
     needed: list[tuple[str, str]] = []
     if request.audio_key:
         needed.append(("asr", "Audio input"))
@@ -126,7 +129,7 @@ def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
     started = time.perf_counter()
     execution = parse_execution_input(event)
     request = execution.request
-    check_available(request, settings)
+    check_available(request, settings, source=execution.source)
     caller, request_id = execution.caller, execution.request_id
     for key in (request.image_key, request.audio_key):
         if key is not None and not owns(caller, key):

@@ -81,3 +81,22 @@ def test_the_pipeline_does_not_import_the_http_layer():
                 assert not node.module.startswith("vlp.api"), path.name
             if isinstance(node, ast.Import):
                 assert not any(alias.name.startswith("vlp.api") for alias in node.names), path.name
+
+
+def test_a_jobs_only_route_is_refused_on_the_synchronous_api(monkeypatch):
+    """A route marked jobs_only (the Express machine has no branch for it) is refused up front for analyze."""
+    from dataclasses import replace
+
+    from vlp.errors import CallerError
+    from vlp.pipeline.validate import check_available
+    from vlp.requests import AnalyzeRequest
+    from vlp.settings import PipelineSettings, load_settings
+
+    settings = load_settings(PipelineSettings)
+    request = AnalyzeRequest.model_validate({"image_base64": "iVBORw0KGgo=", "task": "prompt"})
+    check_available(request, settings, source="analyze")  # not jobs-only: fine
+    monkeypatch.setitem(steps.ROUTES, Route.PROMPT, replace(steps.ROUTES[Route.PROMPT], jobs_only=True))
+    check_available(request, settings, source="jobs")
+    with pytest.raises(CallerError) as refused:
+        check_available(request, settings, source="analyze")
+    assert refused.value.code == "INVALID_REQUEST" and "/v1/jobs" in str(refused.value)
