@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 
 from stacks import constants as c
 from stacks.nag import acknowledge_wildcard_resources
+from stacks.pipeline_functions import WILDCARD_REASON
 
 # The keys the pipeline uses (lambdas/vlp/keys.py): inputs/<caller>/<request id>/image.jpg in,
 # results/<caller>/<request id>/restyled.png out.
@@ -31,9 +32,6 @@ def grant_restyle_io(role: iam.IRole, requests: s3.IBucket, key: kms.IKey) -> No
             conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
         )
     )
-    acknowledge_wildcard_resources(
-        role,
-        [images, results],
-        "The restyle container reads only inputs/<caller>/<request id>/image.jpg and writes only "
-        "results/<caller>/<request id>/restyled.png; caller and request id are known only per request.",
-    )
+    # inputs/<caller>/<request id>/image.jpg and results/<caller>/<request id>/restyled.png: caller and request id
+    # are known only per request; the request path's own reason, as the pipeline functions' access to these keys
+    acknowledge_wildcard_resources(role, [images, results], WILDCARD_REASON)
