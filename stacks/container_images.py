@@ -2,8 +2,9 @@
 
 The TGI and DJL LMI images are AWS Deep Learning Containers: their URIs are resolved for the environment's region
 and the configured version by the SageMaker SDK's image_uris (offline: it reads the SDK's bundled tables), so no
-account table is kept here. The Whisper image is ours, built from model_packages/whisper as a CDK Docker image
-asset: synth only stages the folder; Docker builds it at deploy time.
+account table is kept here. The Whisper image is ours, built from model_packages/whisper/Dockerfile as a CDK Docker
+image asset (context model_packages/, for two shared modules): synth only stages the context; Docker builds it at
+deploy time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from aws_cdk import IgnoreMode
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -69,19 +71,25 @@ def dlc_image(scope: Construct, construct_id: str, *, framework: str, region: st
     return ModelImage(uri=uri, repository=ecr.Repository.from_repository_arn(scope, construct_id, arn))
 
 
+def whisper_context_patterns() -> list[str]:
+    """The Whisper image's build context patterns: model_packages/whisper/Dockerfile.dockerignore."""
+    lines = (WHISPER_DIR / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
 def whisper_image(scope: Construct, construct_id: str) -> ModelImage:
     if not (WHISPER_DIR / "Dockerfile").is_file():
         raise FileNotFoundError(f"{WHISPER_DIR / 'Dockerfile'} is missing: the ASR endpoint is built from it")
     asset = ecr_assets.DockerImageAsset(
         scope,
         construct_id,
-        # The context is the Whisper folder alone, so whisper_server/hub_token.py is a copy of
-        # model_packages/shared/vlp_hub_token.py (tests/models/test_hub_token.py keeps them identical) rather than
-        # the shared module itself: using it would move the context to model_packages/ (a new Dockerfile path and
-        # exclude list, a different asset hash) and put shared/ on the PYTHONPATH of every whisper_server launcher
-        # (local mode, the model tests, the image), more change than one 60-line file is worth.
-        directory=str(WHISPER_DIR),
+        # The context is model_packages/, so the image copies the shared modules the server uses
+        # (shared/vlp_hub_token.py, shared/vlp_errors.py) rather than keeping copies; Dockerfile.dockerignore, the
+        # file `docker build` reads too, leaves every other package out.
+        directory=str(WHISPER_DIR.parent),
+        file="whisper/Dockerfile",
+        ignore_mode=IgnoreMode.DOCKER,
+        exclude=whisper_context_patterns(),
         platform=ecr_assets.Platform.LINUX_AMD64,
-        exclude=["tests", "**/__pycache__", "*.pyc"],
     )
     return ModelImage(uri=asset.image_uri, repository=asset.repository)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, overload
 
+from vlp_errors import ContainerError
+
 logger = logging.getLogger(__name__)
 N = TypeVar("N", int, float)
 S = TypeVar("S")
@@ -56,20 +58,10 @@ DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 
 
-class RequestError(Exception):
-    """A request the package refuses (4xx) or could not serve (500)."""
+class RequestError(ContainerError):
+    """A request the package refuses (4xx) or could not serve (500), its status from STATUS_BY_CODE by default."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status or STATUS_BY_CODE.get(code, 400)
-
-    def body(self, batched: bool) -> dict:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if batched:
-            error["status"] = self.status
-        return {"error": error}
+    statuses = STATUS_BY_CODE
 
 
 def model_failure() -> RequestError:

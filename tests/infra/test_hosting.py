@@ -65,8 +65,11 @@ def test_whisper_image_is_a_docker_asset(assembly):
     container = _model_of(assembly, "prod", c.MODEL_ASR)["PrimaryContainer"]
     assert "container-assets" in str(container["Image"])
     assert container["Environment"]["MODEL_DIR"] == "/opt/ml/model"
-    assets = list(assembly.outdir.glob("asset.*/Dockerfile"))
-    assert assets, "the Whisper build context must be staged into the assembly"
+    assets = list(assembly.outdir.glob("asset.*/whisper/Dockerfile"))
+    assert assets, "the Whisper build context (model_packages/, its own folder and two shared modules) must be staged"
+    staged = {p.relative_to(assets[0].parents[1]).as_posix() for p in assets[0].parents[1].rglob("*.py")}
+    assert {"shared/vlp_hub_token.py", "shared/vlp_errors.py", "whisper/whisper_server/server.py"} <= staged
+    assert not any(path.split("/")[0] not in ("whisper", "shared") for path in staged)  # no other package
 
 
 def test_g5_endpoint_configs_have_no_kms_key_and_startup_timeouts(assembly, configs):

@@ -1,6 +1,6 @@
 """The hub token of gated hub weights is read at start-up from Secrets Manager through the container's own role
-(model_packages/shared/vlp_hub_token.py, its copy in the Whisper server): a real boto3 client, its answers stubbed
-by botocore's Stubber (no network)."""
+(model_packages/shared/vlp_hub_token.py, in every DJL package and the Whisper image): a real boto3 client, its
+answers stubbed by botocore's Stubber (no network)."""
 
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ def test_the_value_is_never_logged(caplog):
     assert SECRET in caplog.text and TOKEN not in caplog.text
 
 
-def test_variable_name_matches_the_stacks_and_the_whisper_copy_is_identical():
+def test_variable_name_matches_the_stacks_and_the_whisper_server_uses_the_shared_module():
     assert vlp_hub_token.SECRET_ID_VAR == c.ENV_HF_TOKEN_SECRET_ID
-    shared = ROOT / "model_packages" / "shared" / "vlp_hub_token.py"
-    whisper = ROOT / "model_packages" / "whisper" / "whisper_server" / "hub_token.py"
-    assert whisper.read_text() == shared.read_text()
+    server = (ROOT / "model_packages" / "whisper" / "whisper_server" / "server.py").read_text()
+    assert "from vlp_hub_token import HubTokenError, load_hub_token" in server  # the image copies it in: test_image
+    assert not list((ROOT / "model_packages" / "whisper").rglob("*hub_token*.py"))  # no copy to drift
 
 
 def test_the_shared_start_up_reads_the_token_right_after_the_requirements_check():

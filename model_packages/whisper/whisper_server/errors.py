@@ -1,6 +1,9 @@
-"""The one error type the request path raises: it carries the machine-readable code and the HTTP status."""
+"""The one error type the request path raises: the shared ContainerError (model_packages/shared/vlp_errors.py) with
+the Whisper server's statuses."""
 
 from __future__ import annotations
+
+from vlp_errors import ContainerError
 
 # The status of each code the server answers with (docs/model-contracts.md, "Whisper").
 STATUS_BY_CODE = {
@@ -20,14 +23,7 @@ STATUS_BY_CODE = {
 }
 
 
-class ApiError(Exception):
+class ApiError(ContainerError):
     """A request the container refuses: `{"error": {"code", "message"}}` under `status` (the code's, by default)."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status or STATUS_BY_CODE.get(code, 400)
-
-    def body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+    statuses = STATUS_BY_CODE

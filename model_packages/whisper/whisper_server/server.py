@@ -23,10 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from vlp_hub_token import HubTokenError, load_hub_token
+
 from . import __version__, audio
 from .engine import Engine
 from .errors import ApiError
-from .hub_token import HubTokenError, load_hub_token
 from .options import OPTION_NAMES, parse_custom_attributes
 from .settings import Settings, SettingsError
 

@@ -8,10 +8,12 @@ import json
 import re
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import whisper_testkit as kit
 
 DOCKERFILE = (kit.PACKAGE_DIR / "Dockerfile").read_text()
+SHARED_DIR = kit.PACKAGE_DIR.parent / "shared"  # the shared modules the image copies beside whisper_server
 PINS = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", (kit.PACKAGE_DIR / "requirements.txt").read_text(), re.M))
 DIRECT = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (kit.PACKAGE_DIR / "requirements.in").read_text(), re.M))
 # import name -> distribution, for what the server imports
@@ -20,7 +22,7 @@ DISTRIBUTIONS = {
     "ctranslate2": "ctranslate2",
     "av": "av",
     "numpy": "numpy",
-    "boto3": "boto3",  # hub_token.py: the hub token secret, read at start-up
+    "boto3": "boto3",  # vlp_hub_token.py: the hub token secret, read at start-up
 }
 
 
@@ -56,16 +58,29 @@ def test_no_torch_in_the_image():
     assert not {_normal(n) for n in PINS} & {"torch", "transformers", "tensorflow", "jax"}
 
 
+def _imports(path: Path) -> set[str]:
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+    return imported
+
+
 def test_everything_the_server_imports_is_in_the_image():
     stdlib = set(sys.stdlib_module_names)
     imported: set[str] = set()
     for path in (kit.PACKAGE_DIR / "whisper_server").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                imported.add(node.module.split(".")[0])
-    third_party = imported - stdlib - {"__future__", "whisper_server"}
+        imported |= _imports(path)
+    shared = {name for name in imported if (SHARED_DIR / f"{name}.py").is_file()}
+    copied = re.search(r"^COPY --chown=root:root (shared/.*) /opt/program/$", DOCKERFILE, re.M)
+    assert copied and set(copied.group(1).split()) == {f"shared/{name}.py" for name in shared}  # exactly those
+    for name in shared:  # and what they import in turn
+        imported |= _imports(SHARED_DIR / f"{name}.py")
+    ignored = (kit.PACKAGE_DIR / "Dockerfile.dockerignore").read_text()
+    assert all(f"!shared/{name}.py" in ignored for name in shared)  # in the build context
+    third_party = imported - stdlib - {"__future__", "whisper_server"} - shared
     assert third_party <= set(DISTRIBUTIONS), f"map these to their distributions: {third_party - set(DISTRIBUTIONS)}"
     for module in third_party:
         assert _normal(DISTRIBUTIONS[module]) in {_normal(n) for n in PINS}
@@ -82,5 +97,5 @@ def test_dockerfile_serves_as_sagemaker_expects():
     user = re.findall(r"^USER (\S+)$", DOCKERFILE, re.M)
     assert user and user[-1] not in ("root", "0")
     assert re.search(r"^EXPOSE 8080$", DOCKERFILE, re.M)
-    assert "--require-hashes" in DOCKERFILE and "COPY --chown=root:root whisper_server" in DOCKERFILE
+    assert "--require-hashes" in DOCKERFILE and "COPY --chown=root:root whisper/whisper_server" in DOCKERFILE
     assert "MODEL_DIR=/opt/ml/model" in DOCKERFILE
