@@ -204,7 +204,7 @@ def test_a_bad_request_is_refused_on_the_page_without_a_call(session, image, req
 def test_api_errors_and_failed_jobs_show_like_the_other_tab(session, image):
     refusal = VlpError("MISSING_STYLE", "Task restyle needs a style or a style_prompt.", status=400, request_id="r-4")
     client = Recorder()
-    client.submit_job = lambda *a, **k: (_ for _ in ()).throw(refusal)  # type: ignore[method-assign]
+    client.submit_job = lambda *a, **k: (_ for _ in ()).throw(refusal)  # type: ignore[method-assign]  (a stand-in that refuses)
     out = session(client).restyle(RestyleInput(image))
     assert out.error == "error MISSING_STYLE: Task restyle needs a style or a style_prompt. (request id r-4)"
     assert out.before and out.after is None
@@ -223,7 +223,7 @@ def test_a_failed_download_still_shows_the_prompt_with_a_warning(session, image)
     def expired(result: Any, out_dir: Any) -> list[Path]:
         raise VlpError("DOWNLOAD_FAILED", "download restyled.png: HTTP 403", status=403)
 
-    client.download = expired  # type: ignore[method-assign]
+    client.download = expired  # type: ignore[method-assign]  (an expired download link)
     out = session(client).restyle(RestyleInput(image))
     assert out.error is None and out.after is None and out.prompt == PROMPT
     assert "could not be downloaded: error DOWNLOAD_FAILED" in out.warnings
