@@ -49,55 +49,11 @@ VOCAB_WORDS = ["dog", "cat", "red", "ball", "car", "person", "tree", "blue", "sk
 def build_models(root: Path) -> dict:
     """Scaled-down Grounding DINO (Swin backbone at 320 px, 6-layer 512-wide BERT, 3+3 deformable layers, 300
     queries) and SAM (8-layer 512-wide ViT at 384 px, windowed + global attention), random weights, saved with their
-    processors (the tests' builder, tests/models/grounded_sam). Inputs are kept small so that, as on a GPU, compute
-    per request is modest next to the weights."""
+    processors (the tests' builder and its "bench" architecture, tests/models/grounded_sam/architectures.json).
+    Inputs are kept small so that, as on a GPU, compute per request is modest next to the weights."""
     torch.manual_seed(0)
     vocab = tiny_bert.BASE_VOCAB + VOCAB_WORDS + [f"w{i}" for i in range(2000)]
-    detector, sam = grounded_sam_helpers.save_grounded_sam(
-        root,
-        vocab,
-        swin={
-            "image_size": 384,
-            "patch_size": 4,
-            "embed_dim": 64,
-            "depths": [2, 2, 4, 2],
-            "num_heads": [2, 4, 8, 16],
-            "window_size": 12,
-        },
-        bert={
-            "hidden_size": 512,
-            "num_hidden_layers": 6,
-            "num_attention_heads": 8,
-            "intermediate_size": 2048,
-            "max_position_embeddings": 256,
-        },
-        dino={
-            "num_queries": 300,
-            "encoder_layers": 3,
-            "decoder_layers": 3,
-            "d_model": 256,
-            "encoder_ffn_dim": 1024,
-            "decoder_ffn_dim": 1024,
-            "encoder_attention_heads": 8,
-            "decoder_attention_heads": 8,
-            "max_text_len": 256,
-        },
-        dino_image_size={"shortest_edge": 320, "longest_edge": 533},
-        sam_vision={
-            "hidden_size": 512,
-            "num_hidden_layers": 8,
-            "num_attention_heads": 8,
-            "output_channels": 256,
-            "image_size": 384,
-            "patch_size": 16,
-            "mlp_dim": 2048,
-            "global_attn_indexes": [1, 3, 5, 7],
-            "window_size": 8,
-        },
-        sam_prompt={"hidden_size": 256, "image_size": 384, "patch_size": 16},
-        sam_decoder={"hidden_size": 256},
-        sam_side=384,
-    )
+    detector, sam = grounded_sam_helpers.save_grounded_sam(root, vocab, "bench")
 
     def count(module: torch.nn.Module) -> float:
         return sum(p.numel() for p in module.parameters()) / 1e6

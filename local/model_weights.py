@@ -97,7 +97,8 @@ def _tiny_grounded_sam() -> Weights:
     _helpers_path()
     import grounded_sam_helpers as helpers
 
-    root = _cached("grounded_sam", [TESTS_MODELS / "grounded_sam" / "grounded_sam_helpers.py"], helpers.build)
+    sources = [TESTS_MODELS / "grounded_sam" / name for name in ("grounded_sam_helpers.py", "architectures.json")]
+    root = _cached("grounded_sam", sources, helpers.build)
     props = shipped_properties("grounded_sam")
     props.update(model_id=str(root), model_name=helpers.MODEL_NAME, sam_model_name=helpers.SAM_NAME)
     return Weights("grounded_sam", random=True, properties=props)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from pathlib import Path
 
 import djl_settings
@@ -61,22 +62,13 @@ VOCAB = [
 ]
 
 
-def save_grounded_sam(
-    root: Path,
-    vocab: list[str],
-    *,
-    swin: dict,
-    bert: dict,
-    dino: dict,
-    dino_image_size: dict,
-    sam_vision: dict,
-    sam_prompt: dict,
-    sam_decoder: dict,
-    sam_side: int,
-):
-    """Random-weight Grounding DINO (a Swin backbone, a BERT text encoder over `vocab`) and SAM of the given config
-    values, saved with their processors where `make stage-weights` puts them (<root>/grounding_dino, <root>/sam).
-    The tests (build) and bench/grounded_sam.py use it with their own sizes. Returns (detector, sam)."""
+ARCHITECTURES = Path(__file__).resolve().parent / "architectures.json"
+
+
+def save_grounded_sam(root: Path, vocab: list[str], architecture: str = "tiny"):
+    """Random-weight Grounding DINO (a Swin backbone, a BERT text encoder over `vocab`) and SAM of one of the
+    architectures in architectures.json ("tiny" for the tests, "bench" for bench/grounded_sam.py), saved with their
+    processors where `make stage-weights` puts them (<root>/grounding_dino, <root>/sam). Returns (detector, sam)."""
     from transformers import (
         BertConfig,
         GroundingDinoConfig,
@@ -90,82 +82,34 @@ def save_grounded_sam(
         SwinConfig,
     )
 
+    sizes = json.loads(ARCHITECTURES.read_text(encoding="utf-8"))[architecture]
     tokenizer = bert_tokenizer(root, vocab)
     config = GroundingDinoConfig(
-        backbone_config=SwinConfig(out_indices=[2, 3, 4], **swin),
-        text_config=BertConfig(vocab_size=len(vocab), **bert),
-        **dino,
+        backbone_config=SwinConfig(out_indices=[2, 3, 4], **sizes["swin"]),
+        text_config=BertConfig(vocab_size=len(vocab), **sizes["bert"]),
+        **sizes["dino"],
     )
     detector_dir = root / "grounding_dino"
     detector = GroundingDinoForObjectDetection(config).eval()
     detector.save_pretrained(detector_dir)
     GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size=dino_image_size), tokenizer=tokenizer
+        image_processor=GroundingDinoImageProcessor(size=sizes["dino_image_size"]), tokenizer=tokenizer
     ).save_pretrained(detector_dir)
-    sam_config = SamConfig(vision_config=sam_vision, prompt_encoder_config=sam_prompt, mask_decoder_config=sam_decoder)
+    sam_config = SamConfig(
+        vision_config=sizes["sam_vision"],
+        prompt_encoder_config=sizes["sam_prompt"],
+        mask_decoder_config=sizes["sam_decoder"],
+    )
     sam_dir = root / "sam"
     sam = SamModel(sam_config).eval()
     sam.save_pretrained(sam_dir)
+    side = sizes["sam_side"]
     SamProcessor(
-        SamImageProcessor(size={"longest_edge": sam_side}, pad_size={"height": sam_side, "width": sam_side})
+        SamImageProcessor(size={"longest_edge": side}, pad_size={"height": side, "width": side})
     ).save_pretrained(sam_dir)
     return detector, sam
 
 
-def build(root: Path, *, max_text_len: int = 32, num_queries: int = 30) -> Path:
-    # d_model must be a multiple of 32 (GroupNorm); two decoder layers (the bbox heads are tied across layers).
-    save_grounded_sam(
-        root,
-        VOCAB,
-        swin={
-            "image_size": 64,
-            "patch_size": 4,
-            "embed_dim": 8,
-            "depths": [1, 1, 1, 1],
-            "num_heads": [1, 1, 1, 1],
-            "window_size": 4,
-        },
-        bert={
-            "hidden_size": 16,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 32,
-            "max_position_embeddings": 64,
-        },
-        dino={
-            "num_queries": num_queries,
-            "encoder_layers": 1,
-            "decoder_layers": 2,
-            "d_model": 32,
-            "encoder_ffn_dim": 32,
-            "decoder_ffn_dim": 32,
-            "encoder_attention_heads": 2,
-            "decoder_attention_heads": 2,
-            "encoder_n_points": 1,
-            "decoder_n_points": 1,
-            "max_text_len": max_text_len,
-        },
-        dino_image_size={"shortest_edge": 96, "longest_edge": 128},
-        sam_vision={
-            "hidden_size": 16,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "output_channels": 16,
-            "image_size": 64,
-            "patch_size": 16,
-            "mlp_dim": 32,
-            "global_attn_indexes": [0],
-            "window_size": 2,
-            "num_pos_feats": 8,
-        },
-        sam_prompt={"hidden_size": 16, "image_size": 64, "patch_size": 16, "mask_input_channels": 4},
-        sam_decoder={
-            "hidden_size": 16,
-            "mlp_dim": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "iou_head_hidden_dim": 16,
-        },
-        sam_side=64,
-    )
+def build(root: Path) -> Path:
+    save_grounded_sam(root, VOCAB)
     return root
