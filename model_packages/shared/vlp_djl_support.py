@@ -238,12 +238,13 @@ class Properties:
             if OPTION not in item.metadata:
                 continue
             bounds = {key: value for key, value in item.metadata[OPTION].items() if value is not None}
+            default: Any = item.default  # option() always sets one
             if item.type == "str":
-                values[item.name] = self.get_str(item.name, item.default)
+                values[item.name] = self.get_str(item.name, default)
             elif item.type == "int":
-                values[item.name] = self.get_int(item.name, item.default, **bounds)
+                values[item.name] = self.get_int(item.name, default, **bounds)
             else:
-                values[item.name] = self.get_float(item.name, item.default, **bounds)
+                values[item.name] = self.get_float(item.name, default, **bounds)
         return settings_cls(**values)
 
 
