@@ -9,7 +9,7 @@ and stored beside the weights as `term_embeddings.safetensors` (float16 rows, L2
 digest of every table and the embedding of a probe text, so a worker can tell, at start-up and without a hub,
 whether the file matches both the tables it ships and the CLIP weights it loaded.
 
-Beside torch, transformers and safetensors it needs only the shared vlp_djl_support (where a model is): the
+Beside torch, transformers and safetensors it needs the shared vlp_djl_support (where a model is) and vlp_clip: the
 weight-staging command imports it with both folders on sys.path, model_packages/clip_interrogator and
 model_packages/shared (model_packages/stage_weights.py).
 """
@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from vlp_clip import ClipEncoder
 from vlp_djl_support import display_name, model_id_fallback, resolve_model_source
 
 logger = logging.getLogger(__name__)
@@ -111,51 +112,7 @@ def table_digest(terms: Sequence[str]) -> str:
 # ---- text encoding ----
 
 
-class ClipTextEncoder:
-    """Normalised CLIP text embeddings, in chunks of texts of similar length (less padding)."""
-
-    def __init__(self, model, tokenizer, *, batch_size: int = 256) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        parameter = next(model.parameters())
-        self.device, self.dtype = parameter.device, parameter.dtype
-        self.context_length = int(model.config.text_config.max_position_embeddings)
-        self.dim = int(model.config.projection_dim)
-        self.texts_encoded = 0
-
-    @torch.inference_mode()
-    def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """(len(texts), dim) L2-normalised, in the model's dtype, on its device."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty((len(texts), self.dim), device=self.device, dtype=self.dtype)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            tokens = self.tokenizer(
-                [texts[i] for i in chunk],
-                padding=True,
-                truncation=True,
-                max_length=self.context_length,
-                return_tensors="pt",
-            )
-            output = self.model.get_text_features(
-                input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
-            )
-            features = output if isinstance(output, torch.Tensor) else output.pooler_output
-            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(features.float(), dim=-1).to(
-                self.dtype
-            )
-        self.texts_encoded += len(texts)
-        return out
-
-    def fits(self, text: str) -> bool:
-        """Whether `text` fits CLIP's context with room to spare, as clip-interrogator's _prompt_at_max_len tests:
-        at most context_length - 1 tokens, start and end tokens included."""
-        ids = self.tokenizer(text, truncation=True, max_length=self.context_length + 1)["input_ids"]
-        return len(ids) < self.context_length
-
-
-def compute_term_embeddings(encoder: ClipTextEncoder, tables: Mapping[str, Sequence[str]]) -> dict[str, torch.Tensor]:
+def compute_term_embeddings(encoder: ClipEncoder, tables: Mapping[str, Sequence[str]]) -> dict[str, torch.Tensor]:
     """float16 CPU tensors, one per table, plus the probe embedding under PROBE_KEY."""
     result = {}
     for name, terms in tables.items():
@@ -195,7 +152,7 @@ def save_term_embeddings(
 
 
 def load_term_embeddings(
-    path: str | os.PathLike, tables: Mapping[str, Sequence[str]], encoder: ClipTextEncoder | None = None
+    path: str | os.PathLike, tables: Mapping[str, Sequence[str]], encoder: ClipEncoder | None = None
 ) -> dict[str, torch.Tensor]:
     """The file's embeddings (float16, CPU) for `tables`; TermEmbeddingsMismatch if they do not belong together.
 
@@ -268,7 +225,7 @@ def precompute_term_embeddings(
     model = CLIPModel.from_pretrained(source)
     model = model.to(device=torch_device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers @wraps .to()
     tokenizer = AutoTokenizer.from_pretrained(source)
-    encoder = ClipTextEncoder(model, tokenizer, batch_size=batch_size)
+    encoder = ClipEncoder(model, tokenizer, batch_size=batch_size)
     tables = load_term_tables(terms_dir)
     embeddings = compute_term_embeddings(encoder, tables)
     name = display_name(clip_model_name, source)

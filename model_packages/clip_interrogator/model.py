@@ -35,7 +35,6 @@ from clip_interrogator_rank import Interrogator, Prompt, TermTable
 from clip_interrogator_terms import (
     DEFAULT_CLIP_MODEL,
     EMBEDDINGS_FILE,
-    ClipTextEncoder,
     TermEmbeddingsMismatch,
     compute_term_embeddings,
     load_term_embeddings,
@@ -44,9 +43,9 @@ from clip_interrogator_terms import (
     save_term_embeddings,
 )
 from djl_python import Input, Output
-from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration, CLIPModel, CLIPProcessor
+from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration
+from vlp_clip import ClipService
 from vlp_djl_support import (
-    ImageService,
     ImageSettings,
     ModelLocation,
     Properties,
@@ -102,27 +101,22 @@ class InterrogatorSettings(ImageSettings):
         return props.read(cls, clip=clip, caption=caption, roots=roots)
 
 
-class ClipInterrogatorService(ImageService):
+class ClipInterrogatorService(ClipService):
     max_aspect = 4.0
     settings_cls = InterrogatorSettings
     settings: InterrogatorSettings
     # set by load(), before any request
-    clip_model: CLIPModel
-    clip_processor: CLIPProcessor
     caption_model: Any  # BLIP or BLIP-2 (_captioner_class)
     caption_processor: Any  # its AutoProcessor
-    encoder: ClipTextEncoder
     interrogator: Interrogator
     term_embeddings_source = ""  # "model_dir", "cache" or "computed": how start-up got them
 
     def load(self) -> None:
         settings = self.settings
-        self.clip_model = load_pretrained(CLIPModel, settings.clip.source, self.device, self.dtype)
-        self.clip_processor = CLIPProcessor.from_pretrained(settings.clip.source)
+        self.load_clip(settings.clip, settings.chunk_size)
         captioner = _captioner_class(settings.caption.source)
         self.caption_model = load_pretrained(captioner, settings.caption.source, self.device, self.dtype)
         self.caption_processor = AutoProcessor.from_pretrained(settings.caption.source)
-        self.encoder = ClipTextEncoder(self.clip_model, self.clip_processor.tokenizer, batch_size=settings.chunk_size)
         tables = load_term_tables(settings.terms_dir or None)
         embeddings = self._term_embeddings(tables)
         term_tables = {
@@ -186,7 +180,7 @@ class ClipInterrogatorService(ImageService):
 
     @torch.inference_mode()
     def run(self, requests: list[InterrogateRequest]) -> list[dict]:
-        image_features = self.encode_images([r.image for r in requests])
+        image_features = self.encoder.encode_images([r.image for r in requests])
         needs_caption = [i for i, r in enumerate(requests) if r.mode != "negative"]
         captions: dict[int, str] = {}
         if needs_caption:
@@ -218,13 +212,6 @@ class ClipInterrogatorService(ImageService):
         if request.mode == "classic":
             return ci.classic(features, caption, request.max_flavors)
         return ci.best(features, caption, request.min_flavors, request.max_flavors)
-
-    def encode_images(self, images: list) -> torch.Tensor:
-        """L2-normalised CLIP image embeddings, float32, (len(images), dim)."""
-        pixels = self.clip_processor(images=images, return_tensors="pt")["pixel_values"]
-        output = self.clip_model.get_image_features(pixel_values=pixels.to(self.device, self.dtype))
-        features = output if isinstance(output, torch.Tensor) else output.pooler_output
-        return torch.nn.functional.normalize(features.float(), dim=-1)
 
     def caption(self, images: list) -> list[str]:
         pixels = self.caption_processor(images=images, return_tensors="pt")["pixel_values"]

@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 from clip_tagging_cache import LabelEmbeddingCache
 from djl_python import Input, Output
-from transformers import CLIPModel, CLIPProcessor
+from vlp_clip import ClipService
 from vlp_djl_support import (
-    ImageService,
     ImageSettings,
     ModelLocation,
     Properties,
@@ -37,7 +36,6 @@ from vlp_djl_support import (
     handle_with,
     int_field,
     list_field,
-    load_pretrained,
     locate_model,
     option,
 )
@@ -81,24 +79,17 @@ class TaggingSettings(ImageSettings):
         return props.read(cls, model=locate_model(props, "model_id", "model_name", [model_dir], fallback=model_dir))
 
 
-class ClipTaggingService(ImageService):
+class ClipTaggingService(ClipService):
     settings_cls = TaggingSettings
     settings: TaggingSettings
-    # set by load(), before any request
-    model: CLIPModel
-    processor: CLIPProcessor
-    cache: LabelEmbeddingCache
+    cache: LabelEmbeddingCache  # set by load(), before any request
     logit_scale = 100.0
-    context_length = 77
 
     def load(self) -> None:
         settings = self.settings
-        self.model = load_pretrained(CLIPModel, settings.model.source, self.device, self.dtype)
-        self.processor = CLIPProcessor.from_pretrained(settings.model.source)
+        self.load_clip(settings.model, settings.text_batch_size)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().clamp(max=100.0))
-        self.context_length = int(self.model.text_model.config.max_position_embeddings)
-        dim = self.model.text_projection.out_features  # the embedding size (config.projection_dim)
-        capacity = settings.label_cache_size
+        capacity, dim = settings.label_cache_size, self.encoder.dim
         row_bytes = dim * torch.empty((), dtype=self.dtype).element_size()
         if settings.label_cache_max_mb:
             capacity = min(capacity, settings.label_cache_max_mb * 2**20 // row_bytes)
@@ -144,9 +135,9 @@ class ClipTaggingService(ImageService):
 
     @torch.inference_mode()
     def run(self, requests: list[TaggingRequest]) -> list[dict]:
-        image_features = self.encode_images([r.image for r in requests])
+        image_features = self.encoder.encode_images([r.image for r in requests])
         prompts = list(dict.fromkeys(p for r in requests for p in r.prompts()))
-        text_features = self.cache.get_many(prompts, self.encode_texts)
+        text_features = self.cache.get_many(prompts, self.encoder.encode)
         row_of = {prompt: row for row, prompt in enumerate(prompts)}
         results = []
         for request, image_feature in zip(requests, image_features, strict=True):
@@ -167,43 +158,6 @@ class ClipTaggingService(ImageService):
             {"label": request.labels[index], "score": score} for score, index in scored if score >= request.threshold
         ]
         return {"tags": tags, "mode": request.mode, "model": self.settings.model.name}
-
-    def encode_images(self, images: list) -> torch.Tensor:
-        """L2-normalised image embeddings, float32, (len(images), dim)."""
-        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
-        features = _features(self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
-        return torch.nn.functional.normalize(features.float(), dim=-1)
-
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        """L2-normalised text embeddings, (len(texts), dim), encoded in chunks of similar length (less padding)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        dim = self.model.text_projection.out_features
-        out = torch.empty((len(texts), dim), device=self.device, dtype=self.dtype)
-        step = self.settings.text_batch_size
-        for start in range(0, len(order), step):
-            chunk = order[start : start + step]
-            tokens = self.processor.tokenizer(
-                [texts[i] for i in chunk],
-                padding=True,
-                truncation=True,
-                max_length=self.context_length,
-                return_tensors="pt",
-            )
-            features = _features(
-                self.model.get_text_features(
-                    input_ids=tokens["input_ids"].to(self.device),
-                    attention_mask=tokens["attention_mask"].to(self.device),
-                )
-            )
-            out[torch.tensor(chunk, device=self.device)] = torch.nn.functional.normalize(features.float(), dim=-1).to(
-                self.dtype
-            )
-        return out
-
-
-def _features(output) -> torch.Tensor:
-    """get_*_features returns a tensor in transformers 4.x and a pooled output object in 5.x."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
 _service = ClipTaggingService(Path(__file__).resolve().parent)

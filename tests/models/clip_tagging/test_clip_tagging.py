@@ -308,7 +308,7 @@ def test_batch_with_one_bad_request(tagger, image_png):
 def test_a_request_that_breaks_the_model_fails_alone_in_its_batch(make_tagger, image_png, monkeypatch):
     module = make_tagger()
     package_checks.break_when(
-        monkeypatch, module._service, "encode_images", lambda images: (13, 13) in [i.size for i in images]
+        monkeypatch, module._service.encoder, "encode_images", lambda images: (13, 13) in [i.size for i in images]
     )
     poison = tiny_clip.image_bytes((13, 13), seed=3)
     responses = djl_double.invoke_batch(
