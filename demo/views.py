@@ -240,21 +240,9 @@ def warnings_markdown(result: Mapping[str, Any] | None, extra: Iterable[str] = (
     return "\n".join(f"- ⚠ {item}" for item in items)
 
 
-def details_markdown(result: Mapping[str, Any]) -> str:
-    """Task, intent, keywords, transcript, timings and request id, for the details panel."""
-    lines = [f"**task** `{result.get('task')}` (asked `{result.get('requested_task', 'auto')}`)"]
-    intent = result.get("intent") or {}
-    if intent.get("label"):
-        lines.append(f"**intent** {intent['label']} ({_score(intent.get('score')) or 0:.2f})")
-    keywords = [f"{k.get('keyword')} ({_score(k.get('score')) or 0:.2f})" for k in result.get("keywords") or []]
-    if keywords:
-        lines.append("**keywords** " + ", ".join(keywords))
-    transcript = transcript_of(result)
-    if transcript:
-        language = (
-            (result.get("transcript") or {}).get("language") if isinstance(result.get("transcript"), Mapping) else None
-        )
-        lines.append(f"**transcript** {transcript}" + (f" (`{language}`)" if language else ""))
+def _run_lines(result: Mapping[str, Any]) -> list[str]:
+    """The details every task shares, last in its panel: timings, the models that answered, the request id."""
+    lines: list[str] = []
     timings = result.get("timings_ms") or {}
     if timings:
         lines.append("**timings** " + ", ".join(f"{step} {ms:.0f} ms" for step, ms in timings.items()))
@@ -270,7 +258,25 @@ def details_markdown(result: Mapping[str, Any]) -> str:
         )
     if result.get("request_id"):
         lines.append(f"**request id** `{result['request_id']}`")
-    return "  \n".join(lines)
+    return lines
+
+
+def details_markdown(result: Mapping[str, Any]) -> str:
+    """Task, intent, keywords, transcript, timings and request id, for the details panel."""
+    lines = [f"**task** `{result.get('task')}` (asked `{result.get('requested_task', 'auto')}`)"]
+    intent = result.get("intent") or {}
+    if intent.get("label"):
+        lines.append(f"**intent** {intent['label']} ({_score(intent.get('score')) or 0:.2f})")
+    keywords = [f"{k.get('keyword')} ({_score(k.get('score')) or 0:.2f})" for k in result.get("keywords") or []]
+    if keywords:
+        lines.append("**keywords** " + ", ".join(keywords))
+    transcript = transcript_of(result)
+    if transcript:
+        language = (
+            (result.get("transcript") or {}).get("language") if isinstance(result.get("transcript"), Mapping) else None
+        )
+        lines.append(f"**transcript** {transcript}" + (f" (`{language}`)" if language else ""))
+    return "  \n".join([*lines, *_run_lines(result)])
 
 
 def error_text(code: str, message: str, request_id: str | None) -> str:
@@ -433,22 +439,7 @@ def restyle_details_markdown(result: Mapping[str, Any]) -> str:
         lines.append(f"**restyled** {picture.get('width')}x{picture.get('height')}, seed `{picture.get('seed')}`")
     if section.get("truncated"):
         lines.append("**prompt cut** to the text encoder's 77-token window")
-    timings = result.get("timings_ms") or {}
-    if timings:
-        lines.append("**timings** " + ", ".join(f"{step} {ms:.0f} ms" for step, ms in timings.items()))
-    models = result.get("models") or {}
-    if models:
-        lines.append(
-            "**models** "
-            + ", ".join(
-                f"{role}: {(entry or {}).get('model') or '?'}"
-                + (" (random)" if (entry or {}).get("random_weights") else "")
-                for role, entry in models.items()
-            )
-        )
-    if result.get("request_id"):
-        lines.append(f"**request id** `{result['request_id']}`")
-    return "  \n".join(lines)
+    return "  \n".join([*lines, *_run_lines(result)])
 
 
 def restyled_file(paths: Iterable[Path]) -> Path | None:

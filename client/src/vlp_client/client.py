@@ -44,17 +44,10 @@ UploadProgress = Callable[[int, int], None]  # (bytes sent, total bytes)
 JobProgress = Callable[[Job], None]
 
 
-class RequestFields(TypedDict, total=False):
-    """The request fields besides the image that analyze and submit_job pass on to analyze_body (its defaults)."""
+class RestyleFields(TypedDict, total=False):
+    """Task restyle's fields (vlp_client.restyle), which analyze_body, submit_job and restyle take by name."""
 
-    text: str | None
-    audio: str | Path | bytes | None
-    task: str
-    labels: list[str] | None
-    options: dict[str, Any] | None
-    history: list[dict[str, Any]] | None
-    progress: UploadProgress | None
-    # task restyle (vlp_client.restyle): a preset or a style of one's own, and the description (skips interrogation)
+    # a preset or a style of one's own, and the description (skips interrogation): top-level fields of the body
     style: str | None
     style_prompt: str | None
     prompt: str | None
@@ -64,6 +57,18 @@ class RequestFields(TypedDict, total=False):
     guidance_scale: float | None
     negative_prompt: str | None
     seed: int | None
+
+
+class RequestFields(RestyleFields, total=False):
+    """The request fields besides the image that analyze and submit_job pass on to analyze_body (its defaults)."""
+
+    text: str | None
+    audio: str | Path | bytes | None
+    task: str
+    labels: list[str] | None
+    options: dict[str, Any] | None
+    history: list[dict[str, Any]] | None
+    progress: UploadProgress | None
 
 
 class _ProgressBody:
@@ -433,25 +438,15 @@ class VlpClient:
         options: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
         progress: UploadProgress | None = None,
-        style: str | None = None,
-        style_prompt: str | None = None,
-        prompt: str | None = None,
-        strength: float | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        negative_prompt: str | None = None,
-        seed: int | None = None,
+        **restyle: Unpack[RestyleFields],
     ) -> dict[str, Any]:
-        """The request body. The named options (strength ... seed) join `options`; restyle's fields are checked
-        first (vlp_client.restyle.check_request), before any upload."""
-        named = {
-            "strength": strength,
-            "steps": steps,
-            "guidance_scale": guidance_scale,
-            "negative_prompt": negative_prompt,
-            "seed": seed,
-        }
-        options = restyle_fields.merge_options(options, named)
+        """The request body. `restyle`: RestyleFields; the named options (strength ... seed) join `options`;
+        restyle's fields are checked first (vlp_client.restyle.check_request), before any upload."""
+        unknown = sorted(set(restyle) - RestyleFields.__optional_keys__)
+        if unknown:  # what a signature would refuse: a misspelt field must not be dropped silently
+            raise TypeError(f"analyze_body() got an unexpected keyword argument {unknown[0]!r}")
+        options = restyle_fields.merge_options(options, {name: restyle.get(name) for name in restyle_fields.OPTIONS})
+        style, style_prompt, prompt = restyle.get("style"), restyle.get("style_prompt"), restyle.get("prompt")
         restyle_fields.check_request(task, style, style_prompt, prompt, options)
         body: dict[str, Any] = dict(image) if isinstance(image, dict) else self.prepare_image(image, progress)
         if audio is not None:
@@ -540,19 +535,12 @@ class VlpClient:
         self,
         image: ImageInput | dict[str, str],
         *,
-        style: str | None = None,
-        style_prompt: str | None = None,
-        prompt: str | None = None,
-        strength: float | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        negative_prompt: str | None = None,
-        seed: int | None = None,
         options: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         progress: UploadProgress | None = None,
         job_progress: JobProgress | None = None,
         timeout: float = 900,
+        **fields: Unpack[RestyleFields],
     ) -> RestyleResult:
         """Task restyle through POST /v1/jobs: the image re-created in a preset `style` (vlp_client.restyle.STYLES)
         or a `style_prompt` of one's own (exactly one of them). `prompt`: the image's description (else the
@@ -564,16 +552,9 @@ class VlpClient:
             image,
             idempotency_key=idempotency_key,
             task=restyle_fields.TASK,
-            style=style,
-            style_prompt=style_prompt,
-            prompt=prompt,
-            strength=strength,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt,
-            seed=seed,
             options=options,
             progress=progress,
+            **fields,
         )
         if job.done:  # an idempotent resubmission can answer with the finished job
             if job.status == "succeeded" and job.result is None:

@@ -113,10 +113,15 @@ class AnalyzeResult:
     def answer(self) -> str | None:
         return self.raw.get("answer")
 
+    def _object(self, name: str) -> dict[str, Any] | None:
+        """The response's object `name`; None when it is null, missing or not an object."""
+        value = self.raw.get(name)
+        return value if isinstance(value, dict) else None
+
     @property
     def intent(self) -> Intent | None:
-        intent = self.raw.get("intent")
-        if not isinstance(intent, dict):
+        intent = self._object("intent")
+        if intent is None:
             return None
         return Intent(str(intent.get("label")), _float(intent.get("score")), dict(intent.get("scores") or {}))
 
@@ -149,8 +154,7 @@ class AnalyzeResult:
     @property
     def overlay(self) -> dict[str, Any] | None:
         """segment: the overlay PNG (`key`, `url`), when the service made one."""
-        overlay = self.raw.get("overlay")
-        return overlay if isinstance(overlay, dict) else None
+        return self._object("overlay")
 
     @property
     def tags(self) -> list[Tag]:
@@ -159,13 +163,11 @@ class AnalyzeResult:
     @property
     def prompt(self) -> str | None:
         """prompt: the text-to-image prompt (the whole object is `prompt_info`)."""
-        info = self.prompt_info
-        return info.get("prompt") if info else None
+        return (self.prompt_info or {}).get("prompt")
 
     @property
     def prompt_info(self) -> dict[str, Any] | None:
-        prompt = self.raw.get("prompt")
-        return prompt if isinstance(prompt, dict) else None
+        return self._object("prompt")
 
     @property
     def restyle(self) -> Restyle | None:
@@ -175,13 +177,11 @@ class AnalyzeResult:
     @property
     def transcript(self) -> str | None:
         """The spoken question's transcript (the whole object, with the language, is `transcript_info`)."""
-        info = self.transcript_info
-        return info.get("text") if info else None
+        return (self.transcript_info or {}).get("text")
 
     @property
     def transcript_info(self) -> dict[str, Any] | None:
-        transcript = self.raw.get("transcript")
-        return transcript if isinstance(transcript, dict) else None
+        return self._object("transcript")
 
     @property
     def warnings(self) -> list[str]:
@@ -196,8 +196,7 @@ class AnalyzeResult:
 
     @property
     def image(self) -> dict[str, Any] | None:
-        image = self.raw.get("image")
-        return image if isinstance(image, dict) else None
+        return self._object("image")
 
     @property
     def timings_ms(self) -> dict[str, float]:

@@ -209,6 +209,14 @@ def test_bad_arguments_are_refused_before_anything_is_sent(http, fields, message
     assert len(http.calls) == 0
 
 
+def test_a_misspelt_field_is_a_type_error_not_dropped(http):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stength'"):
+        client().restyle(png_bytes(), style="anime", stength=0.5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'style_promt'"):
+        client().analyze_body(png_bytes(), style_promt="as a mosaic")  # type: ignore[call-arg]
+    assert len(http.calls) == 0
+
+
 def test_the_same_option_given_both_ways_with_one_value_is_fine(http):
     queue_job(http)
     client().restyle(png_bytes(), style="pixel_art", steps=12, options={"steps": 12})
