@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ops.preflight import Clients
-from stacks.config import load_all
+from ops.preflight import API_TIMEOUT_QUOTA_NAME, Clients
+from stacks.config import EnvironmentConfig, load_all
 
 ACCOUNT = "123456789012"
 
@@ -64,6 +64,17 @@ class Stubs:
 
         self.quotas.add_response("list_aws_default_service_quotas", page(defaults or {}), {"ServiceCode": service})
         self.quotas.add_response("list_service_quotas", page(applied), {"ServiceCode": service})
+
+    def ready(self, config: EnvironmentConfig) -> None:
+        """An account ready for `config`'s deploy: credentials, CDK bootstrap, endpoint quotas for twice each fleet
+        (a blue/green update's headroom) and the longest API integration timeout the config allows."""
+        fleet: dict[str, int] = {}
+        for _role, model in config.models.enabled():
+            fleet[model.instance_type] = fleet.get(model.instance_type, 0) + 2 * model.max_instances
+        self.identity()
+        self.bootstrap("21")
+        self.quota_lists("sagemaker", {f"{t} for endpoint usage": n for t, n in fleet.items()})
+        self.quota_lists("apigateway", {API_TIMEOUT_QUOTA_NAME: 300_000})
 
     def weights(self, bucket: str, prefixes: dict[str, int]) -> None:
         for prefix, count in prefixes.items():

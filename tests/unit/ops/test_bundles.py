@@ -20,7 +20,7 @@ from ops import bundles as ops_bundles
 from ops.bundles import MANIFEST, Bundle, bundle_plan, stage_bundle, stage_bundles
 from ops.common import OpsError
 from ops.deploy import deploy
-from ops.preflight import API_TIMEOUT_QUOTA_NAME, check_bundles
+from ops.preflight import check_bundles
 from stacks import constants as c
 from stacks.model_bundle import (
     PACKAGES_DIR,
@@ -296,16 +296,6 @@ def test_preflight_blocks_on_a_missing_bundle_with_the_staging_command(stubs, co
     assert check_bundles(configs["dev"], stubs.clients, ACCOUNT) == []  # dev: nothing isolated, no S3 call
 
 
-def _ready(stubs, config) -> None:
-    fleet: dict[str, int] = {}
-    for _role, model in config.models.enabled():
-        fleet[model.instance_type] = fleet.get(model.instance_type, 0) + 2 * model.max_instances
-    stubs.identity()
-    stubs.bootstrap("21")
-    stubs.quota_lists("sagemaker", {f"{t} for endpoint usage": n for t, n in fleet.items()})
-    stubs.quota_lists("apigateway", {API_TIMEOUT_QUOTA_NAME: 300_000})
-
-
 def test_deploy_stages_a_missing_bundle_when_asked_and_stops_otherwise(stubs, configs):
     config = configs["prod"]
     bucket = config.bucket_name("artifacts", ACCOUNT)
@@ -319,14 +309,14 @@ def test_deploy_stages_a_missing_bundle_when_asked_and_stops_otherwise(stubs, co
 
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None)
-    _ready(stubs, config)
+    stubs.ready(config)
     stubs.weights(bucket, {"weights/vlm/": 2, f"weights/{ROLE}/sam/": 2, bundles[ROLE]: 0})  # weights there
     with pytest.raises(OpsError, match=rf"no bundle for {ROLE} in .*make stage-weights ENV=prod ROLE={ROLE}`"):
         deploy(config, stubs.clients, run, console, plan=lambda _c: weights, bundles=lambda _c: bundles)
     assert commands == [["cdk", "deploy", "prod/Storage", "--require-approval", "broadening"]]
 
     commands.clear()
-    _ready(stubs, config)
+    stubs.ready(config)
     stubs.weights(bucket, {"weights/vlm/": 2, f"weights/{ROLE}/sam/": 2, bundles[ROLE]: 0})
     stubs.weights(bucket, {"weights/vlm/": 2, f"weights/{ROLE}/sam/": 2, bundles[ROLE]: 1})  # after staging
     deploy(config, stubs.clients, run, console, stage_weights=True, plan=lambda _c: weights, bundles=lambda _c: bundles)

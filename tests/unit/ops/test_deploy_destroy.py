@@ -33,20 +33,10 @@ def _console() -> tuple[Console, io.StringIO]:
     return Console(file=out, width=200, color_system=None), out
 
 
-def _ready(stubs, config) -> None:
-    fleet: dict[str, int] = {}
-    for _role, model in config.models.enabled():
-        fleet[model.instance_type] = fleet.get(model.instance_type, 0) + 2 * model.max_instances
-    stubs.identity()
-    stubs.bootstrap("21")
-    stubs.quota_lists("sagemaker", {f"{t} for endpoint usage": n for t, n in fleet.items()})
-    stubs.quota_lists("apigateway", {API_TIMEOUT_QUOTA_NAME: 120_000})
-
-
 def test_first_deploy_storage_then_staging_then_everything(stubs, configs):
     config = configs["dev"]
     bucket = config.bucket_name("artifacts", ACCOUNT)
-    _ready(stubs, config)
+    stubs.ready(config)
     stubs.weights(bucket, {"weights/vlm/": 0, "weights/asr/": 2})  # after the Storage stack: vlm missing
     stubs.weights(bucket, {"weights/vlm/": 5, "weights/asr/": 2})  # after staging
     run = Recorder()
@@ -64,7 +54,7 @@ def test_first_deploy_storage_then_staging_then_everything(stubs, configs):
 
 def test_missing_weights_stop_before_the_endpoints_unless_staging_is_asked(stubs, configs):
     config = configs["dev"]
-    _ready(stubs, config)
+    stubs.ready(config)
     stubs.weights(config.bucket_name("artifacts", ACCOUNT), {"weights/vlm/": 0, "weights/asr/": 0})
     run = Recorder()
     with pytest.raises(OpsError, match=r"no weights for asr, vlm in .*: run `make stage-weights ENV=dev ROLE=asr,vlm`"):
@@ -87,7 +77,7 @@ def test_a_preflight_blocker_deploys_nothing(stubs, configs):
 
 def test_a_failed_storage_deploy_stops(stubs, configs):
     config = configs["dev"]
-    _ready(stubs, config)
+    stubs.ready(config)
     run = Recorder(status=1)
     with pytest.raises(OpsError, match="cdk deploy dev/Storage failed"):
         deploy(config, stubs.clients, run, _console()[0], plan=lambda _c: PLAN)
