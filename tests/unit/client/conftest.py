@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
+from responses.matchers import json_params_matcher
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "client" / "src"))  # the package from the tree, installed or not
@@ -46,3 +48,42 @@ def png_bytes(size: tuple[int, int] = (64, 48), noise: bool = False) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def queue_job(
+    http: responses.RequestsMock, job_id: str, result: dict[str, Any] | None = None, *, running: bool = True
+) -> None:
+    """POST /v1/jobs queues job `job_id`; with `result`, GET answers running (once, when `running`), then succeeded
+    with `result`. (The command line's client sleeps for real between polls: its tests skip the running answer.)"""
+    status_url = f"/v1/jobs/{job_id}"
+    http.post(API + "/v1/jobs", json={"job_id": job_id, "status": "queued", "status_url": status_url}, status=202)
+    if result is None:
+        return
+    if running:
+        http.get(API + status_url, json={"job_id": job_id, "status": "running"})
+    http.get(API + status_url, json={"job_id": job_id, "status": "succeeded", "result": result})
+
+
+def stub_upload(http: responses.RequestsMock, form: dict[str, Any], request: dict[str, str] | None = None) -> None:
+    """POST /v1/uploads answers the presigned `form` (only to a body equal to `request`, when given); S3 takes the
+    file."""
+    match = [json_params_matcher(request)] if request else []
+    http.post(API + "/v1/uploads", json=form, status=201, match=match)
+    http.post(S3_URL, status=204)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> str:
+    """A PNG file for the command line's IMAGE argument."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_bytes())
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`vlp --api-url API --auth none ARGV...`: its exit status, stdout and stderr."""
+    from vlp_client.cli import main
+
+    status = main(["--api-url", API, "--auth", "none", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err

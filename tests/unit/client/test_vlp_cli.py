@@ -6,7 +6,7 @@ import io
 import json
 
 import pytest
-from conftest import API, S3_URL, png_bytes
+from conftest import API, S3_URL, png_bytes, queue_job, run, stub_upload
 from test_vlp_client_http import SEGMENT_RESULT
 from vlp_client.cli import _trim, main
 
@@ -25,19 +25,6 @@ TAG_RESULT = {
     "random_weights": True,
     "warnings": [],
 }
-
-
-@pytest.fixture
-def image(tmp_path):
-    path = tmp_path / "photo.png"
-    path.write_bytes(png_bytes())
-    return str(path)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    status = main(["--api-url", API, "--auth", "none", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_analyze_prints_a_summary(http, capsys, image):
@@ -127,9 +114,7 @@ def test_a_bad_option_is_a_usage_error(capsys, image):
 
 
 def test_job_submit_wait_and_out(http, capsys, image, tmp_path):
-    http.post(API + "/v1/jobs", json={"job_id": "j9", "status": "queued", "status_url": "/v1/jobs/j9"}, status=202)
-    http.get(API + "/v1/jobs/j9", json={"job_id": "j9", "status": "running"})
-    http.get(API + "/v1/jobs/j9", json={"job_id": "j9", "status": "succeeded", "result": TAG_RESULT})
+    queue_job(http, "j9", TAG_RESULT)
     status, out, err = run(
         capsys,
         "job",
@@ -151,7 +136,7 @@ def test_job_submit_wait_and_out(http, capsys, image, tmp_path):
 
 
 def test_job_submit_without_wait_prints_the_id(http, capsys, image):
-    http.post(API + "/v1/jobs", json={"job_id": "j1", "status": "queued", "status_url": "/v1/jobs/j1"}, status=202)
+    queue_job(http, "j1")
     status, out, _ = run(capsys, "job", "submit", image)
     assert (status, out.strip()) == (0, "job j1 queued")
 
@@ -243,10 +228,8 @@ def test_on_a_terminal_uploads_show_a_progress_bar_and_jobs_their_status(http, c
     large = tmp_path / "large.png"
     large.write_bytes(png_bytes((400, 400), noise=True))
     key = "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png"
-    http.post(API + "/v1/uploads", json={"url": S3_URL, "fields": {"key": key}, "key": key}, status=201)
-    http.post(S3_URL, status=204)
-    http.post(API + "/v1/jobs", json={"job_id": "j5", "status": "queued", "status_url": "/v1/jobs/j5"}, status=202)
-    http.get(API + "/v1/jobs/j5", json={"job_id": "j5", "status": "succeeded", "result": TAG_RESULT})
+    stub_upload(http, {"url": S3_URL, "fields": {"key": key}, "key": key})
+    queue_job(http, "j5", TAG_RESULT, running=False)
     status, out, err = run(capsys, "job", "submit", str(large), "--wait")
     assert status == 0 and "tags" in out
     assert "uploading" in err and "job j5" in err

@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import responses
-from conftest import ACCESS_KEY, API, S3_URL, SECRET_KEY, png_bytes
-from responses import matchers
+from conftest import ACCESS_KEY, API, S3_URL, SECRET_KEY, png_bytes, queue_job, stub_upload
 from vlp_client import MAX_INLINE_IMAGE_BYTES, AnalyzeResult, Job, VlpClient, VlpError
 
 from local.auth import Authenticator, AuthError, Credentials
@@ -127,13 +126,7 @@ def test_a_large_image_is_uploaded_first_with_progress(http, tmp_path):
     path = tmp_path / "big.png"
     path.write_bytes(image)
     form = upload_form()
-    http.post(
-        API + "/v1/uploads",
-        json=form,
-        status=201,
-        match=[matchers.json_params_matcher({"kind": "image", "content_type": "image/png"})],
-    )
-    http.post(S3_URL, status=204)
+    stub_upload(http, form, {"kind": "image", "content_type": "image/png"})
     http.post(API + "/v1/analyze", json=SEGMENT_RESULT)
     seen: list[tuple[int, int]] = []
     VlpClient(API).analyze(path, progress=lambda sent, total: seen.append((sent, total)))
@@ -166,13 +159,7 @@ def test_upload_progress_follows_the_reads_of_the_http_client():
 def test_audio_is_always_uploaded(http):
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40)
     form = upload_form("uploads/1b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/audio.wav")
-    http.post(
-        API + "/v1/uploads",
-        json=form,
-        status=201,
-        match=[matchers.json_params_matcher({"kind": "audio", "content_type": "audio/wav"})],
-    )
-    http.post(S3_URL, status=204)
+    stub_upload(http, form, {"kind": "audio", "content_type": "audio/wav"})
     http.post(API + "/v1/analyze", json=SEGMENT_RESULT)
     VlpClient(API).analyze(png_bytes(), audio=wav)
     assert sent_json(http.calls[2])["audio_key"] == form["key"]
@@ -224,7 +211,7 @@ def _verify(call: responses.Call, credentials: Credentials, now=None) -> dict:
 def test_iam_signs_with_the_credential_chain_and_the_urls_region(http, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    http.post(API + "/v1/jobs", json={"job_id": "j1", "status": "queued", "status_url": "/v1/jobs/j1"}, status=202)
+    queue_job(http, "j1")
     client = VlpClient(API, auth="iam")
     assert client.signing_region() == "eu-west-1"
     job = client.submit_job(png_bytes(), text="hi", idempotency_key="key-1")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+import shlex
+from typing import Any, get_args
 
 import pytest
 import responses
-from conftest import API, S3_URL, png_bytes
+from conftest import API, S3_URL, png_bytes, queue_job, run
 from vlp_client import STYLES, AnalyzeResult, Job, RestyleResult, VlpClient, VlpError
+from vlp_client import restyle as restyling
 from vlp_client.cli import main
 
 PNG_URL = S3_URL + "results/c-1/j-r/restyled.png?X-Amz-Signature=abc"
@@ -39,19 +41,6 @@ RESTYLE_RESULT: dict[str, Any] = {
 }
 
 
-def queue_job(http: Any, job_id: str = "j-r", result: dict[str, Any] | None = None, running: bool = True) -> None:
-    """POST /v1/jobs queues the job; GET answers running (once, when `running`), then succeeded with `result`.
-    (The CLI's client sleeps for real between polls: its tests skip the running answer.)"""
-    http.post(
-        API + "/v1/jobs", json={"job_id": job_id, "status": "queued", "status_url": f"/v1/jobs/{job_id}"}, status=202
-    )
-    if running:
-        http.get(API + f"/v1/jobs/{job_id}", json={"job_id": job_id, "status": "running"})
-    http.get(
-        API + f"/v1/jobs/{job_id}", json={"job_id": job_id, "status": "succeeded", "result": result or RESTYLE_RESULT}
-    )
-
-
 def client() -> VlpClient:
     return VlpClient(API, sleep=lambda _: None)
 
@@ -62,7 +51,7 @@ def sent(http: Any, index: int = 0) -> dict[str, Any]:
 
 # ---- the Python client ----
 def test_restyle_submits_a_job_waits_and_returns_the_typed_result(http):
-    queue_job(http)
+    queue_job(http, "j-r", RESTYLE_RESULT)
     image = png_bytes()
     polls: list[str] = []
     result = client().restyle(
@@ -107,7 +96,7 @@ def test_restyle_submits_a_job_waits_and_returns_the_typed_result(http):
 
 def test_a_style_prompt_and_a_description_go_at_the_top_level_untouched_options_are_left_out(http):
     custom = {**RESTYLE_RESULT, "restyle": {**RESTYLE_RESULT["restyle"], "style": None}}
-    queue_job(http, result=custom)
+    queue_job(http, "j-r", custom)
     result = client().restyle(
         "uploads/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.png",
         style_prompt="as a 1950s travel poster",
@@ -218,87 +207,85 @@ def test_a_misspelt_field_is_a_type_error_not_dropped(http):
 
 
 def test_the_same_option_given_both_ways_with_one_value_is_fine(http):
-    queue_job(http)
+    queue_job(http, "j-r", RESTYLE_RESULT)
     client().restyle(png_bytes(), style="pixel_art", steps=12, options={"steps": 12})
     assert sent(http)["options"] == {"steps": 12}
 
 
-def test_the_presets_are_the_apis_eight():
-    assert STYLES == (
-        "starry_night",
-        "watercolor",
-        "pencil_sketch",
-        "studio_product",
-        "anime",
-        "pixel_art",
-        "oil_painting",
-        "line_art",
-    )
+def test_the_presets_and_the_text_limits_are_the_apis():
+    from vlp import styles
+
+    assert len(STYLES) == 8
+    assert STYLES == get_args(styles.Style) == tuple(styles.PRESETS)
+    for name in ("MAX_STYLE_PROMPT_CHARS", "MAX_PROMPT_CHARS", "MAX_NEGATIVE_PROMPT_CHARS"):
+        assert getattr(restyling, name) == getattr(styles, name), name
 
 
 # ---- the command line ----
 @pytest.fixture
-def image(tmp_path):
-    path = tmp_path / "photo.png"
-    path.write_bytes(png_bytes())
-    return str(path)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    status = main(["--api-url", API, "--auth", "none", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def test_vlp_restyle_writes_the_png_and_prints_the_prompt(http, capsys, image, tmp_path):
-    queue_job(http, running=False)
+def finished_job(http):
+    """The job the command line submits, succeeded at its first poll, and its restyled picture to fetch."""
+    queue_job(http, "j-r", RESTYLE_RESULT, running=False)
     http.get(PNG_URL, body=RESTYLED_PNG)
+
+
+@pytest.mark.usefixtures("finished_job")
+@pytest.mark.parametrize(
+    ("command", "fields", "files", "says"),
+    [
+        (
+            "restyle --style starry_night --prompt 'a red square' --strength 0.5 --steps 25 --guidance-scale 6 "
+            "--seed 42 --negative-prompt blurry",
+            {
+                "style": "starry_night",
+                "prompt": "a red square",
+                "options": {
+                    "strength": 0.5,
+                    "steps": 25,
+                    "guidance_scale": 6.0,
+                    "negative_prompt": "blurry",
+                    "seed": 42,
+                },
+            },
+            ["restyled.png"],
+            [
+                f"prompt: {RESTYLE_RESULT['restyle']['prompt']}",
+                "negative prompt: photo, photorealistic, blurry",
+                "warning: The prompt was cut to 77 tokens.",
+                "random-weight models",
+                "wrote OUT/restyled.png",
+            ],
+        ),
+        (
+            "job submit --task restyle --style watercolor --seed 7 --wait",
+            {"style": "watercolor", "options": {"seed": 7}},
+            ["restyled.png", "result.json"],
+            ["task restyle", "style: starry_night"],
+        ),
+    ],
+)
+def test_restyle_from_the_command_line_sends_its_fields_and_writes_the_png(
+    http, capsys, image, tmp_path, command, fields, files, says
+):
+    """`vlp restyle` and `vlp job submit --task restyle --wait`, each with --out: the job's body, what it prints."""
     out_dir = tmp_path / "out"
-    status, out, err = run(
-        capsys,
-        "restyle",
-        image,
-        "--style",
-        "starry_night",
-        "--strength",
-        "0.5",
-        "--steps",
-        "25",
-        "--guidance-scale",
-        "6",
-        "--seed",
-        "42",
-        "--negative-prompt",
-        "blurry",
-        "--prompt",
-        "a red square",
-        "--out",
-        str(out_dir),
-    )
+    status, out, err = run(capsys, *shlex.split(command), image, "--out", str(out_dir))
     assert status == 0, err
     body = sent(http)
-    assert (body["task"], body["style"], body["prompt"]) == ("restyle", "starry_night", "a red square")
-    assert body["options"] == {
-        "strength": 0.5,
-        "steps": 25,
-        "guidance_scale": 6.0,
-        "negative_prompt": "blurry",
-        "seed": 42,
-    }
+    assert base64.b64decode(body.pop("image_base64")) == png_bytes()
+    assert body == {"task": "restyle", **fields}
+    assert sorted(p.name for p in out_dir.iterdir()) == files
     assert (out_dir / "restyled.png").read_bytes() == RESTYLED_PNG
-    assert f"prompt: {RESTYLE_RESULT['restyle']['prompt']}" in out
-    assert "negative prompt: photo, photorealistic, blurry" in out
-    assert "restyled: 96x64, seed 1234" in out and f"wrote {out_dir / 'restyled.png'}" in out
-    assert "warning: The prompt was cut to 77 tokens." in out and "random-weight models" in out
+    for text in [*says, "restyled: 96x64, seed 1234"]:
+        assert text.replace("OUT", str(out_dir)) in out
     assert "job j-r queued" in err
 
 
+@pytest.mark.usefixtures("finished_job")
 def test_vlp_restyle_writes_to_the_current_directory_by_default_and_json_goes_alone(
     http, capsys, image, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    queue_job(http, running=False)
-    http.get(PNG_URL, body=RESTYLED_PNG)
     status, out, err = run(capsys, "restyle", image, "--style-prompt", "as a mosaic", "--json")
     assert status == 0
     assert json.loads(out) == RESTYLE_RESULT
@@ -343,33 +330,6 @@ def test_vlp_restyle_api_refusal_exits_2_and_a_failed_job_exits_its_way(http, ca
     status, out, err = run(capsys, "restyle", image, "--style", "line_art")
     assert (status, out) == (1, "")
     assert err.strip().endswith("error OUT_OF_MEMORY: The GPU ran out of memory: retry. (request id j3)")
-
-
-def test_job_submit_task_restyle_with_wait_and_out(http, capsys, image, tmp_path):
-    queue_job(http, running=False)
-    http.get(PNG_URL, body=RESTYLED_PNG)
-    out_dir = tmp_path / "o"
-    status, out, err = run(
-        capsys,
-        "job",
-        "submit",
-        image,
-        "--task",
-        "restyle",
-        "--style",
-        "watercolor",
-        "--seed",
-        "7",
-        "--wait",
-        "--out",
-        str(out_dir),
-    )
-    assert status == 0, err
-    body = sent(http)
-    assert (body["task"], body["style"], body["options"]) == ("restyle", "watercolor", {"seed": 7})
-    assert "task restyle" in out and "style: starry_night" in out and "restyled: 96x64, seed 1234" in out
-    assert sorted(p.name for p in out_dir.iterdir()) == ["restyled.png", "result.json"]
-    assert (out_dir / "restyled.png").read_bytes() == RESTYLED_PNG
 
 
 def test_job_submit_task_restyle_without_a_style_is_refused_locally(http, capsys, image):
