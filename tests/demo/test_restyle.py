@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from demo_doubles import Recorder
 from PIL import Image
-from test_session import Recorder
 from vlp_client import STYLES, VlpClient, VlpError
 
 from demo import app, views
@@ -42,28 +42,6 @@ def restyle_result(url: str = "https://s3.example/results/c/j-r/restyled.png?sig
         "timings_ms": {"restyle": 41.0, "total": 60.0},
         "warnings": [],
     }
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> str:
-    path = tmp_path / "square.png"
-    Image.new("RGB", (64, 48), (200, 40, 40)).save(path)
-    return str(path)
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[Any]:
-    made: list[Session] = []
-
-    def make(client: Any) -> Session:
-        work = tmp_path / f"work-{len(made)}"
-        work.mkdir()
-        made.append(Session(client, work_dir=work, error_types=(VlpError, OSError)))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
 
 
 # ---- views ----

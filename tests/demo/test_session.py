@@ -7,12 +7,12 @@ import io
 from pathlib import Path
 from typing import Any
 
-import pytest
+from demo_doubles import Recorder
 from PIL import Image
-from vlp_client import AnalyzeResult, Job, VlpError
+from vlp_client import VlpError
 
 from demo import views
-from demo.session import Conversation, Session, TurnInput, prepare_image
+from demo.session import Conversation, TurnInput, prepare_image
 
 KEY = "inputs/3f1c0f9e-2b7d-4c1a-9d7e-0a1b2c3d4e5f/image.jpg"
 
@@ -37,76 +37,6 @@ def segment_result(n: int = 2, overlay: bool = True) -> dict[str, Any]:
         "random_weights": True,
         "warnings": [],
     }
-
-
-class Recorder:
-    """Records each call; answers with the queued results (dicts, or exceptions to raise)."""
-
-    def __init__(self, *answers: Any) -> None:
-        self.answers = list(answers)
-        self.calls: list[tuple[str, Any, dict[str, Any]]] = []
-
-    def _next(self) -> Any:
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def analyze(self, image: Any, **kwargs: Any) -> AnalyzeResult:
-        self.calls.append(("analyze", image, kwargs))
-        return AnalyzeResult(self._next())
-
-    def submit_job(self, image: Any, **kwargs: Any) -> Job:
-        self.calls.append(("submit_job", image, kwargs))
-        return Job("j-1", "queued")
-
-    def wait(self, job_id: str, progress: Any = None, timeout: float = 900) -> Job:
-        self.calls.append(("wait", job_id, {}))
-        if progress:
-            progress(Job(job_id, "running"))
-        return Job.from_view({"job_id": job_id, **self._next()})
-
-    def download(self, result: AnalyzeResult, out_dir: str | Path) -> list[Path]:
-        """What VlpClient.download writes: result.json, overlay.png, mask-<i>.png, restyled.png (here: real small
-        PNGs)."""
-        self.calls.append(("download", result.request_id, {}))
-        out = Path(out_dir)
-        files = [out / "result.json"]
-        files[0].write_text("{}")
-        if result.overlay:
-            Image.new("RGB", (64, 48), (200, 0, 0)).save(out / "overlay.png")
-            files.append(out / "overlay.png")
-        for mask in result.masks:
-            image = Image.new("1", (64, 48), 0)
-            image.paste(1, (8, 8, 40, 30))
-            image.save(out / f"mask-{mask.index}.png")
-            files.append(out / f"mask-{mask.index}.png")
-        if result.restyle and result.restyle.restyled.url:
-            picture = result.restyle.restyled
-            Image.new("RGB", (picture.width, picture.height), (30, 60, 200)).save(out / "restyled.png")
-            files.append(out / "restyled.png")
-        return files
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> str:
-    path = tmp_path / "square.png"
-    Image.new("RGB", (64, 48), (128, 128, 128)).save(path)
-    return str(path)
-
-
-@pytest.fixture
-def session(tmp_path: Path):
-    made: list[Session] = []
-
-    def make(client: Recorder) -> Session:
-        made.append(Session(client, work_dir=tmp_path / "work", error_types=(VlpError, OSError)))
-        made[-1].work_dir.mkdir(exist_ok=True)
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
 
 
 def test_segment_turn_shows_overlay_masks_table_and_banner(session, image):
