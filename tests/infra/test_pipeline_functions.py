@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from cfn_values import ACCOUNT, render
 from vlp import settings as lambda_settings
 
 from stacks import constants as c
 from stacks.lambda_layer import MissingBuildError, layer_directory
 
-ACCOUNT = "123456789012"
 # docs/pipeline.md "Functions": memory (MB) and timeout (s); analyze's is the API integration timeout - 1 s.
 DOCUMENTED = {
     "uploads": (256, 10),
@@ -57,18 +57,6 @@ def functions(assembly, env: str) -> dict[str, dict]:
     return found
 
 
-def resolve_value(value):
-    """An environment value with the account pseudo parameter filled in (as CloudFormation would)."""
-    if isinstance(value, str):
-        return value
-    if value == {"Ref": "AWS::AccountId"}:
-        return ACCOUNT
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(resolve_value(part) for part in parts)
-    raise AssertionError(f"unexpected token in a function environment: {value}")
-
-
 def test_one_function_per_documented_row(assembly, configs):
     for env in configs:
         assert set(functions(assembly, env)) == set(DOCUMENTED) == set(c.API_FUNCTIONS + c.STEP_FUNCTIONS)
@@ -104,7 +92,7 @@ def test_environment_is_what_each_settings_model_reads(assembly, configs):
     for env in configs:
         for name, properties in functions(assembly, env).items():
             model = SETTINGS_MODELS[name]
-            variables = {k: resolve_value(v) for k, v in properties["Environment"]["Variables"].items()}
+            variables = {k: render(v) for k, v in properties["Environment"]["Variables"].items()}
             aliases = {field.alias for field in model.model_fields.values() if field.alias} | READ_BY_POWERTOOLS
             required = {field.alias for field in model.model_fields.values() if field.alias and field.is_required()}
             if issubclass(model, lambda_settings.PipelineSettings):
@@ -155,8 +143,8 @@ def test_api_functions_get_the_api_settings(assembly, configs):
             variables = found[name]["Environment"]["Variables"]
             assert variables[c.ENV_PRESIGN_EXPIRY_SECONDS] == str(config.api.presign_expiry_seconds)
             assert variables[c.ENV_CORS_ALLOW_ORIGINS] == ",".join(config.api.cors_origins)
-        analyze = resolve_value(found["analyze"]["Environment"]["Variables"][c.ENV_STATE_MACHINE_ARN])
-        jobs = resolve_value(found["jobs"]["Environment"]["Variables"][c.ENV_JOBS_STATE_MACHINE_ARN])
+        analyze = render(found["analyze"]["Environment"]["Variables"][c.ENV_STATE_MACHINE_ARN])
+        jobs = render(found["jobs"]["Environment"]["Variables"][c.ENV_JOBS_STATE_MACHINE_ARN])
         assert analyze == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{config.prefix}-pipeline"
         assert jobs == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{config.prefix}-jobs"
 

@@ -4,11 +4,11 @@ ten step functions."""
 
 from __future__ import annotations
 
+from cfn_values import ACCOUNT, render
 from iam_actions import LOG_DELIVERY
 
 from stacks import constants as c
 
-ACCOUNT = "123456789012"
 R = "<requests>"
 KEY = "<key>"
 XRAY = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
@@ -20,6 +20,15 @@ def _get(prefix):
 
 def _put(prefix):
     return ("s3:PutObject", f"{R}/{prefix}*")
+
+
+# jobs keep user data in S3, not in the Standard machine's history (vlp.pipeline.stored): every step reads and writes
+# its execution's step documents; the jobs function writes the request document, assemble the result document
+# (a step that reads inputs/* already reads them)
+STEP_DOCS = {_get("inputs/*/*/steps/"), _put("inputs/*/*/steps/")}
+STEP_DOCS_WRITE = {_put("inputs/*/*/steps/")}
+REQUEST_DOC = ("s3:PutObject", f"{R}/inputs/*/*/request.json")
+RESULT_DOC = ("s3:PutObject", f"{R}/results/*/*/result.json")
 
 
 DECRYPT, GENERATE = ("kms:Decrypt", KEY), ("kms:GenerateDataKey", KEY)
@@ -46,7 +55,9 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
     "jobs": (
         {
             _get(OUT),
+            REQUEST_DOC,
             DECRYPT,
+            GENERATE,
             ("states:StartExecution", "<standard>"),
             ("states:DescribeExecution", "<standard executions>"),
         }
@@ -55,25 +66,19 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
         None,
     ),
     "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
-    "transcribe": ({_get(IN), DECRYPT}, c.MODEL_ASR),  # the validated copy of the audio only
-    "understand": (set(), c.MODEL_INTENT_KEYWORDS),  # intent and keywords: one call
-    "plan": (set(), c.MODEL_LLM),
-    "answer": ({_get(IN), DECRYPT}, c.MODEL_VLM),
-    "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE}, c.MODEL_GROUNDED_SAM),  # inputs/ copies only
-    "tag": ({_get(IN), DECRYPT}, c.MODEL_CLIP_TAGGING),
-    "prompt": ({_get(IN), DECRYPT}, c.MODEL_CLIP_INTERROGATOR),
-    "assemble": (set(), None),
+    "transcribe": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_ASR),  # the validated copy of the audio only
+    "understand": ({DECRYPT, GENERATE} | STEP_DOCS, c.MODEL_INTENT_KEYWORDS),  # intent and keywords: one call
+    "plan": ({DECRYPT, GENERATE} | STEP_DOCS, c.MODEL_LLM),
+    "answer": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_VLM),
+    "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_GROUNDED_SAM),  # inputs/ copies only
+    "tag": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_TAGGING),
+    "prompt": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_INTERROGATOR),
+    "assemble": ({DECRYPT, GENERATE, RESULT_DOC} | STEP_DOCS, None),
 }
 
 
-def _render(value, env: str) -> str:
-    if isinstance(value, str):
-        return value
-    if value == {"Ref": "AWS::AccountId"}:
-        return ACCOUNT
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_render(part, env) for part in parts)
+def _resource_token(value: dict) -> str:
+    """The data key, the pipeline key or `<logical id>` of another resource, for the readable pairs."""
     if "Fn::ImportValue" in value and c.ENCRYPTION_KEY_ID in str(value):
         return KEY
     if "Fn::GetAtt" in value and value["Fn::GetAtt"][0].startswith(c.PIPELINE_ID + c.PIPELINE_KEY_ID):
@@ -109,7 +114,7 @@ def _pairs(template: dict, role_id: str, env: str, config) -> tuple[set, list[di
             statements.append(statement)
             for action in _as_list(statement["Action"]):
                 for resource in _as_list(statement["Resource"]):
-                    text = _render(resource, env)
+                    text = render(resource, _resource_token)
                     for literal, name in readable:
                         text = text.replace(literal, name) if text.startswith(literal) else text
                     pairs.add((action, text))

@@ -9,6 +9,7 @@ import json
 import subprocess
 
 import pytest
+from cfn_values import render
 from conftest import ROOT
 from vlp import steps
 
@@ -41,15 +42,9 @@ def machines(assembly, env: str) -> dict[str, dict]:
         if resource["Type"] == "AWS::Lambda::Function"
     }
 
-    def resolve(value) -> str:
-        if isinstance(value, str):
-            return value
-        if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
-            return "${" + c.function_construct_id(names[value["Fn::GetAtt"][0]]) + "Arn}"
-        if "Fn::Join" in value:
-            separator, parts = value["Fn::Join"]
-            return separator.join(resolve(part) for part in parts)
-        raise AssertionError(f"unexpected token in a definition: {value}")
+    def function_arn(value: dict) -> str:
+        assert "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn", f"unexpected token in a definition: {value}"
+        return "${" + c.function_construct_id(names[value["Fn::GetAtt"][0]]) + "Arn}"
 
     found = {}
     for resource in resources.values():
@@ -57,7 +52,7 @@ def machines(assembly, env: str) -> dict[str, dict]:
             properties = resource["Properties"]
             found[properties["StateMachineType"]] = {
                 "properties": properties,
-                "definition": json.loads(resolve(properties["DefinitionString"])),
+                "definition": json.loads(render(properties["DefinitionString"], function_arn)),
             }
     return found
 
