@@ -32,6 +32,12 @@ def _monitoring(env: str) -> str:
     return f"{env}/{c.MONITORING_STACK_ID}"
 
 
+def _one(assembly, env: str, kind: str) -> tuple[str, dict]:
+    """(logical id, resource) of the Monitoring stack's only resource of `kind`."""
+    (found,) = assembly.resources(_monitoring(env), kind).items()
+    return found
+
+
 def _metric_stats(alarm: dict) -> list[dict]:
     """The metrics an alarm reads: its own, or those of its metric math."""
     props = alarm["Properties"]
@@ -180,13 +186,12 @@ def test_idle_gpu_alarm_per_gpu_endpoint_with_deliberate_missing_data(assembly, 
 
 def test_only_the_composite_alarm_pages(assembly, configs):
     for env, config in configs.items():
-        stack = _monitoring(env)
-        ((topic_id, topic),) = assembly.resources(stack, "AWS::SNS::Topic").items()
+        topic_id, topic = _one(assembly, env, "AWS::SNS::Topic")
         assert "KmsMasterKeyId" in topic["Properties"]
         for logical_id, alarm in _alarms(assembly, env).items():
             props = alarm["Properties"]
             assert not props.get("AlarmActions") and not props.get("OKActions"), logical_id
-        ((_, composite),) = assembly.resources(stack, "AWS::CloudWatch::CompositeAlarm").items()
+        _, composite = _one(assembly, env, "AWS::CloudWatch::CompositeAlarm")
         assert composite["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         rule = json.dumps(composite["Properties"]["AlarmRule"])
         members = {logical_id for logical_id in _alarms(assembly, env) if logical_id in rule}
@@ -202,8 +207,7 @@ def test_only_the_composite_alarm_pages(assembly, configs):
 
 def test_one_dashboard_with_api_steps_and_endpoints(assembly, configs):
     for env, config in configs.items():
-        stack = _monitoring(env)
-        ((_, dashboard),) = assembly.resources(stack, "AWS::CloudWatch::Dashboard").items()
+        _, dashboard = _one(assembly, env, "AWS::CloudWatch::Dashboard")
         body = json.dumps(dashboard["Properties"]["DashboardBody"])
         assert f"{config.prefix}-api" in body
         for step in c.STEP_FUNCTIONS:
@@ -213,19 +217,22 @@ def test_one_dashboard_with_api_steps_and_endpoints(assembly, configs):
             assert endpoint_name(config, role) in body
             if model.scaling.scale_to_zero:
                 assert f"{endpoint_name(config, role)}-ic" in body and "NoCapacityInvocationFailures" in body
-        outputs = assembly.templates[stack]["Outputs"]
+        outputs = assembly.templates[_monitoring(env)]["Outputs"]
         assert {c.OUTPUT_ALARM_TOPIC, c.OUTPUT_DASHBOARD, c.OUTPUT_SERVICE_ALARM, c.OUTPUT_BUDGET} <= set(outputs)
 
 
-def _statements(policy_resources: dict) -> list[dict]:
-    return [s for r in policy_resources.values() for s in r["Properties"]["PolicyDocument"]["Statement"]]
+def _topic_grant(assembly, env: str, service: str) -> dict:
+    """The alarm topic policy's only statement for the `service` principal."""
+    _, policy = _one(assembly, env, "AWS::SNS::TopicPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (grant,) = [s for s in statements if s.get("Principal") == {"Service": service}]
+    return grant
 
 
 def test_failed_jobs_reach_the_topic(assembly, configs):
     for env, config in configs.items():
-        stack = _monitoring(env)
-        ((topic_id, _),) = assembly.resources(stack, "AWS::SNS::Topic").items()
-        ((_, rule),) = assembly.resources(stack, "AWS::Events::Rule").items()
+        topic_id, _ = _one(assembly, env, "AWS::SNS::Topic")
+        _, rule = _one(assembly, env, "AWS::Events::Rule")
         pattern = rule["Properties"]["EventPattern"]
         assert pattern["source"] == ["aws.states"]
         assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
@@ -242,23 +249,19 @@ def test_failed_jobs_reach_the_topic(assembly, configs):
         }
         template = json.dumps(transformer["InputTemplate"])
         assert '\\"job\\":' in template and "console.aws.amazon.com/states" in template
-        statements = _statements(assembly.resources(stack, "AWS::SNS::TopicPolicy"))
-        events = [s for s in statements if s.get("Principal") == {"Service": "events.amazonaws.com"}]
-        assert len(events) == 1 and events[0]["Action"] == "sns:Publish"
-        assert "aws:SourceArn" in events[0]["Condition"]["ArnEquals"]
-        assert "aws:SourceAccount" in events[0]["Condition"]["StringEquals"]
-        assert f"rule/{config.prefix}-failed-jobs" in json.dumps(events[0]["Condition"]["ArnEquals"])
-        key_policy = json.dumps(
-            next(iter(assembly.resources(stack, "AWS::KMS::Key").values()))["Properties"]["KeyPolicy"]
-        )
+        events = _topic_grant(assembly, env, "events.amazonaws.com")
+        assert events["Action"] == "sns:Publish"
+        assert "aws:SourceArn" in events["Condition"]["ArnEquals"]
+        assert "aws:SourceAccount" in events["Condition"]["StringEquals"]
+        assert f"rule/{config.prefix}-failed-jobs" in json.dumps(events["Condition"]["ArnEquals"])
+        key_policy = json.dumps(_one(assembly, env, "AWS::KMS::Key")[1]["Properties"]["KeyPolicy"])
         assert "events.amazonaws.com" in key_policy and "budgets.amazonaws.com" in key_policy
 
 
 def test_budget_alerts_at_80_and_100_percent(assembly, configs):
     for env, config in configs.items():
-        stack = _monitoring(env)
-        ((topic_id, _),) = assembly.resources(stack, "AWS::SNS::Topic").items()
-        ((_, budget),) = assembly.resources(stack, "AWS::Budgets::Budget").items()
+        topic_id, _ = _one(assembly, env, "AWS::SNS::Topic")
+        _, budget = _one(assembly, env, "AWS::Budgets::Budget")
         data = budget["Properties"]["Budget"]
         assert data["BudgetLimit"] == {"Amount": config.budget.monthly_usd, "Unit": "USD"}
         assert data["TimeUnit"] == "MONTHLY" and data["BudgetType"] == "COST"
@@ -268,9 +271,7 @@ def test_budget_alerts_at_80_and_100_percent(assembly, configs):
         for n in notifications:
             assert n["Notification"]["ThresholdType"] == "PERCENTAGE"
             assert n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": {"Ref": topic_id}}]
-        statements = _statements(assembly.resources(stack, "AWS::SNS::TopicPolicy"))
-        budgets = [s for s in statements if s.get("Principal") == {"Service": "budgets.amazonaws.com"}]
-        assert len(budgets) == 1 and set(budgets[0]["Condition"]) == {"StringEquals", "ArnLike"}
+        assert set(_topic_grant(assembly, env, "budgets.amazonaws.com")["Condition"]) == {"StringEquals", "ArnLike"}
 
 
 def test_every_log_group_has_the_configured_retention(assembly, configs):

@@ -48,22 +48,24 @@ def _statements(template: dict, role_id: str) -> list[dict]:
     ]
 
 
+def _network_interface_grants(template: dict, properties: dict, subnets: str, role_id: str) -> list[dict]:
+    """Checks that the resource runs in the configured subnets and security groups (`subnets`: its key for the subnet
+    ids); returns its role's statements that allow creating network interfaces."""
+    assert properties["VpcConfig"] == {subnets: VPC["subnet_ids"], "SecurityGroupIds": VPC["security_group_ids"]}
+    return [
+        s
+        for s in _statements(template, role_id)
+        if "ec2:CreateNetworkInterface" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+
+
 def test_models_run_in_the_configured_subnets(templates):
     hosting = next(t for name, t in templates.items() if name.startswith("Hosting"))
     models = _resources(hosting, "AWS::SageMaker::Model")
     assert models
     for model in models.values():
-        assert model["Properties"]["VpcConfig"] == {
-            "Subnets": VPC["subnet_ids"],
-            "SecurityGroupIds": VPC["security_group_ids"],
-        }
         role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        actions = {
-            a
-            for s in _statements(hosting, role_id)
-            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        }
-        assert "ec2:CreateNetworkInterface" in actions
+        assert _network_interface_grants(hosting, model["Properties"], "Subnets", role_id)
 
 
 def test_request_functions_run_in_the_vpc_and_cdk_helpers_do_not(templates):
@@ -76,12 +78,8 @@ def test_request_functions_run_in_the_vpc_and_cdk_helpers_do_not(templates):
     }
     assert ours
     for function in ours.values():
-        assert function["Properties"]["VpcConfig"] == {
-            "SubnetIds": VPC["subnet_ids"],
-            "SecurityGroupIds": VPC["security_group_ids"],
-        }
         role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-        eni = [s for s in _statements(api, role_id) if "ec2:CreateNetworkInterface" in s["Action"]]
+        eni = _network_interface_grants(api, function["Properties"], "SubnetIds", role_id)
         assert eni and eni[0]["Resource"] == "*"
     for key, function in functions.items():
         if key not in ours:
