@@ -50,6 +50,45 @@ def _controls(
     )
 
 
+def _picture_input(elem_id: str, height: int) -> gr.Image:
+    """A picture to send: uploaded, pasted or taken with the webcam; the page hands over its file."""
+    return gr.Image(
+        label="Image (upload, paste or webcam)",
+        type="filepath",
+        image_mode=None,  # the file as uploaded: no re-encoding
+        sources=["upload", "webcam", "clipboard"],
+        height=height,
+        elem_id=elem_id,
+    )
+
+
+def _picture_output(label: str, elem_id: str, height: int) -> gr.Image:
+    """A picture the service made (a PNG), to download or see full screen."""
+    return gr.Image(
+        label=label,
+        type="filepath",
+        interactive=False,
+        format="png",
+        height=height,
+        buttons=["download", "fullscreen"],
+        elem_id=elem_id,
+    )
+
+
+def _details_panel(prefix: str) -> tuple[gr.Markdown, gr.JSON]:
+    """The folded "Details" panel: the details' Markdown (PREFIX-details) and the whole response (PREFIX-raw)."""
+    with gr.Accordion("Details", open=False):
+        return gr.Markdown("", elem_id=f"{prefix}-details"), gr.JSON(label="Response", elem_id=f"{prefix}-raw")
+
+
+def _restyle_slider(option: str, elem_id: str) -> gr.Slider:
+    """A slider over restyle option `option`: the API's range and default (views.RESTYLE_SLIDERS)."""
+    spec = views.RESTYLE_SLIDERS[option]
+    return gr.Slider(
+        spec.low, spec.high, getattr(views.RestyleControls(), option), step=spec.step, label=spec.label, elem_id=elem_id
+    )
+
+
 def build(session: Session, target: str) -> gr.Blocks:
     """The page, over `session` (one client, shared by every browser tab; each tab has its own conversation)."""
     with gr.Blocks(title="VLP demo") as app:
@@ -70,14 +109,7 @@ def _ask_tab(session: Session) -> None:
     banner = gr.HTML("", elem_id="vlp-banner")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
-            image = gr.Image(
-                label="Image (upload, paste or webcam)",
-                type="filepath",
-                image_mode=None,  # the file as uploaded: no re-encoding
-                sources=["upload", "webcam", "clipboard"],
-                height=300,
-                elem_id="vlp-image",
-            )
+            image = _picture_input("vlp-image", height=300)
             audio = gr.Audio(
                 label="Spoken question (record or upload)",
                 sources=["microphone", "upload"],
@@ -118,24 +150,14 @@ def _ask_tab(session: Session) -> None:
                 clear = gr.Button("New chat", scale=1, min_width=80, elem_id="vlp-clear")
             warnings = gr.Markdown("", elem_id="vlp-warnings")
             with gr.Row():
-                overlay = gr.Image(
-                    label="Overlay (from the service)",
-                    type="filepath",
-                    interactive=False,
-                    format="png",
-                    height=300,
-                    buttons=["download", "fullscreen"],
-                    elem_id="vlp-overlay",
-                )
+                overlay = _picture_output("Overlay (from the service)", "vlp-overlay", height=300)
                 masks = gr.AnnotatedImage(label="Masks (hover a label to highlight it)", elem_id="vlp-masks")
             detections = gr.Dataframe(
                 headers=views.DETECTION_HEADERS, label="Detections", interactive=False, elem_id="vlp-detections"
             )
             tags = gr.Dataframe(headers=views.TAG_HEADERS, label="Tags", interactive=False, elem_id="vlp-tags")
             prompt = gr.Textbox(label="Generated prompt", interactive=False, buttons=["copy"], elem_id="vlp-prompt")
-            with gr.Accordion("Details", open=False):
-                details = gr.Markdown("", elem_id="vlp-details")
-                raw = gr.JSON(label="Response", elem_id="vlp-raw")
+            details, raw = _details_panel("vlp")
     if EXAMPLES.is_dir():
         gr.Examples(
             [
@@ -202,7 +224,6 @@ def _ask_tab(session: Session) -> None:
 
 def _restyle_tab(session: Session) -> None:
     """Task restyle: the picture, a style, the sliders; before and after side by side, the prompt used."""
-    defaults = views.RestyleControls()
     gr.Markdown(
         "Re-create the picture in a style: the service describes it (or takes your description), puts the style in "
         "front and gives both to Stable Diffusion XL with the picture. It runs as a job: it can take a minute."
@@ -210,36 +231,15 @@ def _restyle_tab(session: Session) -> None:
     banner = gr.HTML("", elem_id="vlp-restyle-banner-slot")
     with gr.Row(equal_height=False):
         with gr.Column(scale=4):
-            image = gr.Image(
-                label="Image (upload, paste or webcam)",
-                type="filepath",
-                image_mode=None,
-                sources=["upload", "webcam", "clipboard"],
-                height=260,
-                elem_id="vlp-restyle-image",
-            )
+            image = _picture_input("vlp-restyle-image", height=260)
             style = gr.Dropdown(views.style_choices(), value="starry_night", label="Style", elem_id="vlp-restyle-style")
             style_text = gr.Textbox(
                 label=f"…or a style of your own (at most {views.restyling.MAX_STYLE_PROMPT_CHARS} characters)",
                 placeholder="as a 1950s travel poster, bold flat colours",
                 elem_id="vlp-restyle-style-text",
             )
-            strength = gr.Slider(
-                views.restyling.MIN_STRENGTH,
-                views.restyling.MAX_STRENGTH,
-                defaults.strength,
-                step=0.05,
-                label="Strength (how far from the original)",
-                elem_id="vlp-restyle-strength",
-            )
-            steps = gr.Slider(
-                views.restyling.MIN_STEPS,
-                views.restyling.MAX_STEPS,
-                defaults.steps,
-                step=1,
-                label="Steps",
-                elem_id="vlp-restyle-steps",
-            )
+            strength = _restyle_slider("strength", "vlp-restyle-strength")
+            steps = _restyle_slider("steps", "vlp-restyle-steps")
             # a text box: Gradio's number box sends 0 when left empty, and empty must mean "draw one"
             seed = gr.Textbox(
                 label=f"Seed (0..{views.restyling.MAX_SEED}; empty: a random one, reported with the result)",
@@ -255,14 +255,7 @@ def _restyle_tab(session: Session) -> None:
                 negative = gr.Textbox(
                     label="Negative prompt (what to avoid; added to the style's)", elem_id="vlp-restyle-negative"
                 )
-                guidance = gr.Slider(
-                    views.restyling.MIN_GUIDANCE_SCALE,
-                    views.restyling.MAX_GUIDANCE_SCALE,
-                    defaults.guidance_scale,
-                    step=0.5,
-                    label="Guidance scale",
-                    elem_id="vlp-restyle-guidance",
-                )
+                guidance = _restyle_slider("guidance_scale", "vlp-restyle-guidance")
             go = gr.Button("Restyle", variant="primary", elem_id="vlp-restyle-send")
         with gr.Column(scale=8):
             warnings = gr.Markdown("", elem_id="vlp-restyle-warnings")
@@ -270,48 +263,19 @@ def _restyle_tab(session: Session) -> None:
                 before = gr.Image(
                     label="Before", type="filepath", interactive=False, height=360, elem_id="vlp-restyle-before"
                 )
-                after = gr.Image(
-                    label="After",
-                    type="filepath",
-                    interactive=False,
-                    format="png",
-                    height=360,
-                    buttons=["download", "fullscreen"],
-                    elem_id="vlp-restyle-after",
-                )
+                after = _picture_output("After", "vlp-restyle-after", height=360)
             prompt = gr.Textbox(label="Prompt used", interactive=False, buttons=["copy"], elem_id="vlp-restyle-prompt")
             negative_used = gr.Textbox(
                 label="Negative prompt used", interactive=False, elem_id="vlp-restyle-negative-used"
             )
-            with gr.Accordion("Details", open=False):
-                details = gr.Markdown("", elem_id="vlp-restyle-details")
-                raw = gr.JSON(label="Response", elem_id="vlp-restyle-raw")
+            details, raw = _details_panel("vlp-restyle")
 
     def run(
-        image_path: str | None,
-        style_name: str | None,
-        own_style: str | None,
-        description_text: str | None,
-        negative_text: str | None,
-        strength_value: float,
-        steps_value: float,
-        guidance_value: float,
-        seed_text: str | None,
+        *values: Any,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to inject the progress tracker)
     ) -> list[Any]:
-        return restyle_turn(
-            session,
-            image_path,
-            style_name,
-            own_style,
-            description_text,
-            negative_text,
-            strength_value,
-            steps_value,
-            guidance_value,
-            seed_text,
-            progress=lambda status: progress(None, desc=status),
-        )
+        """The inputs' values, in the order of `inputs`: restyle_turn's parameters."""
+        return restyle_turn(session, *values, progress=lambda status: progress(None, desc=status))
 
     outputs = [banner, warnings, before, after, prompt, negative_used, details, raw]
     inputs = [image, style, style_text, description, negative, strength, steps, guidance, seed]
@@ -344,6 +308,7 @@ def restyle_turn(
     steps: float,
     guidance_scale: float,
     seed: str | float | None,
+    *,
     progress: Callable[[str], None] | None = None,
 ) -> list[Any]:
     """The Restyle button: the tab's inputs (in the order of its `inputs`) to a restyle, its values for the outputs."""

@@ -332,6 +332,26 @@ def style_choices() -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class SliderSpec:
+    """A slider over a numeric option: the API's range, the step, the label."""
+
+    low: float
+    high: float
+    step: float
+    label: str
+
+
+# The Restyle tab's sliders, by option (each starts at RestyleControls' default: the API's).
+RESTYLE_SLIDERS = {
+    "strength": SliderSpec(
+        restyling.MIN_STRENGTH, restyling.MAX_STRENGTH, 0.05, "Strength (how far from the original)"
+    ),
+    "steps": SliderSpec(restyling.MIN_STEPS, restyling.MAX_STEPS, 1, "Steps"),
+    "guidance_scale": SliderSpec(restyling.MIN_GUIDANCE_SCALE, restyling.MAX_GUIDANCE_SCALE, 0.5, "Guidance scale"),
+}
+
+
+@dataclass(frozen=True)
 class RestyleControls:
     """The Restyle tab's sliders and seed box, each with the API's default. `seed` as typed (a text box: Gradio's
     number box turns empty into 0); blank or None: the service draws one."""

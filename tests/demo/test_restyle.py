@@ -16,6 +16,7 @@ import pytest
 from demo_doubles import Recorder
 from PIL import Image
 from vlp_client import STYLES, VlpClient, VlpError
+from vlp_client import restyle as restyling
 
 from demo import app, views
 from demo.session import RestyleInput, RestyleOutput, Session
@@ -307,3 +308,15 @@ def test_the_tab_is_wired_to_the_handler():
     ]
     assert len(click["outputs"]) == len(app.restyle_values(RestyleOutput()))
     assert [ids[i] for i in click["outputs"]][2:4] == ["vlp-restyle-before", "vlp-restyle-after"]
+
+
+def test_the_sliders_span_the_apis_ranges_and_start_at_its_defaults():
+    config = app.build(Session(Recorder()), "test").get_config_file()
+    props = [c.get("props", {}) for c in config["components"]]
+    sliders = {p.get("elem_id"): (p["minimum"], p["maximum"], p["value"]) for p in props if "minimum" in p}
+    r = restyling
+    assert {k: v for k, v in sliders.items() if str(k).startswith("vlp-restyle-")} == {
+        "vlp-restyle-strength": (r.MIN_STRENGTH, r.MAX_STRENGTH, r.DEFAULT_STRENGTH),
+        "vlp-restyle-steps": (r.MIN_STEPS, r.MAX_STEPS, r.DEFAULT_STEPS),
+        "vlp-restyle-guidance": (r.MIN_GUIDANCE_SCALE, r.MAX_GUIDANCE_SCALE, r.DEFAULT_GUIDANCE_SCALE),
+    }
