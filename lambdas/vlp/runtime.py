@@ -20,18 +20,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from vlp.errors import CallerError, VlpError
 
 if TYPE_CHECKING:
     from vlp.http import ApiEvent
+from vlp.tracing import LazyTracer
 
 logger = Logger(utc=True)
-# No auto-patching: patch_all() would import and patch every supported library at cold start. vlp.aws patches
-# botocore (the only library we call out with) when a function builds its first client.
-tracer = Tracer(auto_patch=False)
+# Built at the first invocation, only where tracing is active (vlp.tracing). vlp.aws patches botocore (the only
+# library we call out with) when a function builds its first client.
+tracer = LazyTracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "VLP")
 
 

@@ -67,6 +67,11 @@ class Step:
 def _model(
     name: str, role: str, memory: int, read: int, margin: int, *errors: str, path: str = "", **access: tuple[str, ...]
 ) -> Step:
+    @property
+    def logic(self) -> str:
+        """The module whose ``run(event, **clients)`` does the step's work (vlp.entry imports it)."""
+        return f"vlp.pipeline.{self.name}"
+
     return Step(name, role, Retry.MODEL, path or f"$.{name}", memory, margin, read, errors or (name,), **access)
 
 

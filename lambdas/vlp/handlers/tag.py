@@ -1,22 +1,5 @@
 """Pipeline step `tag` (vlp.steps, docs/pipeline.md): labels scored against the image (role clip_tagging)."""
 
-from __future__ import annotations
+from vlp.entry import step_entry
 
-from typing import TYPE_CHECKING, Any
-
-from vlp import aws
-from vlp.pipeline import tag
-from vlp.runtime import step_handler
-from vlp.settings import PipelineSettings, load_settings
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-SETTINGS: PipelineSettings = load_settings(PipelineSettings)
-S3 = aws.s3_client()
-SAGEMAKER = aws.sagemaker_runtime_client(SETTINGS.sagemaker_read_timeout_seconds)
-
-
-@step_handler("tag")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return tag.run(event, s3=S3, sagemaker=SAGEMAKER, settings=SETTINGS).model_dump(mode="json")
+handler = step_entry("tag")

@@ -33,9 +33,9 @@ def models(monkeypatch) -> FakeSageMaker:
 
     fake = FakeSageMaker()
     for name in STEP_MODULES:
-        module = importlib.import_module(f"vlp.handlers.{name}")
-        if hasattr(module, "SAGEMAKER"):
-            monkeypatch.setattr(module, "SAGEMAKER", fake)
+        entry = importlib.import_module(f"vlp.handlers.{name}").handler  # vlp.entry.StepEntry
+        if "sagemaker" in entry.clients:
+            monkeypatch.setitem(entry.clients, "sagemaker", fake)
     return fake
 
 
@@ -46,8 +46,8 @@ def deploy(monkeypatch) -> Callable[..., None]:
 
     def apply(**changes: Any) -> None:
         for name in STEP_MODULES:
-            module = importlib.import_module(f"vlp.handlers.{name}")
-            settings = module.SETTINGS
+            entry = importlib.import_module(f"vlp.handlers.{name}").handler  # vlp.entry.StepEntry
+            settings = entry.settings
             endpoints = dict(settings.endpoints)
             update: dict[str, Any] = {}
             for key, value in changes.items():
@@ -56,7 +56,7 @@ def deploy(monkeypatch) -> Callable[..., None]:
                 else:
                     update[key] = value
             update["endpoints"] = endpoints
-            monkeypatch.setattr(module, "SETTINGS", settings.model_copy(update=update))
+            monkeypatch.setattr(entry, "settings", settings.model_copy(update=update))
 
     return apply
 

@@ -150,7 +150,7 @@ def test_object_above_the_limit_is_refused_before_reading(s3):
 def test_s3_outage_during_validate_is_retried_by_the_state_machine(pipeline, s3, lambda_context, monkeypatch):
     from vlp.handlers import analyze, validate
 
-    real = validate.S3
+    real = validate.handler.clients["s3"]
     failures = {"left": 1}
 
     class Flaky:
@@ -167,7 +167,7 @@ def test_s3_outage_during_validate_is_retried_by_the_state_machine(pipeline, s3,
                 )
             return real.put_object(**kwargs)
 
-    monkeypatch.setattr(validate, "S3", Flaky())
+    monkeypatch.setitem(validate.handler.clients, "s3", Flaky())
     import base64
 
     from vlp_media import image_bytes
