@@ -17,7 +17,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,11 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from local.common import HOST, port_in_use  # stdlib only: the demo already runs local mode
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PID_FILE = ROOT / ".local" / "demo" / "demo.json"
 DEFAULT_STATE_DIR = ROOT / ".local"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-HOST = "127.0.0.1"
 
 
 @dataclass
@@ -111,16 +111,6 @@ def stop_local(state_dir: str) -> None:
 # ---- the demo's own process ----
 
 
-def port_free(port: int, host: str = HOST) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def read_record(pid_file: Path) -> Record | None:
     try:
         return Record(**json.loads(pid_file.read_text()))
@@ -138,7 +128,7 @@ def up(args: argparse.Namespace, app_args: list[str]) -> int:
     if record and _alive(record.pid):
         print(f"demo: already running on {record.url} (pid {record.pid}); `make demo-down` stops it", file=sys.stderr)
         return 1
-    if not port_free(args.port, args.host):
+    if port_in_use(args.port, args.host):
         print(
             f"demo: port {args.port} is in use: another demo or program? `make demo-down`, or DEMO_PORT=7861",
             file=sys.stderr,

@@ -68,13 +68,13 @@ def test_running_local_needs_live_services_and_an_answering_api(tmp_path, api):
     assert run.running_local(tmp_path) is None
 
 
-def test_port_free():
+def test_a_port_is_in_use_while_something_listens_on_it():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        assert not run.port_free(port)
-    assert run.port_free(port)
+        assert run.port_in_use(port)
+    assert not run.port_in_use(port)
 
 
 def test_up_refuses_a_second_demo_and_a_taken_port(tmp_path, capsys):
