@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from vlp_client.errors import VlpError
 
@@ -95,6 +95,27 @@ class Restyle:
         )
 
 
+class _Section:
+    """A read-only attribute of AnalyzeResult: the response's object `name` (None when it is null, missing or not an
+    object)."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    @staticmethod
+    def of(raw: dict[str, Any], name: str) -> dict[str, Any] | None:
+        value = raw.get(name)
+        return value if isinstance(value, dict) else None
+
+    @overload
+    def __get__(self, result: None, owner: type[Any]) -> _Section: ...
+    @overload
+    def __get__(self, result: AnalyzeResult, owner: type[Any]) -> dict[str, Any] | None: ...
+    def __get__(self, result: AnalyzeResult | None, owner: type[Any]) -> _Section | dict[str, Any] | None:
+        return self if result is None else self.of(result.raw, self.name)
+
+
 @dataclass(frozen=True)
 class AnalyzeResult:
     """The result of POST /v1/analyze (or of a succeeded job)."""
@@ -113,14 +134,9 @@ class AnalyzeResult:
     def answer(self) -> str | None:
         return self.raw.get("answer")
 
-    def _object(self, name: str) -> dict[str, Any] | None:
-        """The response's object `name`; None when it is null, missing or not an object."""
-        value = self.raw.get(name)
-        return value if isinstance(value, dict) else None
-
     @property
     def intent(self) -> Intent | None:
-        intent = self._object("intent")
+        intent = _Section.of(self.raw, "intent")
         if intent is None:
             return None
         return Intent(str(intent.get("label")), _float(intent.get("score")), dict(intent.get("scores") or {}))
@@ -151,10 +167,7 @@ class AnalyzeResult:
     def masks(self) -> list[Mask]:
         return [d.mask for d in self.detections if d.mask is not None]
 
-    @property
-    def overlay(self) -> dict[str, Any] | None:
-        """segment: the overlay PNG (`key`, `url`), when the service made one."""
-        return self._object("overlay")
+    overlay = _Section("overlay", "segment: the overlay PNG (`key`, `url`), when the service made one.")
 
     @property
     def tags(self) -> list[Tag]:
@@ -165,9 +178,7 @@ class AnalyzeResult:
         """prompt: the text-to-image prompt (the whole object is `prompt_info`)."""
         return (self.prompt_info or {}).get("prompt")
 
-    @property
-    def prompt_info(self) -> dict[str, Any] | None:
-        return self._object("prompt")
+    prompt_info = _Section("prompt", "prompt: the whole object (`prompt`, `mode`...).")
 
     @property
     def restyle(self) -> Restyle | None:
@@ -179,9 +190,9 @@ class AnalyzeResult:
         """The spoken question's transcript (the whole object, with the language, is `transcript_info`)."""
         return (self.transcript_info or {}).get("text")
 
-    @property
-    def transcript_info(self) -> dict[str, Any] | None:
-        return self._object("transcript")
+    transcript_info = _Section(
+        "transcript", "The spoken question's transcript: the whole object (`text`, `language`...)."
+    )
 
     @property
     def warnings(self) -> list[str]:
@@ -194,9 +205,7 @@ class AnalyzeResult:
             return True
         return any(isinstance(m, dict) and m.get("random_weights") for m in (self.raw.get("models") or {}).values())
 
-    @property
-    def image(self) -> dict[str, Any] | None:
-        return self._object("image")
+    image = _Section("image", "The image the service read (`width`, `height`, `key`).")
 
     @property
     def timings_ms(self) -> dict[str, float]:
