@@ -61,15 +61,23 @@ class FunctionSpec:
     lists: tuple[str, ...] = ()  # s3:ListBucket on these prefixes
 
 
+def _plus(prefixes: tuple[str, ...], *extra: str) -> tuple[str, ...]:
+    """``prefixes`` and the ``extra`` patterns none of them covers already."""
+    return prefixes + tuple(pattern for pattern in extra if not any(pattern.startswith(p) for p in prefixes))
+
+
 def _step_spec(step: steps.Step) -> FunctionSpec:
-    """A pipeline step's row, from the registry (lambdas/vlp/steps.py: memory, timeouts, role, S3 access)."""
+    """A pipeline step's row, from the registry (lambdas/vlp/steps.py: memory, timeouts, role, S3 access), plus
+    what a jobs execution needs of every step (vlp.pipeline.stored): its step documents, read and written; the
+    result document, written by assemble."""
+    result = (steps.RESULT_DOCUMENTS,) if step.name == steps.ASSEMBLE else ()
     return FunctionSpec(
         step.memory_mb,
         step.function_timeout_seconds,
         read_timeout_seconds=step.read_timeout_seconds,
         model_role=step.role,
-        reads=step.reads,
-        writes=step.writes,
+        reads=_plus(step.reads, steps.STEP_DOCUMENTS),
+        writes=_plus(step.writes, steps.STEP_DOCUMENTS, *result),
         lists=step.lists,
     )
 
@@ -79,7 +87,7 @@ assert (steps.UPLOADS, steps.INPUTS, steps.RESULTS) == (UP, IN, OUT)
 SPECS: dict[str, FunctionSpec] = {
     c.FUNCTION_UPLOADS: FunctionSpec(256, 10, writes=(UP,)),
     c.FUNCTION_ANALYZE: FunctionSpec(256, None, reads=(OUT,)),
-    c.FUNCTION_JOBS: FunctionSpec(256, 10, reads=(OUT,)),
+    c.FUNCTION_JOBS: FunctionSpec(256, 10, reads=(OUT,), writes=(steps.REQUEST_DOCUMENTS,)),  # the job's request
     **{step.name: _step_spec(step) for step in steps.STEPS},
 }
 assert set(SPECS) == set(c.API_FUNCTIONS + c.STEP_FUNCTIONS)
@@ -247,7 +255,8 @@ class RequestFunctions(Construct):
         )
 
     def _objects(self, prefixes: tuple[str, ...]) -> list[str]:
-        arns = [f"{self._bucket_arn}/{prefix}*" for prefix in prefixes]
+        # a prefix (ends with /) and what lies under it, or one key pattern (the jobs' request and result documents)
+        arns = [f"{self._bucket_arn}/{prefix}{'*' if prefix.endswith('/') else ''}" for prefix in prefixes]
         self._wildcards.update(arns)
         return arns
 

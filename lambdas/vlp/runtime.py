@@ -5,6 +5,9 @@ decorators that keep the handler modules thin.
   becomes an error response through ``vlp.http.error_response`` (the one mapping place).
 - ``step_handler(step)``: pipeline steps invoked by the state machine. Correlation id = the execution's
   ``request_id``. Domain errors are re-raised unchanged so Step Functions sees their class name as ``Error``.
+  For a jobs (Standard) execution it also keeps user data out of the state (vlp.pipeline.stored): the stored
+  documents are merged into the step's input before it runs, its result is split (user data to S3) after, and the
+  user strings are taken out of an error's message.
 
 Metrics (namespace POWERTOOLS_METRICS_NAMESPACE, default "VLP"; dimensions ``service`` and ``Step`` or
 ``Route``): ``Latency`` (ms, every invocation), ``ModelLatency`` (ms, the SageMaker call of a model step),
@@ -24,10 +27,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from vlp.errors import CallerError, VlpError
+from vlp.tracing import LazyTracer
 
 if TYPE_CHECKING:
     from vlp.http import ApiEvent
-from vlp.tracing import LazyTracer
 
 logger = Logger(utc=True)
 # Built at the first invocation, only where tracing is active (vlp.tracing). vlp.aws patches botocore (the only
@@ -37,6 +40,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "V
 
 
 _PATCHED = False
+_STORE: Any = None  # the S3 client of the jobs state documents, built at the first jobs invocation
 
 
 def trace_botocore() -> None:
@@ -104,8 +108,19 @@ def api_handler(
     return decorate
 
 
+def _store() -> tuple[Any, str]:
+    """The S3 client and bucket of the jobs state documents (vlp.pipeline.stored)."""
+    global _STORE
+    if _STORE is None:
+        from vlp import aws
+
+        _STORE = aws.s3_client()
+    return _STORE, os.environ["REQUESTS_BUCKET"]
+
+
 def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[[dict, Any], dict]]:
-    """Decorate a pipeline step ``fn(event, context) -> dict`` (small JSON, S3 references only)."""
+    """Decorate a pipeline step ``fn(event, context) -> dict`` (small JSON, S3 references only). A jobs
+    execution's step reads its input's stored documents and stores its result's user data (vlp.pipeline.stored)."""
 
     def decorate(fn: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
         @logger.inject_lambda_context(clear_state=True)
@@ -121,12 +136,24 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
             tracer.put_annotation(key="step", value=step)
             if isinstance(request_id, str):
                 tracer.put_annotation(key="request_id", value=request_id)
+            jobs = isinstance(event, dict) and event.get("source") == "jobs"  # vlp.pipeline.stored.JOBS
+            secrets: list[str] = []
             try:
+                state = event
+                if jobs:
+                    from vlp.pipeline import stored
+
+                    event, documents = stored.load(*_store(), state)
+                    secrets = stored.redactions(documents)
                 result = fn(event, context)
                 if isinstance(result.get("model_ms"), (int, float)):
                     record_model_latency(result["model_ms"])
+                if jobs:
+                    result = stored.keep(*_store(), step, state, result)
                 return result
             except Exception as exc:
+                if secrets:
+                    stored.redact_error(exc, secrets)  # the Fail state's Cause is kept in the history
                 _record_error(exc)
                 if isinstance(exc, CallerError):
                     logger.info("step rejected the request", extra={"error": exc.to_dict()})

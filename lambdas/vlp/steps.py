@@ -35,6 +35,13 @@ class Retry(Enum):
 
 
 UPLOADS, INPUTS, RESULTS = "uploads/", "inputs/", "results/"  # vlp.keys: the requests bucket's prefixes
+# Jobs (Standard) executions keep user data in S3, not in their state (vlp.pipeline.stored): the jobs function
+# writes inputs/<caller>/<id>/request.json, every step reads and writes its execution's inputs/<caller>/<id>/steps/,
+# assemble writes results/<caller>/<id>/result.json (GET /v1/jobs/{id} reads it). IAM: stacks/pipeline_functions.py.
+REQUEST_DOCUMENT, STEPS_FOLDER, RESULT_DOCUMENT = "request.json", "steps", "result.json"
+REQUEST_DOCUMENTS = f"{INPUTS}*/*/{REQUEST_DOCUMENT}"
+STEP_DOCUMENTS = f"{INPUTS}*/*/{STEPS_FOLDER}/"
+RESULT_DOCUMENTS = f"{RESULTS}*/*/{RESULT_DOCUMENT}"
 
 
 @dataclass(frozen=True)

@@ -66,13 +66,21 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
         None,
     ),
     "validate": ({_get(UP), _get(IN), _put(IN), ("s3:ListBucket", R), DECRYPT, GENERATE}, None),
-    "transcribe": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_ASR),  # the validated copy of the audio only
+    "transcribe": (
+        {_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE,
+        c.MODEL_ASR,
+    ),  # the validated copy of the audio only
     "understand": ({DECRYPT, GENERATE} | STEP_DOCS, c.MODEL_INTENT_KEYWORDS),  # intent and keywords: one call
     "plan": ({DECRYPT, GENERATE} | STEP_DOCS, c.MODEL_LLM),
     "answer": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_VLM),
-    "segment": ({_get(IN), _put(OUT), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_GROUNDED_SAM),  # inputs/ copies only
+    "segment": (
+        {_get(IN), _put(OUT), DECRYPT, GENERATE} | STEP_DOCS_WRITE,
+        c.MODEL_GROUNDED_SAM,
+    ),  # inputs/ copies only
     "tag": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_TAGGING),
     "prompt": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_INTERROGATOR),
+    "interrogate": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_INTERROGATOR),
+    "restyle": ({DECRYPT, GENERATE} | STEP_DOCS, c.MODEL_RESTYLE),  # its container reads and writes the images
     "assemble": ({DECRYPT, GENERATE, RESULT_DOC} | STEP_DOCS, None),
 }
 

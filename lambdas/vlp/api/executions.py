@@ -5,6 +5,10 @@ Every execution carries its caller's prefix (``caller``, vlp.keys.caller_prefix)
 authenticated identity and never from its body. A job's execution is named ``<caller>-<job id>``: GET /v1/jobs/{id}
 looks the job up under the asking caller's prefix only, so another caller's job id is ``404 JOB_NOT_FOUND``
 exactly like an unknown one (and the execution input's ``caller`` is checked once more).
+
+A job's user data never enters the Standard machine's history (kept 90 days, vlp.pipeline.stored): its request
+goes to ``inputs/<caller>/<job id>/request.json`` and the execution starts with ids and that key only
+(``store_job_request``); its result is read back from ``results/<caller>/<job id>/result.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from vlp.api.models import AnalyzeRequest
-from vlp.api.results import attach_urls
+from vlp.api.results import attach_urls, read_job_result
 from vlp.errors import CallerError, VlpError, error_from_execution
 from vlp.keys import CALLER_RE, UUID_RE
 
@@ -60,6 +64,18 @@ def execution_input(
             code="REQUEST_TOO_LARGE",
         )
     return payload
+
+
+def store_job_request(s3: Any, *, bucket: str, payload: str) -> str:
+    """A jobs execution input without user data: the request is written to ``inputs/<caller>/<job id>/request.json``
+    (KMS, the bucket's default encryption) and the input keeps the ids and that key (``stored``, merged back by the
+    validate step's wrapper)."""
+    from vlp.pipeline import stored
+
+    document = json.loads(payload)
+    key = stored.request_key(document["caller"], document["request_id"])
+    stored.write_json(s3, bucket, key, {"request": document.pop("request")})
+    return json.dumps({**document, stored.STORED: key}, separators=(",", ":"))
 
 
 def _start_error(error: Exception) -> VlpError:
@@ -196,9 +212,10 @@ def job_view(
         "completed_at": _iso(description.get("stopDate")),
     }
     if raw_status == "SUCCEEDED":
-        view["result"] = attach_urls(
-            _output(description.get("output")), s3=s3, bucket=bucket, caller=caller, expires_in=expires_in
-        )
+        output = _output(description.get("output"))
+        if "result_key" in output:  # the job's result is in S3, not in the history (vlp.pipeline.stored)
+            output = read_job_result(output, s3=s3, bucket=bucket, caller=caller, job_id=job_id)
+        view["result"] = attach_urls(output, s3=s3, bucket=bucket, caller=caller, expires_in=expires_in)
     elif view["status"] == "failed":
         view["error"] = outcome_error(raw_status, description.get("error"), description.get("cause"))
     return {key: value for key, value in view.items() if value is not None}

@@ -1,4 +1,5 @@
-"""Presigned GET URLs for the result objects of a finished request (masks, the overlay), added at response time.
+"""Presigned GET URLs for the result objects of a finished request (masks, the overlay, the restyled PNG), added
+at response time.
 
 The state machine's output carries S3 keys only; URLs are signed when a response is built, so a job fetched
 hours later still gets working links. Only keys under ``results/<caller>/<request id>/`` are ever signed, where
@@ -11,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from vlp.errors import CallerError, VlpError
 from vlp.keys import UUID_RE, result_prefix
 
 
@@ -41,7 +43,32 @@ def attach_urls(
             sign(detection.get("mask"))
     sign(result.get("masks_rle"))
     sign(result.get("overlay"))
+    restyle = result.get("restyle")
+    if isinstance(restyle, dict):
+        sign(restyle.get("restyled"))
     if signed:
         issued = time.time() if now is None else now
         result["urls_expire_at"] = datetime.fromtimestamp(issued + expires_in, tz=UTC).isoformat(timespec="seconds")
+    return result
+
+
+def read_job_result(output: dict[str, Any], *, s3: Any, bucket: str, caller: str, job_id: str) -> dict[str, Any]:
+    """A finished job's result document (``results/<caller>/<job id>/result.json``, written by the assemble step):
+    the execution output names it; only the asking caller's own key is read. Expired with the bucket's lifecycle:
+    404 JOB_NOT_FOUND, like a job whose history has expired."""
+    import json
+
+    from vlp.pipeline import storage, stored
+
+    key = stored.job_result_key(caller, job_id)
+    if output.get("result_key") != key:
+        raise VlpError("The job's result is not where it belongs.", code="PIPELINE_FAILED")
+    try:
+        result = json.loads(storage.read(s3, bucket, key))
+    except CallerError:  # storage: a missing object
+        raise CallerError("The job's result has expired.", code="JOB_NOT_FOUND") from None
+    except ValueError:
+        raise VlpError("The job's result is unreadable.", code="PIPELINE_FAILED") from None
+    if not isinstance(result, dict):
+        raise VlpError("The job's result is unreadable.", code="PIPELINE_FAILED")
     return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.api.executions import describe_job, execution_input, job_view, start_job
+from vlp.api.executions import describe_job, execution_input, job_view, start_job, store_job_request
 from vlp.api.idempotency import IdempotentJobs, caller_prefix_of, caller_scope, idempotency_key
 from vlp.api.models import AnalyzeRequest, parse_body
 from vlp.errors import CallerError
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SETTINGS: JobsSettings = load_settings(JobsSettings)
 SFN = aws.stepfunctions_client()
-S3 = aws.s3_client()  # signs the result URLs (masks)
+S3 = aws.s3_client()  # the request and result documents; signs the result URLs (masks)
 MAX_BODY_BYTES = 512 * 1024
 IDEMPOTENT = IdempotentJobs(SETTINGS.idempotency_table, aws.dynamodb_client)  # DynamoDB client at first use
 
@@ -33,6 +33,7 @@ def _start(request: AnalyzeRequest, event: ApiEvent) -> dict[str, Any]:
     caller = caller_prefix_of(event, SETTINGS.requests_bucket)
     logger.append_keys(job_id=job_id)
     payload = execution_input(request, caller=caller, request_id=job_id, api_request_id=event.request_id, source="jobs")
+    payload = store_job_request(S3, bucket=SETTINGS.requests_bucket, payload=payload)  # no user data in the history
     start_job(SFN, state_machine_arn=SETTINGS.jobs_state_machine_arn, caller=caller, job_id=job_id, payload=payload)
     return {"job_id": job_id}
 

@@ -12,7 +12,7 @@ Models are built on first use (``defer_build``): a step pays only for the models
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,9 @@ _CALLER = Field(pattern=rf"^{CALLER_PATTERN}$")  # the caller's key prefix, set 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
+    # What a jobs (Standard) execution keeps of it in the state (vlp.pipeline.stored): an allow-list of the fields
+    # that are no user data (ids, keys, sizes, flags, the route, timings); the others go to S3. None: every field.
+    inline_fields: ClassVar[frozenset[str] | None] = None
 
 
 class ExecutionInput(_Model):
@@ -64,6 +67,9 @@ class AudioRef(_Model):
 class StepResult(_Model):
     """What every step result carries. ``skipped``: the step had nothing to do (``reason`` says why)."""
 
+    # a new step's own fields are stored, not kept in a jobs state, unless its model lists them here
+    inline_fields = frozenset({"step", "skipped", "reason", "elapsed_ms", "model", "random_weights", "model_ms"})
+
     elapsed_ms: float | None = None
     skipped: bool = False
     reason: str | None = None
@@ -100,6 +106,8 @@ class Keyword(_Model):
 class UnderstandResult(StepResult):
     """Intent and keywords (one intent_keywords call) and THE route (vlp.steps.route_for)."""
 
+    inline_fields = StepResult.inline_fields | {"route", "keyword_model"}  # the Route Choice reads `route`
+
     step: Literal["understand"] = "understand"
     route: Route
     intent: Intent | None = None
@@ -113,6 +121,8 @@ class PlanResult(StepResult):
 
 
 class AnswerResult(StepResult):
+    inline_fields = StepResult.inline_fields | {"plan", "image_transport", "history_turns"}  # plan: split too
+
     step: Literal["answer"] = "answer"
     answer: str | None = None
     plan: PlanResult | None = None  # the plan it answered with (branch b's Plan output, carried over)
@@ -148,6 +158,8 @@ class MasksRle(S3Object):
 
 
 class SegmentResult(StepResult):
+    inline_fields = StepResult.inline_fields | {"route", "masks_rle", "overlay", "sam_model"}  # keys and sizes
+
     step: Literal["segment"] = "segment"
     # set when `auto` routed here but the text names nothing to look for: the answer stands (route describe)
     route: Literal["describe"] | None = None
@@ -199,6 +211,12 @@ class Analysis(_Model):
 class Context(_Model):
     """The state after the validate step, grown by the later states' ResultPaths (vlp.steps)."""
 
+    # the Choice states read `audio`, `task` and `options.detail`; text, labels, history are user data
+    inline_fields = frozenset(
+        {"request_id", "caller", "api_request_id", "received_at_ms", "source", "task", "options", "image", "audio"}
+        | {"timings_ms"}
+    )
+
     request_id: str = _REQUEST_ID
     caller: str = _CALLER
     api_request_id: str | None = None
@@ -226,3 +244,27 @@ class Context(_Model):
         parts = [self.text, self.transcribe.text if self.transcribe is not None else None]
         joined = "\n".join(part.strip() for part in parts if part and part.strip())
         return joined or None
+
+
+# Request models split in a jobs state (vlp.pipeline.stored) though not defined here: their inline fields.
+# AnalyzeOptions: every option but the free-text `label_template` (NeedsAnswer reads `detail`).
+EXTERNAL_INLINE_FIELDS: dict[type[BaseModel], frozenset[str]] = {
+    AnalyzeOptions: frozenset(
+        {"detail", "max_new_tokens", "box_threshold", "text_threshold", "max_detections", "overlay", "tag_mode"}
+        | {"tag_threshold", "top_k", "keywords_top_n", "interrogator_mode", "language", "translate", "temperature"}
+        | {"top_p", "repetition_penalty", "seed"}
+    )
+}
+
+
+def _subclasses(cls: type[StepResult]) -> list[type[StepResult]]:
+    return [cls, *(found for sub in cls.__subclasses__() for found in _subclasses(sub))]
+
+
+def result_model(step: Any) -> type[StepResult]:
+    """The result model whose ``step`` is ``step`` (every StepResult subclass, a new step's too)."""
+    for model in _subclasses(StepResult):
+        field = model.model_fields.get("step")
+        if field is not None and field.default == step:
+            return model
+    raise ValueError(f"no step result model for step {step!r}")

@@ -130,10 +130,13 @@ class AslRunner:
         self.resources = resources
         self.visited: list[str] = []
         self.retries: dict[str, int] = {}
+        # what Step Functions Standard keeps in an execution's history: each state's input and output
+        self.history: list[dict[str, Any]] = []
 
     def run(self, execution_input: Any) -> dict[str, Any]:
         self.visited = []
         self.retries = {}
+        self.history = []
         try:
             output = self._machine(self.definition, execution_input)
         except StatesError as failure:
@@ -145,6 +148,7 @@ class AslRunner:
         while True:
             state = machine["States"][name]
             self.visited.append(name)
+            self.history.append({"state": name, "input": copy.deepcopy(data)})
             _check_size(data, f"input of {name}")
             kind = state["Type"]
             if kind == "Fail":
@@ -175,6 +179,7 @@ class AslRunner:
             if "OutputPath" in state:
                 data = get_path(data, state["OutputPath"])
             _check_size(data, f"output of {name}")
+            self.history.append({"state": name, "output": copy.deepcopy(data)})
             if state.get("End"):
                 return data
             name = state["Next"]
