@@ -30,45 +30,61 @@ class StorageStack(cdk.Stack):
             removal_policy=removal,
         )
         self.access_logs = self._build_access_logs(config, removal)
-        self.artifacts = SecureBucket(
-            self,
+        self.artifacts = self._data_bucket(
+            config,
+            removal,
             c.ARTIFACTS_BUCKET_ID,
-            bucket_name=config.bucket_name("artifacts", self.account),
-            removal_policy=removal,
-            encryption_key=self.key,
-            access_logs=self.access_logs,
-            access_logs_prefix="artifacts/",
+            "artifacts",
+            s3.LifecycleRule(
+                id="ExpireOldVersions",
+                noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_versions_expiry_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+            ),
             versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="ExpireOldVersions",
-                    noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_versions_expiry_days),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-                )
-            ],
-        ).bucket
-        self.requests = SecureBucket(
-            self,
+        )
+        # Requests are short-lived data, not records: they expire instead of being versioned.
+        self.requests = self._data_bucket(
+            config,
+            removal,
             c.REQUESTS_BUCKET_ID,
-            bucket_name=config.bucket_name("requests", self.account),
-            removal_policy=removal,
-            encryption_key=self.key,
-            access_logs=self.access_logs,
-            access_logs_prefix="requests/",
-            # Requests are short-lived data, not records: they expire instead of being versioned.
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="ExpireRequests",
-                    expiration=cdk.Duration.days(config.storage.requests_expiry_days),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
+            "requests",
+            s3.LifecycleRule(
+                id="ExpireRequests",
+                expiration=cdk.Duration.days(config.storage.requests_expiry_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+            ),
             cors=self._cors(config),
-        ).bucket
+        )
         self.idempotency_table = self._build_idempotency_table(config, removal)
         cdk.CfnOutput(self, c.OUTPUT_ARTIFACTS_BUCKET, value=self.artifacts.bucket_name)
         cdk.CfnOutput(self, c.OUTPUT_REQUESTS_BUCKET, value=self.requests.bucket_name)
         cdk.CfnOutput(self, c.OUTPUT_IDEMPOTENCY_TABLE, value=self.idempotency_table.table_name)
+
+    def _data_bucket(
+        self,
+        config: EnvironmentConfig,
+        removal: cdk.RemovalPolicy,
+        construct_id: str,
+        name: str,
+        lifecycle: s3.LifecycleRule,
+        *,
+        versioned: bool = False,
+        cors: list[s3.CorsRule] | None = None,
+    ) -> s3.Bucket:
+        """`<prefix>-<name>-<account>-<region>`: encrypted with the data key, logged under `<name>/` in the access-log
+        bucket."""
+        return SecureBucket(
+            self,
+            construct_id,
+            bucket_name=config.bucket_name(name, self.account),
+            removal_policy=removal,
+            encryption_key=self.key,
+            access_logs=self.access_logs,
+            access_logs_prefix=f"{name}/",
+            versioned=versioned,
+            lifecycle_rules=[lifecycle],
+            cors=cors,
+        ).bucket
 
     def _build_idempotency_table(self, config: EnvironmentConfig, removal: cdk.RemovalPolicy) -> dynamodb.Table:
         """Idempotency-Key records of POST /v1/jobs (Powertools' DynamoDB persistence layer): one item per key,
