@@ -10,14 +10,14 @@ from typing import Any, TypeVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 from vlp import steps
 
 from stacks.config import EnvironmentConfig
-from stacks.request_function import LOG_RETENTION, depend_on_policy_only
+from stacks.request_function import depend_on_policy_only
+from stacks.service_logs import removal_policy, request_log_group
 
 _Catchable = TypeVar("_Catchable", bound=sfn.TaskStateBase | sfn.Parallel)  # the states that take a Catch
 
@@ -207,15 +207,8 @@ class PipelineStateMachine(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         name = state_machine_name(config, kind)
-        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
         # /aws/vendedlogs/: Step Functions' log delivery does not grow the account's CloudWatch Logs resource policy.
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=LOG_RETENTION,
-            removal_policy=removal,
-        )
+        self.log_group = request_log_group(self, "Logs", removal_policy(config), f"/aws/vendedlogs/states/{name}")
         timeout = express_timeout_seconds(config) if kind is MachineKind.EXPRESS else STANDARD_TIMEOUT_SECONDS
         self.state_machine = sfn.StateMachine(
             self,

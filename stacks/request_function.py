@@ -8,13 +8,11 @@ from collections.abc import Mapping, Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks import constants as c
 from stacks.lambda_layer import ARCHITECTURE, RUNTIME
-
-LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+from stacks.service_logs import request_log_group
 
 
 def depend_on_policy_only(construct: Construct, role: iam.IRole) -> None:
@@ -50,13 +48,7 @@ class RequestFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Lambda function {function_name}",
         )
-        self.log_group = logs.LogGroup(
-            self,
-            "LogGroup",
-            log_group_name=f"/aws/lambda/{function_name}",
-            retention=LOG_RETENTION,
-            removal_policy=removal_policy,
-        )
+        self.log_group = request_log_group(self, "LogGroup", removal_policy, f"/aws/lambda/{function_name}")
         self.function = lambda_.Function(
             self,
             "Function",

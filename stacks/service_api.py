@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks import constants as c
@@ -20,7 +19,7 @@ from stacks.api_auth import ApiAuth
 from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge
 from stacks.openapi_document import draft4_schema
-from stacks.request_function import LOG_RETENTION
+from stacks.service_logs import removal_policy, request_log_group
 
 JSON = "application/json"
 CLOUDWATCH_ROLE_REASON = (
@@ -140,8 +139,7 @@ class ServiceApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
-        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION, removal_policy=removal)
+        self.access_logs = request_log_group(self, "AccessLogs", removal_policy(config))
         self.auth = ApiAuth(self, "Auth", config=config)
         self.rest_api = self._build_rest_api()
         validator = self.rest_api.add_request_validator(

@@ -25,6 +25,8 @@ from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge_wildcard_resources
 
 USER_DATA_PREFIXES = ("/aws/lambda/", "/aws/sagemaker/")
+# What the request path's log groups are created with; ServiceLogs then sets the configured retention on all of them.
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
 def endpoint_log_group_name(endpoint_name: str) -> str:
@@ -37,6 +39,14 @@ def component_log_group_name(component_name: str) -> str:
 
 def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
     return cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+
+
+def request_log_group(
+    scope: Construct, construct_id: str, removal: cdk.RemovalPolicy, name: str | None = None
+) -> logs.LogGroup:
+    """A log group of the request path (a function's, a state machine's, the API's access logs); `name`: its
+    physical name, where the service that writes it expects one."""
+    return logs.LogGroup(scope, construct_id, log_group_name=name, retention=LOG_RETENTION, removal_policy=removal)
 
 
 @jsii.implements(cdk.IAspect)
