@@ -67,6 +67,11 @@ class Step:
         return f"vlp.handlers.{self.name}.handler"
 
     @property
+    def logic(self) -> str:
+        """The module whose ``run(event, **clients)`` does the step's work (vlp.entry imports it)."""
+        return f"vlp.pipeline.{self.name}"
+
+    @property
     def function_timeout_seconds(self) -> int:
         return self.timeout_seconds + (self.read_timeout_seconds or 0)
 
@@ -74,11 +79,6 @@ class Step:
 def _model(
     name: str, role: str, memory: int, read: int, margin: int, *errors: str, path: str = "", **access: tuple[str, ...]
 ) -> Step:
-    @property
-    def logic(self) -> str:
-        """The module whose ``run(event, **clients)`` does the step's work (vlp.entry imports it)."""
-        return f"vlp.pipeline.{self.name}"
-
     return Step(name, role, Retry.MODEL, path or f"$.{name}", memory, margin, read, errors or (name,), **access)
 
 
