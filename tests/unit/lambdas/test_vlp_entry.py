@@ -1,0 +1,80 @@
+"""The generic step entry (vlp.entry): clients by the registry, the logic imported at the first invocation; and
+the lazy tracer (vlp.tracing)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from vlp import entry, steps, tracing
+from vlp.settings import PipelineSettings, load_settings
+from vlp_testkit import LambdaContext
+
+
+@pytest.mark.parametrize("step", steps.STEPS, ids=lambda step: step.name)
+def test_clients_follow_the_registry(step):
+    clients = entry.step_clients(step, load_settings(PipelineSettings))
+    assert ("s3" in clients) == bool(step.reads or step.writes or step.lists)
+    assert ("sagemaker" in clients) == (step.role is not None)
+    if "sagemaker" in clients:
+        assert clients["sagemaker"].meta.service_model.service_name == "sagemaker-runtime"
+
+
+class _Result(BaseModel):
+    value: int
+
+
+@pytest.mark.parametrize(("name", "dumped"), [("plan", True), ("assemble", False)])
+def test_the_logic_is_imported_at_the_first_invocation_and_gets_the_step_clients(monkeypatch, name, dumped):
+    step = steps.BY_NAME[name]
+    calls: list[dict[str, Any]] = []
+
+    def run(event: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return _Result(value=event["n"]) if dumped else {"value": event["n"]}
+
+    handler = entry.step_entry(name)
+    fake = types.ModuleType(step.logic)
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, step.logic, fake)  # what importlib returns at the first invocation
+    assert handler({"n": 1, "request_id": "r"}, LambdaContext()) == {"value": 1}
+    assert handler({"n": 2, "request_id": "r"}, LambdaContext()) == {"value": 2}
+    expected = {**handler.clients, "settings": handler.settings} if handler.clients else {}
+    assert calls == [expected, expected]
+    assert (name == "assemble") == (calls[0] == {})  # assemble has no clients: the event alone
+
+
+def test_an_unknown_step_has_no_entry():
+    with pytest.raises(KeyError):
+        entry.step_entry("resize")
+
+
+@pytest.mark.parametrize(
+    ("env", "active"),
+    [
+        ({"LAMBDA_TASK_ROOT": "/var/task"}, True),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "0"}, True),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_SAM_LOCAL": "true"}, False),
+        ({}, False),
+    ],
+)
+def test_tracing_is_active_where_powertools_would_trace(env, active):
+    assert tracing.tracing_active(env) is active
+
+
+def test_a_disabled_tracer_builds_nothing_and_leaves_the_handler_alone(monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    lazy = tracing.LazyTracer()
+    lazy.patch(modules=("botocore",))
+    lazy.put_annotation(key="step", value="plan")
+
+    def fn(event: Any, context: Any) -> Any:
+        return event
+
+    wrapped = lazy.capture_lambda_handler(capture_response=False)(fn)
+    assert wrapped({"a": 1}, None) == {"a": 1}
+    assert lazy.get() is None
