@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -212,65 +212,87 @@ class ModelConfig(_Strict):
         return INSTANCES.get(self.instance_type)
 
 
-# What each role runs unless the environment's file says otherwise (the design's model table).
-ROLE_DEFAULTS: dict[str, dict] = {
-    c.MODEL_VLM: {
-        "model_id": "HuggingFaceM4/idefics-9b-instruct",
-        "container_version": "2.4.0",
-        "instance_type": "ml.g5.12xlarge",
-        "scaling": {"metric": "concurrency", "target": 4},
-        "tgi": {"max_input_tokens": 2048, "max_total_tokens": 4096},
-    },
-    c.MODEL_LLM: {
-        "model_id": "meta-llama/Llama-2-7b-chat-hf",
-        "container_version": "2.4.0",
-        "instance_type": "ml.g5.2xlarge",
-        "scaling": {"metric": "concurrency", "target": 4},
-        "tgi": {"max_input_tokens": 3072, "max_total_tokens": 4096},
-    },
-    c.MODEL_ASR: {
-        "model_id": "large-v3",
-        "container_version": "1.0.0",
-        "instance_type": "ml.g5.xlarge",
-        "scaling": {"metric": "invocations", "target": 60},
-    },
-    c.MODEL_INTENT_KEYWORDS: {
-        "model_id": "MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
-        "container_version": "0.33.0",
-        "instance_type": "ml.g5.xlarge",
-        "scaling": {"metric": "invocations", "target": 300},
-        "djl": {"options": {"keyword_model_name": "sentence-transformers/all-MiniLM-L6-v2"}},
-    },
-    c.MODEL_GROUNDED_SAM: {
-        "model_id": "IDEA-Research/grounding-dino-base",
-        "container_version": "0.33.0",
-        "instance_type": "ml.g5.2xlarge",
-        "scaling": {"metric": "invocations", "target": 60},
-        "djl": {"options": {"sam_model_name": "facebook/sam-vit-huge", "mask_batch_size": 16}},
-    },
-    c.MODEL_CLIP_TAGGING: {
-        "model_id": "openai/clip-vit-large-patch14",
-        "container_version": "0.33.0",
-        "instance_type": "ml.g5.2xlarge",
-        "scaling": {"metric": "invocations", "target": 200},
-        "djl": {"options": {"label_cache_size": 100_000, "label_cache_max_mb": 0, "text_batch_size": 256}},
-    },
-    c.MODEL_CLIP_INTERROGATOR: {
-        "model_id": "openai/clip-vit-large-patch14",
-        "container_version": "0.33.0",
-        "instance_type": "ml.g5.2xlarge",
-        "scaling": {"metric": "invocations", "target": 30},
-        "djl": {"options": {"caption_model_name": "Salesforce/blip-image-captioning-large"}},
-    },
+# The container version of each serving family unless an environment's file sets a role's container_version: one
+# LMI (DJL) container for the DJL packages, one TGI for the VLM and the LLM (stacks/container_images.py).
+TGI_CONTAINER_VERSION = "2.4.0"
+DJL_CONTAINER_VERSION = "0.33.0"
+WHISPER_CONTAINER_VERSION = "1.0.0"
+
+
+def container_version(role: str) -> str:
+    """The default container version of `role`: its serving family's."""
+    if role in c.TGI_ROLES:
+        return TGI_CONTAINER_VERSION
+    return DJL_CONTAINER_VERSION if role in c.DJL_ROLES else WHISPER_CONTAINER_VERSION
+
+
+class _ModelRow(NamedTuple):
+    """A row of the design's model table: what a role runs unless the environment's file says otherwise."""
+
+    model_id: str
+    instance_type: str
+    scaling: tuple[str, float]  # target tracking: metric, target
+    family: dict[str, Any] | None = None  # the serving family's settings: {"tgi": {...}} or {"djl": {...}}
+
+    def defaults(self, role: str) -> dict[str, Any]:
+        """The row as ModelConfig fields, with the container version of the role's family."""
+        metric, target = self.scaling
+        return {
+            "model_id": self.model_id,
+            "container_version": container_version(role),
+            "instance_type": self.instance_type,
+            "scaling": {"metric": metric, "target": target},
+            **(self.family or {}),
+        }
+
+
+def _djl_options(**options: str | int) -> dict[str, Any]:
+    return {"djl": {"options": options}}
+
+
+_MODEL_TABLE: dict[str, _ModelRow] = {
+    c.MODEL_VLM: _ModelRow(
+        "HuggingFaceM4/idefics-9b-instruct",
+        "ml.g5.12xlarge",
+        ("concurrency", 4),
+        {"tgi": {"max_input_tokens": 2048, "max_total_tokens": 4096}},
+    ),
+    c.MODEL_LLM: _ModelRow(
+        "meta-llama/Llama-2-7b-chat-hf",
+        "ml.g5.2xlarge",
+        ("concurrency", 4),
+        {"tgi": {"max_input_tokens": 3072, "max_total_tokens": 4096}},
+    ),
+    c.MODEL_ASR: _ModelRow("large-v3", "ml.g5.xlarge", ("invocations", 60)),
+    c.MODEL_INTENT_KEYWORDS: _ModelRow(
+        "MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
+        "ml.g5.xlarge",
+        ("invocations", 300),
+        _djl_options(keyword_model_name="sentence-transformers/all-MiniLM-L6-v2"),
+    ),
+    c.MODEL_GROUNDED_SAM: _ModelRow(
+        "IDEA-Research/grounding-dino-base",
+        "ml.g5.2xlarge",
+        ("invocations", 60),
+        _djl_options(sam_model_name="facebook/sam-vit-huge", mask_batch_size=16),
+    ),
+    c.MODEL_CLIP_TAGGING: _ModelRow(
+        "openai/clip-vit-large-patch14",
+        "ml.g5.2xlarge",
+        ("invocations", 200),
+        _djl_options(label_cache_size=100_000, label_cache_max_mb=0, text_batch_size=256),
+    ),
+    c.MODEL_CLIP_INTERROGATOR: _ModelRow(
+        "openai/clip-vit-large-patch14",
+        "ml.g5.2xlarge",
+        ("invocations", 30),
+        _djl_options(caption_model_name="Salesforce/blip-image-captioning-large"),
+    ),
     # SDXL 1.0 base img2img in fp16 fits one A10G (24 GB) with a batch of two 1024x1024 images; a request holds
     # the GPU for seconds, so scaling follows requests in flight (two per instance: one dynamic batch).
-    c.MODEL_RESTYLE: {
-        "model_id": "stabilityai/stable-diffusion-xl-base-1.0",
-        "container_version": "0.33.0",
-        "instance_type": "ml.g5.2xlarge",
-        "scaling": {"metric": "concurrency", "target": 2},
-    },
+    c.MODEL_RESTYLE: _ModelRow("stabilityai/stable-diffusion-xl-base-1.0", "ml.g5.2xlarge", ("concurrency", 2)),
 }
+ROLE_DEFAULTS: dict[str, dict] = {role: row.defaults(role) for role, row in _MODEL_TABLE.items()}
 
 
 class ModelsConfig(_Strict):
