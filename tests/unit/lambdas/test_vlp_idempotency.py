@@ -13,7 +13,7 @@ from vlp.api.idempotency import EXPIRES_AFTER_SECONDS, IdempotentJobs, caller_sc
 from vlp.api.responses import ErrorResponse, JobAccepted
 from vlp.errors import CODES, CallerError, DependencyError, library_error
 from vlp.http import parse_event
-from vlp_testkit import ANON, IDEMPOTENCY_TABLE, JOBS_STATE_MACHINE_ARN, api_event, client_error, response_json
+from vlp_testkit import ANON, BUCKET, IDEMPOTENCY_TABLE, JOBS_STATE_MACHINE_ARN, api_event, client_error, response_json
 
 KEY = f"uploads/{ANON}/0b6f1c1e-6f0e-4c55-9a53-0f4b3f4c1f7d/image.jpg"
 BODY = {"image_key": KEY, "task": "describe", "text": "what is it?"}
@@ -24,11 +24,12 @@ POOL_ROLE = "arn:aws:sts::123456789012:assumed-role/IdentityPoolAuthRole"
 
 @pytest.fixture
 def cloud(monkeypatch):
-    """moto DynamoDB (the idempotency table as the Storage stack defines it) and Step Functions (the jobs
-    machine); the jobs handler wired to both."""
+    """moto DynamoDB (the idempotency table as the Storage stack defines it), Step Functions (the jobs
+    machine) and S3 (the requests bucket: a job's request document); the jobs handler wired to them."""
     from vlp.handlers import jobs
 
     with moto.mock_aws():
+        aws.s3_client().create_bucket(Bucket=BUCKET)
         dynamodb = aws.dynamodb_client()
         dynamodb.create_table(
             TableName=IDEMPOTENCY_TABLE,
