@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from vlp.keys import CALLER_RE, UUID_RE, input_key, input_prefix, result_key
+from vlp.keys import CALLER_RE, UUID_RE, input_key, input_prefix, is_caller_key, result_key
 from vlp.pipeline import storage
 from vlp.steps import REQUEST_DOCUMENT, RESULT_DOCUMENT, STEPS_FOLDER
 
@@ -197,7 +197,12 @@ def redactions(documents: list[dict[str, Any]]) -> list[str]:
     from vlp.requests import Task
 
     common = set(get_args(Task))  # task names: they appear in error messages as the API's words
-    found = {text for text in _strings(documents) if len(text.strip()) >= _MIN_REDACTED_CHARS and text not in common}
+    found = {
+        text
+        for text in _strings(documents)
+        # S3 keys this API issued (UPLOAD_NOT_FOUND names them) are ids, not the caller's words
+        if len(text.strip()) >= _MIN_REDACTED_CHARS and text not in common and not is_caller_key(text)
+    }
     return sorted(found, key=len, reverse=True)
 
 

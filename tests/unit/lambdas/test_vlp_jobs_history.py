@@ -206,3 +206,12 @@ def test_split_and_merge_are_inverse_and_a_new_steps_fields_are_stored():
     inline, kept = stored.split(answer)
     assert inline["plan"]["step"] == "plan" and inline["history_turns"] == 2 and PLAN not in json.dumps(inline)
     assert AnswerResult.model_validate(stored.merge(inline, kept)) == answer
+
+
+def test_a_job_whose_upload_is_missing_fails_with_the_key_named_and_no_text_kept(pipeline, models, lambda_context):
+    """Redaction takes the caller's words out, not the S3 keys this API issued (UPLOAD_NOT_FOUND names them)."""
+    job_id = _submit({"image_key": UPLOAD, "text": TEXT, "task": "describe"}, lambda_context)
+    view = _get(job_id, lambda_context)
+    assert view["status"] == "failed" and view["error"]["code"] == "UPLOAD_NOT_FOUND"
+    assert UPLOAD in view["error"]["message"]
+    assert _leaks(_history_text(pipeline), [TEXT]) == []
