@@ -153,6 +153,8 @@ class _Builder:
         )
         needs = sfn.Choice(self._scope, "NeedsAnswer")
         for task in steps.NO_ANSWER_TASKS:
+            if task in steps.JOBS_ONLY_TASKS and self._kind is MachineKind.EXPRESS:
+                continue  # as in the Route Choice: never on the Express machine
             needs.when(sfn.Condition.string_equals("$.task", task), no_answer)
         needs.when(
             sfn.Condition.boolean_equals("$.options.detail", True), self.task(steps.PLAN, catch=False).next(answer)

@@ -30,7 +30,9 @@ CODES: dict[str, tuple[int, str]] = {
     # -- caller errors: the request is wrong; never retried --
     "INVALID_JSON": (400, "The body is not a JSON object."),
     "INVALID_REQUEST": (400, "A field is missing, has the wrong type, an unknown name or a value out of range."),
-    "UNKNOWN_TASK": (400, "`task` is not one of auto, describe, segment, tag, prompt."),
+    "UNKNOWN_TASK": (400, "`task` is not one of auto, describe, segment, tag, prompt, restyle."),
+    "USE_JOBS": (400, "Task `restyle` runs only through POST /v1/jobs, not POST /v1/analyze."),
+    "MISSING_STYLE": (400, "Task `restyle` needs `style` (a preset) or `style_prompt`."),
     "MISSING_IMAGE": (400, "Neither `image_key` nor `image_base64` was given."),
     "INVALID_S3_KEY": (
         400,
@@ -40,7 +42,11 @@ CODES: dict[str, tuple[int, str]] = {
     "EMPTY_LABELS": (400, "`labels` is an empty list."),
     "TOO_MANY_LABELS": (400, "More labels than the API accepts."),
     "INVALID_LABEL": (400, "A label is empty, too long, or holds a control character or a bidirectional override."),
-    "INVALID_TEXT": (400, "`text` or a history turn holds a control character or a bidirectional override."),
+    "INVALID_TEXT": (
+        400,
+        "`text`, a history turn or a restyle text (`style_prompt`, `prompt`, `options.negative_prompt`) holds a "
+        "control character or a bidirectional override.",
+    ),
     "MISSING_LABELS": (400, "Task `tag` needs `labels`."),
     "MISSING_TEXT": (400, "Task `segment` needs something to look for: `text`, `audio_key` or `labels`."),
     "TOO_MANY_PROMPTS": (400, "Task `segment` takes at most 32 labels."),

@@ -14,13 +14,15 @@ import binascii
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from vlp.errors import CODES, CallerError
 from vlp.keys import CALLER_KEY_PATTERN, is_caller_key
+from vlp.steps import ROUTES, Route
+from vlp.styles import MAX_NEGATIVE_PROMPT_CHARS, MAX_PROMPT_CHARS, MAX_STYLE_PROMPT_CHARS, Style
 
-Task = Literal["auto", "describe", "segment", "tag", "prompt"]
+Task = Literal["auto", "describe", "segment", "tag", "prompt", "restyle"]
 
 MAX_TEXT_CHARS = 2000  # the intent_keywords contract's limit
 # C0 controls but tab/newline/CR, DEL, C1 controls, bidi embeddings/overrides/isolates (Trojan-source text,
@@ -47,6 +49,7 @@ MAX_INLINE_BASE64_CHARS = (MAX_INLINE_IMAGE_BYTES + 2) // 3 * 4
 MAX_HISTORY_TURNS = 16  # earlier turns of a conversation (the request's text is the next one)
 MAX_HISTORY_CHARS = 8000  # all turns together: bounds the VLM prompt and the pipeline state
 MAX_SEED = 2**53 - 1  # the largest integer every JSON parser reads exactly (JavaScript's MAX_SAFE_INTEGER)
+MAX_RESTYLE_SEED = 2**32 - 1  # the restyle model's generator takes a 32-bit seed (docs/model-contracts.md)
 DEFAULT_LABEL_TEMPLATE = "a photo of {}"
 MAX_LABEL_TEMPLATE_CHARS = 200  # the clip_tagging contract's limit
 # exactly one "{}" (other braces are literal): what the clip_tagging contract accepts, as a regex the gateway checks
@@ -128,6 +131,22 @@ class AnalyzeOptions(_Strict):
         description="VLM sampling seed: the same request with the same seed gives the same answer. "
         "Only with temperature > 0.",
     )
+    strength: float = Field(
+        0.6,
+        ge=0.1,
+        le=1.0,
+        description="restyle: how far the picture may move away from the image (1 keeps only its composition's "
+        "noise: the image is all but ignored).",
+    )
+    steps: int = Field(30, ge=1, le=50, description="restyle: denoising schedule length (runs `steps x strength`).")
+    guidance_scale: float = Field(
+        7.0, ge=0, le=20, description="restyle: how strictly to follow the prompt (at most 1: no guidance)."
+    )
+    negative_prompt: str | None = Field(
+        None,
+        max_length=MAX_NEGATIVE_PROMPT_CHARS,
+        description="restyle: what the picture should not have, appended to the style's negative prompt.",
+    )
     label_template: str = Field(
         DEFAULT_LABEL_TEMPLATE,
         max_length=MAX_LABEL_TEMPLATE_CHARS,
@@ -135,6 +154,15 @@ class AnalyzeOptions(_Strict):
         'Use "{}" when the labels are already sentences.',
         json_schema_extra={"pattern": LABEL_TEMPLATE_PATTERN},
     )
+
+    @field_validator("negative_prompt", mode="after")
+    @classmethod
+    def _negative_prompt(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        _refuse_hostile_text(value, "options.negative_prompt")
+        return value or None
 
     @field_validator("label_template", mode="after")
     @classmethod
@@ -174,7 +202,24 @@ class AnalyzeRequest(_Strict):
         "auto",
         description="auto: the intent of the text decides (describe when there is no text). "
         "describe: VLM answer. segment: detection + masks. tag: CLIP zero-shot over `labels`. "
-        "prompt: a Stable Diffusion prompt (CLIP Interrogator).",
+        "prompt: a Stable Diffusion prompt (CLIP Interrogator). "
+        "restyle (POST /v1/jobs only): the image re-created in a `style` (SDXL img2img).",
+    )
+    style: Style | None = Field(
+        None,
+        description="restyle: a style preset (a prompt prefix and a negative prompt); or `style_prompt`, not both.",
+    )
+    style_prompt: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_STYLE_PROMPT_CHARS,
+        description="restyle: your own style, put in front of the description (e.g. `in the style of a linocut`).",
+    )
+    prompt: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="restyle: a description of the image; given, the CLIP Interrogator is not asked for one.",
     )
     labels: list[str] | None = Field(
         None,
@@ -192,6 +237,16 @@ class AnalyzeRequest(_Strict):
         json_schema_extra={"maxItems": MAX_HISTORY_TURNS},
     )
     options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _restyle_interrogates_best(cls, data: Any) -> Any:
+        """restyle describes the image with the interrogator's `best` mode unless the caller chose one."""
+        if isinstance(data, dict) and data.get("task") == "restyle":
+            options = data.get("options", {})
+            if isinstance(options, dict) and "interrogator_mode" not in options:
+                data = {**data, "options": {**options, "interrogator_mode": "best"}}
+        return data
 
     @field_validator("image_key", "audio_key", mode="before")
     @classmethod
@@ -242,6 +297,17 @@ class AnalyzeRequest(_Strict):
         value = value.strip()
         _refuse_hostile_text(value, "text")
         return value or None
+
+    @field_validator("style_prompt", "prompt", mode="after")
+    @classmethod
+    def _restyle_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            raise PydanticCustomError("INVALID_REQUEST", "{field} is blank", {"field": info.field_name})
+        _refuse_hostile_text(value, str(info.field_name))
+        return value
 
     @field_validator("labels", mode="after")
     @classmethod
@@ -308,6 +374,7 @@ class AnalyzeRequest(_Strict):
             raise PydanticCustomError("MISSING_IMAGE", "send image_key (from POST /v1/uploads) or image_base64")
         if self.image_key is not None and self.image_base64 is not None:
             raise PydanticCustomError("INVALID_REQUEST", "send image_key or image_base64, not both")
+        self._restyle_fields()
         if self.task == "tag" and not self.labels:
             raise PydanticCustomError("MISSING_LABELS", "task 'tag' needs labels to score")
         if self.task == "segment":
@@ -320,6 +387,35 @@ class AnalyzeRequest(_Strict):
                     {"limit": MAX_SEGMENT_PROMPTS},
                 )
         return self
+
+    def _restyle_fields(self) -> None:
+        restyle = {"style": self.style, "style_prompt": self.style_prompt, "prompt": self.prompt}
+        if self.task != "restyle":
+            given = [name for name, value in restyle.items() if value is not None]
+            if given:
+                raise PydanticCustomError(
+                    "INVALID_REQUEST", "{fields}: only task 'restyle' reads them", {"fields": ", ".join(given)}
+                )
+            return
+        if self.style is None and self.style_prompt is None:
+            raise PydanticCustomError("MISSING_STYLE", "task 'restyle' needs a style (a preset) or a style_prompt")
+        if self.style is not None and self.style_prompt is not None:
+            raise PydanticCustomError("INVALID_REQUEST", "send style or style_prompt, not both")
+        if self.options.seed is not None and self.options.seed > MAX_RESTYLE_SEED:
+            raise PydanticCustomError(
+                "INVALID_REQUEST", "options.seed: at most {limit} for task 'restyle'", {"limit": MAX_RESTYLE_SEED}
+            )
+
+
+def jobs_only_error(task: str) -> CallerError | None:
+    """USE_JOBS for a task that runs only through POST /v1/jobs (vlp.steps: its route is jobs-only), else None."""
+    if task == "auto" or not ROUTES[Route(task)].jobs_only:
+        return None
+    return CallerError(
+        f"task '{task}' runs through POST /v1/jobs: it takes longer than the synchronous API waits. Submit the same "
+        "body to POST /v1/jobs and poll GET /v1/jobs/{id}.",
+        code="USE_JOBS",
+    )
 
 
 def caller_error(error: ValidationError, *, what: str = "request") -> CallerError:

@@ -24,6 +24,7 @@ class Route(StrEnum):
     SEGMENT = "segment"
     TAG = "tag"
     PROMPT = "prompt"
+    RESTYLE = "restyle"  # jobs only: interrogate (unless the caller gave a description), then restyle
 
 
 class Retry(Enum):
@@ -107,6 +108,11 @@ STEPS: tuple[Step, ...] = (
     _model("segment", "grounded_sam", 1769, 65, 30, path=ROUTED_RESULT_PATH, reads=(INPUTS,), writes=(RESULTS,)),
     _model("tag", "clip_tagging", 512, 30, 20, path=ROUTED_RESULT_PATH, reads=(INPUTS,)),
     _model("prompt", "clip_interrogator", 512, 65, 20, path=ROUTED_RESULT_PATH, reads=(INPUTS,)),
+    # restyle: the description first (the CLIP Interrogator, `best` mode by default; skipped when the caller gave
+    # one), kept at $.interrogate for the restyle step, which composes the prompt and calls SDXL. The restyle
+    # container reads the normalised image and writes its PNG itself (S3 references): that step touches no S3.
+    _model("interrogate", "clip_interrogator", 512, 65, 20, reads=(INPUTS,)),
+    _model("restyle", "restyle", 256, 65, 20, path=ROUTED_RESULT_PATH),
     Step("assemble", None, Retry.PLAIN, None, 256, 10),
 )
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
@@ -139,9 +145,11 @@ ROUTES: dict[Route, RouteSpec] = {
     Route.SEGMENT: RouteSpec(("segment",), "grounded_sam", answer=True),
     Route.TAG: RouteSpec(("tag",), "clip_tagging", answer=False, needs_labels=True),
     Route.PROMPT: RouteSpec(("prompt",), "clip_interrogator", answer=False),
+    Route.RESTYLE: RouteSpec(("interrogate", "restyle"), "restyle", answer=False, jobs_only=True),
 }
 ROUTED: tuple[Route, ...] = tuple(route for route, spec in ROUTES.items() if spec.steps)  # the Choice's branches
 NO_ANSWER_TASKS: tuple[str, ...] = tuple(route.value for route, spec in ROUTES.items() if not spec.answer)
+JOBS_ONLY_TASKS: tuple[str, ...] = tuple(route.value for route, spec in ROUTES.items() if spec.jobs_only)
 
 
 def route_for(
@@ -157,8 +165,8 @@ def route_for(
     except ValueError:
         route = Route.DESCRIBE
     spec = ROUTES[route]
-    if route is Route.DESCRIBE:
-        return route, []
+    if route is Route.DESCRIBE or spec.jobs_only:  # `auto` never picks a jobs-only task (not on the Express machine)
+        return Route.DESCRIBE, []
     if spec.needs_labels and not has_labels:
         return Route.DESCRIBE, [
             f"The text asks for {route.value}s but the request has no labels: described the image instead."

@@ -27,6 +27,8 @@ DOCUMENTED = {
     "segment": (1769, 95),
     "tag": (512, 50),
     "prompt": (512, 85),
+    "interrogate": (512, 85),
+    "restyle": (256, 85),
     "assemble": (256, 10),
 }
 READ_TIMEOUTS = {"understand": 20, "tag": 30}  # the others: 65

@@ -17,7 +17,9 @@ from stacks import constants as c
 
 DOC = ROOT / "docs" / "pipeline.md"
 NODE_BIN = ROOT / "node_modules" / ".bin"
-MODEL_TASKS = ("Transcribe", "Understand", "Plan", "Answer", "Segment", "Tag", "Prompt")
+MODEL_TASKS = ("Transcribe", "Understand", "Plan", "Answer", "Segment", "Tag", "Prompt", "Interrogate", "Restyle")
+# the steps of the jobs-only routes (restyle): on the Standard machine only (docs/pipeline.md, the asl-jobs block)
+JOBS_ONLY_STEPS = {step for route in steps.JOBS_ONLY_TASKS for step in steps.ROUTES[steps.Route(route)].steps}
 NOT_READY_RETRIER = {
     "ErrorEquals": ["ModelNotReadyError"],
     "IntervalSeconds": 60,
@@ -31,6 +33,22 @@ NOT_READY_RETRIER = {
 def documented_definition() -> dict:
     block = DOC.read_text().split("<!-- asl:begin -->", 1)[1].split("<!-- asl:end -->", 1)[0]
     return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+
+
+def standard_definition() -> dict:
+    """The documented Express definition plus the asl-jobs block (the jobs-only route): a Route choice appended, a
+    NeedsAnswer choice after the `$.task` ones, branch (a)'s states."""
+    text = DOC.read_text()
+    block = text.split("<!-- asl-jobs:begin -->", 1)[1].split("<!-- asl-jobs:end -->", 1)[0]
+    additions = json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+    standard = documented_definition()
+    routed, answer = (branch["States"] for branch in standard["States"][steps.ANALYZE_STATE]["Branches"])
+    routed[steps.ROUTE_STATE]["Choices"].extend(additions["Route"])
+    choices = answer["NeedsAnswer"]["Choices"]
+    at = sum(1 for choice in choices if choice.get("Variable") == "$.task")
+    choices[at:at] = additions["NeedsAnswer"]
+    routed.update(additions["States"])
+    return standard
 
 
 def machines(assembly, env: str) -> dict[str, dict]:
@@ -73,7 +91,7 @@ def test_express_definition_is_the_documented_one(assembly, configs):
 
 def test_standard_definition_adds_only_the_timeout_and_the_not_ready_retrier(assembly, configs):
     for env in configs:
-        expected = copy.deepcopy(documented_definition())
+        expected = copy.deepcopy(standard_definition())
         expected["TimeoutSeconds"] = 3600
         for name, state in _states(expected):
             if name in MODEL_TASKS:
@@ -140,7 +158,8 @@ def test_the_synthesized_machines_are_the_step_registry(assembly, configs, kind)
     for env in configs:
         definition = machines(assembly, env)[kind]["definition"]
         tasks = _task_functions(definition)
-        assert set(tasks.values()) == set(steps.STEP_NAMES), env
+        jobs_only = JOBS_ONLY_STEPS if kind == "EXPRESS" else set()
+        assert set(tasks.values()) == set(steps.STEP_NAMES) - jobs_only, env
         states = dict(_states(definition))
         for state, function in tasks.items():
             step = steps.BY_NAME[function]
@@ -159,6 +178,6 @@ def test_the_synthesized_machines_are_the_step_registry(assembly, configs, kind)
         parallel = definition["States"][steps.ANALYZE_STATE]
         assert parallel["Type"] == "Parallel" and len(parallel["Branches"]) == 2
         branch_tasks = [set(_task_functions(branch).values()) for branch in parallel["Branches"]]
-        routed = {step for r in steps.ROUTED for step in steps.ROUTES[r].steps}
+        routed = {step for r in steps.ROUTED for step in steps.ROUTES[r].steps} - jobs_only
         assert branch_tasks[0] == {"understand", *routed} and branch_tasks[1] == {"plan", "answer"}
         assert not {"intent", "keywords"} & set(tasks.values())

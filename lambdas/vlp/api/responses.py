@@ -118,6 +118,23 @@ class PromptResult(_Out):
     flavors: list[str] = Field(default_factory=list)
 
 
+class RestyledImage(_Out):
+    key: str = Field(description="S3 key of the PNG (results/<caller>/<request id>/restyled.png).")
+    url: str | None = Field(None, description="Presigned GET URL of the PNG (expires at urls_expire_at).")
+    width: int = Field(description="From the image: long side at most 1024, each side a multiple of 8.")
+    height: int
+    seed: int = Field(description="The seed that made it: send it as options.seed to make the same picture again.")
+
+
+class RestyleResult(_Out):
+    style: str | None = Field(description="The preset, or null for a style_prompt.")
+    prompt: str = Field(description="The prompt the image model got: the style's prefix and the description.")
+    negative_prompt: str = Field(description="The style's negative prompt, then options.negative_prompt.")
+    source_prompt: str = Field(description="The description: the CLIP Interrogator's, or the request's `prompt`.")
+    truncated: bool = Field(description="The prompt was cut to the text encoder's 77 tokens (also a warning).")
+    restyled: RestyledImage
+
+
 class ModelInfo(_Out):
     model: str | None = Field(description="The model id the endpoint reported (null when it does not say).")
     random_weights: bool = Field(description="True for a random-weight local test model.")
@@ -125,7 +142,7 @@ class ModelInfo(_Out):
 
 class AnalyzeResult(_Out):
     request_id: str
-    task: Literal["describe", "segment", "tag", "prompt"] = Field(description="The task that ran.")
+    task: Literal["describe", "segment", "tag", "prompt", "restyle"] = Field(description="The task that ran.")
     requested_task: Task
     answer: str | None = Field(description="The VLM's answer (null when the task did not need one).")
     plan: list[str] | None = Field(description="The LLM's sub-tasks, with options.detail.")
@@ -142,6 +159,9 @@ class AnalyzeResult(_Out):
     )
     tags: list[Tag] | None = Field(description="tag: labels by score, best first.")
     prompt: PromptResult | None = Field(description="prompt: the Stable Diffusion prompt.")
+    restyle: RestyleResult | None = Field(
+        None, description="restyle (jobs only): the prompt used and the restyled PNG; null for other tasks."
+    )
     models: dict[str, ModelInfo] = Field(description="Per model role that ran.")
     random_weights: bool = Field(description="True when any model that ran has random weights (a local test stack).")
     timings_ms: dict[str, float] = Field(description="Milliseconds per step, and `total` since the request arrived.")

@@ -221,3 +221,48 @@ def parse_interrogator(body: Any, *, step: str = "prompt", role: str = "clip_int
         "model": body.get("model"),
         "caption_model": body.get("caption_model"),
     }
+
+
+# ---- restyle (SDXL img2img: S3 references in, the PNG written by the container) ----
+
+
+def restyle_request(
+    *,
+    bucket: str,
+    image_key: str,
+    output_key: str,
+    prompt: str,
+    negative_prompt: str | None,
+    strength: float,
+    steps: int,
+    guidance_scale: float,
+    seed: int | None,
+) -> dict[str, Any]:
+    return {
+        "image": {"bucket": bucket, "key": image_key},
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "strength": strength,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "output": {"bucket": bucket, "key": output_key},
+    }
+
+
+def parse_restyle(body: Any, *, output_key: str, step: str = "restyle", role: str = "restyle") -> dict[str, Any]:
+    """The restyle container's answer: the key it wrote (must be the one asked for), the size and the seed."""
+    if not isinstance(body, dict) or body.get("key") != output_key:
+        raise _bad(step, role, "not the requested output key")
+    sizes = [body.get("width"), body.get("height"), body.get("seed")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes) or not all(sizes[:2]):
+        raise _bad(step, role, "no image size or seed")
+    return {
+        "key": output_key,
+        "width": body["width"],
+        "height": body["height"],
+        "seed": body["seed"],
+        "truncated": body.get("truncated") is True,
+        "model": body.get("model") if isinstance(body.get("model"), str) else None,
+        "random_weights": body.get("random_weights") is True,
+    }

@@ -16,6 +16,7 @@ from vlp.pipeline.models import (
     Context,
     ImageRef,
     PromptResult,
+    RestyleResult,
     SegmentResult,
     StepResult,
     TagResult,
@@ -39,6 +40,8 @@ def _results(context: Context, analysis: Analysis) -> dict[str, StepResult]:
         "plan": analysis.answer.plan,
         "answer": analysis.answer,
         analysis.result.step: analysis.result,
+        # restyle carries the Interrogate state's output (branch a's result keeps only the last step's)
+        "interrogate": analysis.result.interrogation if isinstance(analysis.result, RestyleResult) else None,
     }
     return {step: result for step, result in results.items() if result is not None and step in BY_NAME}
 
@@ -87,7 +90,15 @@ def _routed(route: Route, result: StepResult) -> dict[str, Any]:
         "prompt": result.model_dump(include={"prompt", "caption", "mode", "flavors"})
         if isinstance(result, PromptResult)
         else None,
+        "restyle": _restyle(result) if isinstance(result, RestyleResult) else None,
     }
+
+
+def _restyle(result: RestyleResult) -> dict[str, Any]:
+    """The restyle section: what SDXL was given and the PNG it made (the API adds its presigned `url`)."""
+    return result.model_dump(
+        mode="json", include={"style", "prompt", "negative_prompt", "source_prompt", "truncated", "restyled"}
+    )
 
 
 def run(event: Any, *, now_ms: int | None = None) -> dict[str, Any]:

@@ -4,8 +4,9 @@
 - ``Context``: what the validate step returns; every later step receives it, grown by the states' ResultPaths.
   S3 keys only, never image or audio bytes.
 - one result model per step (``TranscribeResult``, ``UnderstandResult``, ``PlanResult``, ``AnswerResult``,
-  ``SegmentResult``, ``TagResult``, ``PromptResult``): the step that writes one returns it, the steps that read it
-  (segment reads the keywords, answer the plan, assemble all of them) get it typed from the context.
+  ``SegmentResult``, ``TagResult``, ``PromptResult``, ``InterrogateResult``, ``RestyleResult``): the step that
+  writes one returns it, the steps that read it (segment reads the keywords, answer the plan, restyle the
+  interrogation, assemble all of them) get it typed from the context.
 
 Models are built on first use (``defer_build``): a step pays only for the models it validates.
 """
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlp.keys import CALLER_PATTERN, UUID_PATTERN
 from vlp.requests import AnalyzeOptions, AnalyzeRequest, Task, Turn
 from vlp.steps import Route
+from vlp.styles import Style
 
 _REQUEST_ID = Field(pattern=rf"^{UUID_PATTERN}$")
 _CALLER = Field(pattern=rf"^{CALLER_PATTERN}$")  # the caller's key prefix, set by the API function (vlp.keys)
@@ -190,13 +192,46 @@ class PromptResult(StepResult):
     caption_model: str | None = None
 
 
+class InterrogateResult(StepResult):
+    """restyle's description of the image (the CLIP Interrogator); skipped when the caller gave one (``prompt``)."""
+
+    step: Literal["interrogate"] = "interrogate"
+    prompt: str | None = None
+    mode: str | None = None
+    caption_model: str | None = None
+
+
+class RestyledImage(S3Object):
+    """The PNG the restyle container wrote (results/<caller>/<request id>/restyled.png)."""
+
+    width: int
+    height: int
+    seed: int
+
+
+class RestyleResult(StepResult):
+    step: Literal["restyle"] = "restyle"
+    style: str | None = None  # the preset, None for a caller's style_prompt
+    prompt: str  # the composed prompt SDXL got
+    negative_prompt: str
+    source_prompt: str  # the description: interrogated, or the caller's `prompt`
+    truncated: bool = False
+    restyled: RestyledImage
+    steps: int
+    strength: float
+    guidance_scale: float
+    interrogation: InterrogateResult | None = None  # the Interrogate state's output, carried over (like answer.plan)
+
+
 class NoResult(StepResult):
     """The route ran no step of its own (describe): the state machine's ``Described`` Pass state writes it."""
 
     step: Literal["none"] = "none"
 
 
-RoutedResult = Annotated[SegmentResult | TagResult | PromptResult | NoResult, Field(discriminator="step")]
+RoutedResult = Annotated[
+    SegmentResult | TagResult | PromptResult | RestyleResult | NoResult, Field(discriminator="step")
+]
 
 
 class Analysis(_Model):
@@ -225,6 +260,9 @@ class Context(_Model):
     task: Task
     text: str | None = None
     labels: list[str] | None = None
+    style: Style | None = None  # restyle: the preset, or the caller's style_prompt; prompt: the caller's description
+    style_prompt: str | None = None
+    prompt: str | None = None
     history: list[Turn] | None = None  # earlier turns of the conversation: the VLM reads them, nothing else
     options: AnalyzeOptions
     image: ImageRef
@@ -234,6 +272,7 @@ class Context(_Model):
     # added by later states (their ResultPaths: vlp.steps)
     transcribe: TranscribeResult | None = None
     understand: UnderstandResult | None = None  # inside branch (a)
+    interrogate: InterrogateResult | None = None  # inside branch (a), route restyle
     result: RoutedResult | None = None  # inside branch (a)
     plan: PlanResult | None = None  # inside branch (b)
     answer: AnswerResult | None = None  # inside branch (b)

@@ -27,7 +27,7 @@ from vlp.keys import input_key, owns
 from vlp.pipeline import audio as audio_headers
 from vlp.pipeline import storage
 from vlp.pipeline.helpers import parse_execution_input
-from vlp.requests import AnalyzeRequest
+from vlp.requests import AnalyzeRequest, jobs_only_error
 from vlp.settings import PipelineSettings
 from vlp.steps import ROUTES, Route
 
@@ -39,8 +39,9 @@ def check_available(request: AnalyzeRequest, settings: PipelineSettings, *, sour
     """TASK_NOT_AVAILABLE before any model runs, when the request needs a role without an endpoint (the roles
     of its route: vlp.steps.ROUTES; ``auto`` learns its route later and falls back to describe); a jobs-only task
     started by POST /v1/analyze (``source``) is refused too (the Express machine has no branch for it)."""
-    if request.task != "auto" and ROUTES[Route(request.task)].jobs_only and source != "jobs":
-        raise CallerError(f"Task '{request.task}' runs only as a job: use POST /v1/jobs.", code="INVALID_REQUEST")
+    jobs_only = jobs_only_error(request.task) if source != "jobs" else None
+    if jobs_only is not None:
+        raise jobs_only
     needed: list[tuple[str, str]] = []
     if request.audio_key:
         needed.append(("asr", "Audio input"))
@@ -54,6 +55,8 @@ def check_available(request: AnalyzeRequest, settings: PipelineSettings, *, sour
             needed.append((role, what))
         if route is Route.SEGMENT and not request.labels:
             needed.append(("intent_keywords", "Task 'segment' without labels (keywords from the text)"))
+        if route is Route.RESTYLE and request.prompt is None:
+            needed.append(("clip_interrogator", "Task 'restyle' without a prompt (the image's description)"))
     for role, what in needed:
         if not settings.endpoint(role):
             raise CallerError(
@@ -150,6 +153,11 @@ def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
         "task": request.task,
         "text": request.text,
         "labels": request.labels,
+        **(
+            {"style": request.style, "style_prompt": request.style_prompt, "prompt": request.prompt}
+            if request.task == Route.RESTYLE.value
+            else {}
+        ),
         "history": [turn.model_dump(mode="json") for turn in request.history] if request.history else None,
         "options": request.options.model_dump(mode="json"),
         "image": image,

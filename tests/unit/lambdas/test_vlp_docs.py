@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from vlp import errors
-from vlp_testkit import ROOT, STEP_MODULES, documented_definition
+from vlp_testkit import ROOT, STEP_MODULES, documented_definition, standard_definition
 
 PIPELINE = (ROOT / "docs" / "pipeline.md").read_text()
 API = (ROOT / "docs" / "api.md").read_text()
@@ -26,7 +26,7 @@ def _states(machine: dict):
 
 
 def test_every_task_resource_is_a_step_handler():
-    resources = {state["Resource"] for _, state in _states(documented_definition()) if state["Type"] == "Task"}
+    resources = {state["Resource"] for _, state in _states(standard_definition()) if state["Type"] == "Task"}
     assert resources == {"${" + name.capitalize() + "FunctionArn}" for name in STEP_MODULES}
 
 

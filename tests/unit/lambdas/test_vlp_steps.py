@@ -26,7 +26,18 @@ def test_one_name_per_step_everywhere():
 
 def test_error_codes_keep_the_names_callers_know():
     # the steps were renamed (asr -> transcribe, intent+keywords -> understand, vlm -> answer); the codes were not
-    assert errors.MODEL_STEPS == ("asr", "intent", "keywords", "plan", "vlm", "segment", "tag", "prompt")
+    assert errors.MODEL_STEPS == (
+        "asr",
+        "intent",
+        "keywords",
+        "plan",
+        "vlm",
+        "segment",
+        "tag",
+        "prompt",
+        "interrogate",
+        "restyle",
+    )
     for step in steps.MODEL_STEPS:
         for name in step.error_steps:
             assert errors.CODES[f"{name.upper()}_UNAVAILABLE"][0] == 503
@@ -35,17 +46,19 @@ def test_error_codes_keep_the_names_callers_know():
 def test_routes_are_the_api_tasks_and_each_routed_step_exists():
     assert set(typing.get_args(requests.Task)) == {"auto", *(route.value for route in Route)}
     assert set(steps.ROUTES) == set(Route)
-    assert steps.ROUTED == (Route.SEGMENT, Route.TAG, Route.PROMPT)
+    assert steps.ROUTED == (Route.SEGMENT, Route.TAG, Route.PROMPT, Route.RESTYLE)
     for spec in steps.ROUTES.values():
         assert all(step in steps.BY_NAME and steps.BY_NAME[step].role for step in spec.steps)
-    assert steps.NO_ANSWER_TASKS == ("tag", "prompt")
+    assert steps.NO_ANSWER_TASKS == ("tag", "prompt", "restyle")
+    assert steps.JOBS_ONLY_TASKS == ("restyle",)
+    assert steps.ROUTES[Route.RESTYLE].steps == ("interrogate", "restyle")
 
 
 def _deployed(*missing: str):
     return lambda role: role not in missing
 
 
-@pytest.mark.parametrize("task", ["describe", "segment", "tag", "prompt"])
+@pytest.mark.parametrize("task", ["describe", "segment", "tag", "prompt", "restyle"])
 def test_a_given_task_routes_to_itself_whatever_the_intent(task):
     assert route_for(task, intent="tag", has_labels=False, deployed=_deployed("clip_tagging")) == (Route(task), [])
 
@@ -60,6 +73,7 @@ def test_a_given_task_routes_to_itself_whatever_the_intent(task):
         ("segment", True, ("grounded_sam",), Route.DESCRIBE, True),  # the routed model is not deployed
         ("describe", False, ("vlm",), Route.DESCRIBE, False),
         ("chitchat", False, (), Route.DESCRIBE, False),  # an intent that is not a route
+        ("restyle", False, (), Route.DESCRIBE, False),  # auto never routes to a jobs-only task
         (None, False, (), Route.DESCRIBE, False),  # no intent (no text, model not deployed)
     ],
 )
@@ -99,4 +113,4 @@ def test_a_jobs_only_route_is_refused_on_the_synchronous_api(monkeypatch):
     check_available(request, settings, source="jobs")
     with pytest.raises(CallerError) as refused:
         check_available(request, settings, source="analyze")
-    assert refused.value.code == "INVALID_REQUEST" and "/v1/jobs" in str(refused.value)
+    assert refused.value.code == "USE_JOBS" and "/v1/jobs" in str(refused.value)

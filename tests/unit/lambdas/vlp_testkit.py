@@ -21,7 +21,7 @@ REGION = "us-east-1"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:vlp-test-analyze"
 JOBS_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:vlp-test-jobs"
 IDEMPOTENCY_TABLE = "vlp-test-idempotency"
-ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator")
+ROLES = ("asr", "intent_keywords", "vlm", "llm", "grounded_sam", "clip_tagging", "clip_interrogator", "restyle")
 ENDPOINTS = {role: f"vlp-test-{role.replace('_', '-')}" for role in ROLES}
 
 os.environ.update(
@@ -193,6 +193,18 @@ def default_model_response(role: str, request: Any) -> Any:
             "model": "ViT-L-14/openai",
             "caption_model": "blip-test",
         }
+    if role == "restyle":  # the container writes the PNG itself (S3 references both ways)
+        return {
+            "key": request["output"]["key"],
+            "width": 64,
+            "height": 48,
+            "seed": 42 if request["seed"] is None else request["seed"],
+            "steps": request["steps"],
+            "strength": request["strength"],
+            "guidance_scale": request["guidance_scale"],
+            "truncated": False,
+            "model": "sdxl-test",
+        }
     if role == "asr":
         return {
             "text": "outline the dog",
@@ -248,6 +260,47 @@ def documented_definition() -> dict:
     return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
 
 
+def with_jobs_only_route(definition: dict, text: str) -> dict:
+    """The Standard machine's definition: ``definition`` (the Express one) plus docs/pipeline.md's asl-jobs block (the
+    jobs-only route: a Route choice appended, a NeedsAnswer choice after the `$.task` ones, branch (a)'s states)."""
+    block = text.split("<!-- asl-jobs:begin -->", 1)[1].split("<!-- asl-jobs:end -->", 1)[0]
+    additions = json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+    standard = json.loads(json.dumps(definition))
+    routed, answer = (branch["States"] for branch in standard["States"]["Analyze"]["Branches"])
+    routed["Route"]["Choices"].extend(additions["Route"])
+    choices = answer["NeedsAnswer"]["Choices"]
+    at = sum(1 for choice in choices if choice.get("Variable") == "$.task")
+    choices[at:at] = additions["NeedsAnswer"]
+    routed.update(additions["States"])
+    return standard
+
+
+# The Standard machine's extra retrier on every model Task (docs/pipeline.md "Errors: Retry and Catch").
+NOT_READY_RETRIER = {
+    "ErrorEquals": ["ModelNotReadyError"],
+    "IntervalSeconds": 60,
+    "MaxAttempts": 10,
+    "BackoffRate": 1.5,
+    "MaxDelaySeconds": 300,
+    "JitterStrategy": "FULL",
+}
+
+
+def _with_not_ready_retrier(machine: dict) -> dict:
+    for state in machine["States"].values():
+        if any(r["ErrorEquals"] == ["ModelTimeoutError"] for r in state.get("Retry", [])):
+            state["Retry"].append(NOT_READY_RETRIER)
+        for branch in state.get("Branches", []):
+            _with_not_ready_retrier(branch)
+    return machine
+
+
+def standard_definition() -> dict:
+    """The Standard (jobs) machine as docs/pipeline.md documents it."""
+    standard = with_jobs_only_route(documented_definition(), (ROOT / "docs" / "pipeline.md").read_text())
+    return _with_not_ready_retrier(standard)
+
+
 def _resources(context: LambdaContext) -> dict[str, Callable[[Any], Any]]:
     import importlib
 
@@ -264,13 +317,15 @@ class LocalStepFunctions:
     definition over the real step handlers."""
 
     def __init__(self) -> None:
-        self.runner = AslRunner(documented_definition(), _resources(LambdaContext()))
+        resources = _resources(LambdaContext())
+        self.runner = AslRunner(documented_definition(), resources)
+        self.jobs_runner = AslRunner(standard_definition(), resources)  # POST /v1/jobs: the Standard machine
         self.executions: dict[str, dict[str, Any]] = {}
         self.inputs: list[dict] = []
 
-    def _run(self, name: str, payload: str, arn: str) -> dict[str, Any]:
+    def _run(self, name: str, payload: str, arn: str, *, jobs: bool = False) -> dict[str, Any]:
         self.inputs.append(json.loads(payload))
-        outcome = self.runner.run(json.loads(payload))
+        outcome = (self.jobs_runner if jobs else self.runner).run(json.loads(payload))
         now = datetime.now(UTC)
         result = {
             "executionArn": arn.replace(":stateMachine:", ":execution:") + ":" + name,
@@ -288,7 +343,7 @@ class LocalStepFunctions:
         return self._run(name, input, stateMachineArn)
 
     def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:
-        result = self._run(name, input, stateMachineArn)
+        result = self._run(name, input, stateMachineArn, jobs=True)
         return {"executionArn": result["executionArn"], "startDate": result["startDate"]}
 
     def describe_execution(self, *, executionArn: str) -> dict:
