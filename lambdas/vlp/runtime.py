@@ -70,15 +70,15 @@ def api_handler(
     """Decorate ``fn(api_event, context) -> proxy response``; ``route`` names the metrics dimension;
     ``cors_origins`` are the browser origins that get CORS headers."""
 
-    # the API event models load only in the API functions, not in the pipeline steps
-    from vlp.http import cors_headers, error_response, parse_event
-
     def decorate(fn: Callable[[ApiEvent, Any], dict]) -> Callable[[dict, Any], dict]:
         @logger.inject_lambda_context(clear_state=True)
         @tracer.capture_lambda_handler(capture_response=False)
         @metrics.log_metrics(raise_on_empty_metrics=False)
         @functools.wraps(fn)
         def handler(event: dict, context: Any) -> dict:
+            # the API event models (pydantic) load at the first request, not in the init phase
+            from vlp.http import cors_headers, error_response, parse_event
+
             started = time.perf_counter()
             metrics.add_dimension(name="Route", value=route)
             request_id = None

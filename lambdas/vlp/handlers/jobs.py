@@ -7,11 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vlp import aws
-from vlp.api.executions import describe_job, execution_input, job_view, start_job, store_job_request
 from vlp.api.idempotency import IdempotentJobs, caller_prefix_of, caller_scope, idempotency_key
-from vlp.api.models import AnalyzeRequest, parse_body
 from vlp.errors import CallerError
-from vlp.http import json_response
 from vlp.keys import new_id
 from vlp.runtime import api_handler, logger
 from vlp.settings import JobsSettings, load_settings
@@ -19,6 +16,7 @@ from vlp.settings import JobsSettings, load_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from vlp.api.models import AnalyzeRequest
     from vlp.http import ApiEvent
 
 SETTINGS: JobsSettings = load_settings(JobsSettings)
@@ -29,6 +27,8 @@ IDEMPOTENT = IdempotentJobs(SETTINGS.idempotency_table, aws.dynamodb_client)  # 
 
 
 def _start(request: AnalyzeRequest, event: ApiEvent) -> dict[str, Any]:
+    from vlp.api.executions import execution_input, start_job, store_job_request
+
     job_id = new_id()
     caller = caller_prefix_of(event, SETTINGS.requests_bucket)
     logger.append_keys(job_id=job_id)
@@ -39,6 +39,10 @@ def _start(request: AnalyzeRequest, event: ApiEvent) -> dict[str, Any]:
 
 
 def _submit(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
+    # the request models (pydantic) load at the first request, not in the init phase (bench/cold_start.py)
+    from vlp.api.models import AnalyzeRequest, parse_body
+    from vlp.http import json_response
+
     key = idempotency_key(event)
     request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
     headers: dict[str, str] = {}
@@ -62,6 +66,9 @@ def _submit(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
 
 
 def _status(event: ApiEvent) -> dict[str, Any]:
+    from vlp.api.executions import describe_job, job_view
+    from vlp.http import json_response
+
     job_id = event.path_parameter("id") or event.path_parameter("job_id") or ""
     logger.append_keys(job_id=job_id)
     caller = caller_prefix_of(event, SETTINGS.requests_bucket)

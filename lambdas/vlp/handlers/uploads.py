@@ -6,9 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from vlp import aws
 from vlp.api.idempotency import caller_prefix_of
-from vlp.api.models import UploadRequest, parse_body
-from vlp.api.uploads import max_bytes_for, presign_upload
-from vlp.http import json_response
 from vlp.runtime import api_handler
 from vlp.settings import UploadsSettings, load_settings
 
@@ -24,6 +21,11 @@ MAX_BODY_BYTES = 4096
 
 @api_handler("uploads", cors_origins=SETTINGS.cors_origins)
 def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
+    # the request models (pydantic) load at the first request, not in the init phase (bench/cold_start.py)
+    from vlp.api.models import UploadRequest, parse_body
+    from vlp.api.uploads import max_bytes_for, presign_upload
+    from vlp.http import json_response
+
     request = parse_body(UploadRequest, event.body_bytes(MAX_BODY_BYTES), what="upload request")
     limit = max_bytes_for(
         request.kind,

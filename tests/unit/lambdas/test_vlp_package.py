@@ -37,12 +37,13 @@ def test_no_forbidden_imports():
 
 def test_handlers_import_light():
     """Importing every handler (as Lambda's init does) loads neither Pillow nor boto3 nor Powertools' parser
-    models: Pillow only loads in the functions that decode or draw images, when they do."""
+    models, nor pydantic or the X-Ray SDK: Pillow only loads in the functions that decode or draw images, when they
+    do; pydantic with the first request or event; the X-Ray SDK with the first traced invocation (vlp.tracing)."""
     code = (
         "import json, sys\n"
         + "".join(f"import vlp.handlers.{name}\n" for name in HANDLERS)
         + "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('PIL', 'boto3', 's3transfer', 'numpy') or m.startswith('aws_lambda_powertools.utilities.parser'))))"
+        "('PIL', 'boto3', 's3transfer', 'numpy', 'pydantic', 'aws_xray_sdk') or m.startswith('aws_lambda_powertools.utilities.parser'))))"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["PYTHONPATH"] = str(CODE)
