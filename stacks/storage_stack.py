@@ -15,12 +15,13 @@ from stacks import constants as c
 from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge
 from stacks.secure_bucket import SecureBucket
+from stacks.service_logs import removal_policy
 
 
 class StorageStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+        removal = self._removal = removal_policy(config)
         self.key = kms.Key(
             self,
             c.ENCRYPTION_KEY_ID,
@@ -30,31 +31,19 @@ class StorageStack(cdk.Stack):
             removal_policy=removal,
         )
         self.access_logs = self._build_access_logs(config, removal)
-        self.artifacts = self._data_bucket(
-            config,
-            removal,
-            c.ARTIFACTS_BUCKET_ID,
-            "artifacts",
-            s3.LifecycleRule(
-                id="ExpireOldVersions",
-                noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_versions_expiry_days),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-            ),
-            versioned=True,
+        old_versions = s3.LifecycleRule(
+            id="ExpireOldVersions",
+            noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_versions_expiry_days),
+            abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
         )
+        self.artifacts = self._data_bucket(config, c.ARTIFACTS_BUCKET_ID, "artifacts", old_versions, versioned=True)
         # Requests are short-lived data, not records: they expire instead of being versioned.
-        self.requests = self._data_bucket(
-            config,
-            removal,
-            c.REQUESTS_BUCKET_ID,
-            "requests",
-            s3.LifecycleRule(
-                id="ExpireRequests",
-                expiration=cdk.Duration.days(config.storage.requests_expiry_days),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-            ),
-            cors=self._cors(config),
+        expiry = s3.LifecycleRule(
+            id="ExpireRequests",
+            expiration=cdk.Duration.days(config.storage.requests_expiry_days),
+            abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
         )
+        self.requests = self._data_bucket(config, c.REQUESTS_BUCKET_ID, "requests", expiry, cors=self._cors(config))
         self.idempotency_table = self._build_idempotency_table(config, removal)
         cdk.CfnOutput(self, c.OUTPUT_ARTIFACTS_BUCKET, value=self.artifacts.bucket_name)
         cdk.CfnOutput(self, c.OUTPUT_REQUESTS_BUCKET, value=self.requests.bucket_name)
@@ -63,7 +52,6 @@ class StorageStack(cdk.Stack):
     def _data_bucket(
         self,
         config: EnvironmentConfig,
-        removal: cdk.RemovalPolicy,
         construct_id: str,
         name: str,
         lifecycle: s3.LifecycleRule,
@@ -77,7 +65,7 @@ class StorageStack(cdk.Stack):
             self,
             construct_id,
             bucket_name=config.bucket_name(name, self.account),
-            removal_policy=removal,
+            removal_policy=self._removal,
             encryption_key=self.key,
             access_logs=self.access_logs,
             access_logs_prefix=f"{name}/",
