@@ -3,11 +3,9 @@ Standard state machines, the REST API and (config `api.waf`) its web ACL. docs/p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -17,7 +15,7 @@ from stacks.config import EnvironmentConfig
 from stacks.lambda_layer import DependenciesLayer
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
 from stacks.pipeline_encryption import PipelineKey
-from stacks.pipeline_functions import WILDCARD_REASON, ModelTarget, RequestFunctions, StateMachineNames
+from stacks.pipeline_functions import WILDCARD_REASON, RequestFunctions, RequestPathInputs, StateMachineNames
 from stacks.pipeline_state_machine import MachineKind, PipelineStateMachine, state_machine_name
 from stacks.service_api import ServiceApi
 
@@ -28,17 +26,9 @@ LOGGING_REASON = (
 
 
 class ApiStack(cdk.Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: EnvironmentConfig,
-        key: kms.IKey,
-        models: Mapping[str, ModelTarget],
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, inputs: RequestPathInputs, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        config, key = inputs.config, inputs.key
         names = StateMachineNames(
             express=state_machine_name(config, MachineKind.EXPRESS),
             standard=state_machine_name(config, MachineKind.STANDARD),
@@ -47,7 +37,7 @@ class ApiStack(cdk.Stack):
             self, c.LAMBDA_LAYER_ID, description=f"{config.prefix}: request path dependencies"
         ).layer
         self.functions = RequestFunctions(
-            self, c.PIPELINE_FUNCTIONS_ID, config=config, key=key, models=models, layer=layer, state_machines=names
+            self, c.PIPELINE_FUNCTIONS_ID, inputs=inputs, layer=layer, state_machines=names
         ).functions
         self.express, self.standard = self._build_state_machines(config)
         self.api = ServiceApi(self, c.REST_API_ID, config=config, functions=self.functions)

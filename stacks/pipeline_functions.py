@@ -49,6 +49,16 @@ class ModelTarget:
 
 
 @dataclass(frozen=True)
+class RequestPathInputs:
+    """What the request path (the Api stack and its functions) is built from: the environment's configuration, the
+    Storage stack's data key and the model endpoints by role (names, not tokens: IAM resources stay literal ARNs)."""
+
+    config: EnvironmentConfig
+    key: kms.IKey
+    models: Mapping[str, ModelTarget]
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A row of docs/pipeline.md's function and permissions tables."""
 
@@ -131,17 +141,15 @@ class RequestFunctions(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: EnvironmentConfig,
-        key: kms.IKey,
-        models: Mapping[str, ModelTarget],
+        inputs: RequestPathInputs,
         layer: lambda_.ILayerVersion,
         state_machines: StateMachineNames,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._config = config
+        config = self._config = inputs.config
         self._stack = cdk.Stack.of(self)
-        self._key = key
-        self._models = {role: target for role, target in models.items() if getattr(config.models, role).enabled}
+        self._key = inputs.key
+        self._models = {role: target for role, target in inputs.models.items() if getattr(config.models, role).enabled}
         self._bucket_name = config.bucket_name("requests", self._stack.account)
         self._bucket_arn = f"arn:{self._stack.partition}:s3:::{self._bucket_name}"
         self._state_machines = state_machines

@@ -12,7 +12,7 @@ from stacks.endpoint_alarms import EndpointTarget
 from stacks.function_vpc import attach_functions_to_vpc
 from stacks.hosting_stack import HostingStack
 from stacks.monitoring_stack import MonitoringStack
-from stacks.pipeline_functions import ModelTarget, function_name
+from stacks.pipeline_functions import ModelTarget, RequestPathInputs, function_name
 from stacks.pipeline_state_machine import MachineKind, state_machine_name
 from stacks.service_logs import ApiExecutionLogs, EndpointLogGroups, ServiceLogs, allow_log_encryption
 from stacks.service_monitoring import ServiceTargets
@@ -37,13 +37,14 @@ class VlpStage(cdk.Stage):
         self.api = ApiStack(
             self,
             c.API_STACK_ID,
-            config=config,
-            key=self.storage.key,
-            # Names, not tokens: the request path's IAM resources stay literal ARNs.
-            models={
-                role: ModelTarget(endpoint.endpoint_name, endpoint.inference_component_name)
-                for role, endpoint in self.hosting.endpoints.items()
-            },
+            inputs=RequestPathInputs(
+                config=config,
+                key=self.storage.key,
+                models={
+                    role: ModelTarget(endpoint.endpoint_name, endpoint.inference_component_name)
+                    for role, endpoint in self.hosting.endpoints.items()
+                },
+            ),
             description=f"{config.prefix}: HTTP API, request pipeline state machines and functions",
         )
         self.api.add_stack_dependency(self.storage)
