@@ -27,8 +27,12 @@ def handler(event: ApiEvent, context: LambdaContext) -> dict[str, Any]:
     from vlp.api.executions import execution_input, run_sync, sync_result
     from vlp.api.models import AnalyzeRequest, parse_body
     from vlp.http import execution_error_response, json_response
+    from vlp.requests import jobs_only_error
 
     request = parse_body(AnalyzeRequest, event.body_bytes(MAX_BODY_BYTES))
+    jobs_only = jobs_only_error(request.task)  # restyle: the Express machine has no branch for it
+    if jobs_only is not None:
+        raise jobs_only
     request_id = new_id()
     logger.append_keys(pipeline_request_id=request_id)
     caller = caller_prefix_of(event, SETTINGS.requests_bucket)
