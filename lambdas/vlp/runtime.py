@@ -55,11 +55,18 @@ def record_model_latency(milliseconds: float) -> None:
     metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=round(milliseconds, 1))
 
 
-def _record_error(exc: BaseException) -> None:
+def _report(exc: BaseException, *, rejected: str, failed: str, unexpected: str) -> None:
+    """An invocation's exception in the metrics and the log: a caller error (info, ``rejected``), a domain error
+    (error, ``failed``), anything else (the traceback, ``unexpected``)."""
     if isinstance(exc, CallerError):
         metrics.add_metric(name="CallerErrors", unit=MetricUnit.Count, value=1)
+        logger.info(rejected, extra={"error": exc.to_dict()})
     else:
         metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+        if isinstance(exc, VlpError):
+            logger.error(failed, extra={"error": exc.to_dict()})
+        else:
+            logger.exception(unexpected)
     if isinstance(exc, VlpError) and exc.retryable:
         metrics.add_metric(name="Retryable", unit=MetricUnit.Count, value=1)
 
@@ -90,13 +97,7 @@ def api_handler(
                 tracer.put_annotation(key="api_request_id", value=request_id)
                 response = fn(api_event, context)
             except Exception as exc:
-                _record_error(exc)
-                if isinstance(exc, CallerError):
-                    logger.info("request rejected", extra={"error": exc.to_dict()})
-                elif isinstance(exc, VlpError):
-                    logger.error("request failed", extra={"error": exc.to_dict()})
-                else:
-                    logger.exception("unexpected error")
+                _report(exc, rejected="request rejected", failed="request failed", unexpected="unexpected error")
                 response = error_response(exc, request_id=request_id)
             response["headers"].update(cors_headers(api_event, cors_origins))
             metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=_ms(started))
@@ -154,13 +155,12 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
             except Exception as exc:
                 if secrets:
                     stored.redact_error(exc, secrets)  # the Fail state's Cause is kept in the history
-                _record_error(exc)
-                if isinstance(exc, CallerError):
-                    logger.info("step rejected the request", extra={"error": exc.to_dict()})
-                elif isinstance(exc, VlpError):
-                    logger.error("step failed", extra={"error": exc.to_dict()})
-                else:
-                    logger.exception("step failed unexpectedly")
+                _report(
+                    exc,
+                    rejected="step rejected the request",
+                    failed="step failed",
+                    unexpected="step failed unexpectedly",
+                )
                 raise
             finally:
                 metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=_ms(started))

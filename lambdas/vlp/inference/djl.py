@@ -85,16 +85,21 @@ def parse_intent(body: Any, *, step: str = "intent", role: str = "intent_keyword
     }
 
 
-def parse_keywords(body: Any, *, step: str = "keywords", role: str = "intent_keywords") -> list[dict[str, Any]]:
-    keywords = body.get("keywords") if isinstance(body, dict) else None
-    if not isinstance(keywords, list):
-        raise _bad(step, role, "no keywords")
+def _scored(body: Any, key: str, name: str, *, step: str, role: str) -> list[dict[str, Any]]:
+    """``body[key]``: a list of ``{name: str, "score": number}`` (keywords, tags), else a FAILED model error."""
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise _bad(step, role, f"no {key}")
     out = []
-    for item in keywords:
-        if not isinstance(item, dict) or not isinstance(item.get("keyword"), str) or not _number(item.get("score")):
-            raise _bad(step, role, "malformed keyword")
-        out.append({"keyword": item["keyword"], "score": float(item["score"])})
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get(name), str) or not _number(item.get("score")):
+            raise _bad(step, role, f"malformed {key.removesuffix('s')}")
+        out.append({name: item[name], "score": float(item["score"])})
     return out
+
+
+def parse_keywords(body: Any, *, step: str = "keywords", role: str = "intent_keywords") -> list[dict[str, Any]]:
+    return _scored(body, "keywords", "keyword", step=step, role=role)
 
 
 # ---- grounded_sam ----
@@ -187,14 +192,7 @@ def clip_tagging_request(
 
 
 def parse_tags(body: Any, *, step: str = "tag", role: str = "clip_tagging") -> dict[str, Any]:
-    tags = body.get("tags") if isinstance(body, dict) else None
-    if not isinstance(tags, list):
-        raise _bad(step, role, "no tags")
-    out = []
-    for item in tags:
-        if not isinstance(item, dict) or not isinstance(item.get("label"), str) or not _number(item.get("score")):
-            raise _bad(step, role, "malformed tag")
-        out.append({"label": item["label"], "score": float(item["score"])})
+    out = _scored(body, "tags", "label", step=step, role=role)
     out.sort(key=lambda tag: tag["score"], reverse=True)
     return {"tags": out, "mode": body.get("mode"), "model": body.get("model")}
 

@@ -98,6 +98,17 @@ def llama2_prompt(system: str, user: str) -> str:
     return f"<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{sanitize(user)} [/INST]"
 
 
+def _sampled(sampling: Sampling) -> dict[str, Any]:
+    """``top_p`` (when below 1) and ``seed`` of a sampled request: both TGI APIs name them alike."""
+    if sampling.greedy:
+        return {}
+    fields: dict[str, Any] = {"top_p": sampling.top_p} if sampling.top_p < 1 else {}
+    seed = sampling.tgi_seed()
+    if seed is not None:
+        fields["seed"] = seed
+    return fields
+
+
 def generate_request(
     prompt: str, *, max_new_tokens: int, stop: list[str], sampling: Sampling = GREEDY
 ) -> dict[str, Any]:
@@ -111,11 +122,7 @@ def generate_request(
     }
     if not sampling.greedy:
         parameters["temperature"] = sampling.temperature
-        if sampling.top_p < 1:
-            parameters["top_p"] = sampling.top_p
-        seed = sampling.tgi_seed()
-        if seed is not None:
-            parameters["seed"] = seed
+        parameters.update(_sampled(sampling))
     if sampling.repetition_penalty != 1:
         parameters["repetition_penalty"] = sampling.repetition_penalty
     return {"inputs": prompt, "parameters": parameters}
@@ -148,12 +155,7 @@ def chat_request(
         messages.append({"role": "user", "content": content})
     # TGI's Messages API samples when `temperature` is absent: greedy must say 0 explicitly
     request: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": sampling.temperature}
-    if not sampling.greedy:
-        if sampling.top_p < 1:
-            request["top_p"] = sampling.top_p
-        seed = sampling.tgi_seed()
-        if seed is not None:
-            request["seed"] = seed
+    request.update(_sampled(sampling))
     if sampling.repetition_penalty != 1:
         # TGI: repetition_penalty = presence_penalty + 2 (router/src/lib.rs, ChatRequest::try_into_generate)
         request["presence_penalty"] = round(sampling.repetition_penalty - 2.0, 6)
