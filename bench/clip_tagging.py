@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "models"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "models")]  # the repository (stacks/) and the model-test helpers
 
 import djl_double  # noqa: E402 (after the sys.path set-up)
 import tiny_clip  # noqa: E402 (after the sys.path set-up)

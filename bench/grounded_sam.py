@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # stacks/ (the DJL double reads serving.properties with stacks.serving_properties)
 sys.path.insert(0, str(ROOT / "tests" / "models"))
 sys.path.insert(0, str(ROOT / "tests" / "models" / "grounded_sam"))
 sys.path.insert(0, str(ROOT / "model_packages" / "shared"))  # what every model.tar.gz carries beside model.py
