@@ -9,28 +9,30 @@ from pathlib import Path
 
 import pytest
 from cfn_values import ACCOUNT, render
+from conftest import ROOT
 from vlp import settings as lambda_settings
 
 from stacks import constants as c
 from stacks.lambda_layer import MissingBuildError, layer_directory
 
-# docs/pipeline.md "Functions": memory (MB) and timeout (s); analyze's is the API integration timeout - 1 s.
-DOCUMENTED = {
-    "uploads": (256, 10),
-    "analyze": (256, None),
-    "jobs": (256, 10),
-    "validate": (2048, 30),
-    "transcribe": (512, 85),
-    "understand": (256, 30),
-    "plan": (256, 75),
-    "answer": (512, 85),
-    "segment": (1769, 95),
-    "tag": (512, 50),
-    "prompt": (512, 85),
-    "interrogate": (512, 85),
-    "restyle": (256, 85),
-    "assemble": (256, 10),
-}
+
+def documented_functions() -> dict[str, tuple[int, int | None]]:
+    """docs/pipeline.md "Functions", row by row: function -> (memory in MB, timeout in s); the figure in brackets
+    where the timeout is a sum; None for analyze's (the API integration timeout - 1 s)."""
+    section = (ROOT / "docs" / "pipeline.md").read_text().split("\n## Functions\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[int, int | None]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or not cells[1].startswith("`vlp.handlers."):
+            continue
+        name, _, memory, timeout, _ = cells
+        seconds = re.search(r"\((\d+) s|^(\d+) s$", timeout)
+        assert seconds or timeout.startswith("API integration timeout"), line
+        rows[name] = (int(memory.split(" MB", 1)[0]), int(seconds[1] or seconds[2]) if seconds else None)
+    return rows
+
+
+DOCUMENTED = documented_functions()
 READ_TIMEOUTS = {"understand": 20, "tag": 30}  # the others: 65
 READ_BY_POWERTOOLS = {c.ENV_LOG_LEVEL}  # Powertools' Logger reads it itself, not the settings models
 SETTINGS_MODELS = {

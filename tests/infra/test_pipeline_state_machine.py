@@ -20,27 +20,25 @@ NODE_BIN = ROOT / "node_modules" / ".bin"
 MODEL_TASKS = ("Transcribe", "Understand", "Plan", "Answer", "Segment", "Tag", "Prompt", "Interrogate", "Restyle")
 # the steps of the jobs-only routes (restyle): on the Standard machine only (docs/pipeline.md, the asl-jobs block)
 JOBS_ONLY_STEPS = {step for route in steps.JOBS_ONLY_TASKS for step in steps.ROUTES[steps.Route(route)].steps}
-NOT_READY_RETRIER = {
-    "ErrorEquals": ["ModelNotReadyError"],
-    "IntervalSeconds": 60,
-    "MaxAttempts": 10,
-    "BackoffRate": 1.5,
-    "MaxDelaySeconds": 300,
-    "JitterStrategy": "FULL",
-}
+
+
+def _doc_json(after: str) -> dict:
+    """The first ```json block of docs/pipeline.md after the text `after`."""
+    text = DOC.read_text().split(after, 1)[1]
+    return json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+
+
+NOT_READY_RETRIER = _doc_json("The Standard machine's extra retrier")
 
 
 def documented_definition() -> dict:
-    block = DOC.read_text().split("<!-- asl:begin -->", 1)[1].split("<!-- asl:end -->", 1)[0]
-    return json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+    return _doc_json("<!-- asl:begin -->")
 
 
 def standard_definition() -> dict:
     """The documented Express definition plus the asl-jobs block (the jobs-only route): a Route choice appended, a
     NeedsAnswer choice after the `$.task` ones, branch (a)'s states."""
-    text = DOC.read_text()
-    block = text.split("<!-- asl-jobs:begin -->", 1)[1].split("<!-- asl-jobs:end -->", 1)[0]
-    additions = json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+    additions = _doc_json("<!-- asl-jobs:begin -->")
     standard = documented_definition()
     routed, answer = (branch["States"] for branch in standard["States"][steps.ANALYZE_STATE]["Branches"])
     routed[steps.ROUTE_STATE]["Choices"].extend(additions["Route"])
