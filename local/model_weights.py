@@ -41,7 +41,7 @@ class Weights:
 def _helpers_path() -> None:
     for path in (
         TESTS_MODELS,
-        *(TESTS_MODELS / name for name in ("intent_keywords", "grounded_sam", "clip_interrogator")),
+        *(TESTS_MODELS / name for name in ("intent_keywords", "grounded_sam", "clip_interrogator", "restyle")),
     ):
         if str(path) not in sys.path:
             sys.path.append(str(path))
@@ -151,6 +151,19 @@ def _tiny_clip_interrogator() -> Weights:
     return Weights("clip_interrogator", random=True, properties=props)
 
 
+def _tiny_restyle() -> Weights:
+    """SDXL img2img with random weights (~1M parameters), saved as `make stage-weights` lays out the real one: the
+    builder the package tests use (tests/models/restyle/restyle_helpers.py)."""
+    _helpers_path()
+    import restyle_helpers as helpers
+
+    sources = [TESTS_MODELS / "restyle" / "restyle_helpers.py", TESTS_MODELS / "tiny_clip.py"]
+    root = _cached("restyle", sources, lambda path: helpers.save_tiny_sdxl(path))
+    props = shipped_properties("restyle")
+    props.update(model_id=str(root), model_name=helpers.MODEL_NAME, random_weights="true")
+    return Weights("restyle", random=True, properties=props)
+
+
 def _tiny_whisper() -> Weights:
     _helpers_path()
     from tiny_whisper import cached_tiny_whisper
@@ -163,6 +176,7 @@ TINY = {
     "grounded_sam": _tiny_grounded_sam,
     "clip_tagging": _tiny_clip_tagging,
     "clip_interrogator": _tiny_clip_interrogator,
+    "restyle": _tiny_restyle,
     "asr": _tiny_whisper,
 }
 

@@ -115,6 +115,13 @@ class LocalService:
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         }
 
+    def model_aws_environment(self) -> dict[str, str]:
+        """What the model packages' own AWS SDK calls need (restyle's S3 reads and writes): the local S3 only."""
+        wanted = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        environment = {k: v for k, v in self.aws_environment().items() if k in wanted or k.endswith("_FILE")}
+        environment.update(AWS_ENDPOINT_URL_S3=self.url("s3"), AWS_EC2_METADATA_DISABLED="true")
+        return environment
+
     # ---- start ----
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VLP_LOCAL"))}
@@ -220,6 +227,8 @@ class LocalService:
                     "--log-dir",
                     str(self.log_dir),
                 ],
+                # the restyle package reads its image from and writes its PNG to the (local) requests bucket itself
+                env=self.model_aws_environment(),
             )
             outdir = assembly.synthesize(self.env, self.cache_dir, python=str(VENV_PYTHON))
             try:
