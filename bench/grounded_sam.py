@@ -118,7 +118,8 @@ def main() -> None:
             start = time.perf_counter()
             fresh = type(resident)(resident.package_dir)
             fresh.settings, fresh.device, fresh.dtype = resident.settings, resident.device, resident.dtype
-            fresh.load()
+            fresh.load()  # what initialize() does after its checks: both models and processors from the weights
+            fresh.initialized = True
             load_times.append(time.perf_counter() - start)
             handler._service = fresh
             try:
