@@ -13,7 +13,8 @@ from stacks import constants as c
 
 # Per environment: one IAM5 finding per wildcard we wrote (per model role) plus the NVMe SM2 notes add up; the
 # decisions behind them (distinct reasons) must stay few.
-MAX_ACKNOWLEDGEMENTS_PER_ENVIRONMENT = 70  # dev: 5 per scale-to-zero endpoint (8 of them) plus the rest
+MAX_ACKNOWLEDGEMENTS_PER_ENVIRONMENT = 71  # dev: 5 per scale-to-zero endpoint (8 of them) plus the rest; 3 of
+# them the jobs' request, step and result documents (inputs/*/*/request.json, .../steps/*, results/*/*/result.json)
 MAX_DISTINCT_REASONS = 13  # + the failed-jobs rule without a DLQ (docs/decisions.md, Operations)
 
 
