@@ -215,3 +215,24 @@ def test_a_job_whose_upload_is_missing_fails_with_the_key_named_and_no_text_kept
     assert view["status"] == "failed" and view["error"]["code"] == "UPLOAD_NOT_FOUND"
     assert UPLOAD in view["error"]["message"]
     assert _leaks(_history_text(pipeline), [TEXT]) == []
+
+
+def test_a_restyle_job_keeps_its_style_prompt_description_and_prompts_out_of_the_history(
+    pipeline, models, s3, lambda_context
+):
+    """The restyle route's steps (interrogate, restyle) were added through the registry with no code here: their
+    results' own fields are stored by default."""
+    put(s3, UPLOAD, image_bytes(64, 48), "image/png")
+    style, description, negative = "in the Okavango-puffin-5813 manner", "a Lisbon-walrus-2740 scene", "Oslo-yak-9035"
+    body = {
+        "image_key": UPLOAD,
+        "task": "restyle",
+        "style_prompt": style,
+        "prompt": description,
+        "options": {"negative_prompt": negative},
+    }
+    job_id = _submit(body, lambda_context)
+    assert "Restyle" in pipeline.jobs_runner.visited
+    assert _leaks(_history_text(pipeline), [style, description, negative, "Okavango", "Lisbon-walrus", "Oslo"]) == []
+    restyle = _get(job_id, lambda_context)["result"]["restyle"]
+    assert restyle["prompt"] == f"{style}, {description}" and negative in restyle["negative_prompt"]
