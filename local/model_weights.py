@@ -11,12 +11,9 @@ Whisper model directory), the model names it reports, and whether the weights ar
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,26 +50,10 @@ def shipped_properties(role: str) -> dict[str, str]:
 
 
 def _cached(role: str, sources: list[Path], build) -> Path:
-    digest = hashlib.sha256()
-    for source in sources:
-        digest.update(source.read_bytes())
-    target = CACHE / f"{role}-{digest.hexdigest()[:12]}"
-    if (target / ".complete").is_file():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".building-{role}-", dir=CACHE))
-    try:
-        log.info("building the tiny random-weight %s model (once; cached in %s)", role, target)
-        build(staging / "model")
-        (staging / "model" / ".complete").write_text("ok\n")
-        try:
-            os.replace(staging / "model", target)
-        except OSError:
-            if not (target / ".complete").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    from build_cache import cached_build  # tests/models (_helpers_path)
+
+    log.info("the tiny random-weight %s model: built once, cached in %s", role, CACHE)
+    return cached_build(CACHE, role, b"".join(source.read_bytes() for source in sources), build)
 
 
 def _tiny_intent_keywords() -> Weights:

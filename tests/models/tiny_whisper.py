@@ -34,7 +34,6 @@ faster-whisper to load.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
@@ -361,23 +360,11 @@ def cached_tiny_whisper(cache_dir: str | Path | None = None, **params) -> Path:
     `cache_dir`, else $TINY_MODEL_CACHE, else .local/tiny-models/ in the repository. Safe for concurrent callers:
     each builds into a private directory and renames it into place.
     """
+    from build_cache import cached_build
+
     root = Path(cache_dir or os.environ.get("TINY_MODEL_CACHE") or DEFAULT_CACHE)
-    key_source = Path(__file__).read_bytes() + json.dumps(params, sort_keys=True).encode()
-    target = root / f"tiny-random-whisper-{hashlib.sha256(key_source).hexdigest()[:12]}"
-    if (target / "model.bin").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    try:
-        build_tiny_whisper(staging / "model", **params)
-        try:
-            os.replace(staging / "model", target)
-        except OSError:  # another process finished first
-            if not (target / "model.bin").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    key = Path(__file__).read_bytes() + json.dumps(params, sort_keys=True).encode()
+    return cached_build(root, "tiny-random-whisper", key, lambda directory: build_tiny_whisper(directory, **params))
 
 
 def main() -> None:
