@@ -179,7 +179,7 @@ def main() -> int:
         "baseline = import boto3 + the same clients; milliseconds, medians"
     )
     print(
-        f"{'function':<10} {'clients':<33} {'cpu':>6} {'base':>6} {'wall':>6} {'base':>6} {'ratio':>6} "
+        f"{'function':<11} {'clients':<33} {'cpu':>6} {'base':>6} {'wall':>6} {'base':>6} {'ratio':>6} "
         f"{'wall ratio':>10} {'package':>10}"
     )
     worst = 0.0
@@ -195,7 +195,7 @@ def main() -> int:
         if zip_size > SIZE_TARGET:
             failures.append(f"{name}: package {zip_size} bytes > {SIZE_TARGET}")
         print(
-            f"{name:<10} {','.join(clients) or '-':<33} {medians[1]:6.0f} {medians[3]:6.0f} {medians[0]:6.0f} "
+            f"{name:<11} {','.join(clients) or '-':<33} {medians[1]:6.0f} {medians[3]:6.0f} {medians[0]:6.0f} "
             f"{medians[2]:6.0f} {cpu_ratio:6.2f} {wall_ratio:10.2f} {zip_size / 1024:7.1f} KB"
         )
     print(
