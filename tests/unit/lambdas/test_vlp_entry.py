@@ -37,9 +37,8 @@ def test_the_logic_is_imported_at_the_first_invocation_and_gets_the_step_clients
         return _Result(value=event["n"]) if dumped else {"value": event["n"]}
 
     handler = entry.step_entry(name)
-    fake = types.ModuleType(step.logic)
-    fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, step.logic, fake)  # what importlib returns at the first invocation
+    # what importlib returns at the first invocation
+    monkeypatch.setitem(sys.modules, step.logic, types.SimpleNamespace(run=run))
     assert handler({"n": 1, "request_id": "r"}, LambdaContext()) == {"value": 1}
     assert handler({"n": 2, "request_id": "r"}, LambdaContext()) == {"value": 2}
     expected = {**handler.clients, "settings": handler.settings} if handler.clients else {}
