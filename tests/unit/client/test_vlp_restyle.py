@@ -200,9 +200,9 @@ def test_bad_arguments_are_refused_before_anything_is_sent(http, fields, message
 
 def test_a_misspelt_field_is_a_type_error_not_dropped(http):
     with pytest.raises(TypeError, match="unexpected keyword argument 'stength'"):
-        client().restyle(png_bytes(), style="anime", stength=0.5)  # type: ignore[call-arg]
+        client().restyle(png_bytes(), style="anime", stength=0.5)  # type: ignore[call-arg]  (the misspelling under test)
     with pytest.raises(TypeError, match="'style_promt'"):
-        client().analyze_body(png_bytes(), style_promt="as a mosaic")  # type: ignore[call-arg]
+        client().analyze_body(png_bytes(), style_promt="as a mosaic")  # type: ignore[call-arg]  (the misspelling under test)
     assert len(http.calls) == 0
 
 
