@@ -43,7 +43,8 @@ def test_handlers_import_light():
         "import json, sys\n"
         + "".join(f"import vlp.handlers.{name}\n" for name in HANDLERS)
         + "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('PIL', 'boto3', 's3transfer', 'numpy', 'pydantic', 'aws_xray_sdk') or m.startswith('aws_lambda_powertools.utilities.parser'))))"
+        "('PIL', 'boto3', 's3transfer', 'numpy', 'pydantic', 'aws_xray_sdk') "
+        "or m.startswith('aws_lambda_powertools.utilities.parser'))))"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["PYTHONPATH"] = str(CODE)
