@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
@@ -38,6 +39,22 @@ def body(data) -> StreamingBody:
 # ---- invoke: parameters and error classification ----
 
 
+def _vlm_error(runtime, kind: type[Exception], code: str, http: int, message: str = "m", **fields: object) -> Any:
+    """The `kind` error invoke raises when InvokeEndpoint on the vlm endpoint fails with this service error
+    (`fields`: the modeled fields of a ModelError, OriginalStatusCode and OriginalMessage)."""
+    client, stubber = runtime
+    stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code=code,
+        service_message=message,
+        http_status_code=http,
+        modeled_fields=fields or None,
+    )
+    with pytest.raises(kind) as info:
+        invoke(client, ENDPOINT, step="vlm", body=b"{}")
+    return info.value
+
+
 def test_invoke_sends_the_contract_parameters(runtime):
     client, stubber = runtime
     endpoint = Endpoint(role="clip_tagging", name="vlp-dev-clip-tagging", inference_component="vlp-dev-clip-tagging-ic")
@@ -67,26 +84,18 @@ def test_invoke_sends_the_contract_parameters(runtime):
     ],
 )
 def test_service_errors_are_classified(runtime, code, http, kind, error_code):
-    client, stubber = runtime
-    stubber.add_client_error("invoke_endpoint", service_error_code=code, service_message="m", http_status_code=http)
-    with pytest.raises(kind) as info:
-        invoke(client, ENDPOINT, step="vlm", body=b"{}")
-    assert type(info.value) is kind
-    assert info.value.code == error_code and info.value.step == "vlm"
+    error = _vlm_error(runtime, kind, code, http)
+    assert type(error) is kind
+    assert error.code == error_code and error.step == "vlm"
 
 
 def test_inference_component_without_capacity_is_not_ready(runtime):
-    client, stubber = runtime
-    stubber.add_client_error(
-        "invoke_endpoint",
-        service_error_code="ValidationError",
-        http_status_code=400,
-        service_message="Inference Component has no capacity to process this request. ApplicationAutoScaling may "
-        "be in-progress (if configured) or try to increase the capacity by invoking UpdateInferenceComponent API.",
+    message = (
+        "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress (if "
+        "configured) or try to increase the capacity by invoking UpdateInferenceComponent API."
     )
-    with pytest.raises(ModelNotReadyError) as info:
-        invoke(client, ENDPOINT, step="vlm", body=b"{}")
-    assert info.value.retry_after == 120 and info.value.status == 503
+    error = _vlm_error(runtime, ModelNotReadyError, "ValidationError", 400, message)
+    assert error.retry_after == 120 and error.status == 503
 
 
 @pytest.mark.parametrize(
@@ -123,35 +132,25 @@ def test_inference_component_without_capacity_is_not_ready(runtime):
     ],
 )
 def test_model_errors_are_classified_by_original_status(runtime, original, message, kind, code, status):
-    client, stubber = runtime
-    stubber.add_client_error(
-        "invoke_endpoint",
-        service_error_code="ModelError",
-        http_status_code=424,
-        service_message=f"Received client error ({original}) from primary",
-        modeled_fields={
-            "OriginalStatusCode": original,
-            "OriginalMessage": message if isinstance(message, str) else json.dumps(message),
-        },
+    error = _vlm_error(
+        runtime,
+        kind,
+        "ModelError",
+        424,
+        f"Received client error ({original}) from primary",
+        OriginalStatusCode=original,
+        OriginalMessage=message if isinstance(message, str) else json.dumps(message),
     )
-    with pytest.raises(kind) as info:
-        invoke(client, ENDPOINT, step="vlm", body=b"{}")
-    assert (type(info.value), info.value.code, info.value.status) == (kind, code, status)
+    assert (type(error), error.code, error.status) == (kind, code, status)
 
 
 def test_sagemaker_invocation_timeout_is_a_timeout(runtime):
-    client, stubber = runtime
-    stubber.add_client_error(
-        "invoke_endpoint",
-        service_error_code="ModelError",
-        http_status_code=424,
-        service_message='Received server error (0) from primary with message "Your invocation timed out while '
-        'waiting for a response from container primary."',
-        modeled_fields={"OriginalStatusCode": 0, "OriginalMessage": ""},
+    message = (
+        'Received server error (0) from primary with message "Your invocation timed out while waiting for a '
+        'response from container primary."'
     )
-    with pytest.raises(ModelTimeoutError) as info:
-        invoke(client, ENDPOINT, step="vlm", body=b"{}")
-    assert info.value.code == "VLM_TIMEOUT" and info.value.status == 504
+    error = _vlm_error(runtime, ModelTimeoutError, "ModelError", 424, message, OriginalStatusCode=0, OriginalMessage="")
+    assert error.code == "VLM_TIMEOUT" and error.status == 504
 
 
 @pytest.mark.parametrize(

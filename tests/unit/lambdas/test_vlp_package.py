@@ -7,12 +7,23 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from vlp.steps import STEP_NAMES
 from vlp_testkit import ROOT
 
 CODE = ROOT / "lambdas"
 HANDLERS = ("uploads", "analyze", "jobs", *STEP_NAMES)
+
+
+def _printed_by(code: str) -> Any:
+    """The JSON `code` prints last, run in a fresh interpreter that sees only the Lambda package (as Lambda's
+    init does: nothing imported yet, nothing from the tests' path)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(CODE)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_package_holds_only_the_vlp_code():
@@ -46,11 +57,7 @@ def test_handlers_import_light():
         "('PIL', 'boto3', 's3transfer', 'numpy', 'pydantic', 'aws_xray_sdk') "
         "or m.startswith('aws_lambda_powertools.utilities.parser'))))"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(CODE)
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert _printed_by(code) == []
 
 
 def test_a_step_handler_loads_its_own_logic_at_its_first_invocation_only():
@@ -71,11 +78,7 @@ def test_a_step_handler_loads_its_own_logic_at_its_first_invocation_only():
         "        del sys.modules[module]\n"
         "print(json.dumps(loaded))"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(CODE)
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = _printed_by(code)
     assert set(loaded) == set(STEP_NAMES)
     for name, (at_import, at_first_call) in loaded.items():
         assert not [module for module in at_import if module.startswith(("vlp.pipeline", "pydantic"))], name
