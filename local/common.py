@@ -60,6 +60,18 @@ def free_port(host: str = HOST) -> int:
         return probe.getsockname()[1]
 
 
+class ServiceError(Exception):
+    """An error answer of a local AWS service: its error code, HTTP status, message and extra response fields (each
+    service renders them in its own wire format)."""
+
+    def __init__(self, code: str, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True

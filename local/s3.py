@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 from xml.sax.saxutils import escape
 
-from local.common import ACCOUNT, REGION, SECRET_KEY, die_with_parent, setup_logging
+from local.common import ACCOUNT, REGION, SECRET_KEY, ServiceError, die_with_parent, setup_logging
 
 log = logging.getLogger("s3")
 IGNORED_FIELDS = ("x-amz-signature", "file", "policy")
@@ -45,13 +45,8 @@ def _xml_error(code: str, message: str, **extra: Any) -> bytes:
     ).encode()
 
 
-class PolicyError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
+class PolicyError(ServiceError):
+    """A POST upload the signed policy does not allow (rendered as S3's XML error)."""
 
 
 def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
@@ -65,13 +60,13 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
     """Raise PolicyError unless the form (lower-cased field names) is allowed by its signed policy."""
     policy_b64 = fields.get("policy")
     if not policy_b64:
-        raise PolicyError(403, "AccessDenied", "Access Denied")
+        raise PolicyError("AccessDenied", 403, "Access Denied")
     credential = fields.get("x-amz-credential", "")
     signature = fields.get("x-amz-signature", "")
     if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256" or credential.count("/") != 4:
         raise PolicyError(
-            400,
             "InvalidArgument",
+            400,
             "POST requires AWS4-HMAC-SHA256 with x-amz-credential",
             ArgumentName="x-amz-algorithm",
         )
@@ -79,18 +74,18 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
     expected = hmac.new(_signing_key(secret, date, region, service), policy_b64.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise PolicyError(
-            403,
             "SignatureDoesNotMatch",
+            403,
             "The request signature we calculated does not match the signature you provided. Check your "
             "key and signing method.",
         )
     try:
         policy = json.loads(base64.b64decode(policy_b64))
     except ValueError:
-        raise PolicyError(400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON.") from None
+        raise PolicyError("InvalidPolicyDocument", 400, "Invalid Policy: Invalid JSON.") from None
     expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
     if expiration.timestamp() < (time.time() if now is None else now):
-        raise PolicyError(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+        raise PolicyError("AccessDenied", 403, "Invalid according to Policy: Policy expired.")
     values = dict(fields, bucket=bucket)
     covered = {"bucket"}
     for condition in policy.get("conditions", []):
@@ -100,8 +95,8 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
             covered.add(name)
             if values.get(name) != wanted:
                 raise PolicyError(
-                    403,
                     "AccessDenied",
+                    403,
                     f'Invalid according to Policy: Policy Condition failed: ["eq", "${name}", "{wanted}"]',
                 )
             continue
@@ -110,16 +105,16 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
             low, high = int(condition[1]), int(condition[2])
             if size > high:
                 raise PolicyError(
-                    400,
                     "EntityTooLarge",
+                    400,
                     "Your proposed upload exceeds the maximum allowed size",
                     ProposedSize=size,
                     MaxSizeAllowed=high,
                 )
             if size < low:
                 raise PolicyError(
-                    400,
                     "EntityTooSmall",
+                    400,
                     "Your proposed upload is smaller than the minimum allowed size",
                     ProposedSize=size,
                     MinSizeAllowed=low,
@@ -132,14 +127,14 @@ def check_post_policy(bucket: str, fields: dict[str, str], size: int, secret: st
             operator == "starts-with" and not value.startswith(condition[2])
         ):
             raise PolicyError(
-                403,
                 "AccessDenied",
+                403,
                 f'Invalid according to Policy: Policy Condition failed: ["{operator}", "${name}", "{condition[2]}"]',
             )
     for name in fields:
         if name in IGNORED_FIELDS or name.startswith("x-ignore-") or name in covered:
             continue
-        raise PolicyError(403, "AccessDenied", f"Invalid according to Policy: Extra input fields: {name}")
+        raise PolicyError("AccessDenied", 403, f"Invalid according to Policy: Extra input fields: {name}")
 
 
 class S3Front:

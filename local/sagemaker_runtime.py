@@ -45,7 +45,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.common import ACCOUNT, REGION, ROOT, Handler, Server, die_with_parent, free_port, setup_logging
+from local.common import (
+    ACCOUNT,
+    REGION,
+    ROOT,
+    Handler,
+    Server,
+    ServiceError,
+    die_with_parent,
+    free_port,
+    setup_logging,
+)
 
 log = logging.getLogger("sagemaker")
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time: 6 MB
@@ -65,15 +75,30 @@ FAULT_KINDS = (
 )
 
 
-class SageMakerError(Exception):
-    """An error response of the SageMaker runtime service itself (not the container's)."""
+# The injected faults that are the runtime service's own answers: kind -> (error code, HTTP status, message with
+# {endpoint}, extra response fields), worded as the real service words them.
+_SERVICE_FAULTS: dict[str, tuple[str, int, str, dict[str, Any]]] = {
+    "throttle": ("ThrottlingException", 400, "Rate exceeded", {}),
+    "model_not_ready": (
+        "ModelNotReadyException",
+        429,
+        "Model for endpoint {endpoint} is not ready: no instance is running.",
+        {},
+    ),
+    "service_unavailable": ("ServiceUnavailable", 503, "Service is unavailable. Try again later.", {}),
+    "internal_failure": ("InternalFailure", 500, "An internal error occurred.", {}),
+    "invocation_timeout": (
+        "ModelError",
+        424,
+        "Your invocation timed out while waiting for a response from container primary. Review the latency "
+        "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
+        {"ErrorCode": "INVOCATION_TIMEOUT"},
+    ),
+}
 
-    def __init__(self, code: str, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.message = message
-        self.extra = extra
+
+class SageMakerError(ServiceError):
+    """An error response of the SageMaker runtime service itself (not the container's)."""
 
 
 def model_error(endpoint: str, status: int, body: bytes) -> SageMakerError:
@@ -323,26 +348,9 @@ class Runtime:
         kind = fault.kind
         if kind == "delay":
             return None  # then serve normally
-        if kind == "throttle":
-            raise SageMakerError("ThrottlingException", 400, "Rate exceeded")
-        if kind == "model_not_ready":
-            raise SageMakerError(
-                "ModelNotReadyException",
-                429,
-                f"Model for endpoint {endpoint.name} is not ready: no instance is running.",
-            )
-        if kind == "service_unavailable":
-            raise SageMakerError("ServiceUnavailable", 503, "Service is unavailable. Try again later.")
-        if kind == "internal_failure":
-            raise SageMakerError("InternalFailure", 500, "An internal error occurred.")
-        if kind == "invocation_timeout":
-            raise SageMakerError(
-                "ModelError",
-                424,
-                "Your invocation timed out while waiting for a response from container primary. Review the latency "
-                "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
-                ErrorCode="INVOCATION_TIMEOUT",
-            )
+        if kind in _SERVICE_FAULTS:
+            code, status, message, extra = _SERVICE_FAULTS[kind]
+            raise SageMakerError(code, status, message.format(endpoint=endpoint.name), **extra)
         if kind == "container_error":
             body = fault.body
             if body is None:
