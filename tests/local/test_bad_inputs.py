@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from vlp_local_kit import error_of, image_bytes, speech_wav
-from vlp_media import flac_bytes, mp3_xing_frames, png_header_only, wav_with, webp_vp8l, zip_member
+from vlp_media import flac_bytes, mp3_xing_frames, pcm_wav, png_header_only, wav_with, webp_vp8l, zip_member
 
 MiB = 1024 * 1024
 
@@ -49,13 +48,8 @@ def _bomb() -> bytes:
 
 
 def _long_wav() -> bytes:
-    """A valid WAV header for 11 minutes of 1 kHz 8-bit mono audio (660 kB): above the 600 s limit."""
-    rate, seconds = 1000, 660
-    data = bytes([128]) * (rate * seconds)
-    header = (
-        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
-    )
-    return header + b"data" + struct.pack("<I", len(data)) + data
+    """A valid WAV of 11 minutes of 1 kHz 8-bit mono audio (660 kB): above the 600 s limit."""
+    return pcm_wav(bytes([128]) * 1000 * 660, 1000, bits=8)
 
 
 def _upload(data: bytes, kind: str = "image", content_type: str = "image/jpeg") -> Callable:

@@ -18,6 +18,7 @@ from vlp_media import (
     image_bytes,
     mp3_xing_frames,
     ogg_opus_bytes,
+    pcm_wav,
     png_header_only,
     wav_bytes,
     wav_with,
@@ -44,20 +45,8 @@ def real_bomb() -> bytes:
 
 
 def wav_claiming(seconds: int) -> bytes:
-    """A WAV header whose byte rate makes a small file last `seconds`."""
-    data = b"\x00" * 8000
-    byte_rate = len(data) // seconds or 1
-    fmt = struct.pack("<HHIIHH", 1, 1, byte_rate, byte_rate, 1, 8)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + len(data))
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", len(data))
-        + data
-    )
+    """A WAV header whose byte rate makes a small file (8000 bytes of 8-bit samples) last `seconds`."""
+    return pcm_wav(b"\x00" * 8000, 8000 // seconds or 1, bits=8)
 
 
 OK_IMAGE = b64(image_bytes())

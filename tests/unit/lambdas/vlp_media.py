@@ -169,9 +169,13 @@ def mp3_xing_frames(frames: int) -> bytes:
     return bytes(data)
 
 
-def wav_with(byte_rate: int, data_size: int) -> bytes:
-    data = b"\x00" * 3200
-    fmt = struct.pack("<HHIIHH", 1, 1, 16000, byte_rate, 2, 16)
+def pcm_wav(
+    data: bytes, rate: int, bits: int = 16, *, byte_rate: int | None = None, data_size: int | None = None
+) -> bytes:
+    """A mono PCM WAV of `data`, its header written by hand so that it can lie: `byte_rate` and `data_size` replace
+    what the header would truthfully say (rate x bytes per sample, len(data))."""
+    align = bits // 8
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * align if byte_rate is None else byte_rate, align, bits)
     return (
         b"RIFF"
         + struct.pack("<I", 36 + len(data))
@@ -179,6 +183,11 @@ def wav_with(byte_rate: int, data_size: int) -> bytes:
         + struct.pack("<I", 16)
         + fmt
         + b"data"
-        + struct.pack("<I", data_size)
+        + struct.pack("<I", len(data) if data_size is None else data_size)
         + data
     )
+
+
+def wav_with(byte_rate: int, data_size: int) -> bytes:
+    """0.1 s of 16 kHz 16-bit silence whose header claims this byte rate and data size."""
+    return pcm_wav(b"\x00" * 3200, 16000, byte_rate=byte_rate, data_size=data_size)
