@@ -14,13 +14,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests" / "unit" / "lambdas"))  # vlp_media: the test media both batteries use
 
-from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)
+from vlp_local_kit import (  # noqa: E402 (after the sys.path set-up)
+    READ_TIMEOUT_SECONDS,
+    Api,
+    Models,
+    image_bytes,
+    speech_wav,
+)
 
 from local.up import LocalService  # noqa: E402 (after the sys.path set-up)
-
-# The understand function's SageMaker read timeout, lower than the deployed 20 s so the slow-model test takes seconds
-# (every other function keeps the synthesized value).
-READ_TIMEOUT_SECONDS = 5
 
 
 @pytest.fixture(scope="session")

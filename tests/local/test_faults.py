@@ -4,7 +4,7 @@ endpoint), then fails cleanly with the step's code; async jobs stay retrievable;
 from __future__ import annotations
 
 import pytest
-from vlp_local_kit import error_of
+from vlp_local_kit import READ_TIMEOUT_SECONDS, error_of
 
 SEGMENT = {
     "text": "outline the dog",
@@ -14,33 +14,88 @@ SEGMENT = {
 }
 
 
+DESCRIBE = {"text": "what is it?", "task": "describe"}
+
+
 def _run(api, image_key, **body):
     return api.analyze({"image_key": image_key, **body})
 
 
 def test_throttling_is_retried_until_it_succeeds(api, models, image_key):
     models.fault("vlm", "throttle", count=2)
-    response = _run(api, image_key, text="what is it?", task="describe")
+    response = _run(api, image_key, **DESCRIBE)
     assert response.status_code == 200, response.text
     assert models.invocations("vlm") == 3  # two ThrottlingExceptions, then the answer
 
 
-def test_throttling_that_persists_fails_with_unavailable(api, models, image_key):
-    models.fault("vlm", "throttle", count=-1)
-    response = _run(api, image_key, text="what is it?", task="describe")
-    assert response.status_code == 503, response.text
+@pytest.mark.parametrize(
+    ("role", "fault", "body", "status", "code", "step", "invocations"),
+    [
+        pytest.param(
+            "vlm", {"kind": "throttle"}, DESCRIBE, 503, "VLM_UNAVAILABLE", "vlm", 4, id="throttling-persists"
+        ),  # 1 + MaxAttempts 3
+        pytest.param(
+            "grounded_sam",
+            {"kind": "container_error", "status": 500},
+            SEGMENT,
+            502,
+            "SEGMENT_FAILED",
+            "segment",
+            4,
+            id="container-5xx-retried",
+        ),
+        # The understand call (keywords, for a forced segment) outlives the Lambda's read timeout (5 s here):
+        # ModelTimeoutError, retried once; the code callers know, KEYWORDS_TIMEOUT.
+        pytest.param(
+            "intent_keywords",
+            {"kind": "delay", "count": 2, "delay_ms": (READ_TIMEOUT_SECONDS + 2) * 1000},
+            SEGMENT,
+            504,
+            "KEYWORDS_TIMEOUT",
+            "keywords",
+            2,
+            id="slow-model-past-the-read-timeout",
+        ),
+        pytest.param(
+            "vlm",
+            {"kind": "invocation_timeout"},
+            DESCRIBE,
+            504,
+            "VLM_TIMEOUT",
+            "vlm",
+            2,
+            id="sagemaker-invocation-timeout",
+        ),  # ModelTimeoutError: MaxAttempts 1
+        pytest.param(
+            "vlm",
+            {
+                "kind": "container_error",
+                "status": 422,
+                "body": {
+                    "error": "Input validation error: `inputs` must have less than 2048 tokens",
+                    "error_type": "validation",
+                },
+            },
+            DESCRIBE,
+            422,
+            "MODEL_REJECTED_INPUT",
+            "vlm",
+            1,
+            id="tgi-validation-error-is-a-caller-error",
+        ),
+    ],
+)
+def test_a_fault_fails_with_the_step_code_after_the_defined_retries(
+    api, models, image_key, role, fault, body, status, code, step, invocations
+):
+    """The fault holds (every call, unless `count` says otherwise): the endpoint sees exactly the attempts the
+    state machine's retry policy allows, and the caller gets the step's code."""
+    models.fault(role, **{"count": -1, **fault})
+    response = _run(api, image_key, **body)
+    assert response.status_code == status, response.text
     error = error_of(response)
-    assert error["code"] == "VLM_UNAVAILABLE" and error["step"] == "vlm"
-    assert models.invocations("vlm") == 4  # 1 + MaxAttempts 3
-
-
-def test_container_5xx_is_retried_then_fails(api, models, image_key):
-    models.fault("grounded_sam", "container_error", status=500, count=-1)
-    response = _run(api, image_key, **SEGMENT)
-    assert response.status_code == 502, response.text
-    error = error_of(response)
-    assert error["code"] == "SEGMENT_FAILED" and error["step"] == "segment"
-    assert models.invocations("grounded_sam") == 4
+    assert (error["code"], error.get("step")) == (code, step), error
+    assert models.invocations(role) == invocations
 
 
 def test_sagemaker_5xx_then_recovery(api, models, image_key):
@@ -52,12 +107,7 @@ def test_sagemaker_5xx_then_recovery(api, models, image_key):
 
 
 def test_model_error_4xx_is_not_retried(api, models, image_key):
-    models.fault(
-        "clip_tagging",
-        "container_error",
-        status=422,
-        body={"error": {"code": "VALUE_OUT_OF_RANGE", "message": "injected: top_k out of range"}},
-    )
+    models.model_error("clip_tagging", 422, "VALUE_OUT_OF_RANGE", "injected: top_k out of range")
     response = _run(api, image_key, task="tag", labels=["a", "b"])
     assert response.status_code == 422, response.text
     error = error_of(response)
@@ -70,43 +120,9 @@ def test_model_error_4xx_is_not_retried(api, models, image_key):
     assert models.invocations("clip_tagging") == 1
 
 
-def test_tgi_validation_error_is_a_caller_error(api, models, image_key):
-    models.fault(
-        "vlm",
-        "container_error",
-        status=422,
-        body={"error": "Input validation error: `inputs` must have less than 2048 tokens", "error_type": "validation"},
-    )
-    response = _run(api, image_key, text="what?", task="describe")
-    assert response.status_code == 422, response.text
-    assert error_of(response)["code"] == "MODEL_REJECTED_INPUT"
-    assert models.invocations("vlm") == 1
-
-
-def test_slow_model_past_the_read_timeout(api, models, image_key):
-    """The understand call (keywords, for a forced segment) outlives the Lambda's read timeout (5 s here):
-    ModelTimeoutError, retried once; the code callers know, KEYWORDS_TIMEOUT."""
-    from conftest import READ_TIMEOUT_SECONDS
-
-    models.fault("intent_keywords", "delay", count=2, delay_ms=(READ_TIMEOUT_SECONDS + 2) * 1000)
-    response = _run(api, image_key, **SEGMENT)
-    assert response.status_code == 504, response.text
-    error = error_of(response)
-    assert error["code"] == "KEYWORDS_TIMEOUT" and error["step"] == "keywords"
-    assert models.invocations("intent_keywords") == 2
-
-
-def test_sagemaker_invocation_timeout(api, models, image_key):
-    models.fault("vlm", "invocation_timeout", count=-1)
-    response = _run(api, image_key, text="what?", task="describe")
-    assert response.status_code == 504, response.text
-    assert error_of(response)["code"] == "VLM_TIMEOUT"
-    assert models.invocations("vlm") == 2  # ModelTimeoutError: MaxAttempts 1
-
-
 def test_model_not_ready_on_the_express_machine(api, models, image_key):
     models.fault("vlm", "model_not_ready", count=-1)
-    response = _run(api, image_key, text="what?", task="describe")
+    response = _run(api, image_key, **DESCRIBE)
     assert response.status_code == 503, response.text
     assert error_of(response)["code"] == "VLM_UNAVAILABLE"
     assert response.headers["Retry-After"] == "120"
@@ -115,7 +131,7 @@ def test_model_not_ready_on_the_express_machine(api, models, image_key):
 
 def test_connection_reset_is_retried(api, models, image_key):
     models.fault("vlm", "connection_reset", count=1)
-    response = _run(api, image_key, text="what?", task="describe")
+    response = _run(api, image_key, **DESCRIBE)
     assert response.status_code == 200, response.text
     assert models.invocations("vlm") == 2
 

@@ -196,12 +196,7 @@ def test_job_lifecycle_succeeds(api, models, image_key):
 
 
 def test_job_lifecycle_fails(api, models, image_key):
-    models.fault(
-        "clip_tagging",
-        "container_error",
-        status=400,
-        body={"error": {"code": "TOO_MANY_LABELS", "message": "injected: too many labels"}},
-    )
+    models.model_error("clip_tagging", 400, "TOO_MANY_LABELS", "injected: too many labels")
     job_id = api.submit({"image_key": image_key, "task": "tag", "labels": ["a", "b"]})
     view, seen = api.wait_job(job_id)
     assert seen[-1] == "failed", seen

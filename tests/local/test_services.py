@@ -163,23 +163,18 @@ def test_random_weight_responses_are_labelled(stack):
     runtime = _client(stack, "sagemaker-runtime")
     endpoint = stack.deployment.endpoints["intent_keywords"]
     kwargs = {"InferenceComponentName": endpoint["inference_component"]} if endpoint["inference_component"] else {}
-    intent = json.loads(
-        runtime.invoke_endpoint(
-            EndpointName=endpoint["name"],
-            ContentType="application/json",
-            Body=json.dumps({"text": "outline the dog", "tasks": ["intent"]}).encode(),
-            **kwargs,
-        )["Body"].read()
+    intent, keywords = (
+        json.loads(
+            runtime.invoke_endpoint(
+                EndpointName=endpoint["name"],
+                ContentType="application/json",
+                Body=json.dumps({"text": "outline the dog", "tasks": [task]}).encode(),
+                **kwargs,
+            )["Body"].read()
+        )
+        for task in ("intent", "keywords")
     )
     assert intent["random_weights"] is True and "random" in intent["model"]
-    keywords = json.loads(
-        runtime.invoke_endpoint(
-            EndpointName=endpoint["name"],
-            ContentType="application/json",
-            Body=json.dumps({"text": "outline the dog", "tasks": ["keywords"]}).encode(),
-            **kwargs,
-        )["Body"].read()
-    )
     assert "random_weights" not in keywords  # the real all-MiniLM-L6-v2
     assert keywords["keyword_model"] == "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -23,6 +23,9 @@ from local.common import ROOT, free_port
 from local.up import LocalService
 
 TIMEOUT = 180
+# The understand function's SageMaker read timeout in the test stack (conftest), lower than the deployed 20 s so the
+# slow-model test takes seconds (every other function keeps the synthesized value).
+READ_TIMEOUT_SECONDS = 5
 
 
 def image_bytes(
@@ -128,6 +131,12 @@ class Models:
             self.base + "/_admin/faults", json={"endpoint": endpoint, "kind": kind, "count": count, **extra}, timeout=10
         )
         assert response.status_code == 200, response.text
+
+    def model_error(self, endpoint: str, status: int, code: str, message: str, count: int = 1) -> None:
+        """The endpoint's container answers `status` with a model package's error document (code and message)."""
+        self.fault(
+            endpoint, "container_error", count, status=status, body={"error": {"code": code, "message": message}}
+        )
 
     def latency(self, endpoint: str, *, fixed_ms: float = 0, answer_after_ms: float = 0) -> None:
         response = requests.post(
