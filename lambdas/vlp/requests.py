@@ -31,7 +31,9 @@ _HOSTILE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2
 _HOSTILE_LABEL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _refuse_hostile_text(value: str, where: str) -> None:
+def _clean_text(value: str, where: str) -> str:
+    """`value` stripped; refused (INVALID_TEXT) when it holds a control character or a bidirectional override."""
+    value = value.strip()
     found = _HOSTILE_TEXT.search(value)
     if found:
         raise PydanticCustomError(
@@ -39,6 +41,7 @@ def _refuse_hostile_text(value: str, where: str) -> None:
             "{where} holds a control character or a bidirectional override (U+{code}) at offset {at}",
             {"where": where, "code": f"{ord(found.group()):04X}", "at": found.start()},
         )
+    return value
 
 
 MAX_LABELS = 500  # labels travel inside the state machine's 256 KB states
@@ -73,10 +76,9 @@ class Turn(_Strict):
     @field_validator("text", mode="after")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        value = value.strip()
+        value = _clean_text(value, "a turn's text")
         if not value:
             raise PydanticCustomError("INVALID_HISTORY", "a turn's text must not be blank")
-        _refuse_hostile_text(value, "a turn's text")
         return value
 
 
@@ -158,11 +160,7 @@ class AnalyzeOptions(_Strict):
     @field_validator("negative_prompt", mode="after")
     @classmethod
     def _negative_prompt(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
-        _refuse_hostile_text(value, "options.negative_prompt")
-        return value or None
+        return None if value is None else _clean_text(value, "options.negative_prompt") or None
 
     @field_validator("label_template", mode="after")
     @classmethod
@@ -292,21 +290,16 @@ class AnalyzeRequest(_Strict):
     @field_validator("text", mode="after")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
-        _refuse_hostile_text(value, "text")
-        return value or None
+        return None if value is None else _clean_text(value, "text") or None
 
     @field_validator("style_prompt", "prompt", mode="after")
     @classmethod
     def _restyle_text(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        value = value.strip()
+        value = _clean_text(value, str(info.field_name))
         if not value:
             raise PydanticCustomError("INVALID_REQUEST", "{field} is blank", {"field": info.field_name})
-        _refuse_hostile_text(value, str(info.field_name))
         return value
 
     @field_validator("labels", mode="after")
