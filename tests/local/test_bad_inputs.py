@@ -52,26 +52,9 @@ def _long_wav() -> bytes:
     return pcm_wav(bytes([128]) * 1000 * 660, 1000, bits=8)
 
 
-def _upload(data: bytes, kind: str = "image", content_type: str = "image/jpeg") -> Callable:
-    def make(api, image_key):
-        return api.upload(data, kind=kind, content_type=content_type)
-
-    return make
-
-
-def _with(uploader: Callable, **body: Any) -> Callable:
-    """A body whose `field` (image_key or audio_key) is a fresh upload."""
-
-    def make(api, image_key):
-        key = uploader(api, image_key)
-        fields = {k: (key if v is _KEY else v) for k, v in body.items()}
-        return fields
-
-    return make
-
-
-_KEY = object()
-_IMAGE = lambda api, image_key: image_key  # noqa: E731 (a request builder in the table's one-line form)
+def _as_image(data: bytes, content_type: str = "image/jpeg", kind: str = "image") -> Callable:
+    """A body whose image_key is a fresh upload of `data` (declared as `kind` and `content_type`)."""
+    return lambda api, key: {"image_key": api.upload(data, kind=kind, content_type=content_type)}
 
 
 def _analyze(**extra: Any) -> Callable:
@@ -102,44 +85,32 @@ def _audio(data: bytes, content_type: str) -> Callable:
     return lambda api, key: {"image_key": key, "audio_key": api.upload(data, kind="audio", content_type=content_type)}
 
 
+# Hostile image keys, each made from the caller's prefix `c` and a fresh UUID `u`: (what it is, code, the key)
+HOSTILE_KEY_CASES = [
+    Case(f"hostile: {name}", 400, code, body=_key_like(make_key))
+    for name, code, make_key in [
+        ("key with ..", "INVALID_REQUEST", lambda c, u: f"uploads/{c}/../{u}/image.jpg"),
+        ("key with %2F", "INVALID_REQUEST", lambda c, u: f"uploads%2F{c}%2F{u}%2Fa.jpg"),
+        ("key with %2e%2e", "INVALID_REQUEST", lambda c, u: f"uploads/{c}/{u}/%2e%2e"),
+        ("division slash", "INVALID_REQUEST", lambda c, u: f"uploads/{c}\u2215{u}/a.jpg"),
+        ("Cyrillic a", "INVALID_REQUEST", lambda c, u: f"uploads/{c[:-1]}\u0430/{u}/a.jpg"),
+        ("fullwidth digit", "INVALID_REQUEST", lambda c, u: f"uploads/{c}/{u[:-1]}\uff10/a.jpg"),
+        ("key with NUL", "INVALID_REQUEST", lambda c, u: f"uploads/{c}/{u}/a.jpg\x00"),
+        # the gateway's pattern `$` (Java's, and jsonschema's re.search) lets a final newline through: the
+        # function's full match refuses it
+        ("trailing newline", "INVALID_S3_KEY", lambda c, u: f"uploads/{c}/{u}/a.jpg\n"),
+        ("upper-case prefix", "INVALID_REQUEST", lambda c, u: f"uploads/{c.upper()}/{u}/a.jpg"),
+        ("key without a caller", "INVALID_REQUEST", lambda c, u: f"uploads/{u}/image.jpg"),
+        ("own results key", "INVALID_REQUEST", lambda c, u: f"results/{c}/{u}/mask-0.png"),
+        ("another caller's prefix", "UPLOAD_NOT_FOUND", lambda c, u: f"uploads/{OTHER_CALLER}/{u}/image.jpg"),
+    ]
+]
+
+
 # Hostile input (issue 12): docs/api.md, "Hostile input". Keys the gateway's model refuses are its 400
 # INVALID_REQUEST (the function's INVALID_S3_KEY in the unit battery); the rest reach the functions.
 HOSTILE_CASES = [
-    Case("hostile: key with ..", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads/{c}/../{u}/image.jpg")),
-    Case("hostile: key with %2F", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads%2F{c}%2F{u}%2Fa.jpg")),
-    Case("hostile: key with %2e%2e", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads/{c}/{u}/%2e%2e")),
-    Case("hostile: division slash", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads/{c}\u2215{u}/a.jpg")),
-    Case(
-        "hostile: Cyrillic a", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads/{c[:-1]}\u0430/{u}/a.jpg")
-    ),
-    Case(
-        "hostile: fullwidth digit",
-        400,
-        "INVALID_REQUEST",
-        body=_key_like(lambda c, u: f"uploads/{c}/{u[:-1]}\uff10/a.jpg"),
-    ),
-    Case("hostile: key with NUL", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads/{c}/{u}/a.jpg\x00")),
-    # the gateway's pattern `$` (Java's, and jsonschema's re.search) lets a final newline through: the function's
-    # full match refuses it
-    Case("hostile: trailing newline", 400, "INVALID_S3_KEY", body=_key_like(lambda c, u: f"uploads/{c}/{u}/a.jpg\n")),
-    Case(
-        "hostile: upper-case prefix",
-        400,
-        "INVALID_REQUEST",
-        body=_key_like(lambda c, u: f"uploads/{c.upper()}/{u}/a.jpg"),
-    ),
-    Case(
-        "hostile: key without a caller", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"uploads/{u}/image.jpg")
-    ),
-    Case(
-        "hostile: own results key", 400, "INVALID_REQUEST", body=_key_like(lambda c, u: f"results/{c}/{u}/mask-0.png")
-    ),
-    Case(
-        "hostile: another caller's prefix",
-        400,
-        "UPLOAD_NOT_FOUND",
-        body=_key_like(lambda c, u: f"uploads/{OTHER_CALLER}/{u}/image.jpg"),
-    ),
+    *HOSTILE_KEY_CASES,
     Case(
         "hostile: JSON nested 10,000 deep",
         400,
@@ -159,19 +130,19 @@ HOSTILE_CASES = [
         "hostile: ZIP uploaded as an image",
         400,
         "INVALID_IMAGE",
-        body=_with(_upload(zip_member("a.png", b"x" * 500)), image_key=_KEY),
+        body=_as_image(zip_member("a.png", b"x" * 500)),
     ),
     Case(
         "hostile: WebP bomb header",
         413,
         "IMAGE_TOO_MANY_PIXELS",
-        body=_with(_upload(webp_vp8l(16_384, 16_384), content_type="image/webp"), image_key=_KEY),
+        body=_as_image(webp_vp8l(16_384, 16_384), "image/webp"),
     ),
     Case(
         "hostile: PNG 1 x 50,000,000",
         413,
         "IMAGE_TOO_MANY_PIXELS",
-        body=_with(_upload(png_header_only(1, 50_000_000), content_type="image/png"), image_key=_KEY),
+        body=_as_image(png_header_only(1, 50_000_000), "image/png"),
     ),
     Case(
         "hostile: MP3 claiming 10 hours",
@@ -189,53 +160,43 @@ def _turns(count: int, chars: int = 10) -> list[dict]:
     return [_turn("user" if i % 2 == 0 else "assistant", "t" * chars) for i in range(count)]
 
 
+# ---- POST /v1/uploads: (what is wrong, status, code, JSON body, raw body) ----
+UPLOAD_CASES = [
+    Case(f"uploads: {name}", status, code, path="/v1/uploads", body=body, raw=raw)
+    for name, status, code, body, raw in [
+        ("not JSON", 400, "INVALID_REQUEST", None, b"{kind: image"),
+        ("a JSON array", 400, "INVALID_REQUEST", [], None),
+        ("content_type missing", 400, "INVALID_REQUEST", {"kind": "image"}, None),
+        ("unknown kind", 400, "INVALID_REQUEST", {"kind": "video", "content_type": "video/mp4"}, None),
+        ("GIF is not accepted", 415, "UNSUPPORTED_MEDIA_TYPE", {"kind": "image", "content_type": "image/gif"}, None),
+        (
+            "audio type for an image",
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            {"kind": "image", "content_type": "audio/wav"},
+            None,
+        ),
+        ("unknown field", 400, "INVALID_REQUEST", {"kind": "image", "content_type": "image/png", "size": 10}, None),
+        (
+            "body above 4 KiB",
+            413,
+            "REQUEST_TOO_LARGE",
+            None,
+            b'{"kind": "image", "content_type": "image/png"' + b" " * 5000 + b"}",
+        ),
+        (
+            "body above API Gateway's 10 MB",
+            413,
+            "REQUEST_TOO_LARGE",
+            None,
+            b'{"kind": "' + b"x" * (10 * MiB + 10) + b'"}',
+        ),
+    ]
+]
+
+
 CASES = [
-    # ---- POST /v1/uploads ----
-    Case("uploads: not JSON", 400, "INVALID_REQUEST", path="/v1/uploads", raw=b"{kind: image"),
-    Case("uploads: a JSON array", 400, "INVALID_REQUEST", path="/v1/uploads", body=[]),
-    Case("uploads: content_type missing", 400, "INVALID_REQUEST", path="/v1/uploads", body={"kind": "image"}),
-    Case(
-        "uploads: unknown kind",
-        400,
-        "INVALID_REQUEST",
-        path="/v1/uploads",
-        body={"kind": "video", "content_type": "video/mp4"},
-    ),
-    Case(
-        "uploads: GIF is not accepted",
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-        path="/v1/uploads",
-        body={"kind": "image", "content_type": "image/gif"},
-    ),
-    Case(
-        "uploads: audio type for an image",
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-        path="/v1/uploads",
-        body={"kind": "image", "content_type": "audio/wav"},
-    ),
-    Case(
-        "uploads: unknown field",
-        400,
-        "INVALID_REQUEST",
-        path="/v1/uploads",
-        body={"kind": "image", "content_type": "image/png", "size": 10},
-    ),
-    Case(
-        "uploads: body above 4 KiB",
-        413,
-        "REQUEST_TOO_LARGE",
-        path="/v1/uploads",
-        raw=b'{"kind": "image", "content_type": "image/png"' + b" " * 5000 + b"}",
-    ),
-    Case(
-        "uploads: body above API Gateway's 10 MB",
-        413,
-        "REQUEST_TOO_LARGE",
-        path="/v1/uploads",
-        raw=b'{"kind": "' + b"x" * (10 * MiB + 10) + b'"}',
-    ),
+    *UPLOAD_CASES,
     # ---- POST /v1/analyze: the body ----
     Case("analyze: not JSON", 400, "INVALID_REQUEST", raw=b"not json"),
     Case("analyze: empty body", 400, "INVALID_REQUEST", raw=b""),
@@ -336,54 +297,43 @@ CASES = [
         "analyze: corrupt image",
         400,
         "INVALID_IMAGE",
-        body=_with(_upload(b"\xff\xd8\xff\xe0" + b"garbage" * 100), image_key=_KEY),
+        body=_as_image(b"\xff\xd8\xff\xe0" + b"garbage" * 100),
     ),
     Case(
         "analyze: GIF uploaded as PNG",
         415,
         "UNSUPPORTED_IMAGE_FORMAT",
-        body=_with(_upload(_gif(), content_type="image/png"), image_key=_KEY),
+        body=_as_image(_gif(), "image/png"),
     ),
     Case(
         "analyze: decompression bomb",
         413,
         "IMAGE_TOO_MANY_PIXELS",
-        body=_with(_upload(_bomb(), content_type="image/png"), image_key=_KEY),
+        body=_as_image(_bomb(), "image/png"),
     ),
     Case(
         "analyze: audio file given as the image",
         400,
         "INVALID_IMAGE",
-        body=_with(_upload(speech_wav(0.5), kind="audio", content_type="audio/wav"), image_key=_KEY),
+        body=_as_image(speech_wav(0.5), "audio/wav", kind="audio"),
     ),
     Case(
         "analyze: image given as the audio",
         415,
         "UNSUPPORTED_AUDIO_FORMAT",
-        body=lambda api, key: {
-            "image_key": key,
-            "audio_key": api.upload(image_bytes(), kind="audio", content_type="audio/wav"),
-        },
+        body=_audio(image_bytes(), "audio/wav"),
     ),
     Case(
         "analyze: corrupt WAV header",
         400,
         "INVALID_AUDIO",
-        body=lambda api, key: {
-            "image_key": key,
-            "audio_key": api.upload(
-                b"RIFF\x10\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01", kind="audio", content_type="audio/wav"
-            ),
-        },
+        body=_audio(b"RIFF\x10\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01", "audio/wav"),
     ),
     Case(
         "analyze: audio longer than 10 minutes",
         413,
         "AUDIO_TOO_LONG",
-        body=lambda api, key: {
-            "image_key": key,
-            "audio_key": api.upload(_long_wav(), kind="audio", content_type="audio/wav"),
-        },
+        body=_audio(_long_wav(), "audio/wav"),
     ),
     # ---- jobs ----
     Case("jobs: bad body", 400, "INVALID_REQUEST", path="/v1/jobs", body={"image_key": 7}),
