@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "models"), str(ROOT / "tests" / "models" / "whisper")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "models"), str(ROOT / "tests" / "models" / "whisper")]
 
 import requests  # noqa: E402 (after the sys.path set-up)
 import whisper_testkit as kit  # noqa: E402 (after the sys.path set-up)

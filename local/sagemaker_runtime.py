@@ -55,6 +55,7 @@ from local.common import (
     die_with_parent,
     free_port,
     setup_logging,
+    stop_process,
 )
 
 log = logging.getLogger("sagemaker")
@@ -230,12 +231,7 @@ class WhisperBackend:
         return response.status_code, response.headers.get("Content-Type", "application/json"), response.content
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 class TgiBackend:

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from local.common import ROOT, free_port
+from local.common import ROOT, free_port, stop_process
 from local.up import LocalService
 
 TIMEOUT = 180
@@ -228,10 +228,5 @@ class ApiProcess:
         return json.loads(self.view.credentials_file.read_text())
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.log.close()

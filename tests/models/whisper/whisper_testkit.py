@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from local.common import stop_process
+
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = ROOT / "model_packages" / "whisper"
 SAMPLE_RATE = 16000
@@ -165,16 +167,10 @@ class WhisperServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> int | None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        status = stop_process(self.process) if self.process is not None else None
         if getattr(self, "_log", None):
             self._log.close()
-        return self.process.returncode if self.process else None
+        return status
 
     def __enter__(self) -> WhisperServer:
         return self.start()
