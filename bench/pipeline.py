@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
+sys.path[1:1] = [str(ROOT / "tests" / "unit" / "lambdas"), str(ROOT / "lambdas")]  # vlp_media, for vlp_local_kit
 
 
 from vlp_local_kit import Api, Models, image_bytes, speech_wav  # noqa: E402 (after the sys.path set-up)

@@ -11,13 +11,13 @@ import os
 import struct
 import subprocess
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from vlp_media import pcm_wav  # tests/unit/lambdas: the test media both batteries use
 
 from local.common import ROOT, free_port, stop_process
 from local.up import LocalService
@@ -55,13 +55,7 @@ def speech_wav(seconds: float = 2.0, rate: int = 16000) -> bytes:
         voice += sum(0.3 * math.sin(2 * math.pi * f * t) for f in formants)
         envelope = max(0.0, math.sin(2 * math.pi * 2 * t)) ** 0.6
         frames += struct.pack("<h", int(max(-1.0, min(1.0, 0.12 * voice * envelope)) * 32767))
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return buffer.getvalue()
+    return pcm_wav(bytes(frames), rate)
 
 
 @dataclass

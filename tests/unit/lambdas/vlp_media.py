@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import wave
 import zipfile
 import zlib
 
@@ -53,13 +52,8 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buffer.getvalue()
+    """`seconds` of 16-bit mono silence."""
+    return pcm_wav(b"\x00\x00" * int(seconds * rate), rate)
 
 
 def flac_bytes(seconds: float = 3.0, rate: int = 44100) -> bytes:
