@@ -183,22 +183,25 @@ class TagResult(StepResult):
     mode: str | None = None
 
 
-class PromptResult(StepResult):
-    step: Literal["prompt"] = "prompt"
+class _InterrogatorResult(StepResult):
+    """What a CLIP Interrogator call (role clip_interrogator) gives a step: the prompt, the mode it ran in and the
+    caption model."""
+
     prompt: str | None = None
-    caption: str | None = None
     mode: str | None = None
-    flavors: list[str] = Field(default_factory=list)
     caption_model: str | None = None
 
 
-class InterrogateResult(StepResult):
+class PromptResult(_InterrogatorResult):
+    step: Literal["prompt"] = "prompt"
+    caption: str | None = None
+    flavors: list[str] = Field(default_factory=list)
+
+
+class InterrogateResult(_InterrogatorResult):
     """restyle's description of the image (the CLIP Interrogator); skipped when the caller gave one (``prompt``)."""
 
     step: Literal["interrogate"] = "interrogate"
-    prompt: str | None = None
-    mode: str | None = None
-    caption_model: str | None = None
 
 
 class RestyledImage(S3Object):
