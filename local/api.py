@@ -157,6 +157,19 @@ _TYPES = {
     type(None): "null",
 }
 
+# Bounds and combinators in API Gateway's validator's words: {value} the schema's bound, {found} the instance,
+# {size} its length, {count} the number of subschemas.
+_KEYWORD_MESSAGES = {
+    "maxLength": "string is too long (length: {size}, maximum allowed: {value})",
+    "minLength": "string is too short (length: {size}, minimum allowed: {value})",
+    "maxItems": "array is too long: must have at most {value} elements but instance has {size} elements",
+    "minItems": "array is too short: must have at least {value} elements but instance has {size} elements",
+    "maximum": "numeric instance is greater than the required maximum (maximum: {value}, found: {found})",
+    "minimum": "numeric instance is lower than the required minimum (minimum: {value}, found: {found})",
+    "anyOf": "instance failed to match at least one required schema among {count}",
+    "oneOf": "instance failed to match exactly one required schema among {count}",
+}
+
 
 def _describe(error: Any) -> str:
     """A JSON Schema error in the words of API Gateway's validator (e.g. `object has missing required properties
@@ -177,29 +190,12 @@ def _describe(error: Any) -> str:
         )
     elif keyword == "enum":
         text = f"instance value ({json.dumps(instance)[:100]}) not found in enum (possible values: {json.dumps(value)})"
-    elif keyword in ("maxLength", "minLength"):
-        text = (
-            f"string is too {'long' if keyword == 'maxLength' else 'short'} (length: {len(instance)}, "
-            f"{'maximum' if keyword == 'maxLength' else 'minimum'} allowed: {value})"
-        )
-    elif keyword in ("maxItems", "minItems"):
-        text = (
-            f"array is too {'long' if keyword == 'maxItems' else 'short'}: must have at "
-            f"{'most' if keyword == 'maxItems' else 'least'} {value} elements but instance has {len(instance)} "
-            "elements"
-        )
-    elif keyword in ("maximum", "minimum"):
-        text = (
-            f"numeric instance is {'greater' if keyword == 'maximum' else 'lower'} than the required "
-            f"{keyword} ({keyword}: {value}, found: {instance})"
-        )
+    elif keyword in _KEYWORD_MESSAGES:
+        size = len(instance) if isinstance(instance, (str, list, dict)) else None
+        count = len(value) if isinstance(value, list) else None
+        text = _KEYWORD_MESSAGES[keyword].format(value=value, found=instance, size=size, count=count)
     elif keyword == "pattern":
         text = f"ECMA 262 regex {json.dumps(value)} does not match input string {json.dumps(str(instance)[:100])}"
-    elif keyword in ("anyOf", "oneOf"):
-        text = (
-            f"instance failed to match {'at least' if keyword == 'anyOf' else 'exactly'} one required schema "
-            f"among {len(value)}"
-        )
     else:
         text = error.message[:200]
     where = "/" + "/".join(str(part) for part in error.absolute_path)
