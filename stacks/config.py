@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from vlp.dicts import deep_merge
 
 from stacks import constants as c
 from stacks import serving_properties
@@ -313,7 +314,7 @@ class ModelsConfig(_Strict):
             given = data.get(role)
             if given is not None and not isinstance(given, dict):
                 continue  # let pydantic report the type error on the field
-            data[role] = _deep_merge(defaults, given or {})
+            data[role] = copy.deepcopy(deep_merge(defaults, given or {}))  # never aliases ROLE_DEFAULTS
         return data
 
     @model_validator(mode="after")
@@ -506,16 +507,6 @@ class EnvironmentConfig(_Strict):
         """Deterministic bucket name, unique per account and region: `vlp-dev-artifacts-<account>-us-east-1`.
         `account` may be a token (environment-agnostic account)."""
         return f"{self.prefix}-{purpose}-{self.account or account}-{self.region}"
-
-
-def _deep_merge(base: dict, override: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _location(loc: tuple) -> str:

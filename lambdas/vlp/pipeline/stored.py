@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from vlp.dicts import deep_merge
 from vlp.keys import CALLER_RE, UUID_RE, input_key, input_prefix, is_caller_key, result_key
 from vlp.pipeline import storage
 from vlp.steps import REQUEST_DOCUMENT, RESULT_DOCUMENT, STEPS_FOLDER
@@ -105,13 +106,7 @@ def _dump(value: Any) -> Any:
 
 def merge(inline: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     """``split``'s inverse: the stored fields put back into the inline ones (nested objects merged)."""
-    merged = dict(inline)
-    for name, value in stored.items():
-        if isinstance(value, dict) and isinstance(merged.get(name), dict):
-            merged[name] = merge(merged[name], value)
-        else:
-            merged[name] = value
-    return merged
+    return deep_merge(inline, stored)
 
 
 # ---- the step wrapper's two calls ----
