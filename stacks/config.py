@@ -161,6 +161,13 @@ class ModelConfig(_Strict):
     # unset: isolated when SageMaker itself fetches the weights from S3 (TGI, Whisper); true on a DJL role: it runs
     # from its staged S3 bundle (docs/operations.md, "Isolated containers")
     network_isolation: bool | None = None
+    # unset: alarms.latency_p90_ms (and the step's step_model_latency_p90_ms); a role slow by design sets its own
+    # (restyle: seconds per diffusion step, tens of seconds a request)
+    latency_p90_ms: int | None = Field(None, ge=1)
+
+    def p90_latency_ms(self, alarms: AlarmsConfig) -> int:
+        """The p90 model-latency alarm threshold of this role."""
+        return self.latency_p90_ms or alarms.latency_p90_ms
 
     @field_validator("instance_type")
     @classmethod

@@ -133,9 +133,9 @@ class EndpointAlarms(Construct):
                 "LatencyP90",
                 # ModelLatency is in microseconds.
                 invocation_metric(target, "ModelLatency", statistic="p90"),
-                threshold=thresholds.latency_p90_ms * 1000,
+                threshold=model.p90_latency_ms(thresholds) * 1000,
                 periods=periods,
-                description=f"{name}: p90 model latency above {thresholds.latency_p90_ms} ms",
+                description=f"{name}: p90 model latency above {model.p90_latency_ms(thresholds)} ms",
                 missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         ]

@@ -310,8 +310,8 @@ class ModelEndpoint(Construct):
             (
                 "ModelLatency",
                 "p90",
-                thresholds.latency_p90_ms * 1000,
-                f"p90 latency above {thresholds.latency_p90_ms} ms",
+                self.config.p90_latency_ms(thresholds) * 1000,
+                f"p90 latency above {self.config.p90_latency_ms(thresholds)} ms",
             ),
         ]
         alarms = []

@@ -32,6 +32,13 @@ def model_steps() -> list[str]:
     return [step for step in c.STEP_FUNCTIONS if SPECS[step].model_role is not None]
 
 
+def step_latency_threshold_ms(config: EnvironmentConfig, step: str) -> int:
+    """The step's ModelLatency alarm: step_model_latency_p90_ms, or its role's own latency_p90_ms when higher."""
+    role = SPECS[step].model_role
+    own = getattr(config.models, role).latency_p90_ms if role is not None else None
+    return max(config.alarms.step_model_latency_p90_ms, own or 0)
+
+
 def _kebab(name: str) -> str:
     """ModelLatency -> model-latency (the alarm names' form)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
@@ -74,13 +81,14 @@ class StepMetrics(Construct):
                 f"{thresholds.step_errors}+ errors a minute (EMF, after retries the state machine may still succeed)",
             )
         for step in model_steps():
+            latency_ms = step_latency_threshold_ms(config, step)
             alarm(
                 step,
                 "ModelLatency",
                 "p90",
-                thresholds.step_model_latency_p90_ms,
+                latency_ms,
                 cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                f"p90 of its SageMaker call above {thresholds.step_model_latency_p90_ms} ms",
+                f"p90 of its SageMaker call above {latency_ms} ms",
             )
 
     @staticmethod

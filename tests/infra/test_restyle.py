@@ -116,6 +116,27 @@ def test_restyle_alarms_and_dashboard_row(assembly, configs):
         assert name in json.dumps(dashboard["Properties"]["DashboardBody"])
 
 
+def test_restyle_latency_alarms_use_its_own_threshold(assembly, configs):
+    """SDXL takes tens of seconds a request: its endpoint, rollback and step alarms read models.restyle.latency_p90_ms,
+    the other roles keep alarms.latency_p90_ms."""
+    for env, config in configs.items():
+        own = config.models.restyle.latency_p90_ms
+        assert own is not None and own > config.alarms.latency_p90_ms
+        alarms = {
+            a["Properties"].get("AlarmName"): a["Properties"]
+            for stack in (c.MONITORING_STACK_ID, c.HOSTING_STACK_ID)
+            for a in assembly.resources(f"{env}/{stack}", "AWS::CloudWatch::Alarm").values()
+        }
+        name = f"vlp-{env}"
+        assert alarms[f"{name}-restyle-latency-p90"]["Threshold"] == own * 1000  # ModelLatency is in microseconds
+        assert alarms[f"{name}-restyle-rollback-latency"]["Threshold"] == own * 1000
+        assert alarms[f"{name}-step-restyle-model-latency"]["Threshold"] == max(
+            own, config.alarms.step_model_latency_p90_ms
+        )
+        assert alarms[f"{name}-grounded-sam-latency-p90"]["Threshold"] == config.alarms.latency_p90_ms * 1000
+        assert alarms[f"{name}-step-segment-model-latency"]["Threshold"] == config.alarms.step_model_latency_p90_ms
+
+
 def test_pipeline_functions_get_the_restyle_endpoint(assembly, configs):
     for env, config in configs.items():
         functions = assembly.resources(f"{env}/{c.API_STACK_ID}", "AWS::Lambda::Function")
