@@ -156,7 +156,7 @@ def test_endpoint_alarms_use_the_dimensions_of_each_endpoints_shape(assembly, co
                     for alarms in found.values()
                     for _, m, _ in alarms
                 )
-            assert mine["ModelLatency"][0][1]["Threshold"] == config.alarms.latency_p90_ms * 1000
+            assert mine["ModelLatency"][0][1]["Threshold"] == model.p90_latency_ms(config.alarms) * 1000
 
 
 def test_idle_gpu_alarm_per_gpu_endpoint_with_deliberate_missing_data(assembly, configs):

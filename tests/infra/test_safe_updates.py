@@ -57,7 +57,7 @@ def test_every_endpoint_updates_by_its_strategy_and_rolls_back_on_its_alarms(ass
             assert props["Namespace"] == "AWS/SageMaker"
         metrics = {alarms[n]["Properties"]["MetricName"]: alarms[n]["Properties"] for n in expected_alarms}
         assert metrics["Invocation5XXErrors"]["Threshold"] == config.alarms.error_5xx_threshold
-        assert metrics["ModelLatency"]["Threshold"] == config.alarms.latency_p90_ms * 1000
+        assert metrics["ModelLatency"]["Threshold"] == model.p90_latency_ms(config.alarms) * 1000
         if strategy == "rolling":
             policy = deployment["RollingUpdatePolicy"]
             assert policy["MaximumBatchSize"] == {"Type": "CAPACITY_PERCENT", "Value": settings.rolling_batch_percent}
