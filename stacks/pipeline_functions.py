@@ -78,16 +78,16 @@ def _plus(prefixes: tuple[str, ...], *extra: str) -> tuple[str, ...]:
 
 def _step_spec(step: steps.Step) -> FunctionSpec:
     """A pipeline step's row, from the registry (lambdas/vlp/steps.py: memory, timeouts, role, S3 access), plus
-    what a jobs execution needs of every step (vlp.pipeline.stored): its step documents, read and written; the
-    result document, written by assemble."""
-    result = (steps.RESULT_DOCUMENTS,) if step.name == steps.ASSEMBLE else ()
+    what a jobs execution needs of every step (vlp.pipeline.stored): its step documents, read and written; assemble
+    reads them and writes the result document only (stored.keep stores its response whole, no step document)."""
+    stored_writes = (steps.RESULT_DOCUMENTS,) if step.name == steps.ASSEMBLE else (steps.STEP_DOCUMENTS,)
     return FunctionSpec(
         step.memory_mb,
         step.function_timeout_seconds,
         read_timeout_seconds=step.read_timeout_seconds,
         model_role=step.role,
         reads=_plus(step.reads, steps.STEP_DOCUMENTS),
-        writes=_plus(step.writes, steps.STEP_DOCUMENTS, *result),
+        writes=_plus(step.writes, *stored_writes),
         lists=step.lists,
     )
 

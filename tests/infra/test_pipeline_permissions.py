@@ -82,7 +82,8 @@ DOCUMENTED: dict[str, tuple[set, str | None]] = {
     "prompt": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_INTERROGATOR),
     "interrogate": ({_get(IN), DECRYPT, GENERATE} | STEP_DOCS_WRITE, c.MODEL_CLIP_INTERROGATOR),
     "restyle": ({DECRYPT, GENERATE} | STEP_DOCS, c.MODEL_RESTYLE),  # its container reads and writes the images
-    "assemble": ({DECRYPT, GENERATE, RESULT_DOC} | STEP_DOCS, None),
+    # reads the step documents; writes the result document only (no step document of its own)
+    "assemble": ({_get("inputs/*/*/steps/"), DECRYPT, GENERATE, RESULT_DOC}, None),
 }
 
 
