@@ -37,10 +37,6 @@ REDACTED = "[redacted]"
 _MIN_REDACTED_CHARS = 3  # shorter strings are too common to redact from an error message
 
 
-def is_jobs(event: Any) -> bool:
-    return isinstance(event, dict) and event.get("source") == JOBS
-
-
 def request_key(caller: str, request_id: str) -> str:
     return input_key(caller, request_id, REQUEST_DOCUMENT)
 
