@@ -15,7 +15,7 @@ Services, each its own process (group), all on 127.0.0.1:
     api        :8080  the HTTP API (local/api.py)
     s3         :8081  moto S3 + presigned-POST policy checks (local/s3.py)
     sagemaker  :8082  the SageMaker runtime over the model packages (local/sagemaker_runtime.py, .venv-models)
-    lambda     :8083  the Lambda Invoke API over the 13 functions (local/lambda_service.py)
+    lambda     :8083  the Lambda Invoke API over the 14 functions (local/lambda_service.py)
     sfn        :8084  the Step Functions API over aws-local-stepfunctions (local/stepfunctions.mjs, Node 22)
 
 `LocalService` is the same thing as a Python object (tests/local and bench/pipeline.py use it on free ports).

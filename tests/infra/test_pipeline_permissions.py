@@ -1,6 +1,6 @@
 """Least privilege of the request path, exactly docs/pipeline.md "Permissions": each function's role touches only
 its prefixes of the requests bucket and invokes only its model's endpoint; the state machines only invoke the
-ten step functions."""
+eleven step functions."""
 
 from __future__ import annotations
 
