@@ -32,7 +32,7 @@ class Retry(Enum):
 
     PLAIN = "plain"  # Lambda service errors only
     MODEL = "model"  # + ModelRetryableError/DependencyError, ModelTimeoutError; Standard: + ModelNotReadyError
-    VALIDATE = "validate"  # + DependencyError (S3), twice
+    VALIDATE = "validate"  # + DependencyError (S3), twice: validate, and assemble (a job's stored documents)
 
 
 UPLOADS, INPUTS, RESULTS = "uploads/", "inputs/", "results/"  # vlp.keys: the requests bucket's prefixes
@@ -113,7 +113,9 @@ STEPS: tuple[Step, ...] = (
     # container reads the normalised image and writes its PNG itself (S3 references): that step touches no S3.
     _model("interrogate", "clip_interrogator", 512, 65, 20, reads=(INPUTS,)),
     _model("restyle", "restyle", 256, 65, 20, path=ROUTED_RESULT_PATH),
-    Step("assemble", None, Retry.PLAIN, None, 256, 10),
+    # a job's assemble reads its step documents and writes its result document (vlp.pipeline.stored): a transient S3
+    # error there must not fail a job whose models have all answered
+    Step("assemble", None, Retry.VALIDATE, None, 256, 10),
 )
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 BY_NAME: dict[str, Step] = {step.name: step for step in STEPS}

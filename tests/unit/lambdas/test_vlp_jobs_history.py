@@ -236,3 +236,28 @@ def test_a_restyle_job_keeps_its_style_prompt_description_and_prompts_out_of_the
     assert _leaks(_history_text(pipeline), [style, description, negative, "Okavango", "Lisbon-walrus", "Oslo"]) == []
     restyle = _get(job_id, lambda_context)["result"]["restyle"]
     assert restyle["prompt"] == f"{style}, {description}" and negative in restyle["negative_prompt"]
+
+
+def test_a_transient_s3_error_writing_a_jobs_result_is_retried(pipeline, models, s3, lambda_context, monkeypatch):
+    """assemble writes a job's result document: S3 throttling there (after botocore's own attempts) is retried by
+    the state machine, not a failed job whose models have all answered."""
+    from vlp.errors import DependencyError
+    from vlp.pipeline import storage
+
+    write = storage.write
+    failures: list[str] = []
+
+    def throttled_once(s3_client: Any, bucket: str, key: str, *args: Any, **kwargs: Any) -> None:
+        if key.endswith("/result.json") and not failures:
+            failures.append(key)
+            raise DependencyError("S3 is unavailable (SlowDown).")
+        write(s3_client, bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "write", throttled_once)
+    put(s3, UPLOAD, image_bytes(64, 48), "image/png")
+    models.queue("vlm", [{"generated_text": f" {ANSWER}<end_of_utterance>"}])
+    job_id = _submit({"image_key": UPLOAD, "text": TEXT, "task": "describe"}, lambda_context)
+    assert failures == [f"results/{ANON}/{job_id}/result.json"]
+    assert pipeline.jobs_runner.retries.get("Assemble") == 1
+    view = _get(job_id, lambda_context)
+    assert view["status"] == "succeeded" and view["result"]["answer"] == ANSWER
