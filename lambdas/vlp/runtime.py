@@ -138,14 +138,13 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
             if isinstance(request_id, str):
                 tracer.put_annotation(key="request_id", value=request_id)
             jobs = isinstance(event, dict) and event.get("source") == "jobs"  # vlp.pipeline.stored.JOBS
-            secrets: list[str] = []
+            documents: list[dict[str, Any]] = []  # a jobs step's stored documents: their strings are user data
             try:
                 state = event
                 if jobs:
                     from vlp.pipeline import stored
 
                     event, documents = stored.load(*_store(), state)
-                    secrets = stored.redactions(documents)
                 result = fn(event, context)
                 if isinstance(result.get("model_ms"), (int, float)):
                     record_model_latency(result["model_ms"])
@@ -153,8 +152,8 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
                     result = stored.keep(*_store(), step, state, result)
                 return result
             except Exception as exc:
-                if secrets:
-                    stored.redact_error(exc, secrets)  # the Fail state's Cause is kept in the history
+                if documents:  # the Fail state's Cause is kept in the history (collected only when a step fails)
+                    stored.redact_error(exc, stored.redactions(documents))
                 _report(
                     exc,
                     rejected="step rejected the request",
