@@ -45,7 +45,8 @@ class StepEntry:
         self.settings = load_settings(PipelineSettings)
         self.clients = step_clients(self.step, self.settings)
         self._logic: Callable[..., Any] | None = None  # vlp.pipeline.<name>.run, imported at the first invocation
-        self._handler = step_handler(name)(self._invoke)
+        # a jobs execution's stored documents go through the step's own S3 client when it has one (vlp.runtime)
+        self._handler = step_handler(name, s3=lambda: self.clients.get("s3"))(self._invoke)
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         return self._handler(event, context)

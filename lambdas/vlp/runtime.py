@@ -109,19 +109,26 @@ def api_handler(
     return decorate
 
 
-def _store() -> tuple[Any, str]:
-    """The S3 client and bucket of the jobs state documents (vlp.pipeline.stored)."""
+def _store(own: Callable[[], Any] | None) -> tuple[Any, str]:
+    """The S3 client and bucket of the jobs state documents (vlp.pipeline.stored): the step's own client when it has
+    one (``own``), else one built at the first jobs invocation and shared."""
     global _STORE
-    if _STORE is None:
-        from vlp import aws
+    client = own() if own is not None else None
+    if client is None:
+        if _STORE is None:
+            from vlp import aws
 
-        _STORE = aws.s3_client()
-    return _STORE, os.environ["REQUESTS_BUCKET"]
+            _STORE = aws.s3_client()
+        client = _STORE
+    return client, os.environ["REQUESTS_BUCKET"]
 
 
-def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[[dict, Any], dict]]:
+def step_handler(
+    step: str, *, s3: Callable[[], Any] | None = None
+) -> Callable[[Callable[[dict, Any], dict]], Callable[[dict, Any], dict]]:
     """Decorate a pipeline step ``fn(event, context) -> dict`` (small JSON, S3 references only). A jobs
-    execution's step reads its input's stored documents and stores its result's user data (vlp.pipeline.stored)."""
+    execution's step reads its input's stored documents and stores its result's user data (vlp.pipeline.stored),
+    through the step's own S3 client (``s3()``, None for a step without one) rather than a second one."""
 
     def decorate(fn: Callable[[dict, Any], dict]) -> Callable[[dict, Any], dict]:
         @logger.inject_lambda_context(clear_state=True)
@@ -144,12 +151,12 @@ def step_handler(step: str) -> Callable[[Callable[[dict, Any], dict]], Callable[
                 if jobs:
                     from vlp.pipeline import stored
 
-                    event, documents = stored.load(*_store(), state)
+                    event, documents = stored.load(*_store(s3), state)
                 result = fn(event, context)
                 if isinstance(result.get("model_ms"), (int, float)):
                     record_model_latency(result["model_ms"])
                 if jobs:
-                    result = stored.keep(*_store(), step, state, result)
+                    result = stored.keep(*_store(s3), step, state, result)
                 return result
             except Exception as exc:
                 if documents:  # the Fail state's Cause is kept in the history (collected only when a step fails)

@@ -46,6 +46,36 @@ def test_the_logic_is_imported_at_the_first_invocation_and_gets_the_step_clients
     assert (name == "assemble") == (calls[0] == {})  # assemble has no clients: the event alone
 
 
+@pytest.mark.parametrize("name", ["segment", "plan"])
+def test_a_jobs_step_stores_through_its_own_s3_client(monkeypatch, name):
+    """A jobs execution's stored documents go through the step's own S3 client; a step without one (plan) builds
+    one shared client at its first jobs invocation (vlp.runtime), not one per invocation."""
+    from vlp import runtime
+    from vlp.pipeline import stored
+
+    used: list[Any] = []
+
+    def load(s3: Any, bucket: str, event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        used.append(s3)
+        return event, []
+
+    def keep(s3: Any, bucket: str, step: str, event: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        used.append(s3)
+        return result
+
+    monkeypatch.setattr(stored, "load", load)
+    monkeypatch.setattr(stored, "keep", keep)
+    monkeypatch.setattr(runtime, "_STORE", None)
+    handler = entry.step_entry(name)
+    monkeypatch.setitem(sys.modules, steps.BY_NAME[name].logic, types.SimpleNamespace(run=lambda event, **_: {}))
+    for _ in range(2):
+        handler({"request_id": "r", "source": "jobs"}, LambdaContext())
+    own = handler.clients.get("s3")
+    expected = own if own is not None else runtime._STORE
+    assert expected is not None and used == [expected] * 4
+    assert (runtime._STORE is None) == (own is not None)
+
+
 def test_an_unknown_step_has_no_entry():
     with pytest.raises(KeyError):
         entry.step_entry("resize")
