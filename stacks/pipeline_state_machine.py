@@ -115,7 +115,7 @@ class _Builder:
         if retry is steps.Retry.MODEL:
             standard = (NOT_READY_RETRY,) if self._kind is MachineKind.STANDARD else ()
             return (LAMBDA_RETRY, MODEL_RETRY, TIMEOUT_RETRY, *standard)
-        return (LAMBDA_RETRY, VALIDATE_RETRY) if retry is steps.Retry.VALIDATE else (LAMBDA_RETRY,)
+        return (LAMBDA_RETRY, VALIDATE_RETRY)  # Retry.VALIDATE
 
     def catch(self, state: _Catchable) -> _Catchable:
         state.add_catch(self.failed, errors=[sfn.Errors.ALL], result_path="$.error")

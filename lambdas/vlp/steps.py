@@ -30,7 +30,6 @@ class Route(StrEnum):
 class Retry(Enum):
     """The retriers of a step's Task state (stacks/pipeline_state_machine.py, docs/pipeline.md "Retries")."""
 
-    PLAIN = "plain"  # Lambda service errors only
     MODEL = "model"  # + ModelRetryableError/DependencyError, ModelTimeoutError; Standard: + ModelNotReadyError
     VALIDATE = "validate"  # + DependencyError (S3), twice: validate, and assemble (a job's stored documents)
 
