@@ -26,7 +26,6 @@ from __future__ import annotations
 import vlp_vendor  # noqa: F401  (first: vendored dependencies go on sys.path before any third-party import)
 
 # isort: split
-import base64
 import gc
 import logging
 import time
@@ -265,11 +264,6 @@ class RestyleService:
 
 def _storage_failure(message: str) -> RequestError:
     return RequestError("STORAGE_FAILURE", f"{message}; retrying may succeed", 502)
-
-
-def encode_inline(data: bytes) -> str:
-    """Base64 text of image bytes, as an inline `image` takes them (tests and the benchmark)."""
-    return base64.b64encode(data).decode("ascii")
 
 
 _service = RestyleService()
