@@ -59,7 +59,6 @@ ARTIFACTS_BUCKET_ID = "ArtifactsBucket"
 REQUESTS_BUCKET_ID = "RequestsBucket"
 ACCESS_LOGS_BUCKET_ID = "AccessLogsBucket"
 ALARM_TOPIC_ID = "AlarmTopic"
-DASHBOARD_ID = "Dashboard"
 SERVICE_MONITORING_ID = "Service"  # cdk-monitoring-constructs facade: API, state machines, functions, WAF
 STEP_METRICS_ID = "StepMetrics"
 SERVICE_UNHEALTHY_ALARM_ID = "ServiceUnhealthy"
@@ -103,7 +102,6 @@ def metrics_namespace(environment: str) -> str:
 
 METRIC_SERVICE_DIMENSION = "service"  # Powertools' default dimension (POWERTOOLS_SERVICE_NAME)
 METRIC_STEP_DIMENSION = "Step"  # lambdas/vlp/runtime.py step_handler
-METRIC_ROUTE_DIMENSION = "Route"  # lambdas/vlp/runtime.py api_handler
 
 # ---- stack outputs ----
 OUTPUT_ARTIFACTS_BUCKET = "ArtifactsBucketName"

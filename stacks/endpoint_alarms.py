@@ -46,20 +46,6 @@ class EndpointTarget:
         return {"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}
 
 
-def endpoint_metric(
-    endpoint_name: str, name: str, *, statistic: str, instance_level: bool = False
-) -> cloudwatch.Metric:
-    """A classic variant's metric: invocation metrics live in AWS/SageMaker, instance metrics in
-    /aws/sagemaker/Endpoints."""
-    return cloudwatch.Metric(
-        namespace=ENDPOINT_INSTANCE_NAMESPACE if instance_level else INVOCATIONS_NAMESPACE,
-        metric_name=name,
-        dimensions_map={"EndpointName": endpoint_name, "VariantName": VARIANT_NAME},
-        statistic=statistic,
-        period=cdk.Duration.minutes(1),
-    )
-
-
 def invocation_metric(
     target: EndpointTarget, name: str, *, statistic: str, period: cdk.Duration | None = None
 ) -> cloudwatch.Metric:

@@ -403,12 +403,6 @@ class ModelEndpoint(Construct):
         )
 
     @property
-    def update_headroom_instances(self) -> int:
-        """Instances an update needs on top of the fleet at its maximum: blue/green a whole second fleet, rolling
-        one batch (docs/operations.md)."""
-        return self.update.settings.headroom(self.update.strategy, self.config.max_instances)
-
-    @property
     def scaling_resource_id(self) -> str:
         if self.scale_to_zero:
             return f"inference-component/{self.inference_component_name}"

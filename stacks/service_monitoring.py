@@ -141,10 +141,6 @@ class ServiceMonitoring(Construct):
         return [alarm.alarm for alarm in self.facade.created_alarms_with_disambiguator(CRITICAL)]
 
     @property
-    def context_alarms(self) -> list[cloudwatch.IAlarm]:
-        return [alarm.alarm for alarm in self.facade.created_alarms_with_disambiguator(CONTEXT)]
-
-    @property
     def dashboard(self) -> cloudwatch.Dashboard:
         dashboard = self.dashboard_factory.dashboard
         assert dashboard is not None  # create_dashboard=True

@@ -54,10 +54,6 @@ class ApiEvent(BaseModel):
         method = self.httpMethod or (self.requestContext.http.method if self.requestContext.http else None) or ""
         return method.upper()
 
-    @property
-    def route_path(self) -> str:
-        return self.path or self.rawPath or (self.requestContext.http.path if self.requestContext.http else "") or ""
-
     def header(self, name: str) -> str | None:
         lowered = name.lower()
         for key, value in (self.headers or {}).items():
