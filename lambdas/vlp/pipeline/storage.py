@@ -31,15 +31,6 @@ def _error(error: Exception, key: str) -> VlpError:
     return DependencyError(f"S3 could not be reached ({type(error).__name__}).")
 
 
-def head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return s3.head_object(Bucket=bucket, Key=key)
-    except (BotoCoreError, ClientError) as error:
-        raise _error(error, key) from None
-
-
 def read(
     s3: Any,
     bucket: str,
