@@ -20,9 +20,9 @@ from ops.preflight import (
     WeightsPlan,
     blockers,
     bundles_plan,
+    checks_and_account,
     missing_bundles,
     missing_weights,
-    run_checks,
     weights_plan,
 )
 from stacks import constants as c
@@ -42,11 +42,11 @@ def deploy(
 ) -> None:
     say = say or (lambda text: console.print(f"[bold]deploy {config.name}:[/] {text}"))
     env = config.name
-    rows = run_checks(config, clients, weights=False, plan=plan)
+    rows, account = checks_and_account(config, clients, weights=False)
     print_table(f"preflight {env}", rows, console)
-    if blockers(rows):
-        raise OpsError(f"preflight found {len(blockers(rows))} blocker(s): fix the rows marked fail, then run again")
-    account = rows[0].detail.split("(account ")[1].split(",")[0]
+    failing = blockers(rows)
+    if failing:
+        raise OpsError(f"preflight found {len(failing)} blocker(s): fix the rows marked fail, then run again")
 
     storage = f"{env}/{c.STORAGE_STACK_ID}"
     say(f"deploying {storage} (stack {stack_name(config, c.STORAGE_STACK_ID)}): waiting for CloudFormation")

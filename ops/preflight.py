@@ -309,6 +309,18 @@ def run_checks(
     bundles: BundlesPlan = bundles_plan,
 ) -> list[Check]:
     """Every check in order; raises OpsError (one line) when there are no usable credentials."""
+    return checks_and_account(config, clients, weights=weights, plan=plan, bundles=bundles)[0]
+
+
+def checks_and_account(
+    config: EnvironmentConfig,
+    clients: Clients,
+    *,
+    weights: bool = True,
+    plan: WeightsPlan = weights_plan,
+    bundles: BundlesPlan = bundles_plan,
+) -> tuple[list[Check], str]:
+    """run_checks' rows and the caller's account id (from the same GetCallerIdentity call)."""
     identity, account = check_identity(config, clients)
     rows = [identity, check_bootstrap(config, clients, account)]
     rows += check_endpoint_quotas(config, clients)
@@ -317,7 +329,7 @@ def run_checks(
     if weights:
         rows.append(check_weights(config, clients, account, plan))
         rows += check_bundles(config, clients, account, bundles)
-    return rows
+    return rows, account
 
 
 def blockers(rows: list[Check]) -> list[Check]:
