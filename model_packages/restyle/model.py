@@ -48,9 +48,8 @@ from vlp_djl_support import (
     read_json_object,
     resolve_model_source,
     select_device_and_dtype,
+    start_worker,
 )
-from vlp_hub_token import load_hub_token
-from vlp_requirements import verify_installed
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +104,7 @@ class RestyleService:
         from diffusers import StableDiffusionXLImg2ImgPipeline
 
         started = time.monotonic()
-        verify_installed(Path(__file__).resolve().parent)  # the versions the tests ran, or no worker
-        load_hub_token()  # HF_TOKEN_SECRET_ID: a gated hub model's token, read through the role
-        props = Properties(properties)
+        props = start_worker(Path(__file__).resolve().parent, properties)  # pinned versions, hub token, props
         self.settings = RestyleSettings.from_properties(props)
         self.device, self.dtype = select_device_and_dtype(props)
         model_dir = props.get_str("model_dir")
