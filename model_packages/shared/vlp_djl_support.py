@@ -23,6 +23,7 @@ import math
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -273,7 +274,7 @@ def start_worker(package_dir: str | os.PathLike, properties: Mapping[str, Any]) 
     return Properties(properties)
 
 
-class ModelService:
+class ModelService(ABC):
     """A package's worker service as `handle_with` drives it: `initialize` (once: start_worker, the settings from
     `settings_cls.from_properties`, the device and dtype from option.dtype, then the package's `load`), `parse`
     (one request's JSON object, through `parse_body`) and `run` (the parsed requests, each through `predict` unless
@@ -297,14 +298,17 @@ class ModelService:
         self.initialized = True
         logger.info("%s: ready in %.1fs", self.package_dir.name, time.monotonic() - started)
 
+    @abstractmethod
     def load(self) -> None:
-        raise NotImplementedError
+        """Load the models (self.settings, self.device and self.dtype are set)."""
 
+    @abstractmethod
     def parse_body(self, body: dict) -> Any:
-        raise NotImplementedError
+        """One request's JSON object as the package's request type (RequestError when it is bad)."""
 
     def predict(self, request: Any) -> dict:
-        raise NotImplementedError
+        """One request's answer: the default `run` calls it per request; a package that batches overrides `run`."""
+        raise TypeError(f"{type(self).__name__} overrides neither predict nor run")
 
     def parse(self, item: Any) -> Any:
         return self.parse_body(read_json_object(item))
