@@ -20,7 +20,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from stacks.config import AlarmsConfig, ModelConfig
-from stacks.model_endpoint import VARIANT_NAME
+from stacks.model_endpoint import VARIANT_NAME, invocation_dimensions
 
 INVOCATIONS_NAMESPACE = "AWS/SageMaker"
 ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -38,9 +38,7 @@ class EndpointTarget:
     model: ModelConfig
 
     def invocation_dimensions(self) -> dict[str, str]:
-        if self.inference_component_name:
-            return {"InferenceComponentName": self.inference_component_name}
-        return {"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}
+        return invocation_dimensions(self.endpoint_name, self.inference_component_name)
 
     def variant_dimensions(self) -> dict[str, str]:
         return {"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}

@@ -34,6 +34,16 @@ from stacks.model_secrets import grant_hub_token_read
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
 
 VARIANT_NAME = "AllTraffic"
+
+
+def invocation_dimensions(endpoint_name: str, inference_component_name: str | None) -> dict[str, str]:
+    """Where SageMaker reports an endpoint's invocation metrics (AWS/SageMaker): by inference component when the
+    endpoint hosts one, else by endpoint and variant."""
+    if inference_component_name:
+        return {"InferenceComponentName": inference_component_name}
+    return {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
+
+
 ROLLBACK_ALARM_SUFFIXES = ("rollback-5xx", "rollback-latency")  # <endpoint name>-<suffix>
 
 
@@ -299,10 +309,7 @@ class ModelEndpoint(Construct):
         here, with fixed names, because the monitoring stack depends on this one (its alarms cannot be referenced
         from the endpoint without a cycle). Inference components report under InferenceComponentName."""
         thresholds = self.update.alarms
-        if self.inference_component_name:
-            dimensions = {"InferenceComponentName": self.inference_component_name}
-        else:
-            dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}
+        dimensions = invocation_dimensions(self.endpoint_name, self.inference_component_name)
         periods = max(1, min(thresholds.evaluation_minutes, 3))  # a rollback should not wait long
         specs = [
             ("Invocation5XXErrors", "Sum", thresholds.error_5xx_threshold, "model returned 5XX errors"),
