@@ -4,7 +4,8 @@ Every pipeline step has ONE name: its Lambda function (`vlp-<env>-step-<name>`),
 (``vlp.handlers.<name>``), its logic module (``vlp.pipeline.<name>``), its metrics ``Step`` dimension, and, in
 lower case, its state in the state machine (``Segment``). The CDK app (stacks/constants.py, the function specs,
 the state machine builder), local mode, the handlers and the error codes read this module; a test keeps the
-synthesized state machines equal to it. Standard library only: the CDK app imports it too.
+synthesized state machines equal to it. Standard library only (and vlp.keys, the same): the CDK app imports it
+too.
 
 Adding a routed task is a few lines: a ``Route`` member, its step(s) in ``STEPS``, its row in ``ROUTES`` (and its
 value in ``vlp.requests.Task``, the API's list of tasks).
@@ -15,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+
+from vlp.keys import INPUTS_PREFIX, RESULTS_PREFIX, UPLOADS_PREFIX
 
 
 class Route(StrEnum):
@@ -34,7 +37,7 @@ class Retry(Enum):
     VALIDATE = "validate"  # + DependencyError (S3), twice: validate, and assemble (a job's stored documents)
 
 
-UPLOADS, INPUTS, RESULTS = "uploads/", "inputs/", "results/"  # vlp.keys: the requests bucket's prefixes
+UPLOADS, INPUTS, RESULTS = UPLOADS_PREFIX, INPUTS_PREFIX, RESULTS_PREFIX  # the requests bucket's prefixes
 # Jobs (Standard) executions keep user data in S3, not in their state (vlp.pipeline.stored): the jobs function
 # writes inputs/<caller>/<id>/request.json, every step reads and writes its execution's inputs/<caller>/<id>/steps/,
 # assemble writes results/<caller>/<id>/result.json (GET /v1/jobs/{id} reads it). IAM: stacks/pipeline_functions.py.
