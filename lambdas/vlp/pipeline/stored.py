@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from vlp.dicts import deep_merge
 from vlp.keys import CALLER_RE, UUID_RE, input_key, input_prefix, is_caller_key, result_key
 from vlp.pipeline import storage
-from vlp.steps import REQUEST_DOCUMENT, RESULT_DOCUMENT, STEPS_FOLDER
+from vlp.steps import ASSEMBLE, REQUEST_DOCUMENT, RESULT_DOCUMENT, STEPS, STEPS_FOLDER
 
 JOBS = "jobs"  # the execution input's ``source`` of the Standard machine
 STORED = "stored"  # the state field that names a stored document
@@ -151,7 +151,6 @@ def keep(s3: Any, bucket: str, step: str, event: dict[str, Any], result: dict[st
     """What a jobs state keeps of the step's ``result``: the first step's context and every step result split
     (the rest stored under ``steps/<step>.json``); the last step's response stored whole as the job's result."""
     from vlp.pipeline.models import Context, result_model
-    from vlp.steps import ASSEMBLE, STEPS
 
     caller, request_id = _ids(event)
     if step == ASSEMBLE:
