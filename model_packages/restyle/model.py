@@ -43,6 +43,7 @@ from vlp_djl_support import (
     Properties,
     RequestError,
     decode_image,
+    decode_image_bytes,
     display_name,
     handle_with,
     read_json_object,
@@ -148,7 +149,7 @@ class RestyleService:
         else:
             data = self._read_image(request.image_ref)
             read_done = time.perf_counter()
-            image = core.decode_image_bytes(data, self.settings.max_image_pixels)
+            image = decode_image_bytes(data, self.settings.max_image_pixels)
         request.image = core.fit_to_output(image)
         decoded = time.perf_counter()
         request.timings_ms.update(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlp_djl_support import IMAGE_FORMATS, RequestError, float_field, int_field
+from vlp_djl_support import RequestError, float_field, int_field
 
 MAX_PROMPT_CHARS = 2000
 MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH = 0.1, 1.0, 0.6
@@ -143,28 +143,6 @@ def fit_to_output(image: Any) -> Any:
 
     size = output_size(*image.size)
     return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
-
-
-def decode_image_bytes(data: bytes, max_pixels: int) -> Any:
-    """An RGB PIL image from JPEG, PNG or WebP bytes, the pixel count checked from the header before decoding."""
-    from PIL import Image, ImageOps
-
-    if not data:
-        raise RequestError("INVALID_IMAGE", "the image object is empty")
-    try:
-        image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
-    except Image.DecompressionBombError:
-        raise RequestError("IMAGE_TOO_LARGE", f"the image has more than {max_pixels} pixels") from None
-    except Exception:
-        raise RequestError("INVALID_IMAGE", "the image is not a JPEG, PNG or WebP image") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise RequestError("IMAGE_TOO_LARGE", f"the image is {width}x{height} pixels; at most {max_pixels} accepted")
-    try:
-        image.load()
-        return ImageOps.exif_transpose(image).convert("RGB")
-    except Exception:
-        raise RequestError("INVALID_IMAGE", "the image data is truncated or corrupt") from None
 
 
 def denoising_schedule(steps: int, strength: float) -> tuple[int, int]:

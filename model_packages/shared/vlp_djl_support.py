@@ -138,8 +138,6 @@ def decode_image(body: Mapping, max_pixels: int, field: str = "image"):
     """The RGB PIL image in `body[field]` (base64 of JPEG, PNG or WebP bytes; a data: URI prefix is tolerated).
 
     The pixel count is checked from the header, before the pixels are decoded (no decompression bombs)."""
-    from PIL import Image, ImageOps
-
     value = body.get(field)
     if value is None:
         raise RequestError("INVALID_REQUEST", f"'{field}' is required: base64 JPEG, PNG or WebP bytes")
@@ -154,6 +152,14 @@ def decode_image(body: Mapping, max_pixels: int, field: str = "image"):
             data = base64.b64decode("".join(value.split()) + "==", validate=False)
         except (binascii.Error, ValueError):
             raise RequestError("INVALID_IMAGE", f"'{field}' is not valid base64") from None
+    return decode_image_bytes(data, max_pixels, field)
+
+
+def decode_image_bytes(data: bytes, max_pixels: int, field: str = "image") -> Any:
+    """The RGB PIL image in JPEG, PNG or WebP `data` (from `body[field]`, or an object read from S3), EXIF
+    orientation applied; the pixel count is checked from the header, before the pixels are decoded."""
+    from PIL import Image, ImageOps
+
     if not data:
         raise RequestError("INVALID_IMAGE", f"'{field}' is empty")
     try:
