@@ -56,19 +56,14 @@ def read_job_result(output: dict[str, Any], *, s3: Any, bucket: str, caller: str
     """A finished job's result document (``results/<caller>/<job id>/result.json``, written by the assemble step):
     the execution output names it; only the asking caller's own key is read. Expired with the bucket's lifecycle:
     404 JOB_NOT_FOUND, like a job whose history has expired."""
-    import json
-
-    from vlp.pipeline import storage, stored
+    from vlp.pipeline import stored
 
     key = stored.job_result_key(caller, job_id)
     if output.get("result_key") != key:
         raise VlpError("The job's result is not where it belongs.", code="PIPELINE_FAILED")
     try:
-        result = json.loads(storage.read(s3, bucket, key))
+        return stored.read_json(s3, bucket, key)
     except CallerError:  # storage: a missing object
         raise CallerError("The job's result has expired.", code="JOB_NOT_FOUND") from None
-    except ValueError:
+    except ValueError:  # not JSON, or not an object
         raise VlpError("The job's result is unreadable.", code="PIPELINE_FAILED") from None
-    if not isinstance(result, dict):
-        raise VlpError("The job's result is unreadable.", code="PIPELINE_FAILED")
-    return result

@@ -108,10 +108,11 @@ def merge(inline: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
 # ---- the step wrapper's two calls ----
 
 
-def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """A stored document: a JSON object (ValueError when it is not one; storage's errors when it cannot be read)."""
     value = json.loads(storage.read(s3, bucket, key))
     if not isinstance(value, dict):
-        raise ValueError("a stored step document is not a JSON object")
+        raise ValueError("a stored document is not a JSON object")
     return value
 
 
@@ -140,7 +141,7 @@ def load(s3: Any, bucket: str, event: dict[str, Any]) -> tuple[dict[str, Any], l
         if not (isinstance(key, str) and key.startswith(own) and key.endswith(".json") and ".." not in key):
             raise ValueError("a stored document outside the execution's own prefix")
         if key not in cache:
-            cache[key] = _read_json(s3, bucket, key)
+            cache[key] = read_json(s3, bucket, key)
             documents.append(cache[key])
         return merge(node, cache[key])
 
