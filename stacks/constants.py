@@ -159,6 +159,11 @@ def function_construct_id(name: str) -> str:
     return f"{name.capitalize()}Function"
 
 
+def alarm_name_suffix(construct_id: str) -> str:
+    """An alarm's construct id in the form of the alarm names: `ModelLatency` -> `model-latency`."""
+    return "".join(f"-{ch.lower()}" if ch.isupper() else ch for ch in construct_id).lstrip("-")
+
+
 # API Gateway: the stage is the first path segment of ApiUrl (openapi/vlp-api.json `servers`).
 API_STAGE_NAME = "live"  # URLs are <ApiUrl>/v1/...: the version lives in the path, not the stage
 

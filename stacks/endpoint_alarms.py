@@ -19,6 +19,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from stacks import constants as c
 from stacks.config import AlarmsConfig, ModelConfig
 from stacks.model_endpoint import VARIANT_NAME, invocation_dimensions
 
@@ -217,11 +218,10 @@ class EndpointAlarms(Construct):
         missing: cloudwatch.TreatMissingData,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     ) -> cloudwatch.Alarm:
-        suffix = "".join(f"-{ch.lower()}" if ch.isupper() else ch for ch in construct_id).lstrip("-")
         return cloudwatch.Alarm(
             self,
             construct_id,
-            alarm_name=f"{self._prefix}-{suffix}",
+            alarm_name=f"{self._prefix}-{c.alarm_name_suffix(construct_id)}",
             metric=metric,
             threshold=threshold,
             evaluation_periods=periods,

@@ -5,7 +5,6 @@ row per step (latency, errors, retries)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -39,11 +38,6 @@ def step_latency_threshold_ms(config: EnvironmentConfig, step: str) -> int:
     return max(config.alarms.step_model_latency_p90_ms, own or 0)
 
 
-def _kebab(name: str) -> str:
-    """ModelLatency -> model-latency (the alarm names' form)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-
-
 class StepMetrics(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
@@ -58,7 +52,7 @@ class StepMetrics(Construct):
                 cloudwatch.Alarm(
                     self,
                     f"{c.function_construct_id(step)}{metric}",
-                    alarm_name=f"{config.prefix}-step-{step}-{_kebab(metric)}",
+                    alarm_name=f"{config.prefix}-step-{step}-{c.alarm_name_suffix(metric)}",
                     metric=step_metric(config, step, metric, statistic=statistic),
                     threshold=threshold,
                     comparison_operator=operator,
