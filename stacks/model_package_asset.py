@@ -27,8 +27,6 @@ from stacks.model_bundle import (  # re-exported: the package layout lives in st
     SHARED_DIR,
     VENDOR_DIR,
     VENDOR_MARKER,
-    VENDOR_REQUIREMENTS,
-    package_files,
     package_members,
     vendored,
 )
@@ -38,10 +36,8 @@ __all__ = [
     "SHARED_DIR",
     "VENDOR_DIR",
     "VENDOR_MARKER",
-    "VENDOR_REQUIREMENTS",
     "ModelPackageAsset",
     "build_package",
-    "package_files",
     "write_model_tarball",
 ]
 
