@@ -126,8 +126,7 @@ def load(s3: Any, bucket: str, event: dict[str, Any]) -> tuple[dict[str, Any], l
     Only documents under the execution's own ``inputs/<caller>/<request id>/`` are read."""
     caller, request_id = _ids(event)
     own = input_prefix(caller, request_id)
-    documents: list[dict[str, Any]] = []
-    cache: dict[str, dict[str, Any]] = {}
+    documents: dict[str, dict[str, Any]] = {}  # by key: each read once
 
     def walk(value: Any) -> Any:
         if isinstance(value, list):
@@ -140,12 +139,12 @@ def load(s3: Any, bucket: str, event: dict[str, Any]) -> tuple[dict[str, Any], l
             return node
         if not (isinstance(key, str) and key.startswith(own) and key.endswith(".json") and ".." not in key):
             raise ValueError("a stored document outside the execution's own prefix")
-        if key not in cache:
-            cache[key] = read_json(s3, bucket, key)
-            documents.append(cache[key])
-        return merge(node, cache[key])
+        if key not in documents:
+            documents[key] = read_json(s3, bucket, key)
+        return merge(node, documents[key])
 
-    return walk(event), documents
+    state = walk(event)
+    return state, list(documents.values())
 
 
 def keep(s3: Any, bucket: str, step: str, event: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
