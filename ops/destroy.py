@@ -16,7 +16,7 @@ def leftovers(config: EnvironmentConfig, account: str) -> list[tuple[str, str]]:
     """(what stays, how to remove it) after `cdk destroy`, for the environment's removal policy."""
     region = f"--region {config.region}"
     buckets = [config.bucket_name(purpose, account) for purpose in ("artifacts", "requests", "access-logs")]
-    table = f"{config.prefix}-idempotency"
+    table = c.idempotency_table_name(config.prefix)
     empty = (
         "python -c \"import boto3; boto3.resource('s3').Bucket('{b}').object_versions.delete()\" "
         "&& aws s3 rb s3://{b} " + region
