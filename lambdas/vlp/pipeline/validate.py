@@ -26,7 +26,7 @@ from vlp.inference.whisper import CONTENT_TYPES as AUDIO_CONTENT_TYPES
 from vlp.keys import input_key, owns
 from vlp.pipeline import audio as audio_headers
 from vlp.pipeline import storage
-from vlp.pipeline.helpers import parse_execution_input
+from vlp.pipeline.helpers import elapsed_ms, parse_execution_input
 from vlp.requests import AnalyzeRequest, jobs_only_error
 from vlp.settings import PipelineSettings
 from vlp.steps import ROUTES, Route
@@ -162,7 +162,7 @@ def run(event: Any, *, s3: Any, settings: PipelineSettings) -> dict[str, Any]:
         "options": request.options.model_dump(mode="json"),
         "image": image,
         "audio": audio,
-        "timings_ms": {"validate": round((time.perf_counter() - started) * 1000, 1)},
+        "timings_ms": {"validate": elapsed_ms(started)},
         "warnings": (
             ["options.translate applies to audio, and the request has none: nothing was translated."]
             if request.options.translate and not request.audio_key
