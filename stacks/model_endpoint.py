@@ -45,6 +45,12 @@ def invocation_dimensions(endpoint_name: str, inference_component_name: str | No
 
 
 ROLLBACK_ALARM_SUFFIXES = ("rollback-5xx", "rollback-latency")  # <endpoint name>-<suffix>
+# cdk-nag's reason for the execution role's wildcards; stacks/service_logs.py adds the component's log streams under
+# the same reason (one role, one decision).
+EXECUTION_ROLE_WILDCARD_REASON = (
+    "Scoped to this endpoint's own weights prefix and log group; log stream names are instance ids known "
+    "only at run time; ecr:GetAuthorizationToken supports no resource-level permission."
+)
 
 
 @dataclass(frozen=True)
@@ -186,12 +192,7 @@ class ModelEndpoint(Construct):
                     resources=["*"],
                 )
             )
-        acknowledge_wildcard_resources(
-            role,
-            wildcards,
-            "Scoped to this endpoint's own weights prefix and log group; log stream names are instance ids known "
-            "only at run time; ecr:GetAuthorizationToken supports no resource-level permission.",
-        )
+        acknowledge_wildcard_resources(role, wildcards, EXECUTION_ROLE_WILDCARD_REASON)
         return role
 
     # ---- model ----

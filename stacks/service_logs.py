@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from stacks.config import EnvironmentConfig
+from stacks.model_endpoint import EXECUTION_ROLE_WILDCARD_REASON
 from stacks.nag import acknowledge_wildcard_resources
 
 USER_DATA_PREFIXES = ("/aws/lambda/", "/aws/sagemaker/")
@@ -132,13 +133,7 @@ class EndpointLogGroups(Construct):
                     resources=[streams],
                 )
             )
-            acknowledge_wildcard_resources(
-                execution_role,
-                [streams],
-                # the endpoint role's own reason (stacks/model_endpoint.py): the same decision, one reason
-                "Scoped to this endpoint's own weights prefix and log group; log stream names are instance ids known "
-                "only at run time; ecr:GetAuthorizationToken supports no resource-level permission.",
-            )
+            acknowledge_wildcard_resources(execution_role, [streams], EXECUTION_ROLE_WILDCARD_REASON)
         for dependent in dependents:
             for group in self.log_groups:
                 dependent.node.add_dependency(group)
