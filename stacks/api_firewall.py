@@ -15,6 +15,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.service_logs import removal_policy
 
 # (rule group, priority, rules switched to COUNT). SizeRestrictions_BODY blocks bodies above 8 KB, but
 # /v1/analyze and /v1/jobs take up to 512 KiB (inline images, labels): the Lambda functions enforce those limits.
@@ -75,7 +76,7 @@ class ApiFirewall(Construct):
             log_group_name=log_group_name,
             encryption_key=key,  # client IPs, URIs and headers: the data key, as the other user-data logs
             # retention: logs.retention_days, set on every log group of the stage (stacks/service_logs.ServiceLogs)
-            removal_policy=cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(config),
         )
         # WAF takes the log group's ARN without the `:*` that LogGroup.log_group_arn ends with.
         arn = cdk.Stack.of(self).format_arn(

@@ -27,6 +27,7 @@ from stacks.config import EnvironmentConfig
 from stacks.cost_budget import CostBudget
 from stacks.endpoint_alarms import EndpointAlarms, EndpointTarget, endpoint_widgets
 from stacks.failed_jobs import FailedJobsRule
+from stacks.service_logs import removal_policy
 from stacks.service_monitoring import ServiceMonitoring, ServiceTargets
 from stacks.step_metrics import StepMetrics
 
@@ -105,7 +106,7 @@ class MonitoringStack(cdk.Stack):
             "AlarmTopicKey",
             description=f"{config.prefix}: alarm notifications",
             enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(config),
         )
         # CloudWatch publishes the composite alarm's notifications into the encrypted topic.
         key.add_to_resource_policy(

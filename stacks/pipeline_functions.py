@@ -19,6 +19,7 @@ from stacks import constants as c
 from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge, acknowledge_wildcard_resources
 from stacks.request_function import RequestFunction
+from stacks.service_logs import removal_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_EXCLUDE = ["tests", "**/tests", "**/__pycache__", "**/*.pyc"]
@@ -155,7 +156,7 @@ class RequestFunctions(Construct):
         self._state_machines = state_machines
         self._wildcards: set[str] = set()
         code = lambda_.Code.from_asset(str(ROOT / c.LAMBDA_CODE_DIR), exclude=CODE_EXCLUDE)
-        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+        removal = removal_policy(config)
         environments = self._environments()
         self.functions: dict[str, lambda_.Function] = {}
         for name, spec in SPECS.items():
